@@ -1,0 +1,1 @@
+"""Structural causal models: specification, do(), counterfactuals, identification, estimation, discovery."""

@@ -1,0 +1,1 @@
+"""The simulated household kitchen: PyBullet physics, the Panda, sensors, tasks and ground truth."""

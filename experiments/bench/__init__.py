@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks behind `embodia bench TARGET`; each module exposes `run(args) -> dict`."""

@@ -1,0 +1,1 @@
+"""One module per `embodia` sub-command; each exposes `register(subparsers)`."""
