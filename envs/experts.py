@@ -1,0 +1,208 @@
+"""Scripted experts: privileged-state controllers for every task.
+
+Each expert is a short list of phases (move above, descend, close, lift, ...). A phase names a target
+for the grasp point and a gripper command, and says when it is done; targets are recomputed from the
+live scene every step, so the expert corrects for objects that slip or drift. Actions come out in
+the env's own `ee` action space, so expert data can train policies directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs import predicates as pred
+from envs.robots import EE_STEP
+from envs.scene import SPECS
+from envs.state import BLOCK_HALF, SceneState
+from envs.tasks import DIRECTIONS, TaskSpec, handle_position
+
+Target = Callable[[SceneState], np.ndarray]
+CARRY_HEIGHT = 0.20
+HOOK_DEPTH = 0.078
+
+
+@dataclass
+class Phase:
+    """Move the grasp point to `target` with the gripper `open` (or closed) until `done`."""
+
+    name: str
+    target: Target
+    open: bool
+    tolerance: float = 0.01
+    min_steps: int = 0
+    max_steps: int = 40
+    speed: float = 1.0
+    until: Callable[[SceneState], bool] | None = None
+
+
+class ScriptedExpert:
+    """Runs a phase list; `act(state)` returns a (4,) action in [-1, 1]."""
+
+    def __init__(self, spec: TaskSpec, phases: list[Phase]) -> None:
+        self.spec = spec
+        self.phases = phases
+        self.reset()
+
+    def reset(self) -> None:
+        self._index = 0
+        self._steps = 0
+        self._anchor: SceneState | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._index >= len(self.phases)
+
+    @property
+    def phase_name(self) -> str:
+        return "done" if self.done else self.phases[self._index].name
+
+    def act(self, state: SceneState) -> np.ndarray:
+        if self._anchor is None:
+            self._anchor = state
+        while not self.done and self._phase_finished(state):
+            self._index += 1
+            self._steps = 0
+        if self.done:
+            return np.array([0.0, 0.0, 0.0, 1.0 if self.phases[-1].open else -1.0], dtype=np.float32)
+        phase = self.phases[self._index]
+        self._steps += 1
+        delta = (phase.target(state) - state.ee_position) / EE_STEP
+        delta = np.clip(delta, -phase.speed, phase.speed)
+        return np.array([*delta, 1.0 if phase.open else -1.0], dtype=np.float32)
+
+    def _phase_finished(self, state: SceneState) -> bool:
+        phase = self.phases[self._index]
+        if self._steps >= phase.max_steps:
+            return True
+        if self._steps < phase.min_steps:
+            return False
+        if phase.until is not None:
+            return phase.until(state)
+        return bool(np.linalg.norm(phase.target(state) - state.ee_position) < phase.tolerance)
+
+
+# -------------------------------------------------------------------------------------- targets
+def _above(name: str, height: float) -> Target:
+    return lambda s: pred.grasp_point(s, name) + np.array([0.0, 0.0, height])
+
+
+def _at(name: str) -> Target:
+    return lambda s: pred.grasp_point(s, name)
+
+
+def _carry_to(name: str, goal: Target) -> Target:
+    """Grasp-point target that brings the held object's centre over `goal`, keeping the grasp offset."""
+
+    def target(state: SceneState) -> np.ndarray:
+        offset = state.ee_position - state.position(name)
+        point = goal(state) + offset
+        return np.array([point[0], point[1], goal(state)[2] + offset[2]])
+
+    return target
+
+
+def _fixed_height(target: Target, height: float) -> Target:
+    return lambda s: np.array([*target(s)[:2], height])
+
+
+def _grasp_phases(name: str) -> list[Phase]:
+    return [
+        Phase("above", _above(name, 0.10), open=True, tolerance=0.015),
+        Phase("descend", _at(name), open=True, tolerance=0.006, max_steps=25),
+        Phase("close", _at(name), open=False, min_steps=6, max_steps=6),
+    ]
+
+
+def _drop_goal(spec: TaskSpec) -> Target:
+    target = spec.args[1]
+    if target == "drawer":
+        return lambda s: s.drawer_position + np.array([-0.075, 0.0, 0.09])
+    if target == "bowl":
+        return lambda s: s.position("bowl") + np.array([0.0, 0.0, 0.085])
+    if target == "plate":
+        return lambda s: s.position("plate") + np.array([0.0, 0.0, 0.012 + BLOCK_HALF + 0.015])
+    return lambda s: s.position(target) + np.array([0.0, 0.0, 2 * BLOCK_HALF + 0.012])
+
+
+def _place_phases(spec: TaskSpec) -> list[Phase]:
+    name = spec.args[0]
+    goal = _drop_goal(spec)
+    over = _fixed_height(_carry_to(name, goal), CARRY_HEIGHT)
+    return [
+        *_grasp_phases(name),
+        Phase("lift", _fixed_height(_at(name), CARRY_HEIGHT), open=False, tolerance=0.03),
+        Phase("carry", over, open=False, tolerance=0.012),
+        Phase("lower", _carry_to(name, goal), open=False, tolerance=0.008, max_steps=30, speed=0.6),
+        Phase("release", lambda s: s.ee_position, open=True, min_steps=5, max_steps=5),
+        Phase("retreat", lambda s: s.ee_position + np.array([0.0, 0.0, 0.1]), open=True, max_steps=10),
+    ]
+
+
+def _push_phases(spec: TaskSpec) -> list[Phase]:
+    name, direction = spec.args
+    unit = np.array([*DIRECTIONS[direction], 0.0])
+    low = 0.022
+    standoff = SPECS[name].footprint + 0.03
+    frozen: dict[str, np.ndarray] = {}
+
+    def behind(height: float) -> Target:
+        def target(state: SceneState) -> np.ndarray:
+            base = state.position(name) - standoff * unit
+            return np.array([base[0], base[1], height])
+        return target
+
+    def through(state: SceneState) -> np.ndarray:
+        if "start" not in frozen:
+            frozen["start"] = state.position(name).copy()
+        end = frozen["start"] + 0.11 * unit - (standoff - 0.03) * unit
+        return np.array([end[0], end[1], low])
+
+    return [
+        Phase("approach", behind(0.10), open=False, tolerance=0.012),
+        Phase("descend", behind(low), open=False, tolerance=0.008, max_steps=25),
+        Phase("push", through, open=False, tolerance=0.01, speed=0.5, max_steps=40),
+        Phase("retreat", lambda s: s.ee_position + np.array([0.0, 0.0, 0.1]) - 0.03 * unit, open=False,
+              max_steps=10),
+    ]
+
+
+def _drawer_phases(spec: TaskSpec) -> list[Phase]:
+    if spec.name == "open":
+        hook = lambda s: handle_position(s) + np.array([0.03, 0.0, HOOK_DEPTH - 0.082])  # noqa: E731
+        return [
+            Phase("above", _fixed_height(hook, 0.16), open=False, tolerance=0.01),
+            Phase("hook", hook, open=False, tolerance=0.006, max_steps=25, speed=0.6),
+            Phase("pull", lambda s: hook(s) + np.array([-0.06, 0.0, 0.0]), open=False, speed=0.5, max_steps=40,
+                  until=lambda s: s.drawer_opening > 0.14),
+            Phase("retreat", lambda s: s.ee_position + np.array([0.0, 0.0, 0.1]), open=False, max_steps=10),
+        ]
+    face = lambda s: handle_position(s) + np.array([-0.032, 0.0, 0.0])  # noqa: E731
+    return [
+        Phase("above", _fixed_height(face, 0.16), open=False, tolerance=0.01),
+        Phase("descend", face, open=False, tolerance=0.006, max_steps=25, speed=0.6),
+        Phase("push", lambda s: face(s) + np.array([0.06, 0.0, 0.0]), open=False, speed=0.5, max_steps=40,
+              until=lambda s: s.drawer_opening < 0.005),
+        Phase("retreat", lambda s: s.ee_position + np.array([-0.05, 0.0, 0.08]), open=False, max_steps=10),
+    ]
+
+
+def make_expert(spec: TaskSpec) -> ScriptedExpert:
+    """The scripted expert for a task."""
+    if spec.name == "reach":
+        phases = [
+            Phase("above", _above(spec.args[0], 0.08), open=True, tolerance=0.015),
+            Phase("reach", _at(spec.args[0]), open=True, tolerance=0.005, max_steps=30),
+        ]
+    elif spec.name == "pick":
+        phases = [*_grasp_phases(spec.args[0]),
+                  Phase("lift", _above(spec.args[0], 0.12), open=False, tolerance=0.01, max_steps=30)]
+    elif spec.name in ("place_in", "place_on"):
+        phases = _place_phases(spec)
+    elif spec.name == "push":
+        phases = _push_phases(spec)
+    else:
+        phases = _drawer_phases(spec)
+    return ScriptedExpert(spec, phases)

@@ -1,0 +1,421 @@
+"""`HouseholdEnv`: the gymnasium environment that joins sim, scene, robot, sensors and task.
+
+Control runs at `CONTROL_HZ` (= 1 / (SUBSTEPS * TIMESTEP) = 24 Hz): each `step` solves IK once,
+sets motor targets, and advances physics `SUBSTEPS` times. Observation keys depend on `obs_mode`
+and are declared in `__init__`; the task's oracle decides success from (start, now) scene states.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs import predicates as pred
+from envs.instructions import sample_instruction
+from envs.robots import Panda
+from envs.scene import RIGID_OBJECTS, WORKSPACE_HI, WORKSPACE_LO, KitchenScene
+from envs.sensors import Camera, Touch, front_camera, wrist_camera
+from envs.sim import PyBulletSim
+from envs.state import OBJECT_IDS, SceneState
+from envs.tasks import (
+    TASK_NAMES,
+    TaskSpec,
+    check_success,
+    dense_reward,
+    preconditions,
+    sample_task,
+    valid_arguments,
+)
+
+TIMESTEP = 1.0 / 240.0
+SUBSTEPS = 10
+CONTROL_HZ = 1.0 / (TIMESTEP * SUBSTEPS)
+OBS_MODES = ("state", "rgbd", "rgbd_touch")
+TASK_CHOICES = (*TASK_NAMES, "any", "none")
+PROPRIO_SIZE = 21
+OBJECT_FEATURES = 8
+MAX_SPEED = 5.0
+FREE_PLAY_HORIZON = 200
+
+
+@dataclass(frozen=True)
+class EnvSnapshot:
+    """Everything needed to re-simulate exactly from one instant (see `save_state`)."""
+
+    bullet_state: int
+    elapsed: int
+    spec: TaskSpec | None
+    instruction: str
+    start: SceneState
+    gripper_command: float
+    target_yaw: float
+    variables: dict[str, float]
+    last_obs: dict[str, np.ndarray]
+
+
+class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
+    """A Franka Panda in a kitchen with a drawer cabinet, bowl, plate, mug and four blocks.
+
+    Args:
+        task: a task name from `TASK_NAMES`, "any" (random task per episode) or "none" (free play).
+        obs_mode: "state" (proprio + privileged object poses), "rgbd" (front RGB-D) or
+            "rgbd_touch" (front and wrist RGB-D plus fingertip touch).
+        image_size: side of the square camera images.
+        control: "ee", "ee_yaw" or "joints" (see `envs.robots`).
+        render_every: re-render camera observations every k-th step (reuse the last frame in between).
+        reward_type: "dense" (negative distance to goal) or "sparse" (-1 until success, then 0).
+        max_steps: episode horizon; defaults to the task's own.
+        render_mode: None or "rgb_array" (front camera at `render_size`, for videos).
+        use_egl: render with the EGL plugin (GPU machines).
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": int(CONTROL_HZ)}  # noqa: RUF012
+
+    def __init__(
+        self, task: str = "reach", obs_mode: str = "state", image_size: int = 64, control: str = "ee",
+        render_every: int = 1, reward_type: str = "dense", max_steps: int | None = None,
+        render_mode: str | None = None, render_size: int = 160, use_egl: bool = False,
+    ) -> None:
+        _check_choice("task", task, TASK_CHOICES)
+        _check_choice("obs_mode", obs_mode, OBS_MODES)
+        _check_choice("reward_type", reward_type, ("dense", "sparse"))
+        _check_choice("render_mode", render_mode, (None, "rgb_array"))
+        if render_every < 1 or image_size < 8:
+            raise ValueError(f"render_every must be >= 1 and image_size >= 8, got {render_every}, {image_size}")
+        self.task_name, self.obs_mode, self.reward_type = task, obs_mode, reward_type
+        self.render_mode, self.render_every, self.max_steps = render_mode, render_every, max_steps
+        self.sim = PyBulletSim(timestep=TIMESTEP, use_egl=use_egl)
+        self.scene = KitchenScene(self.sim)
+        self.robot = Panda(self.sim, control=control)
+        self.cameras: list[Camera] = []
+        if obs_mode != "state":
+            self.cameras.append(front_camera(self.sim, image_size))
+        if obs_mode == "rgbd_touch":
+            self.cameras.append(wrist_camera(self.sim, image_size))
+        self.touch = Touch(self.sim)
+        self._video_camera = front_camera(self.sim, render_size)
+        self._object_bodies = {self.sim.body_id(n): n for n in RIGID_OBJECTS}
+        self.action_space = spaces.Box(-1.0, 1.0, (self.robot.action_size,), dtype=np.float32)
+        self.observation_space = self._make_observation_space(image_size)
+        self._pristine = self.sim.save_state()
+        self._spec: TaskSpec | None = None
+        self._instruction = ""
+        self._elapsed = 0
+        self._start: SceneState | None = None
+        self._last_obs: dict[str, np.ndarray] = {}
+        self._images: dict[str, np.ndarray] = {}
+
+    def _make_observation_space(self, size: int) -> spaces.Dict:
+        keys: dict[str, spaces.Space] = {"proprio": spaces.Box(-np.inf, np.inf, (PROPRIO_SIZE,), np.float32)}
+        if self.obs_mode == "state":
+            n = OBJECT_FEATURES * len(RIGID_OBJECTS) + 4
+            keys["objects"] = spaces.Box(-np.inf, np.inf, (n,), np.float32)
+        for camera in self.cameras:
+            keys[f"rgb_{camera.name}"] = spaces.Box(0, 255, (size, size, 3), np.uint8)
+            keys[f"depth_{camera.name}"] = spaces.Box(0.0, np.inf, (size, size, 1), np.float32)
+        if self.obs_mode == "rgbd_touch":
+            keys["touch"] = spaces.Box(-np.inf, np.inf, (Touch.SIZE,), np.float32)
+        return spaces.Dict(keys)
+
+    # --------------------------------------------------------------------------------- episodes
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = set(options) - {"variables", "task", "args", "instruction"}
+        if unknown:
+            raise KeyError(f"unknown reset options {sorted(unknown)}; expected: variables, task, args, instruction")
+        overrides = self.scene.validate_variables(options.get("variables") or {})
+        spec, layout = self._choose_task(options)
+        if spec is not None:
+            overrides = {**preconditions(spec, self.np_random), **overrides}
+        self.sim.restore_state(self._pristine)
+        self.scene.apply(layout, overrides)
+        self.robot.reset()
+        self.sim.step(SUBSTEPS)  # let objects settle onto the table
+        self._spec = spec
+        self._instruction = options.get("instruction") or self._describe(spec)
+        self._elapsed = 0
+        self._images = {}
+        state = self.scene_state()
+        self._start = state
+        self._last_obs = self._observe(state)
+        return self._last_obs, self._info(state, success=False, fault=False, full=True)
+
+    def _choose_task(self, options: dict[str, Any]) -> tuple[TaskSpec | None, dict[str, tuple[float, float, float]]]:
+        """The episode's task and a layout in which it is feasible (a push needs a clear path)."""
+        name = options.get("task", self.task_name)
+        _check_choice("task", name, TASK_CHOICES)
+        if name == "any":
+            name = TASK_NAMES[int(self.np_random.integers(len(TASK_NAMES)))]
+        if "args" in options:
+            if name == "none":
+                raise ValueError("task 'none' takes no arguments")
+            spec = TaskSpec(name, tuple(options["args"]))
+            for _ in range(100):
+                layout = self.scene.sample_layout(self.np_random)
+                if spec.name != "push" or _push_path_clear(layout, *spec.args):
+                    break
+            return spec, layout
+        layout = self.scene.sample_layout(self.np_random)
+        if name == "none":
+            return None, layout
+        if name != "push":
+            return sample_task(name, self.np_random), layout
+        for _ in range(100):
+            feasible = [args for args in valid_arguments("push") if _push_path_clear(layout, *args)]
+            if feasible:
+                return TaskSpec("push", feasible[int(self.np_random.integers(len(feasible)))]), layout
+            layout = self.scene.sample_layout(self.np_random)
+        raise RuntimeError("could not find a layout with room to push any block")
+
+    def _describe(self, spec: TaskSpec | None) -> str:
+        return "explore the kitchen" if spec is None else sample_instruction(spec.name, spec.args, self.np_random)
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if self._start is None:
+            raise RuntimeError("call reset() before step()")
+        action = np.asarray(action, dtype=np.float32).reshape(-1)
+        if action.shape != self.action_space.shape:
+            raise ValueError(f"action must have shape {self.action_space.shape}, got {action.shape}")
+        if not np.all(np.isfinite(action)):
+            raise ValueError(f"action contains NaN or inf: {action.tolist()}")
+        self.robot.apply_action(np.clip(action, -1.0, 1.0))
+        self.sim.step(SUBSTEPS)
+        self._elapsed += 1
+        state = self.scene_state()
+        fault = _physics_fault(state)
+        success = (not fault) and self._spec is not None and check_success(self._spec, self._start, state)
+        reward = self._reward(state, success)
+        truncated = fault or self._elapsed >= self.horizon
+        if not fault:
+            self._last_obs = self._observe(state)
+        info = self._info(state, success=success, fault=fault, full=success or truncated)
+        return self._last_obs, reward, bool(success), bool(truncated), info
+
+    @property
+    def horizon(self) -> int:
+        if self.max_steps is not None:
+            return self.max_steps
+        return FREE_PLAY_HORIZON if self._spec is None else self._spec.horizon
+
+    def _reward(self, state: SceneState, success: bool) -> float:
+        if self._spec is None:
+            return 0.0
+        if self.reward_type == "sparse":
+            return 0.0 if success else -1.0
+        return dense_reward(self._spec, self._start, state) + (1.0 if success else 0.0)
+
+    # ------------------------------------------------------------------------------ observation
+    def scene_state(self) -> SceneState:
+        """Ground truth now (privileged: the oracle, experts and studies read it, policies do not)."""
+        ee, yaw, _ = self.robot.ee_state()
+        return SceneState(
+            objects=self.scene.object_poses(), drawer_opening=self.scene.drawer_opening(),
+            drawer_position=self.scene.drawer_position(), ee_position=ee, ee_yaw=yaw,
+            gripper_width=self.robot.gripper_width(),
+            finger_contacts=self.touch.finger_contacts(self._object_bodies), step=self._elapsed,
+        )
+
+    def _observe(self, state: SceneState) -> dict[str, np.ndarray]:
+        obs = {"proprio": self._proprio(state)}
+        if self.obs_mode == "state":
+            obs["objects"] = self._object_features(state)
+        if self.cameras and (not self._images or self._elapsed % self.render_every == 0):
+            for camera in self.cameras:
+                rgb, depth, _ = camera.render()
+                self._images[f"rgb_{camera.name}"] = rgb
+                self._images[f"depth_{camera.name}"] = depth
+        obs.update(self._images)
+        if self.obs_mode == "rgbd_touch":
+            obs["touch"] = self.touch.read()
+        return obs
+
+    def _proprio(self, state: SceneState) -> np.ndarray:
+        _, _, velocity = self.robot.ee_state()
+        left, right = state.finger_contacts
+        values = [
+            *state.ee_position, math.sin(state.ee_yaw), math.cos(state.ee_yaw), *velocity, state.gripper_width,
+            *self.robot.joint_positions(), float(bool(left)), float(bool(right)), self.robot.gripper_command,
+            self._elapsed / self.horizon, float(state.held is not None),
+        ]
+        return np.nan_to_num(np.asarray(values, dtype=np.float32))
+
+    def _object_features(self, state: SceneState) -> np.ndarray:
+        rows = []
+        for name in RIGID_OBJECTS:
+            pose = state.objects[name]
+            rows.extend([*pose.position, math.sin(pose.yaw), math.cos(pose.yaw), *(pose.position - state.ee_position)])
+        handle = state.drawer_position
+        rows.extend([state.drawer_opening, *handle])
+        return np.nan_to_num(np.asarray(rows, dtype=np.float32))
+
+    def _info(self, state: SceneState, success: bool, fault: bool, full: bool) -> dict[str, Any]:
+        spec = self._spec
+        info: dict[str, Any] = {
+            "instruction": self._instruction, "task": str(spec) if spec else "none",
+            "task_name": spec.name if spec else "none", "task_args": list(spec.args) if spec else [],
+            "is_success": success, "physics_fault": fault, "scene_state": state, "objects": list(OBJECT_IDS),
+        }
+        if full:
+            info["facts"] = pred.symbolic_facts(state)
+            info["scene_features"] = self.scene_features(state)
+        return info
+
+    def scene_features(self, state: SceneState | None = None) -> dict[str, float]:
+        """Flat named floats (poses, drawer, gripper, physical variables): the table causal studies read."""
+        state = state or self.scene_state()
+        features: dict[str, float] = {}
+        for name, pose in state.objects.items():
+            for axis, value in zip("xyz", pose.position, strict=True):
+                features[f"{name}.pos_{axis}"] = float(value)
+        features.update({"drawer.opening_now": state.drawer_opening, "gripper.width": state.gripper_width,
+                         "ee.x": float(state.ee_position[0]), "ee.y": float(state.ee_position[1]),
+                         "ee.z": float(state.ee_position[2])})
+        features.update({k: float(v) for k, v in self.scene.values.items()})
+        return features
+
+    def facts(self) -> list[list[str]]:
+        """Symbolic facts true now, in the planner's vocabulary."""
+        return pred.symbolic_facts(self.scene_state())
+
+    # ---------------------------------------------------------------------- tasks, interventions
+    def variables(self) -> dict[str, float]:
+        """Physical variables of the current episode and their values (poses included)."""
+        return dict(sorted(self.scene.values.items()))
+
+    def set_variables(self, values: dict[str, float]) -> None:
+        """do() mid-episode: change masses, frictions, damping (or teleport objects) without a reset."""
+        clean = self.scene.validate_variables(values)
+        layout = {n: (self.scene.values[f"{n}.x"], self.scene.values[f"{n}.y"], self.scene.values[f"{n}.yaw"])
+                  for n in RIGID_OBJECTS}
+        moved = {k: v for k, v in clean.items() if k.rsplit(".", 1)[1] in ("x", "y", "yaw", "opening")}
+        if moved:
+            self.scene.apply(layout, {**self._dynamic_values(), **clean})
+        else:
+            self._apply_dynamics({**self.scene.values, **clean})
+
+    def _dynamic_values(self) -> dict[str, float]:
+        return {k: v for k, v in self.scene.values.items() if k.rsplit(".", 1)[1] in
+                ("mass", "friction", "damping")}
+
+    def _apply_dynamics(self, values: dict[str, float]) -> None:
+        for name in RIGID_OBJECTS:
+            self.sim.set_dynamics(name, mass=values[f"{name}.mass"], lateral_friction=values[f"{name}.friction"])
+        self.sim.set_dynamics("table", lateral_friction=values["table.friction"])
+        self.sim.set_joint_damping("cabinet", 0, values["drawer.damping"])
+        self.sim.disable_motor("cabinet", 0, values["drawer.friction"])
+        self.scene.values = dict(values)
+
+    def apply_impulse(self, name: str, impulse: tuple[float, float, float]) -> None:
+        """Strike an object: an impulse (N*s) delivered as a force over the next physics substep."""
+        if name not in RIGID_OBJECTS:
+            raise KeyError(f"unknown object {name!r}; expected one of {', '.join(RIGID_OBJECTS)}")
+        force = [float(j) / TIMESTEP for j in impulse]
+        self.sim.apply_force(name, force)
+
+    def set_task(self, name: str, args: tuple[str, ...] | list[str] | None = None, instruction: str | None = None
+                 ) -> str:
+        """Switch task without touching the scene; success is then judged from the scene as it is now."""
+        _check_choice("task", name, (*TASK_NAMES, "none"))
+        if name == "none":
+            self._spec = None
+        else:
+            self._spec = TaskSpec(name, tuple(args)) if args is not None else sample_task(name, self.np_random)
+        self._instruction = instruction or self._describe(self._spec)
+        self._elapsed = 0
+        self._start = self.scene_state()
+        return self._instruction
+
+    @property
+    def task(self) -> TaskSpec | None:
+        return self._spec
+
+    @property
+    def instruction(self) -> str:
+        return self._instruction
+
+    @property
+    def start_state(self) -> SceneState | None:
+        return self._start
+
+    def save_state(self) -> EnvSnapshot:
+        """Snapshot for exact re-simulation (counterfactuals, replanning from a past step)."""
+        if self._start is None:
+            raise RuntimeError("call reset() before save_state()")
+        return EnvSnapshot(
+            self.sim.save_state(), self._elapsed, self._spec, self._instruction, self._start,
+            self.robot.gripper_command, self.robot.target_yaw, dict(self.scene.values),
+            {k: v.copy() for k, v in self._last_obs.items()},
+        )
+
+    def restore_state(self, snapshot: EnvSnapshot) -> dict[str, np.ndarray]:
+        """Return the world to `snapshot`; returns the observation it had then."""
+        if not isinstance(snapshot, EnvSnapshot):
+            raise TypeError(f"expected an EnvSnapshot from save_state(), got {type(snapshot).__name__}")
+        self.sim.restore_state(snapshot.bullet_state)
+        self._apply_dynamics(snapshot.variables)
+        self._elapsed, self._spec, self._instruction = snapshot.elapsed, snapshot.spec, snapshot.instruction
+        self._start = snapshot.start
+        self.robot.gripper_command, self.robot.target_yaw = snapshot.gripper_command, snapshot.target_yaw
+        self._last_obs = {k: v.copy() for k, v in snapshot.last_obs.items()}
+        self._images = {k: v for k, v in self._last_obs.items() if k.startswith(("rgb_", "depth_"))}
+        return {k: v.copy() for k, v in self._last_obs.items()}
+
+    # ------------------------------------------------------------------------------ rendering
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        rgb, _, _ = self._video_camera.render()
+        return rgb
+
+    def render_camera(self, name: str = "front", segmentation: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """RGB, depth and (optionally) segmentation of one of the observation cameras."""
+        for camera in self.cameras or [self._video_camera]:
+            if camera.name == name:
+                return camera.render(segmentation=segmentation)
+        raise KeyError(f"unknown camera {name!r}; this env has: {[c.name for c in self.cameras] or ['front']}")
+
+    def close(self) -> None:
+        self.sim.close()
+
+
+def _check_choice(what: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; expected one of: {', '.join(map(str, choices))}")
+
+
+def _physics_fault(state: SceneState) -> bool:
+    """Objects leaving the workspace or moving absurdly fast mean the simulation blew up."""
+    for pose in state.objects.values():
+        if not (np.all(np.isfinite(pose.position)) and np.all(np.isfinite(pose.linear_velocity))):
+            return True
+        if np.any(pose.position < WORKSPACE_LO) or np.any(pose.position > WORKSPACE_HI):
+            return True
+        if float(np.linalg.norm(pose.linear_velocity)) > MAX_SPEED:
+            return True
+    return not np.all(np.isfinite(state.ee_position))
+
+
+def _push_path_clear(layout: dict[str, tuple[float, float, float]], name: str, direction: str) -> bool:
+    """Room to approach from behind and push ~14 cm without hitting another object or leaving the table."""
+    from envs.scene import SPECS
+    from envs.tasks import DIRECTIONS
+
+    unit = DIRECTIONS[direction]
+    start = np.array(layout[name][:2])
+    for t in np.linspace(-0.09, 0.15, 9):
+        point = start + t * unit
+        if not (0.25 < point[0] < 0.72 and -0.40 < point[1] < 0.09):
+            return False
+        for other, (x, y, _) in layout.items():
+            if other != name and math.hypot(point[0] - x, point[1] - y) < SPECS[other].footprint + 0.045:
+                return False
+    return True

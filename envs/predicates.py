@@ -1,0 +1,107 @@
+"""Geometric truth about the scene: is X in the bowl, on the plate, held, is the drawer open.
+
+Pure functions of a `SceneState`; the task oracle and the symbolic facts the planner reads are both
+built from them, so "success" and "what the planner believes" can never disagree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs.scene import (
+    BOWL_RADIUS,
+    DRAWER_INTERIOR,
+    PLATE_HEIGHT,
+    PLATE_RADIUS,
+    SPECS,
+)
+from envs.state import BLOCK_HALF, BLOCKS, MOVABLE, SceneState
+
+OPEN_THRESHOLD = 0.10
+CLOSED_THRESHOLD = 0.015
+REACH_TOLERANCE = 0.04
+ON_TABLE_HEIGHT = 0.02
+
+
+def grasp_point(state: SceneState, name: str) -> np.ndarray:
+    """Where the gripper should close on an object (its centre for blocks, mid-body for the mug)."""
+    return state.position(name) + np.array([0.0, 0.0, SPECS[name].grasp_height])
+
+
+def bottom_height(state: SceneState, name: str) -> float:
+    """Height of an object's lowest point above the table (assuming it stands upright)."""
+    return float(state.position(name)[2] - SPECS[name].origin_height)
+
+
+def is_holding(state: SceneState, name: str) -> bool:
+    return state.held == name
+
+
+def is_free(state: SceneState, name: str) -> bool:
+    """Not held and not touched by either finger (the gripper let go)."""
+    return name not in state.finger_contacts[0] and name not in state.finger_contacts[1]
+
+
+def in_bowl(state: SceneState, name: str) -> bool:
+    offset = state.position(name) - state.position("bowl")
+    return bool(np.hypot(offset[0], offset[1]) < BOWL_RADIUS - 0.01 and -0.01 < offset[2] < 0.06)
+
+
+def in_drawer(state: SceneState, name: str) -> bool:
+    local = state.position(name) - state.drawer_position
+    lo, hi = DRAWER_INTERIOR
+    return bool(np.all(local > lo - 0.005) and np.all(local < hi))
+
+
+def on_plate(state: SceneState, name: str) -> bool:
+    offset = state.position(name) - state.position("plate")
+    bottom = offset[2] - SPECS[name].origin_height
+    return bool(np.hypot(offset[0], offset[1]) < PLATE_RADIUS - 0.005 and PLATE_HEIGHT - 0.01 < bottom < 0.03)
+
+
+def on_block(state: SceneState, name: str, support: str) -> bool:
+    if name == support:
+        return False
+    offset = state.position(name) - state.position(support)
+    bottom = offset[2] - SPECS[name].origin_height + BLOCK_HALF
+    return bool(np.hypot(offset[0], offset[1]) < 0.03 and 2 * BLOCK_HALF - 0.012 < bottom < 2 * BLOCK_HALF + 0.02)
+
+
+def on_table(state: SceneState, name: str) -> bool:
+    return bottom_height(state, name) < ON_TABLE_HEIGHT and not in_drawer(state, name)
+
+
+def drawer_open(state: SceneState) -> bool:
+    return state.drawer_opening >= OPEN_THRESHOLD
+
+
+def drawer_closed(state: SceneState) -> bool:
+    return state.drawer_opening <= CLOSED_THRESHOLD
+
+
+def near(state: SceneState, name: str) -> bool:
+    return bool(np.linalg.norm(state.ee_position - grasp_point(state, name)) < REACH_TOLERANCE)
+
+
+def symbolic_facts(state: SceneState) -> list[list[str]]:
+    """The scene in the planner's vocabulary: in / on / holding / open / closed / gripper_empty."""
+    facts: list[list[str]] = []
+    held = state.held
+    for name in MOVABLE:
+        if held == name:
+            facts.append(["holding", name])
+            continue
+        if in_bowl(state, name):
+            facts.append(["in", name, "bowl"])
+        elif in_drawer(state, name):
+            facts.append(["in", name, "drawer"])
+        elif on_plate(state, name):
+            facts.append(["on", name, "plate"])
+        elif support := next((b for b in BLOCKS if on_block(state, name, b)), None):
+            facts.append(["on", name, support])
+        elif on_table(state, name):
+            facts.append(["on", name, "table"])
+    if held is None:
+        facts.append(["gripper_empty"])
+    facts.append(["open", "drawer"] if drawer_open(state) else ["closed", "drawer"])
+    return facts

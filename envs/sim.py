@@ -1,0 +1,398 @@
+"""The one module that talks to PyBullet.
+
+Everything else in Embodia refers to bodies by name through `PyBulletSim`; this keeps the physics
+engine swappable and keeps PyBullet's camelCase API and magic tuple indices in one place.
+Each instance owns its own physics client (``p.DIRECT`` by default), so several environments
+can live in one process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pybullet as p
+import pybullet_data
+from pybullet_utils import bullet_client
+
+logger = logging.getLogger(__name__)
+
+Vec3 = tuple[float, float, float]
+Quat = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One contact point between two bodies, in world coordinates (named fields instead of tuple indices)."""
+
+    body_a: int
+    body_b: int
+    link_a: int
+    link_b: int
+    position_on_a: Vec3
+    normal_on_b: Vec3
+    distance: float
+    normal_force: float
+    lateral_force_1: float
+    lateral_dir_1: Vec3
+    lateral_force_2: float
+    lateral_dir_2: Vec3
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One convex part of a compound body: a box (half extents) or a cylinder (radius, height)."""
+
+    kind: str
+    size: tuple[float, ...]
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    yaw: float = 0.0
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """World pose and velocity of a link's frame."""
+
+    position: np.ndarray
+    orientation: np.ndarray
+    linear_velocity: np.ndarray
+    angular_velocity: np.ndarray
+
+
+class PyBulletSim:
+    """A thin facade over one PyBullet client with a name → body id registry.
+
+    Args:
+        timestep: physics step in seconds.
+        gui: open the OpenGL GUI instead of a headless client (needs a display).
+        solver_iterations: constraint solver iterations; fewer is faster, more is stiffer.
+        use_egl: load the EGL renderer plugin (hardware rendering when a GPU is present).
+    """
+
+    def __init__(
+        self, timestep: float = 1.0 / 240.0, gui: bool = False, solver_iterations: int = 50, use_egl: bool = False
+    ) -> None:
+        self.timestep = timestep
+        self._client = bullet_client.BulletClient(connection_mode=p.GUI if gui else p.DIRECT)
+        self._client.setAdditionalSearchPath(pybullet_data.getDataPath())
+        self._client.setGravity(0.0, 0.0, -9.81)
+        self._client.setPhysicsEngineParameter(
+            fixedTimeStep=timestep, numSolverIterations=solver_iterations, deterministicOverlappingPairs=1
+        )
+        self._bodies: dict[str, int] = {}
+        self._renderer = p.ER_TINY_RENDERER
+        self._egl_plugin: int | None = None
+        if use_egl:
+            self._load_egl()
+        self._closed = False
+
+    # ----------------------------------------------------------------------------------- lifecycle
+    def _load_egl(self) -> None:
+        import pkgutil
+
+        egl = pkgutil.get_loader("eglRenderer")
+        if egl is None:
+            raise RuntimeError("EGL rendering requested but pybullet's eglRenderer plugin is not installed")
+        self._egl_plugin = self._client.loadPlugin(egl.get_filename(), "_eglRendererPlugin")
+        self._renderer = p.ER_BULLET_HARDWARE_OPENGL
+
+    def close(self) -> None:
+        """Disconnect; calling it twice is harmless."""
+        if self._closed:
+            return
+        try:
+            if self._egl_plugin is not None:
+                self._client.unloadPlugin(self._egl_plugin)
+            self._client.disconnect()
+        except p.error:  # already disconnected by the server side
+            pass
+        self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @staticmethod
+    def data_path() -> Path:
+        """Folder of pybullet_data's stock models (the Panda, the mug)."""
+        return Path(pybullet_data.getDataPath())
+
+    # ------------------------------------------------------------------------------------ bodies
+    def body_id(self, name: str) -> int:
+        try:
+            return self._bodies[name]
+        except KeyError:
+            raise KeyError(f"unknown body {name!r}; known bodies: {sorted(self._bodies)}") from None
+
+    @property
+    def body_names(self) -> list[str]:
+        return list(self._bodies)
+
+    def load_urdf(
+        self,
+        name: str,
+        path: str | Path,
+        position: Sequence[float] = (0.0, 0.0, 0.0),
+        orientation: Sequence[float] = (0.0, 0.0, 0.0, 1.0),
+        fixed_base: bool = False,
+        scale: float = 1.0,
+        self_collision: bool = False,
+    ) -> int:
+        """Load a URDF and register it under `name`."""
+        flags = p.URDF_USE_SELF_COLLISION if self_collision else 0
+        flags |= p.URDF_ENABLE_CACHED_GRAPHICS_SHAPES
+        body = self._client.loadURDF(
+            str(path), basePosition=position, baseOrientation=orientation, useFixedBase=fixed_base,
+            globalScaling=scale, flags=flags,
+        )
+        self._bodies[name] = body
+        return body
+
+    def create_compound(
+        self, name: str, pieces: Sequence[Piece], rgba: Sequence[float], mass: float, position: Sequence[float]
+    ) -> int:
+        """Create one rigid body from convex pieces (boxes, cylinders), each with its own offset and yaw.
+
+        Compounds of convex pieces give concave objects (a bowl, a cabinet) stable, cheap contacts.
+        """
+        kwargs: dict[str, list] = {"shapeTypes": [], "halfExtents": [], "radii": [], "lengths": []}
+        offsets, orientations = [], []
+        for piece in pieces:
+            is_box = piece.kind == "box"
+            kwargs["shapeTypes"].append(p.GEOM_BOX if is_box else p.GEOM_CYLINDER)
+            kwargs["halfExtents"].append(list(piece.size) if is_box else [0.0, 0.0, 0.0])
+            kwargs["radii"].append(0.0 if is_box else piece.size[0])
+            kwargs["lengths"].append(0.0 if is_box else piece.size[1])
+            offsets.append(list(piece.offset))
+            orientations.append(list(p.getQuaternionFromEuler([0.0, 0.0, piece.yaw])))
+        collision = self._client.createCollisionShapeArray(
+            collisionFramePositions=offsets, collisionFrameOrientations=orientations, **kwargs
+        )
+        visual = self._client.createVisualShapeArray(
+            rgbaColors=[list(rgba)] * len(pieces), visualFramePositions=offsets,
+            visualFrameOrientations=orientations, **kwargs,
+        )
+        body = self._client.createMultiBody(
+            baseMass=mass, baseCollisionShapeIndex=collision, baseVisualShapeIndex=visual, basePosition=list(position)
+        )
+        self._bodies[name] = body
+        return body
+
+    def create_box(
+        self, name: str, half_extents: Sequence[float], rgba: Sequence[float], mass: float, position: Sequence[float]
+    ) -> int:
+        """A single box body; mass 0 makes it static."""
+        collision = self._client.createCollisionShape(p.GEOM_BOX, halfExtents=list(half_extents))
+        visual = self._client.createVisualShape(p.GEOM_BOX, halfExtents=list(half_extents), rgbaColor=list(rgba))
+        body = self._client.createMultiBody(
+            baseMass=mass, baseCollisionShapeIndex=collision, baseVisualShapeIndex=visual, basePosition=list(position)
+        )
+        self._bodies[name] = body
+        return body
+
+    def set_color(self, name: str, rgba: Sequence[float], link: int = -1) -> None:
+        self._client.changeVisualShape(self.body_id(name), link, rgbaColor=list(rgba))
+
+    def num_joints(self, name: str) -> int:
+        return self._client.getNumJoints(self.body_id(name))
+
+    # ----------------------------------------------------------------------------------- physics
+    def step(self, n: int = 1) -> None:
+        for _ in range(n):
+            self._client.stepSimulation()
+
+    def set_dynamics(self, name: str, link: int = -1, **kwargs: float) -> None:
+        """Change mass / lateral_friction / joint_damping / ... of one link (snake_case keys)."""
+        names = {
+            "mass": "mass", "lateral_friction": "lateralFriction", "spinning_friction": "spinningFriction",
+            "rolling_friction": "rollingFriction", "restitution": "restitution", "linear_damping": "linearDamping",
+            "angular_damping": "angularDamping", "joint_damping": "jointDamping", "friction_anchor": "frictionAnchor",
+            "contact_stiffness": "contactStiffness", "contact_damping": "contactDamping",
+        }
+        unknown = set(kwargs) - set(names)
+        if unknown:
+            raise KeyError(f"unknown dynamics keys {sorted(unknown)}; expected some of {sorted(names)}")
+        self._client.changeDynamics(self.body_id(name), link, **{names[k]: v for k, v in kwargs.items()})
+
+    def get_dynamics(self, name: str, link: int = -1) -> dict[str, float]:
+        info = self._client.getDynamicsInfo(self.body_id(name), link)
+        return {"mass": info[0], "lateral_friction": info[1], "restitution": info[5], "rolling_friction": info[6],
+                "spinning_friction": info[7]}
+
+    def apply_force(self, name: str, force: Sequence[float], position: Sequence[float] | None = None) -> None:
+        """Apply a world-frame force at the next physics step only (PyBullet clears it after each step)."""
+        body = self.body_id(name)
+        at = list(position) if position is not None else list(self.get_base_pose(name)[0])
+        self._client.applyExternalForce(body, -1, list(force), at, p.WORLD_FRAME)
+
+    # ------------------------------------------------------------------------------------- poses
+    def get_base_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        pos, orn = self._client.getBasePositionAndOrientation(self.body_id(name))
+        return np.asarray(pos), np.asarray(orn)
+
+    def get_base_velocity(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        lin, ang = self._client.getBaseVelocity(self.body_id(name))
+        return np.asarray(lin), np.asarray(ang)
+
+    def set_base_pose(self, name: str, position: Sequence[float], orientation: Sequence[float]) -> None:
+        body = self.body_id(name)
+        self._client.resetBasePositionAndOrientation(body, list(position), list(orientation))
+        self._client.resetBaseVelocity(body, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
+
+    def get_link_state(self, name: str, link: int, velocity: bool = False) -> LinkState:
+        state = self._client.getLinkState(self.body_id(name), link, computeLinkVelocity=int(velocity),
+                                          computeForwardKinematics=1)
+        zeros = np.zeros(3)
+        return LinkState(
+            position=np.asarray(state[4]), orientation=np.asarray(state[5]),
+            linear_velocity=np.asarray(state[6]) if velocity else zeros,
+            angular_velocity=np.asarray(state[7]) if velocity else zeros,
+        )
+
+    def get_aabb(self, name: str, link: int = -1) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self._client.getAABB(self.body_id(name), link)
+        return np.asarray(lo), np.asarray(hi)
+
+    @staticmethod
+    def euler_to_quaternion(euler: Sequence[float]) -> np.ndarray:
+        return np.asarray(p.getQuaternionFromEuler(list(euler)))
+
+    @staticmethod
+    def quaternion_to_euler(quaternion: Sequence[float]) -> np.ndarray:
+        return np.asarray(p.getEulerFromQuaternion(list(quaternion)))
+
+    @staticmethod
+    def rotation_matrix(quaternion: Sequence[float]) -> np.ndarray:
+        return np.asarray(p.getMatrixFromQuaternion(list(quaternion))).reshape(3, 3)
+
+    # ------------------------------------------------------------------------------------ joints
+    def get_joint_positions(self, name: str, joints: Sequence[int]) -> np.ndarray:
+        states = self._client.getJointStates(self.body_id(name), list(joints))
+        return np.fromiter((s[0] for s in states), dtype=np.float64, count=len(joints))
+
+    def get_joint_velocities(self, name: str, joints: Sequence[int]) -> np.ndarray:
+        states = self._client.getJointStates(self.body_id(name), list(joints))
+        return np.fromiter((s[1] for s in states), dtype=np.float64, count=len(joints))
+
+    def reset_joints(self, name: str, joints: Sequence[int], positions: Sequence[float]) -> None:
+        body = self.body_id(name)
+        for joint, position in zip(joints, positions, strict=True):
+            self._client.resetJointState(body, joint, float(position), 0.0)
+
+    def joint_limits(self, name: str, joint: int) -> tuple[float, float]:
+        info = self._client.getJointInfo(self.body_id(name), joint)
+        return float(info[8]), float(info[9])
+
+    def control_joints(
+        self, name: str, joints: Sequence[int], targets: Sequence[float], forces: Sequence[float],
+        position_gains: Sequence[float] | None = None,
+    ) -> None:
+        """Position-control several joints in one call (one call is much cheaper than one per joint)."""
+        kwargs = {}
+        if position_gains is not None:
+            kwargs["positionGains"] = list(position_gains)
+        self._client.setJointMotorControlArray(
+            self.body_id(name), list(joints), p.POSITION_CONTROL, targetPositions=list(targets), forces=list(forces),
+            **kwargs,
+        )
+
+    def disable_motor(self, name: str, joint: int, friction_force: float) -> None:
+        """Leave a joint passive, resisted by a constant friction force (a drawer slide, say)."""
+        self._client.setJointMotorControl2(self.body_id(name), joint, p.VELOCITY_CONTROL, targetVelocity=0.0,
+                                           force=friction_force)
+
+    def set_joint_damping(self, name: str, joint: int, damping: float) -> None:
+        self._client.changeDynamics(self.body_id(name), joint, jointDamping=damping)
+
+    def inverse_kinematics(
+        self, name: str, link: int, position: Sequence[float], orientation: Sequence[float],
+        lower: Sequence[float], upper: Sequence[float], ranges: Sequence[float], rest: Sequence[float],
+    ) -> np.ndarray:
+        """Joint targets placing `link` at the pose, biased towards `rest` through null-space limits."""
+        solution = self._client.calculateInverseKinematics(
+            self.body_id(name), link, list(position), list(orientation), lowerLimits=list(lower),
+            upperLimits=list(upper), jointRanges=list(ranges), restPoses=list(rest), maxNumIterations=20,
+            residualThreshold=1e-4,
+        )
+        return np.asarray(solution)
+
+    # ---------------------------------------------------------------------------------- contacts
+    def contacts(self, body_a: str, body_b: str | None = None, link_a: int | None = None) -> list[Contact]:
+        kwargs: dict[str, int] = {"bodyA": self.body_id(body_a)}
+        if body_b is not None:
+            kwargs["bodyB"] = self.body_id(body_b)
+        if link_a is not None:
+            kwargs["linkIndexA"] = link_a
+        return [
+            Contact(c[1], c[2], c[3], c[4], c[5], c[7], c[8], c[9], c[10], c[11], c[12], c[13])
+            for c in self._client.getContactPoints(**kwargs)
+        ]
+
+    def name_of(self, body: int) -> str:
+        for name, index in self._bodies.items():
+            if index == body:
+                return name
+        return f"body{body}"
+
+    # ------------------------------------------------------------------------------------- state
+    def save_state(self) -> int:
+        """Snapshot positions, velocities and contact caches in memory; returns a handle."""
+        return self._client.saveState()
+
+    def restore_state(self, handle: int) -> None:
+        self._client.restoreState(stateId=handle)
+
+    def remove_state(self, handle: int) -> None:
+        self._client.removeState(handle)
+
+    # ------------------------------------------------------------------------------- rendering
+    def render(
+        self, width: int, height: int, view: Sequence[float], projection: Sequence[float], segmentation: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """RGB (uint8 HxWx3), depth buffer (float32 HxW, non-linear [0, 1]) and optional segmentation."""
+        flags = 0 if segmentation else p.ER_NO_SEGMENTATION_MASK
+        _, _, rgba, depth, seg = self._client.getCameraImage(
+            width, height, viewMatrix=list(view), projectionMatrix=list(projection), renderer=self._renderer,
+            flags=flags, shadow=0,
+        )
+        rgb = np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3]
+        depth_buffer = np.asarray(depth, dtype=np.float32).reshape(height, width)
+        seg_mask = np.asarray(seg, dtype=np.int32).reshape(height, width) if segmentation else None
+        return rgb, depth_buffer, seg_mask
+
+    @staticmethod
+    def view_matrix(eye: Sequence[float], target: Sequence[float], up: Sequence[float]) -> list[float]:
+        return list(p.computeViewMatrix(list(eye), list(target), list(up)))
+
+    @staticmethod
+    def projection_matrix(fov: float, aspect: float, near: float, far: float) -> list[float]:
+        return list(p.computeProjectionMatrixFOV(fov, aspect, near, far))
+
+
+def low_poly_panda_urdf(cache_dir: str | Path | None = None) -> Path:
+    """A copy of pybullet_data's Panda URDF whose visuals reuse the collision meshes.
+
+    TinyRenderer's cost grows with triangle count; the stock visual meshes have ~60k vertices while the
+    collision meshes have ~4k, and the arm still reads clearly in a 64x64 image. The file is written
+    once per process user into a cache directory (atomically) and reused.
+    """
+    source = PyBulletSim.data_path() / "franka_panda" / "panda.urdf"
+    folder = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / f"embodia-{os.getuid()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "panda_lowpoly.urdf"
+    mesh_root = source.parent / "meshes"
+    text = source.read_text()
+    text = text.replace("package://meshes/visual/", f"{mesh_root}/collision/")
+    text = text.replace("package://meshes/collision/", f"{mesh_root}/collision/")
+    if target.exists() and target.read_text() == text:
+        return target
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".urdf")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, target)
+    return target

@@ -1,0 +1,71 @@
+"""Typed snapshots of the kitchen: what the oracle, the experts and the causal studies read.
+
+A `SceneState` is plain data (numpy arrays and floats, no simulator handles), so it can be
+compared, stored in an episode record, or pickled to another process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+BLOCKS: tuple[str, ...] = ("red_block", "green_block", "blue_block", "yellow_block")
+MOVABLE: tuple[str, ...] = (*BLOCKS, "mug")
+RIGID_OBJECTS: tuple[str, ...] = (*MOVABLE, "bowl", "plate")
+OBJECT_IDS: tuple[str, ...] = (*RIGID_OBJECTS, "drawer", "table")
+
+BLOCK_HALF = 0.0225
+"""Half the edge of a block (4.5 cm cubes)."""
+
+
+@dataclass(frozen=True)
+class ObjectPose:
+    """Pose and velocity of one rigid object; `position` is the body origin (its bottom centre or centre)."""
+
+    position: np.ndarray
+    orientation: np.ndarray
+    linear_velocity: np.ndarray
+
+    @property
+    def yaw(self) -> float:
+        x, y, z, w = self.orientation
+        return float(np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z)))
+
+
+@dataclass(frozen=True)
+class SceneState:
+    """Everything the ground truth needs at one instant.
+
+    Attributes:
+        objects: pose of every rigid object, by id.
+        drawer_opening: drawer joint position in metres (0 closed, 0.16 fully open).
+        drawer_position: world position of the drawer link frame (moves with the drawer).
+        ee_position: world position of the gripper's grasp point (between the fingertips).
+        ee_yaw: gripper yaw in radians.
+        gripper_width: distance between the fingers.
+        finger_contacts: for each finger (left, right), the ids of objects it touches.
+        step: control steps since the episode began.
+    """
+
+    objects: dict[str, ObjectPose]
+    drawer_opening: float
+    drawer_position: np.ndarray
+    ee_position: np.ndarray
+    ee_yaw: float
+    gripper_width: float
+    finger_contacts: tuple[frozenset[str], frozenset[str]]
+    step: int = 0
+    extras: dict[str, float] = field(default_factory=dict)
+
+    def position(self, name: str) -> np.ndarray:
+        try:
+            return self.objects[name].position
+        except KeyError:
+            raise KeyError(f"unknown object {name!r}; expected one of {sorted(self.objects)}") from None
+
+    @property
+    def held(self) -> str | None:
+        """The object pinched between both fingers, if any."""
+        both = self.finger_contacts[0] & self.finger_contacts[1]
+        return next(iter(sorted(both)), None)

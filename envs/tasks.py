@@ -1,0 +1,149 @@
+"""Tasks as data plus pure predicates over (start, end) scene states, in the spirit of CALVIN's oracle.
+
+A task has a name, arguments (object ids, a direction), a success predicate, a dense shaped reward,
+a horizon, and the scene preconditions it needs (e.g. `place_in(x, drawer)` starts with the drawer
+open). Nothing here touches the simulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs import predicates as pred
+from envs.scene import DRAWER_TRAVEL, HANDLE_OFFSET
+from envs.state import BLOCKS, MOVABLE, SceneState
+
+TASK_NAMES: tuple[str, ...] = ("reach", "pick", "place_in", "place_on", "push", "open", "close")
+DIRECTIONS: dict[str, np.ndarray] = {
+    "left": np.array([0.0, 1.0]),
+    "right": np.array([0.0, -1.0]),
+    "forward": np.array([1.0, 0.0]),
+    "backward": np.array([-1.0, 0.0]),
+}
+PUSH_MIN_DISTANCE = 0.05
+PUSH_GOAL_DISTANCE = 0.08
+HORIZONS = {"reach": 50, "pick": 60, "place_in": 120, "place_on": 120, "push": 80, "open": 80, "close": 60}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One concrete task: `push(red_block, left)` is TaskSpec("push", ("red_block", "left"))."""
+
+    name: str
+    args: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        validate_task(self.name, self.args)
+
+    def __str__(self) -> str:
+        return f"{self.name}({', '.join(self.args)})"
+
+    @property
+    def horizon(self) -> int:
+        return HORIZONS[self.name]
+
+
+def valid_arguments(name: str) -> list[tuple[str, ...]]:
+    """Every argument tuple the task accepts."""
+    if name in ("reach", "pick"):
+        return [(x,) for x in MOVABLE]
+    if name == "place_in":
+        return [(x, c) for x in BLOCKS for c in ("bowl", "drawer")]
+    if name == "place_on":
+        return [(x, t) for x in BLOCKS for t in ("plate", *BLOCKS) if t != x]
+    if name == "push":
+        return [(x, d) for x in BLOCKS for d in DIRECTIONS]
+    if name in ("open", "close"):
+        return [("drawer",)]
+    raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASK_NAMES)}")
+
+
+def validate_task(name: str, args: Sequence[str]) -> None:
+    options = valid_arguments(name)
+    if tuple(args) not in options:
+        shown = ", ".join("(" + ", ".join(o) + ")" for o in options[:12])
+        raise ValueError(f"invalid arguments {tuple(args)} for task {name!r}; valid: {shown}"
+                         + (" ..." if len(options) > 12 else ""))
+
+
+def preconditions(spec: TaskSpec, rng: np.random.Generator) -> dict[str, float]:
+    """Scene variables a task needs at its start (the drawer state, mostly)."""
+    if spec.name == "close":
+        return {"drawer.opening": float(rng.uniform(0.10, DRAWER_TRAVEL))}
+    if spec.name == "place_in" and spec.args[1] == "drawer":
+        return {"drawer.opening": 0.15}
+    return {"drawer.opening": 0.0}
+
+
+def check_success(spec: TaskSpec, start: SceneState, end: SceneState) -> bool:
+    """The oracle: did the change from `start` to `end` accomplish the task?"""
+    name, args = spec.name, spec.args
+    if name == "reach":
+        return pred.near(end, args[0])
+    if name == "pick":
+        return pred.is_holding(end, args[0]) and end.position(args[0])[2] > start.position(args[0])[2] + 0.05
+    if name == "place_in":
+        inside = pred.in_bowl if args[1] == "bowl" else pred.in_drawer
+        return inside(end, args[0]) and pred.is_free(end, args[0])
+    if name == "place_on":
+        placed = pred.on_plate(end, args[0]) if args[1] == "plate" else pred.on_block(end, args[0], args[1])
+        return placed and pred.is_free(end, args[0])
+    if name == "push":
+        along, lateral = push_progress(start, end, args[0], args[1])
+        return along >= PUSH_MIN_DISTANCE and lateral <= max(0.03, 0.6 * along) and pred.is_free(end, args[0]) \
+            and pred.on_table(end, args[0])
+    if name == "open":
+        return pred.drawer_open(end)
+    return pred.drawer_closed(end)
+
+
+def push_progress(start: SceneState, end: SceneState, name: str, direction: str) -> tuple[float, float]:
+    """Displacement of `name` along the push direction and across it (metres)."""
+    moved = (end.position(name) - start.position(name))[:2]
+    unit = DIRECTIONS[direction]
+    along = float(moved @ unit)
+    lateral = float(abs(moved[0] * unit[1] - moved[1] * unit[0]))
+    return along, lateral
+
+
+def handle_position(state: SceneState) -> np.ndarray:
+    return state.drawer_position + HANDLE_OFFSET
+
+
+def dense_reward(spec: TaskSpec, start: SceneState, end: SceneState) -> float:
+    """Negative distance to the goal in metres, summed over the task's stages (panda-gym style)."""
+    name, args = spec.name, spec.args
+    ee = end.ee_position
+    if name in ("reach", "pick", "place_in", "place_on", "push"):
+        to_object = float(np.linalg.norm(ee - pred.grasp_point(end, args[0])))
+    if name == "reach":
+        return -to_object
+    if name == "pick":
+        lift = max(0.0, start.position(args[0])[2] + 0.06 - end.position(args[0])[2])
+        return -(to_object + 2.0 * lift)
+    if name in ("place_in", "place_on"):
+        goal = _placement_goal(spec, end)
+        return -(to_object + 2.0 * float(np.linalg.norm(end.position(args[0]) - goal)))
+    if name == "push":
+        along, lateral = push_progress(start, end, args[0], args[1])
+        return -(to_object + 2.0 * max(0.0, PUSH_GOAL_DISTANCE - along) + lateral)
+    to_handle = float(np.linalg.norm(ee - handle_position(end)))
+    if name == "open":
+        return -(to_handle + 2.0 * max(0.0, 0.13 - end.drawer_opening))
+    return -(to_handle + 2.0 * end.drawer_opening)
+
+
+def _placement_goal(spec: TaskSpec, state: SceneState) -> np.ndarray:
+    target = spec.args[1]
+    if target == "drawer":
+        return state.drawer_position + np.array([-0.06, 0.0, 0.045])
+    return state.position(target) + np.array([0.0, 0.0, 0.045])
+
+
+def sample_task(name: str, rng: np.random.Generator) -> TaskSpec:
+    """A task with uniformly random valid arguments."""
+    options = valid_arguments(name)
+    return TaskSpec(name, options[int(rng.integers(len(options)))])
