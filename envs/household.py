@@ -90,8 +90,8 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.task_name, self.obs_mode, self.reward_type = task, obs_mode, reward_type
         self.render_mode, self.render_every, self.max_steps = render_mode, render_every, max_steps
         self.sim = PyBulletSim(timestep=TIMESTEP, use_egl=use_egl)
-        self.scene = KitchenScene(self.sim)
-        self.robot = Panda(self.sim, control=control)
+        self.control = control
+        self._build_world()
         self.cameras: list[Camera] = []
         if obs_mode != "state":
             self.cameras.append(front_camera(self.sim, image_size))
@@ -99,16 +99,19 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             self.cameras.append(wrist_camera(self.sim, image_size))
         self.touch = Touch(self.sim)
         self._video_camera = front_camera(self.sim, render_size)
-        self._object_bodies = {self.sim.body_id(n): n for n in RIGID_OBJECTS}
         self.action_space = spaces.Box(-1.0, 1.0, (self.robot.action_size,), dtype=np.float32)
         self.observation_space = self._make_observation_space(image_size)
-        self._pristine = self.sim.save_state()
         self._spec: TaskSpec | None = None
         self._instruction = ""
         self._elapsed = 0
         self._start: SceneState | None = None
         self._last_obs: dict[str, np.ndarray] = {}
         self._images: dict[str, np.ndarray] = {}
+
+    def _build_world(self) -> None:
+        self.scene = KitchenScene(self.sim)
+        self.robot = Panda(self.sim, control=self.control)
+        self._object_bodies = {self.sim.body_id(n): n for n in RIGID_OBJECTS}
 
     def _make_observation_space(self, size: int) -> spaces.Dict:
         keys: dict[str, spaces.Space] = {"proprio": spaces.Box(-np.inf, np.inf, (PROPRIO_SIZE,), np.float32)}
@@ -135,7 +138,8 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         spec, layout = self._choose_task(options)
         if spec is not None:
             overrides = {**preconditions(spec, self.np_random), **overrides}
-        self.sim.restore_state(self._pristine)
+        self.sim.reset_world()
+        self._build_world()
         self.scene.apply(layout, overrides)
         self.robot.reset()
         self.sim.step(SUBSTEPS)  # let objects settle onto the table
@@ -299,19 +303,11 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if moved:
             self.scene.apply(layout, {**self._dynamic_values(), **clean})
         else:
-            self._apply_dynamics({**self.scene.values, **clean})
+            self.scene.apply_dynamics({**self.scene.values, **clean})
 
     def _dynamic_values(self) -> dict[str, float]:
         return {k: v for k, v in self.scene.values.items() if k.rsplit(".", 1)[1] in
                 ("mass", "friction", "damping")}
-
-    def _apply_dynamics(self, values: dict[str, float]) -> None:
-        for name in RIGID_OBJECTS:
-            self.sim.set_dynamics(name, mass=values[f"{name}.mass"], lateral_friction=values[f"{name}.friction"])
-        self.sim.set_dynamics("table", lateral_friction=values["table.friction"])
-        self.sim.set_joint_damping("cabinet", 0, values["drawer.damping"])
-        self.sim.disable_motor("cabinet", 0, values["drawer.friction"])
-        self.scene.values = dict(values)
 
     def apply_impulse(self, name: str, impulse: tuple[float, float, float]) -> None:
         """Strike an object: an impulse (N*s) delivered as a force over the next physics substep."""
@@ -360,7 +356,7 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if not isinstance(snapshot, EnvSnapshot):
             raise TypeError(f"expected an EnvSnapshot from save_state(), got {type(snapshot).__name__}")
         self.sim.restore_state(snapshot.bullet_state)
-        self._apply_dynamics(snapshot.variables)
+        self.scene.apply_dynamics(snapshot.variables)
         self._elapsed, self._spec, self._instruction = snapshot.elapsed, snapshot.spec, snapshot.instruction
         self._start = snapshot.start
         self.robot.gripper_command, self.robot.target_yaw = snapshot.gripper_command, snapshot.target_yaw

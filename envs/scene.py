@@ -196,12 +196,28 @@ class KitchenScene:
             spec = SPECS[name]
             position = (values[f"{name}.x"], values[f"{name}.y"], spec.origin_height)
             sim.set_base_pose(name, position, sim.euler_to_quaternion((0.0, 0.0, values[f"{name}.yaw"])))
-            sim.set_dynamics(name, mass=values[f"{name}.mass"], lateral_friction=values[f"{name}.friction"])
-        sim.set_dynamics("table", lateral_friction=values["table.friction"])
+        self.apply_dynamics(values)
         sim.reset_joints("cabinet", [0], [values["drawer.opening"]])
+        self.values = values
+
+    def apply_dynamics(self, values: Mapping[str, float]) -> None:
+        """Set masses, frictions and drawer resistance; only values that changed are sent.
+
+        Re-sending an unchanged mass makes PyBullet recompute inertia and perturbs the next steps
+        by ~1e-5 m, which would break exact same-seed reproducibility.
+        """
+        sim = self.sim
+        changed = {k: v for k, v in values.items() if self.values.get(k) != v}
+        for name in RIGID_OBJECTS:
+            if f"{name}.mass" in changed:
+                sim.set_dynamics(name, mass=values[f"{name}.mass"])
+            if f"{name}.friction" in changed:
+                sim.set_dynamics(name, lateral_friction=values[f"{name}.friction"])
+        if "table.friction" in changed:
+            sim.set_dynamics("table", lateral_friction=values["table.friction"])
         sim.set_joint_damping("cabinet", 0, values["drawer.damping"])
         sim.disable_motor("cabinet", 0, values["drawer.friction"])
-        self.values = values
+        self.values = {**self.values, **values}
 
     # ------------------------------------------------------------------------------------ reads
     def object_poses(self) -> dict[str, ObjectPose]:

@@ -41,7 +41,7 @@ class Camera:
     def render(self, segmentation: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """RGB uint8 (H, W, 3), metric depth float32 (H, W, 1), and segmentation (H, W) if asked."""
         rgb, buffer, seg = self.sim.render(self.width, self.height, self._view(), self._projection, segmentation)
-        depth = FAR * NEAR / (FAR - (FAR - NEAR) * buffer)
+        depth = np.clip(FAR * NEAR / (FAR - (FAR - NEAR) * buffer), NEAR, FAR)
         return rgb, depth[..., None].astype(np.float32), seg
 
 

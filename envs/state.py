@@ -19,8 +19,27 @@ BLOCK_HALF = 0.0225
 """Half the edge of a block (4.5 cm cubes)."""
 
 
-@dataclass(frozen=True)
-class ObjectPose:
+def _equal(a: object, b: object) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return bool(np.array_equal(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    return a == b
+
+
+class _ArrayEquality:
+    """Field-wise equality that compares numpy arrays by value (dataclass' default `==` cannot)."""
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(_equal(getattr(self, f), getattr(other, f)) for f in self.__dataclass_fields__)  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectPose(_ArrayEquality):
     """Pose and velocity of one rigid object; `position` is the body origin (its bottom centre or centre)."""
 
     position: np.ndarray
@@ -33,8 +52,8 @@ class ObjectPose:
         return float(np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z)))
 
 
-@dataclass(frozen=True)
-class SceneState:
+@dataclass(frozen=True, eq=False)
+class SceneState(_ArrayEquality):
     """Everything the ground truth needs at one instant.
 
     Attributes:

@@ -1,0 +1,204 @@
+"""The kitchen environment: spaces, determinism, interventions, bad input, faults, sensors."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import envs
+from envs.household import HouseholdEnv
+from envs.instructions import sample_instruction
+
+
+@pytest.fixture(scope="module")
+def state_env():
+    env = HouseholdEnv(task="pick")
+    yield env
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", envs.ENV_IDS)
+def test_every_registered_id_passes_both_env_checkers(env_id: str) -> None:
+    env = gym.make(env_id)
+    gym_check_env(env.unwrapped, skip_render_check=True)
+    sb3_check_env(env.unwrapped, warn=False)
+    env.close()
+    env.close()  # idempotent
+
+
+@pytest.mark.parametrize("mode", ["state", "rgbd", "rgbd_touch"])
+def test_observations_match_the_declared_space(mode: str) -> None:
+    env = HouseholdEnv(task="reach", obs_mode=mode, image_size=32)
+    obs, _ = env.reset(seed=1)
+    assert set(obs) == set(env.observation_space.spaces)
+    for key, space in env.observation_space.spaces.items():
+        assert obs[key].dtype == space.dtype and obs[key].shape == space.shape, key
+    assert ("objects" in obs) == (mode == "state")
+    assert ("touch" in obs) == (mode == "rgbd_touch")
+    if mode != "state":
+        rgb = obs["rgb_front"]
+        assert rgb.std() > 10, "front image should show a scene, not a flat colour"
+        assert 0.3 < float(obs["depth_front"].min()) < float(obs["depth_front"].max()) <= 2.0
+    env.close()
+
+
+def _rollout(env: HouseholdEnv, seed: int, actions: np.ndarray) -> list[dict[str, np.ndarray]]:
+    obs, _ = env.reset(seed=seed)
+    frames = [obs]
+    for action in actions:
+        obs, *_ = env.step(action)
+        frames.append(obs)
+    return frames
+
+
+def test_same_seed_and_actions_give_identical_observations() -> None:
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(25, 4)).astype(np.float32)
+    first = HouseholdEnv(task="any", obs_mode="rgbd_touch", image_size=24)
+    a = _rollout(first, 7, actions)
+    _rollout(first, 3, actions[::-1])  # history in between must not matter
+    b = _rollout(first, 7, actions)
+    second = HouseholdEnv(task="any", obs_mode="rgbd_touch", image_size=24)
+    c = _rollout(second, 7, actions)
+    for x, y, z in zip(a, b, c, strict=True):
+        for key in x:
+            np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+            np.testing.assert_array_equal(x[key], z[key], err_msg=key)
+    d = _rollout(second, 8, actions)
+    assert not np.array_equal(a[-1]["proprio"], d[-1]["proprio"]), "different seeds should differ"
+
+
+def test_save_and_restore_resimulate_exactly(state_env: HouseholdEnv) -> None:
+    rng = np.random.default_rng(1)
+    state_env.reset(seed=5)
+    for _ in range(5):
+        state_env.step(rng.uniform(-1, 1, 4).astype(np.float32))
+    snapshot = state_env.save_state()
+    actions = rng.uniform(-1, 1, size=(10, 4)).astype(np.float32)
+    first = [state_env.step(a)[0]["objects"] for a in actions]
+    state_env.restore_state(snapshot)
+    second = [state_env.step(a)[0]["objects"] for a in actions]
+    np.testing.assert_array_equal(np.stack(first), np.stack(second))
+    with pytest.raises(TypeError, match="EnvSnapshot"):
+        state_env.restore_state(42)
+
+
+def test_variables_are_listed_and_set_by_reset(state_env: HouseholdEnv) -> None:
+    state_env.reset(seed=0, options={"variables": {"red_block.mass": 0.42, "red_block.x": 0.5, "red_block.y": -0.1,
+                                                   "table.friction": 0.3}})
+    values = state_env.variables()
+    assert {"red_block.mass", "red_block.friction", "drawer.damping", "table.friction", "mug.x"} <= set(values)
+    assert values["red_block.mass"] == pytest.approx(0.42)
+    assert state_env.sim.get_dynamics("red_block")["mass"] == pytest.approx(0.42)
+    assert state_env.scene_state().position("red_block")[:2] == pytest.approx([0.5, -0.1], abs=0.01)
+    with pytest.raises(KeyError, match="valid variables: .*red_block.mass"):
+        state_env.reset(seed=0, options={"variables": {"purple_block.mass": 1.0}})
+    with pytest.raises(ValueError, match="must be positive"):
+        state_env.reset(seed=0, options={"variables": {"red_block.mass": -1.0}})
+
+
+def test_bad_actions_and_names_raise_clear_errors(state_env: HouseholdEnv) -> None:
+    state_env.reset(seed=0)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        state_env.step(np.array([np.nan, 0, 0, 0], dtype=np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        state_env.step(np.zeros(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="unknown task 'fly'.*reach, pick"):
+        HouseholdEnv(task="fly")
+    with pytest.raises(ValueError, match="unknown obs_mode 'lidar'.*state, rgbd, rgbd_touch"):
+        HouseholdEnv(obs_mode="lidar")
+    with pytest.raises(ValueError, match="invalid arguments"):
+        state_env.reset(seed=0, options={"task": "pick", "args": ["banana"]})
+
+
+def test_out_of_range_actions_are_clipped() -> None:
+    env = HouseholdEnv(task="reach")
+    env.reset(seed=2)
+    big = env.step(np.array([5.0, -5.0, 3.0, 9.0], dtype=np.float32))[0]
+    env.reset(seed=2)
+    clipped = env.step(np.array([1.0, -1.0, 1.0, 1.0], dtype=np.float32))[0]
+    np.testing.assert_array_equal(big["proprio"], clipped["proprio"])
+    env.close()
+
+
+def test_physics_blow_up_truncates_with_a_flag_and_finite_observations(state_env: HouseholdEnv) -> None:
+    obs, _ = state_env.reset(seed=0)
+    state_env.apply_impulse("red_block", (0.0, 0.0, 50.0))
+    obs, _, terminated, truncated, info = state_env.step(np.zeros(4, dtype=np.float32))
+    assert truncated and not terminated and info["physics_fault"]
+    assert all(np.all(np.isfinite(v)) for v in obs.values())
+
+
+def test_touch_feels_a_grasped_block() -> None:
+    from envs.experts import make_expert
+
+    env = HouseholdEnv(task="pick", obs_mode="rgbd_touch", image_size=16)
+    obs, info = env.reset(seed=3, options={"task": "pick", "args": ["blue_block"]})
+    assert obs["touch"].sum() == 0.0, "nothing touches the open gripper at the start"
+    expert = make_expert(env.task)
+    for _ in range(env.horizon):
+        obs, _, terminated, truncated, info = env.step(expert.act(info["scene_state"]))
+        if terminated or truncated:
+            break
+    assert info["is_success"]
+    touch = obs["touch"]
+    assert touch[:16].sum() > 1.0 and touch[16:32].sum() > 1.0, "both finger pads should feel the block"
+    assert touch[-2:].tolist() == [1.0, 1.0]
+    env.close()
+
+
+@pytest.mark.parametrize("task", envs.TASK_NAMES)
+def test_scripted_expert_solves_its_task(task: str) -> None:
+    from envs.experts import make_expert
+
+    env = HouseholdEnv(task=task)
+    successes = 0
+    for seed in range(3):
+        _, info = env.reset(seed=100 + seed)
+        expert = make_expert(env.task)
+        for _ in range(env.horizon):
+            _, _, terminated, truncated, info = env.step(expert.act(info["scene_state"]))
+            if terminated or truncated:
+                break
+        successes += info["is_success"]
+        assert "facts" in info and "scene_features" in info
+    assert successes == 3
+    env.close()
+
+
+def test_a_random_policy_rarely_succeeds() -> None:
+    """The oracle is not trivially satisfied: random actions should not pick or place things."""
+    env = HouseholdEnv(task="place_in")
+    rng = np.random.default_rng(0)
+    for seed in range(3):
+        env.reset(seed=seed)
+        for _ in range(30):
+            *_, terminated, _, info = env.step(rng.uniform(-1, 1, 4).astype(np.float32))
+            assert not terminated
+    env.close()
+
+
+def test_instructions_vary_and_name_the_arguments() -> None:
+    rng = np.random.default_rng(0)
+    texts = {sample_instruction("push", ("red_block", "left"), rng) for _ in range(40)}
+    assert len(texts) >= 8
+    assert all("red" in t for t in texts)
+
+
+def test_facts_describe_the_scene(state_env: HouseholdEnv) -> None:
+    _, info = state_env.reset(seed=0, options={"task": "close", "args": ["drawer"]})
+    facts = info["facts"]
+    assert ["open", "drawer"] in facts and ["gripper_empty"] in facts
+    assert sum(f[0] == "on" and f[2] == "table" for f in facts) == 5
+
+
+def test_set_task_keeps_the_scene() -> None:
+    env = HouseholdEnv(task="none")
+    _, info = env.reset(seed=0)
+    before = info["scene_state"].position("mug").copy()
+    text = env.set_task("pick", ("mug",))
+    assert "mug" in text or "cup" in text
+    assert env.scene_state().position("mug") == pytest.approx(before, abs=1e-6)
+    env.close()
