@@ -178,10 +178,10 @@ class KitchenScene:
                 raise ValueError(f"{name} must be >= 0, got {value}")
             if name == "drawer.opening" and not 0.0 <= value <= DRAWER_TRAVEL:
                 raise ValueError(f"drawer.opening must be in [0, {DRAWER_TRAVEL}], got {value}")
-            if prop == "x" and not WORKSPACE_LO[0] < value < WORKSPACE_HI[0]:
-                raise ValueError(f"{name} must lie on the table, in ({WORKSPACE_LO[0]}, {WORKSPACE_HI[0]}), got {value}")
-            if prop == "y" and not WORKSPACE_LO[1] < value < WORKSPACE_HI[1]:
-                raise ValueError(f"{name} must lie on the table, in ({WORKSPACE_LO[1]}, {WORKSPACE_HI[1]}), got {value}")
+            axis = {"x": 0, "y": 1}.get(prop)
+            if axis is not None and not WORKSPACE_LO[axis] < value < WORKSPACE_HI[axis]:
+                bounds = (WORKSPACE_LO[axis], WORKSPACE_HI[axis])
+                raise ValueError(f"{name} must lie on the table, in {bounds}, got {value}")
             clean[name] = value
         return clean
 
