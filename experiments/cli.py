@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "run",
     "plan",
     "eval_chains",
+    "experts",
     "train",
     "evaluate",
     "continual",

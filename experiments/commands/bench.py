@@ -1,0 +1,38 @@
+"""`embodia bench TARGET`: side-by-side benchmarks; each target lives in experiments/bench/TARGET.py."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+from pathlib import Path
+
+TARGETS = ("env", "perception", "train", "memory", "scale")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("bench", help="run a benchmark (ratios measured side by side in one run)")
+    targets = parser.add_subparsers(dest="target", required=True, metavar="TARGET")
+    for name in TARGETS:
+        module_name = f"experiments.bench.{name}"
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        module = importlib.import_module(module_name)
+        sub = targets.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
+        sub.add_argument("--json-out", type=Path, default=None, help="also write the figures as JSON here")
+        if hasattr(module, "add_arguments"):
+            module.add_arguments(sub)
+        sub.set_defaults(func=_runner(module))
+
+
+def _runner(module):
+    def run(args: argparse.Namespace) -> int:
+        figures = module.run(args)
+        if args.json_out is not None:
+            from experiments.io import atomic_write_text
+
+            atomic_write_text(args.json_out, json.dumps(figures, indent=2, default=float))
+        return 0
+
+    return run

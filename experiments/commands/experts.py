@@ -1,0 +1,51 @@
+"""`embodia experts`: success rate of every scripted expert over seeded episodes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from experiments.io import atomic_write_text
+from experiments.stats import wilson_interval
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("experts", help="measure the scripted experts' success rates")
+    parser.add_argument("--episodes", type=int, default=100, help="episodes per task")
+    parser.add_argument("--tasks", default="all", help="comma-separated task names, or 'all'")
+    parser.add_argument("--seed", type=int, default=0, help="first episode seed")
+    parser.add_argument("--out", type=Path, default=Path("runs/experts"), help="folder for results.json / .md")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from envs.tasks import TASK_NAMES
+    from experiments.rollouts import run_expert_episode
+
+    tasks = list(TASK_NAMES) if args.tasks == "all" else [t.strip() for t in args.tasks.split(",")]
+    unknown = sorted(set(tasks) - set(TASK_NAMES))
+    if unknown:
+        raise ValueError(f"unknown tasks {unknown}; valid tasks: {', '.join(TASK_NAMES)}")
+    if args.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    results = {}
+    for task in tasks:
+        outcomes = [run_expert_episode(task, args.seed + i) for i in tqdm(range(args.episodes), desc=task)]
+        wins = sum(o["success"] for o in outcomes)
+        low, high = wilson_interval(wins, len(outcomes))
+        results[task] = {"episodes": len(outcomes), "successes": wins, "rate": wins / len(outcomes),
+                         "ci95": [low, high], "mean_steps": sum(o["steps"] for o in outcomes) / len(outcomes),
+                         "failures": [o["task"] + f" seed={o['seed']}" for o in outcomes if not o["success"]]}
+    lines = ["| task | success | 95% CI (Wilson) | mean steps |", "|---|---|---|---|"]
+    for task, row in results.items():
+        lines.append(f"| {task} | {row['successes']}/{row['episodes']} ({row['rate']:.0%}) | "
+                     f"[{row['ci95'][0]:.2f}, {row['ci95'][1]:.2f}] | {row['mean_steps']:.1f} |")
+    table = "\n".join(lines)
+    print(table)
+    atomic_write_text(args.out / "results.json", json.dumps(results, indent=2))
+    atomic_write_text(args.out / "results.md", f"# Scripted experts\n\nseeds {args.seed}..{args.seed + args.episodes - 1}"
+                      f"\n\n{table}\n")
+    return 0
