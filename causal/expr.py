@@ -1,0 +1,274 @@
+"""Safe arithmetic expressions for nonlinear structural equations.
+
+A model file is data, not code: an equation such as ``0.5*speed**2 - 0.3*friction`` must never reach
+``eval``. This module has its own tokenizer and a recursive-descent parser that builds a tiny AST of
+numbers, variable names, unary minus/plus, ``+ - * / **`` and a fixed set of one-argument functions.
+Anything else is rejected with an error naming the offending token and its position.
+
+Grammar (``**`` binds tighter than unary minus and is right-associative, as in Python)::
+
+    expr   := term (("+" | "-") term)*
+    term   := unary (("*" | "/") unary)*
+    unary  := ("-" | "+") unary | power
+    power  := atom ("**" unary)?
+    atom   := NUMBER | NAME | FUNC "(" expr ")" | "(" expr ")"
+
+Example:
+    >>> expression = parse_expression("0.5*speed**2 - sin(mass)", allowed_names={"speed", "mass"})
+    >>> float(expression.evaluate({"speed": 2.0, "mass": 0.0}))
+    2.0
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+FUNCTIONS: dict[str, object] = {
+    "sin": np.sin,
+    "cos": np.cos,
+    "exp": np.exp,
+    "log": np.log,
+    "sqrt": np.sqrt,
+    "tanh": np.tanh,
+    "abs": np.abs,
+}
+
+_NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_TOKEN_RE = re.compile(rf"\s*(?:(?P<number>{_NUMBER})|(?P<name>[A-Za-z_][A-Za-z0-9_.]*)|(?P<op>\*\*|[-+*/()]))")
+
+
+@dataclass(frozen=True)
+class Token:
+    """One lexical unit with its character offset (for error messages)."""
+
+    kind: str  # "number", "name", "op" or "end"
+    text: str
+    position: int
+
+
+@dataclass(frozen=True)
+class Number:
+    """A numeric literal."""
+
+    value: float
+
+
+@dataclass(frozen=True)
+class Name:
+    """A reference to a parent variable."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Unary:
+    """Unary minus or plus."""
+
+    op: str
+    operand: Node
+
+
+@dataclass(frozen=True)
+class Binary:
+    """A binary arithmetic operation."""
+
+    op: str
+    left: Node
+    right: Node
+
+
+@dataclass(frozen=True)
+class Call:
+    """One of the whitelisted one-argument functions."""
+
+    function: str
+    argument: Node
+
+
+Node = Number | Name | Unary | Binary | Call
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split `text` into tokens; the first character that starts no valid token is an error."""
+    tokens: list[Token] = []
+    position = 0
+    while position < len(text):
+        if text[position:].strip() == "":
+            break
+        match = _TOKEN_RE.match(text, position)
+        if match is None:
+            start = position + len(text[position:]) - len(text[position:].lstrip())
+            raise ValueError(f"unexpected token {text[start]!r} at position {start} in expression {text!r}")
+        kind = match.lastgroup or "op"
+        tokens.append(Token(kind, match.group(kind), match.start(kind)))
+        position = match.end()
+    tokens.append(Token("end", "", len(text)))
+    return tokens
+
+
+class _Parser:
+    """Recursive-descent parser over a token list; one method per grammar rule."""
+
+    def __init__(self, text: str, allowed_names: set[str] | None) -> None:
+        self.text = text
+        self.tokens = tokenize(text)
+        self.index = 0
+        self.allowed_names = allowed_names
+
+    def peek(self) -> Token:
+        return self.tokens[self.index]
+
+    def take(self) -> Token:
+        token = self.tokens[self.index]
+        self.index += 1
+        return token
+
+    def fail(self, token: Token, expected: str) -> ValueError:
+        shown = "end of expression" if token.kind == "end" else f"token {token.text!r}"
+        return ValueError(
+            f"unexpected {shown} at position {token.position} in expression {self.text!r}; expected {expected}"
+        )
+
+    def parse(self) -> Node:
+        node = self.expr()
+        if self.peek().kind != "end":
+            raise self.fail(self.peek(), "an operator (+ - * / **) or the end")
+        return node
+
+    def expr(self) -> Node:
+        node = self.term()
+        while self.peek().text in ("+", "-") and self.peek().kind == "op":
+            op = self.take().text
+            node = Binary(op, node, self.term())
+        return node
+
+    def term(self) -> Node:
+        node = self.unary()
+        while self.peek().text in ("*", "/") and self.peek().kind == "op":
+            op = self.take().text
+            node = Binary(op, node, self.unary())
+        return node
+
+    def unary(self) -> Node:
+        if self.peek().kind == "op" and self.peek().text in ("-", "+"):
+            op = self.take().text
+            return Unary(op, self.unary())
+        return self.power()
+
+    def power(self) -> Node:
+        base = self.atom()
+        if self.peek().kind == "op" and self.peek().text == "**":
+            self.take()
+            return Binary("**", base, self.unary())
+        return base
+
+    def atom(self) -> Node:
+        token = self.take()
+        if token.kind == "number":
+            return Number(float(token.text))
+        if token.kind == "op" and token.text == "(":
+            node = self.expr()
+            self.expect(")")
+            return node
+        if token.kind == "name":
+            return self.name_or_call(token)
+        raise self.fail(token, "a number, a variable name, a function call or '('")
+
+    def name_or_call(self, token: Token) -> Node:
+        if token.text in FUNCTIONS:
+            self.expect("(")
+            argument = self.expr()
+            self.expect(")")
+            return Call(token.text, argument)
+        if self.peek().kind == "op" and self.peek().text == "(":
+            known = ", ".join(sorted(FUNCTIONS))
+            raise ValueError(
+                f"unknown function {token.text!r} at position {token.position} in expression {self.text!r}; "
+                f"allowed functions: {known}"
+            )
+        if self.allowed_names is not None and token.text not in self.allowed_names:
+            allowed = ", ".join(sorted(self.allowed_names)) or "(none)"
+            raise ValueError(
+                f"unknown name {token.text!r} at position {token.position} in expression {self.text!r}; "
+                f"expected one of the parents: {allowed}"
+            )
+        return Name(token.text)
+
+    def expect(self, text: str) -> None:
+        token = self.take()
+        if token.kind != "op" or token.text != text:
+            raise self.fail(token, repr(text))
+
+
+def _evaluate(node: Node, values: Mapping[str, np.ndarray | float]) -> np.ndarray:
+    if isinstance(node, Number):
+        return np.asarray(node.value, dtype=float)
+    if isinstance(node, Name):
+        return np.asarray(values[node.name], dtype=float)
+    if isinstance(node, Unary):
+        operand = _evaluate(node.operand, values)
+        return -operand if node.op == "-" else operand
+    if isinstance(node, Call):
+        function = FUNCTIONS[node.function]
+        return function(_evaluate(node.argument, values))  # type: ignore[operator]
+    left, right = _evaluate(node.left, values), _evaluate(node.right, values)
+    if node.op == "+":
+        return left + right
+    if node.op == "-":
+        return left - right
+    if node.op == "*":
+        return left * right
+    if node.op == "/":
+        return left / right
+    return np.power(left, right)
+
+
+def _names(node: Node) -> set[str]:
+    if isinstance(node, Name):
+        return {node.name}
+    if isinstance(node, Number):
+        return set()
+    if isinstance(node, (Unary, Call)):
+        return _names(node.operand if isinstance(node, Unary) else node.argument)
+    return _names(node.left) | _names(node.right)
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A parsed expression: the source text, its AST and the variable names it reads."""
+
+    text: str
+    root: Node
+    names: frozenset[str]
+
+    def evaluate(self, values: Mapping[str, np.ndarray | float]) -> np.ndarray:
+        """Evaluate element-wise with numpy; `values` maps every name in `self.names` to a scalar or array.
+
+        Floating-point problems (log of a negative, division by zero) give nan/inf rather than warnings;
+        callers decide whether non-finite values are an error.
+        """
+        missing = self.names - set(values)
+        if missing:
+            raise KeyError(f"expression {self.text!r} needs values for {sorted(missing)}")
+        with np.errstate(all="ignore"):
+            return _evaluate(self.root, values)
+
+
+def parse_expression(text: str, allowed_names: Iterable[str] | None = None) -> Expression:
+    """Parse `text` into an `Expression`; with `allowed_names`, any other variable name is an error.
+
+    Raises:
+        ValueError: naming the offending token and its position.
+        TypeError: if `text` is not a string.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"expression must be a string, got {type(text).__name__}: {text!r}")
+    if not text.strip():
+        raise ValueError("expression is empty")
+    allowed = None if allowed_names is None else set(allowed_names)
+    root = _Parser(text, allowed).parse()
+    return Expression(text=text, root=root, names=frozenset(_names(root)))
