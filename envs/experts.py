@@ -17,7 +17,7 @@ from envs import predicates as pred
 from envs.robots import EE_STEP
 from envs.scene import SPECS
 from envs.state import BLOCK_HALF, SceneState
-from envs.tasks import DIRECTIONS, TaskSpec, handle_position
+from envs.tasks import DIRECTIONS, TaskSpec, free_table_spot, handle_position
 
 Target = Callable[[SceneState], np.ndarray]
 CARRY_HEIGHT = 0.20
@@ -36,6 +36,8 @@ class Phase:
     max_steps: int = 40
     speed: float = 1.0
     until: Callable[[SceneState], bool] | None = None
+    grasp: str | None = None
+    """Set on the phases that grasp this object: they are skipped when it is already held."""
 
 
 class ScriptedExpert:
@@ -62,6 +64,9 @@ class ScriptedExpert:
     def act(self, state: SceneState) -> np.ndarray:
         if self._anchor is None:
             self._anchor = state
+            while not self.done and self.phases[self._index].grasp is not None \
+                    and state.held == self.phases[self._index].grasp:
+                self._index += 1
         while not self.done and self._phase_finished(state):
             self._index += 1
             self._steps = 0
@@ -110,9 +115,9 @@ def _fixed_height(target: Target, height: float) -> Target:
 
 def _grasp_phases(name: str) -> list[Phase]:
     return [
-        Phase("above", _above(name, 0.10), open=True, tolerance=0.015),
-        Phase("descend", _at(name), open=True, tolerance=0.006, max_steps=25),
-        Phase("close", _at(name), open=False, min_steps=6, max_steps=6),
+        Phase("above", _above(name, 0.10), open=True, tolerance=0.015, grasp=name),
+        Phase("descend", _at(name), open=True, tolerance=0.006, max_steps=25, grasp=name),
+        Phase("close", _at(name), open=False, min_steps=6, max_steps=6, grasp=name),
     ]
 
 
@@ -122,6 +127,15 @@ def _drop_goal(spec: TaskSpec) -> Target:
         return lambda s: s.drawer_position + np.array([-0.075, 0.0, 0.09])
     if target == "bowl":
         return lambda s: s.position("bowl") + np.array([0.0, 0.0, 0.085])
+    if target == "table":
+        spot: dict[str, np.ndarray] = {}
+
+        def table_goal(state: SceneState) -> np.ndarray:
+            if "point" not in spot:
+                spot["point"] = free_table_spot(state, spec.args[0]) + np.array([0.0, 0.0, BLOCK_HALF + 0.015])
+            return spot["point"]
+
+        return table_goal
     if target == "plate":
         return lambda s: s.position("plate") + np.array([0.0, 0.0, 0.012 + BLOCK_HALF + 0.015])
     return lambda s: s.position(target) + np.array([0.0, 0.0, 2 * BLOCK_HALF + 0.012])

@@ -19,6 +19,7 @@ OBJECT_PHRASES: dict[str, tuple[str, ...]] = {
     "bowl": ("bowl", "blue bowl", "basin"),
     "plate": ("plate", "pink plate", "dish"),
     "drawer": ("drawer",),
+    "table": ("table", "counter", "table top"),
 }
 
 DIRECTION_PHRASES: dict[str, tuple[str, ...]] = {

@@ -8,10 +8,12 @@ can live in one process.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +81,8 @@ class PyBulletSim:
     ) -> None:
         self.timestep = timestep
         self.solver_iterations = solver_iterations
-        self._client = bullet_client.BulletClient(connection_mode=p.GUI if gui else p.DIRECT)
+        with _quiet_stdout():  # the C library prints "argv[0]=" on every connect
+            self._client = bullet_client.BulletClient(connection_mode=p.GUI if gui else p.DIRECT)
         self._client.setAdditionalSearchPath(pybullet_data.getDataPath())
         self._bodies: dict[str, int] = {}
         self._configure()
@@ -387,6 +390,26 @@ class PyBulletSim:
     @staticmethod
     def projection_matrix(fov: float, aspect: float, near: float, far: float) -> list[float]:
         return list(p.computeProjectionMatrixFOV(fov, aspect, near, far))
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Silence output written straight to file descriptor 1 by C code, then restore it."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # stdout replaced by an object without a descriptor
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
 
 
 def low_poly_panda_urdf(cache_dir: str | Path | None = None) -> Path:

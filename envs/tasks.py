@@ -53,7 +53,7 @@ def valid_arguments(name: str) -> list[tuple[str, ...]]:
     if name == "place_in":
         return [(x, c) for x in BLOCKS for c in ("bowl", "drawer")]
     if name == "place_on":
-        return [(x, t) for x in BLOCKS for t in ("plate", *BLOCKS) if t != x]
+        return [(x, t) for x in BLOCKS for t in ("plate", "table", *BLOCKS) if t != x] + [("mug", "table")]
     if name == "push":
         return [(x, d) for x in BLOCKS for d in DIRECTIONS]
     if name in ("open", "close"):
@@ -89,7 +89,13 @@ def check_success(spec: TaskSpec, start: SceneState, end: SceneState) -> bool:
         inside = pred.in_bowl if args[1] == "bowl" else pred.in_drawer
         return inside(end, args[0]) and pred.is_free(end, args[0])
     if name == "place_on":
-        placed = pred.on_plate(end, args[0]) if args[1] == "plate" else pred.on_block(end, args[0], args[1])
+        if args[1] == "table":
+            moved = float(np.linalg.norm((end.position(args[0]) - start.position(args[0]))[:2]))
+            placed = pred.on_table(end, args[0]) and (start.held == args[0] or moved >= 0.05)
+        elif args[1] == "plate":
+            placed = pred.on_plate(end, args[0])
+        else:
+            placed = pred.on_block(end, args[0], args[1])
         return placed and pred.is_free(end, args[0])
     if name == "push":
         along, lateral = push_progress(start, end, args[0], args[1])
@@ -140,7 +146,27 @@ def _placement_goal(spec: TaskSpec, state: SceneState) -> np.ndarray:
     target = spec.args[1]
     if target == "drawer":
         return state.drawer_position + np.array([-0.06, 0.0, 0.045])
+    if target == "table":
+        return free_table_spot(state, spec.args[0])
     return state.position(target) + np.array([0.0, 0.0, 0.045])
+
+
+def free_table_spot(state: SceneState, name: str) -> np.ndarray:
+    """The reachable table point farthest from every object, `name` included (where to put `name` down)."""
+    from envs.scene import LAYOUT_X, LAYOUT_Y, SPECS
+
+    xs = np.linspace(LAYOUT_X[0] + 0.04, LAYOUT_X[1] - 0.04, 9)
+    ys = np.linspace(LAYOUT_Y[0] + 0.04, LAYOUT_Y[1] - 0.04, 11)
+    # The object's own current place counts as occupied too, so "put it down" really moves it.
+    others = [(state.position(o)[:2], SPECS[o].footprint) for o in state.objects]
+    best, best_clearance = np.array([xs[0], ys[0]]), -np.inf
+    for x in xs:
+        for y in ys:
+            point = np.array([x, y])
+            clearance = min(float(np.linalg.norm(point - pos)) - radius for pos, radius in others)
+            if clearance > best_clearance:
+                best, best_clearance = point, clearance
+    return np.array([best[0], best[1], SPECS[name].origin_height])
 
 
 def sample_task(name: str, rng: np.random.Generator) -> TaskSpec:
