@@ -51,9 +51,10 @@ def valid_arguments(name: str) -> list[tuple[str, ...]]:
     if name in ("reach", "pick"):
         return [(x,) for x in MOVABLE]
     if name == "place_in":
-        return [(x, c) for x in BLOCKS for c in ("bowl", "drawer")]
+        return [(x, c) for x in MOVABLE for c in ("bowl", "drawer")]
     if name == "place_on":
-        return [(x, t) for x in BLOCKS for t in ("plate", "table", *BLOCKS) if t != x] + [("mug", "table")]
+        # Anything can go on the plate or the table; only blocks stack on blocks (a mug on a cube topples).
+        return [(x, t) for x in MOVABLE for t in ("plate", "table")] + [(x, t) for x in BLOCKS for t in BLOCKS if t != x]
     if name == "push":
         return [(x, d) for x in BLOCKS for d in DIRECTIONS]
     if name in ("open", "close"):
