@@ -285,6 +285,12 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         features.update({k: float(v) for k, v in self.scene.values.items()})
         return features
 
+    def observation(self) -> dict[str, np.ndarray]:
+        """The observation of the scene as it is now (e.g. right after `set_task`)."""
+        self._images = {}
+        self._last_obs = self._observe(self.scene_state())
+        return {k: v.copy() for k, v in self._last_obs.items()}
+
     def facts(self) -> list[list[str]]:
         """Symbolic facts true now, in the planner's vocabulary."""
         return pred.symbolic_facts(self.scene_state())
