@@ -218,6 +218,11 @@ def migrate(conn: sqlite3.Connection, path: Path, version: int, now: float) -> P
             migrations.STEPS[step](conn, now, _statements(SCHEMA_SQL))
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
+    except (ValueError, sqlite3.Error) as error:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise ValueError(f"{path}: migration from schema v{version} to v{SCHEMA_VERSION} failed and was rolled back "
+                         f"(the store is unchanged; a copy is at {saved}): {error}") from error
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")

@@ -301,6 +301,20 @@ class KnowledgeStore:
             logger.info("encoded %d stored items for retrieval with %s", encoded, retriever.model)
         return encoded
 
+    def nearest(self, vector: np.ndarray, k: int, kind: str = "fact", refresh: bool = True) -> list[tuple[int, float]]:
+        """The k item ids of `kind` (fact, episode, causal) nearest an already-encoded vector, with cosines."""
+        if refresh:
+            self.refresh_index()
+        if self._retriever is None:
+            raise ValueError(f"knowledge store {self.path} has no text encoder; pass encoder= to search")
+        if kind not in self._retriever.indexes:
+            raise ValueError(f"kind must be one of {', '.join(self._retriever.indexes)}, got {kind!r}")
+        return self._retriever.top(kind, np.asarray(vector, dtype=np.float32), k)
+
+    def index_size(self, kind: str = "fact") -> int:
+        """How many items of `kind` the in-memory index holds (0 without an encoder)."""
+        return 0 if self._retriever is None else len(self._retriever.indexes[kind])
+
     def retrieve(self, query: str, k: int = 5) -> Retrieval:
         """Top-k facts, episodes and causal facts for a sentence, by embedding similarity and by entity.
 
