@@ -30,7 +30,8 @@ class Phase:
 
     name: str
     target: Target
-    open: bool
+    open: bool | None
+    """Gripper open (True) or closed (False); None keeps a held object held and opens an empty hand."""
     tolerance: float = 0.01
     min_steps: int = 0
     max_steps: int = 40
@@ -40,12 +41,29 @@ class Phase:
     """Set on the phases that grasp this object: they are skipped when it is already held."""
 
 
+CLEAR_HEIGHT = 0.15
+
+
+def _clear_phase() -> Phase:
+    """Rise straight up first when starting low: the last skill may have left a finger behind the drawer
+    handle or beside an object, and travelling sideways from there would drag it along."""
+    start: dict[str, np.ndarray] = {}
+
+    def target(state: SceneState) -> np.ndarray:
+        if "point" not in start:
+            start["point"] = np.array([*state.ee_position[:2], max(state.ee_position[2], CLEAR_HEIGHT)])
+        return start["point"]
+
+    return Phase("clear", target, open=None, tolerance=0.02, max_steps=15,
+                 until=lambda s: s.ee_position[2] >= CLEAR_HEIGHT - 0.02)
+
+
 class ScriptedExpert:
     """Runs a phase list; `act(state)` returns a (4,) action in [-1, 1]."""
 
     def __init__(self, spec: TaskSpec, phases: list[Phase]) -> None:
         self.spec = spec
-        self.phases = phases
+        self.phases = [_clear_phase(), *phases]
         self.reset()
 
     def reset(self) -> None:
@@ -76,7 +94,8 @@ class ScriptedExpert:
         self._steps += 1
         delta = (phase.target(state) - state.ee_position) / EE_STEP
         delta = np.clip(delta, -phase.speed, phase.speed)
-        return np.array([*delta, 1.0 if phase.open else -1.0], dtype=np.float32)
+        is_open = phase.open if phase.open is not None else state.held is None
+        return np.array([*delta, 1.0 if is_open else -1.0], dtype=np.float32)
 
     def _phase_finished(self, state: SceneState) -> bool:
         phase = self.phases[self._index]

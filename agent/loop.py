@@ -1,0 +1,216 @@
+"""The embodied loop: instruction → plan → act skill by skill → check → replan on failure.
+
+`EmbodiedAgent` never imports the simulator. It talks to a `SkillWorld` (something that can start a
+skill call, step actions, and report symbolic facts: the experiments layer adapts the kitchen env
+to it) and to `SkillPolicy` objects chosen per call by a `PolicyProvider` (learned PPO skills where
+they exist and are good enough, scripted experts otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from agent.errors import PlanningError
+from agent.planner.plan import Plan, Planner
+from agent.skills import Predicate, SkillCall
+
+logger = logging.getLogger(__name__)
+
+Facts = list[list[str]]
+"""Symbolic facts in the planner's vocabulary, e.g. [["in", "red_block", "bowl"], ["closed", "drawer"]]."""
+CHECKABLE = {"in", "on", "open", "closed", "holding"}
+"""Goal predicates that can be read off the scene's facts; `near` and `pushed` are judged by the skill's oracle."""
+
+
+class SkillWorld(Protocol):
+    """What the agent needs from an environment."""
+
+    def objects(self) -> list[str]:
+        """Object ids present in the scene."""
+        ...
+
+    def facts(self) -> Facts:
+        """Symbolic facts true now."""
+        ...
+
+    def start_skill(self, call: SkillCall) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Make `call` the current task (judged from the scene as it is now); return obs and info."""
+        ...
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Advance one control step; `terminated` means the skill's oracle says it succeeded."""
+        ...
+
+    def frame(self) -> np.ndarray | None:
+        """An RGB image for the episode video, or None when not recording."""
+        ...
+
+
+class SkillPolicy(Protocol):
+    """Acts for one skill call at a time."""
+
+    name: str
+
+    def reset(self, call: SkillCall) -> None: ...
+
+    def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray: ...
+
+
+class PolicyProvider(Protocol):
+    """Chooses the policy for a call (and reports why, for the trace)."""
+
+    def policy_for(self, call: SkillCall) -> SkillPolicy: ...
+
+
+@dataclass
+class StepRecord:
+    """One executed skill call."""
+
+    call: SkillCall
+    policy: str
+    success: bool
+    steps: int
+    seconds: float
+    attempt: int
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"skill": self.call.skill, "args": list(self.call.args), "text": self.call.text,
+                "policy": self.policy, "success": self.success, "steps": self.steps,
+                "seconds": round(self.seconds, 3), "attempt": self.attempt, "reason": self.reason}
+
+
+@dataclass
+class EpisodeRecord:
+    """Everything one `run` did: the plans, each step, replans with reasons, the outcome."""
+
+    instruction: str
+    plans: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
+    replans: list[dict[str, Any]] = field(default_factory=list)
+    success: bool = False
+    unmet_goals: list[list[str]] = field(default_factory=list)
+    final_facts: Facts = field(default_factory=list)
+    seconds: float = 0.0
+    frames: list[np.ndarray] = field(default_factory=list, repr=False)
+    error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"instruction": self.instruction, "success": self.success, "plans": self.plans,
+                "steps": [s.to_json() for s in self.steps], "replans": self.replans,
+                "unmet_goals": self.unmet_goals, "final_facts": self.final_facts,
+                "seconds": round(self.seconds, 3), "error": self.error}
+
+
+FrameHook = Callable[[np.ndarray, SkillCall, str], np.ndarray]
+
+
+class EmbodiedAgent:
+    """Plans an instruction and executes it in a `SkillWorld`, replanning after failed steps.
+
+    Args:
+        planner: turns (instruction, objects, facts, memory) into a `Plan`.
+        policies: picks a policy for each skill call.
+        max_replans: how many times to replan after a failed step before giving up.
+        memory: anything the planner accepts as memory (remembered facts, skill statistics).
+        record_every: keep every k-th frame for the episode video (0 = no video).
+        caption: draws the current skill onto a frame (the experiments layer supplies it).
+    """
+
+    def __init__(
+        self, planner: Planner, policies: PolicyProvider, max_replans: int = 2, memory: Any = None,
+        record_every: int = 0, caption: FrameHook | None = None,
+    ) -> None:
+        if max_replans < 0:
+            raise ValueError(f"max_replans must be >= 0, got {max_replans}")
+        self.planner, self.policies, self.max_replans, self.memory = planner, policies, max_replans, memory
+        self.record_every, self.caption = record_every, caption
+
+    def run(self, world: SkillWorld, instruction: str) -> EpisodeRecord:
+        """Carry out `instruction`; never raises for a failed step (it is recorded), only for bad input."""
+        record = EpisodeRecord(instruction)
+        started = time.perf_counter()
+        plan = self._plan(world, instruction)  # PlanningError propagates: the instruction itself is bad
+        record.plans.append(plan.to_json(trace=True))
+        goals = list(plan.goal)
+        attempt = 0
+        queue = list(plan.steps)
+        while queue:
+            call = queue.pop(0)
+            step = self._execute(world, call, attempt, record)
+            record.steps.append(step)
+            if step.success:
+                continue
+            if attempt >= self.max_replans:
+                record.error = f"gave up after {attempt} replans: {call.text} failed ({step.reason})"
+                break
+            attempt += 1
+            try:
+                plan = self._plan(world, instruction)
+            except PlanningError as error:
+                record.error = f"replanning failed: {error}"
+                break
+            record.replans.append({"after": call.text, "reason": step.reason, "facts": world.facts(),
+                                   "new_plan": [c.to_json() for c in plan.steps]})
+            record.plans.append(plan.to_json(trace=True))
+            queue = list(plan.steps)
+        record.final_facts = world.facts()
+        record.unmet_goals = self._unmet(goals, record)
+        record.success = not record.unmet_goals and not record.error
+        record.seconds = time.perf_counter() - started
+        return record
+
+    def _plan(self, world: SkillWorld, instruction: str) -> Plan:
+        return self.planner.plan(instruction, world.objects(), world.facts(), self.memory)
+
+    def _execute(self, world: SkillWorld, call: SkillCall, attempt: int, record: EpisodeRecord) -> StepRecord:
+        policy = self.policies.policy_for(call)
+        policy.reset(call)
+        started = time.perf_counter()
+        obs, info = world.start_skill(call)
+        steps, success, reason = 0, False, "ran out of steps"
+        while True:
+            self._record_frame(world, call, policy.name, steps, record)
+            obs, _, terminated, truncated, info = world.step(policy.act(obs, info))
+            steps += 1
+            if terminated:
+                success, reason = True, ""
+                break
+            if truncated:
+                reason = "physics fault" if info.get("physics_fault") else f"no success within {steps} steps"
+                break
+        self._record_frame(world, call, "done" if success else "failed", 0, record)
+        logger.info("%s by %s: %s in %d steps", call.text, policy.name, "ok" if success else reason, steps)
+        return StepRecord(call, policy.name, success, steps, time.perf_counter() - started, attempt, reason)
+
+    def _record_frame(self, world: SkillWorld, call: SkillCall, status: str, step: int, record: EpisodeRecord
+                      ) -> None:
+        if not self.record_every or step % self.record_every:
+            return
+        frame = world.frame()
+        if frame is None:
+            return
+        record.frames.append(self.caption(frame, call, status) if self.caption else frame)
+
+    @staticmethod
+    def _unmet(goals: Sequence[Predicate], record: EpisodeRecord) -> list[list[str]]:
+        """Goals not satisfied at the end: checked on facts where possible, else by the last matching step."""
+        facts = {tuple(f) for f in record.final_facts}
+        unmet = []
+        for goal in goals:
+            key = (goal.predicate, *goal.args)
+            if goal.predicate in CHECKABLE:
+                if key not in facts:
+                    unmet.append(list(key))
+                continue
+            skill = {"near": "reach", "pushed": "push"}.get(goal.predicate)
+            done = [s.success for s in record.steps if s.call.skill == skill and tuple(s.call.args) == goal.args]
+            if not (done and done[-1]):
+                unmet.append(list(key))
+        return unmet

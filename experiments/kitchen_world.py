@@ -1,0 +1,106 @@
+"""Adapters that let the agent loop act in the kitchen env without either package knowing the other.
+
+`KitchenWorld` maps planner skill calls onto env tasks (`place(t)` becomes `place_in(x, t)` or
+`place_on(x, t)` for the object in hand), and `ScriptedSkillPolicy` wraps the envs' scripted experts
+behind the agent's `SkillPolicy` protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from agent.skills import CONTAINERS, SkillCall
+from envs.experts import ScriptedExpert, make_expert
+from envs.household import HouseholdEnv
+from envs.state import OBJECT_IDS
+from envs.tasks import TaskSpec
+from experiments.media import caption_frame
+
+
+def task_for_call(call: SkillCall, held: str | None, last_picked: str | None) -> TaskSpec:
+    """The env task that carries out one skill call."""
+    if call.skill == "place":
+        target = call.args[0]
+        item = held or last_picked
+        if item is None:
+            raise ValueError(f"cannot {call.text}: the gripper holds nothing and nothing was picked before")
+        return TaskSpec("place_in" if target in CONTAINERS else "place_on", (item, target))
+    return TaskSpec(call.skill, tuple(call.args))
+
+
+class KitchenWorld:
+    """The `SkillWorld` view of a `HouseholdEnv` (built with task="none")."""
+
+    def __init__(self, env: HouseholdEnv, record: bool = False) -> None:
+        self.env = env
+        self.record = record
+        self._last_picked: str | None = None
+        self.last_info: dict[str, Any] = {}
+
+    def reset(self, seed: int) -> dict[str, Any]:
+        _, info = self.env.reset(seed=seed, options={"task": "none"})
+        self._last_picked = None
+        self.last_info = info
+        return info
+
+    def objects(self) -> list[str]:
+        return list(OBJECT_IDS)
+
+    def facts(self) -> list[list[str]]:
+        return self.env.facts()
+
+    def start_skill(self, call: SkillCall) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        state = self.env.scene_state()
+        spec = task_for_call(call, state.held, self._last_picked)
+        if call.skill == "pick":
+            self._last_picked = call.args[0]
+        self.env.set_task(spec.name, spec.args, instruction=call.text)
+        obs = self.env.observation()
+        info = {"instruction": call.text, "task": str(spec), "scene_state": state, "is_success": False}
+        self.last_info = info
+        return obs, info
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        result = self.env.step(action)
+        self.last_info = result[4]
+        return result
+
+    def frame(self) -> np.ndarray | None:
+        return self.env.render() if self.record else None
+
+
+class ScriptedSkillPolicy:
+    """A scripted expert as a skill policy (privileged: reads the true scene state from `info`)."""
+
+    name = "scripted"
+
+    def __init__(self, world: KitchenWorld) -> None:
+        self._world = world
+        self._expert: ScriptedExpert | None = None
+
+    def reset(self, call: SkillCall) -> None:
+        self._expert = None
+
+    def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        if self._expert is None:
+            task = self._world.env.task
+            if task is None:
+                raise RuntimeError("no task is set in the kitchen; call start_skill first")
+            self._expert = make_expert(task)
+        return self._expert.act(info["scene_state"])
+
+
+class ScriptedProvider:
+    """Every skill by its scripted expert."""
+
+    def __init__(self, world: KitchenWorld) -> None:
+        self._policy = ScriptedSkillPolicy(world)
+
+    def policy_for(self, call: SkillCall) -> ScriptedSkillPolicy:
+        return self._policy
+
+
+def skill_caption(frame: np.ndarray, call: SkillCall, status: str, instruction: str = "") -> np.ndarray:
+    return caption_frame(frame, [instruction, f"{call.text}  [{status}]"] if instruction else [call.text, status])
