@@ -54,7 +54,8 @@ def valid_arguments(name: str) -> list[tuple[str, ...]]:
         return [(x, c) for x in MOVABLE for c in ("bowl", "drawer")]
     if name == "place_on":
         # Anything can go on the plate or the table; only blocks stack on blocks (a mug on a cube topples).
-        return [(x, t) for x in MOVABLE for t in ("plate", "table")] + [(x, t) for x in BLOCKS for t in BLOCKS if t != x]
+        stacks = [(x, t) for x in BLOCKS for t in BLOCKS if t != x]
+        return [(x, t) for x in MOVABLE for t in ("plate", "table")] + stacks
     if name == "push":
         return [(x, d) for x in BLOCKS for d in DIRECTIONS]
     if name in ("open", "close"):
