@@ -1,0 +1,32 @@
+"""`embodia run "INSTRUCTION"`: plan and execute one instruction in the kitchen, with a trace and a GIF."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from experiments import factory
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("run", help="plan and execute one instruction in the kitchen")
+    parser.add_argument("instruction", help='e.g. "put the yellow block in the drawer"')
+    parser.add_argument("--seed", type=int, default=0, help="scene seed")
+    parser.add_argument("--out", type=Path, default=Path("runs/run"), help="folder for episode.json / episode.gif")
+    parser.add_argument("--no-video", action="store_true", help="skip the GIF (faster)")
+    factory.add_agent_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit 0 when the instruction was accomplished, 1 when execution failed, 2 when it was refused."""
+    from experiments.episodes import describe, open_session, run_instruction
+
+    session = open_session(args, record=not args.no_video)
+    try:
+        record = run_instruction(session, args.instruction, args.seed, args.out)
+    finally:
+        session.close()
+    print(describe(record))
+    print(f"trace: {args.out / 'episode.json'}" + ("" if args.no_video else f"  video: {args.out / 'episode.gif'}"))
+    return 0 if record.success else 1

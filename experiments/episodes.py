@@ -1,0 +1,80 @@
+"""Running instructions with the embodied agent in the kitchen and saving what happened (trace, GIF)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.loop import EmbodiedAgent, EpisodeRecord
+from envs.household import HouseholdEnv
+from experiments import factory
+from experiments.io import atomic_write_text
+from experiments.kitchen_world import KitchenWorld, skill_caption
+from experiments.media import save_gif
+
+
+@dataclass
+class Session:
+    """An env, its `SkillWorld` view, and an agent wired to it."""
+
+    env: HouseholdEnv
+    world: KitchenWorld
+    agent: EmbodiedAgent
+    memory: Any = None
+    instruction: str = ""
+
+    def close(self) -> None:
+        if self.memory is not None:
+            self.memory.close()
+        self.env.close()
+
+
+def open_session(args: argparse.Namespace, record: bool = False, record_every: int = 2) -> Session:
+    """Build env + world + planner + policies (+ memory) from CLI arguments."""
+    env = HouseholdEnv(task="none", render_mode="rgb_array" if record else None)
+    world = KitchenWorld(env, record=record)
+    planner = factory.make_planner(args)
+    provider = factory.make_provider(args, world)
+    memory = factory.open_memory(args)
+    agent = EmbodiedAgent(planner, provider, max_replans=args.max_replans,
+                          memory=memory.planner_memory() if memory is not None else None,
+                          record_every=record_every if record else 0)
+    session = Session(env, world, agent, memory)
+    agent.caption = lambda frame, call, status: skill_caption(frame, call, status, session.instruction)
+    return session
+
+
+def run_instruction(session: Session, instruction: str, seed: int | None, out: Path | None, name: str = "episode"
+                    ) -> EpisodeRecord:
+    """Reset (when a seed is given), run one instruction, write `<name>.json` and `<name>.gif` under `out`."""
+    if seed is not None:
+        session.world.reset(seed=seed)
+    session.instruction = instruction
+    record = session.agent.run(session.world, instruction)
+    if session.memory is not None:
+        session.memory.record_episode(record)
+        session.agent.memory = session.memory.planner_memory()
+    if out is not None:
+        trace = {"seed": seed, **record.to_json()}
+        atomic_write_text(out / f"{name}.json", json.dumps(trace, indent=2))
+        if record.frames:
+            save_gif(out / f"{name}.gif", record.frames)
+    return record
+
+
+def describe(record: EpisodeRecord) -> str:
+    """A few readable lines about an episode, for the terminal."""
+    lines = [f"instruction: {record.instruction}"]
+    for step in record.steps:
+        mark = "ok " if step.success else "FAIL"
+        lines.append(f"  [{mark}] {step.call.text:38s} {step.policy:9s} {step.steps:3d} steps"
+                     + (f"  ({step.reason})" if step.reason else ""))
+    for replan in record.replans:
+        lines.append(f"  replanned after '{replan['after']}': {replan['reason']}")
+    lines.append(f"result: {'success' if record.success else 'failure'} in {record.seconds:.1f}s"
+                 + (f"; unmet goals {record.unmet_goals}" if record.unmet_goals else "")
+                 + (f"; {record.error}" if record.error else ""))
+    return "\n".join(lines)
