@@ -16,7 +16,7 @@ CAPTION_HEIGHT = 28
 
 def caption_frame(frame: np.ndarray, lines: Sequence[str]) -> np.ndarray:
     """Append a dark strip under `frame` with up to two lines of text."""
-    height, width = frame.shape[:2]
+    width = frame.shape[1]
     strip = Image.new("RGB", (width, CAPTION_HEIGHT), (20, 20, 24))
     draw = ImageDraw.Draw(strip)
     font = ImageFont.load_default()

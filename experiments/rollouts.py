@@ -23,7 +23,8 @@ def run_expert_episode(
         expert = make_expert(env.task)
         frames: list[np.ndarray] = []
         steps = 0
-        for steps in range(1, env.horizon + 1):
+        for _ in range(env.horizon):
+            steps += 1
             if record:
                 frames.append(caption_frame(env.render(), [info["instruction"], f"expert: {expert.phase_name}"]))
             _, _, terminated, truncated, info = env.step(expert.act(info["scene_state"]))

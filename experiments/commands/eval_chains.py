@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"skills: {args.skills}   chains: {summary['chains']}   length: {args.length}")
     for row in summary["positions"]:
         low, high = row["ci95"]
-        print(f"  {row['position']}/{args.length} instructions in a row: {row['success_rate']:.0%}  [{low:.2f}, {high:.2f}]")
+        rate = row["success_rate"]
+        print(f"  {row['position']}/{args.length} instructions in a row: {rate:.0%}  [{low:.2f}, {high:.2f}]")
     print(f"average completed length: {summary['average_completed_length']:.2f}")
     for task, row in sorted(summary["per_task"].items()):
         print(f"  {task:9s} {row['successes']}/{row['attempts']} ({row['rate']:.0%})")

@@ -46,6 +46,6 @@ def run(args: argparse.Namespace) -> int:
     table = "\n".join(lines)
     print(table)
     atomic_write_text(args.out / "results.json", json.dumps(results, indent=2))
-    atomic_write_text(args.out / "results.md", f"# Scripted experts\n\nseeds {args.seed}..{args.seed + args.episodes - 1}"
-                      f"\n\n{table}\n")
+    seeds = f"seeds {args.seed}..{args.seed + args.episodes - 1}"
+    atomic_write_text(args.out / "results.md", f"# Scripted experts\n\n{seeds}\n\n{table}\n")
     return 0
