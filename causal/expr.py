@@ -93,16 +93,20 @@ Node = Number | Name | Unary | Binary | Call
 
 
 def tokenize(text: str) -> list[Token]:
-    """Split `text` into tokens; the first character that starts no valid token is an error."""
+    """Split `text` into tokens; a character that starts no valid token becomes an "invalid" token.
+
+    Invalid tokens are reported by the parser when it reaches them, so the first problem in reading
+    order is the one named (``__import__('os')`` fails on the unknown function, not on the quote).
+    """
     tokens: list[Token] = []
     position = 0
-    while position < len(text):
-        if text[position:].strip() == "":
-            break
+    while text[position:].strip():
         match = _TOKEN_RE.match(text, position)
         if match is None:
-            start = position + len(text[position:]) - len(text[position:].lstrip())
-            raise ValueError(f"unexpected token {text[start]!r} at position {start} in expression {text!r}")
+            start = len(text) - len(text[position:].lstrip())
+            tokens.append(Token("invalid", text[start], start))
+            position = start + 1
+            continue
         kind = match.lastgroup or "op"
         tokens.append(Token(kind, match.group(kind), match.start(kind)))
         position = match.end()

@@ -59,7 +59,7 @@ def fit_polynomial(inputs: np.ndarray, y: np.ndarray, degree: int) -> Polynomial
     return PolynomialModel(degree, center, scale, coef)
 
 
-def choose_degree(inputs: np.ndarray, y: np.ndarray, max_degree: int = 4, folds: int = 5, seed: int = 0) -> int:
+def choose_degree(inputs: np.ndarray, y: np.ndarray, max_degree: int = 6, folds: int = 5, seed: int = 0) -> int:
     """The degree with the lowest K-fold cross-validated squared error."""
     inputs = np.asarray(inputs, dtype=float).reshape(len(y), -1)
     assignment = np.random.default_rng(seed).permutation(len(y)) % folds
