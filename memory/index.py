@@ -9,6 +9,7 @@ costs amortised O(n·dim).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -27,6 +28,9 @@ class TextEncoder(Protocol):
 def encoder_key(encoder: TextEncoder) -> str:
     """A name for the embedding space, so vectors from different encoders are never mixed."""
     name = getattr(encoder, "name", None) or f"{type(encoder).__module__}.{type(encoder).__qualname__}"
+    model_dir = getattr(encoder, "model_dir", None)  # MiniLMEncoder can load other checkpoints
+    if model_dir is not None:
+        name = f"{name}:{Path(model_dir).name}"
     return f"{name}/{int(encoder.dim)}"
 
 
