@@ -83,13 +83,20 @@ class KnowledgeStore:
         self._conn: sqlite3.Connection | None = schema.open_store(
             self.path, create_missing=create, busy_timeout_s=busy_timeout_s, durable=durable, now=clock())
         self._retriever = Retriever(encoder) if encoder is not None else None
+        self._busy_ms = int(busy_timeout_s * 1000)
+        self._unsaved: list[tuple[str, list[int], np.ndarray]] = []
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the connection (idempotent)."""
         with self._lock:
-            if self._conn is not None:
+            if self._conn is None:
+                return
+            try:
+                if not self._save_vectors(wait=True):
+                    logger.warning("%s: could not save encoded embeddings; they will be recomputed", self.path)
+            finally:
                 self._conn.close()
                 self._conn = None
 
@@ -277,7 +284,12 @@ class KnowledgeStore:
     # -- retrieval -------------------------------------------------------------------------------------
 
     def refresh_index(self) -> int:
-        """Bring the in-memory embedding indexes up to date; return how many items had to be encoded."""
+        """Bring the in-memory embedding indexes up to date; return how many items had to be encoded.
+
+        Items without a stored vector are encoded and indexed at once; saving their vectors is only
+        attempted without waiting (a busy writer must not stall a reader) and retried on later calls
+        and on `close()`.
+        """
         if self._retriever is None:
             raise ValueError(f"knowledge store {self.path} has no text encoder; pass encoder= to retrieve")
         retriever = self._retriever
@@ -286,20 +298,39 @@ class KnowledgeStore:
             revision, missing = retriever.pull_changes(self.conn)
             for batch in missing:
                 vectors = encode_checked(retriever.encoder, batch.texts)
-                self.conn.execute("BEGIN IMMEDIATE")
-                try:
-                    self._store_vectors(batch.kind, batch.ids, vectors)
-                    self.conn.execute("COMMIT")
-                except BaseException:
-                    if self.conn.in_transaction:
-                        self.conn.execute("ROLLBACK")
-                    raise
                 retriever.indexes[batch.kind].upsert(batch.ids, vectors)
+                self._unsaved.append((batch.kind, batch.ids, vectors))
                 encoded += len(batch.ids)
             retriever.seen_revision = revision
+            self._save_vectors(wait=False)
         if encoded:
             logger.info("encoded %d stored items for retrieval with %s", encoded, retriever.model)
         return encoded
+
+    def _save_vectors(self, wait: bool) -> bool:
+        """Persist vectors encoded by `refresh_index`; without `wait`, give up at once if a writer is busy."""
+        if not self._unsaved:
+            return True
+        conn = self.conn
+        if not wait:
+            conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            logger.debug("embeddings not saved yet (%s); will retry", error)
+            return False
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+        try:
+            for kind, ids, vectors in self._unsaved:
+                self._store_vectors(kind, ids, vectors)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        self._unsaved.clear()
+        return True
 
     def nearest(self, vector: np.ndarray, k: int, kind: str = "fact", refresh: bool = True) -> list[tuple[int, float]]:
         """The k item ids of `kind` (fact, episode, causal) nearest an already-encoded vector, with cosines."""

@@ -316,3 +316,23 @@ def test_nearest_takes_a_precomputed_vector(store: KnowledgeStore) -> None:
     assert store.index_size() == 2
     with pytest.raises(ValueError, match="kind must be one of"):
         store.nearest(vector, k=1, kind="skill")
+
+
+def test_retrieval_does_not_wait_for_a_busy_writer_and_saves_vectors_later(tmp_path: Path) -> None:
+    import time
+
+    path = tmp_path / "m.sqlite"
+    with KnowledgeStore(path) as plain:
+        plain.add_facts([("bowl", "on", "table"), ("mug", "in", "drawer")])
+    writer = KnowledgeStore(path)
+    reader = KnowledgeStore(path, encoder=HashingTextEncoder(dim=64), busy_timeout_s=5.0)
+    writer.conn.execute("BEGIN IMMEDIATE")  # another writer holds the write lock
+    began = time.perf_counter()
+    assert reader.retrieve("mug in the drawer", k=1).facts[0].item.triple == ("mug", "in", "drawer")
+    assert time.perf_counter() - began < 1.0
+    assert reader.counts()["embeddings"] == 0  # not saved yet: the lock was busy
+    writer.conn.execute("COMMIT")
+    writer.close()
+    reader.close()  # saves what it encoded
+    with KnowledgeStore(path) as check:
+        assert check.counts()["embeddings"] == 2
