@@ -15,7 +15,7 @@ from typing import Any
 from agent.loop import EpisodeRecord as LoopRecord
 from agent.planner.memory import MemoryFact, PlannerMemory
 from agent.planner.memory import SkillStats as PlannerSkillStats
-from memory import EpisodeRecord, KnowledgeStore, StepOutcome
+from memory import EpisodeRecord, KnowledgeStore, StepOutcome, triples_from_scene_facts
 from memory.records import CausalFact
 
 OUTCOME_SKILLS = {"push_distance": "push", "push": "push", "pick_success": "pick", "grasp": "pick",
@@ -36,7 +36,8 @@ class MemoryBridge:
         steps = [StepOutcome(s.call.skill, tuple(s.call.args), s.success, s.steps, s.reason) for s in record.steps]
         plan = record.plans[-1] if record.plans else None
         return self.store.add_episode(EpisodeRecord(
-            record.instruction, plan=plan, steps=steps, final_facts=record.final_facts, success=record.success,
+            record.instruction, plan=plan, steps=steps, final_facts=triples_from_scene_facts(record.final_facts),
+            success=record.success,
             metadata=metadata or {}))
 
     def planner_memory(self) -> PlannerMemory:
