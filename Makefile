@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,bench
+EXTRAS ?= dev,bench,distributed
 STAMP := $(VENV)/.installed-$(EXTRAS)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1

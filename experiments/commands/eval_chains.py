@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from functools import partial
 from pathlib import Path
 
 from experiments import factory
+from experiments.distributed import add_ray_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,28 +18,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="first chain seed (chain i uses seed + i)")
     parser.add_argument("--out", type=Path, default=Path("runs/eval_chains"), help="results folder")
     factory.add_agent_arguments(parser)
+    add_ray_arguments(parser)
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _open(args: argparse.Namespace):
+    from experiments.episodes import open_session
+
+    return open_session(args)
+
+
+def _chain(session, seed: int, length: int):
+    from experiments.chains import run_chain
+
+    return run_chain(session.agent, session.world, seed, length)
+
+
+def run_chains(args: argparse.Namespace) -> list:
+    """Every chain, serially or over Ray; a chain depends only on its seed, so both give the same results."""
     from tqdm import tqdm
 
-    from experiments.chains import run_chain, summarise
-    from experiments.episodes import open_session
+    seeds = [args.seed + i for i in range(args.chains)]
+    progress = tqdm(total=len(seeds), desc="chains")
+    if args.ray:
+        if args.memory:
+            raise ValueError("--memory cannot be combined with --ray: episodes would write the store in any order")
+        from experiments.distributed import ray_map
+
+        results = ray_map(partial(_open, args), partial(_chain, length=args.length), seeds, args.ray_workers,
+                          args.ray_address, on_result=lambda *_: progress.update())
+    else:
+        session = _open(args)
+        results = []
+        try:
+            for seed in seeds:
+                results.append(_chain(session, seed, args.length))
+                progress.update()
+                progress.set_postfix(avg_len=f"{sum(r.completed for r in results) / len(results):.2f}")
+        finally:
+            session.close()
+    progress.close()
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    from experiments.chains import summarise
     from experiments.io import atomic_write_text
 
     if args.chains < 1 or args.length < 1:
         raise ValueError(f"--chains and --length must be >= 1, got {args.chains} and {args.length}")
-    session = open_session(args)
-    results = []
-    try:
-        progress = tqdm(range(args.chains), desc="chains")
-        for i in progress:
-            results.append(run_chain(session.agent, session.world, args.seed + i, args.length))
-            done = sum(r.completed for r in results) / len(results)
-            progress.set_postfix(avg_len=f"{done:.2f}")
-    finally:
-        session.close()
+    results = run_chains(args)
     summary = summarise(results, args.length)
     chains = [{"seed": r.seed, "completed": r.completed,
                "instructions": [t.instruction for t in r.tasks], "records": r.records} for r in results]
