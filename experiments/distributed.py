@@ -73,36 +73,55 @@ class _Worker:
         return self._work(self._state, item)
 
 
+class WorkerPool:
+    """Ray actors that each build `make_state()` once and then apply `work(state, item)` to many items."""
+
+    def __init__(self, make_state: Callable[[], Any], work: Callable[[Any, Any], Any], workers: int | None = None,
+                 address: str | None = None) -> None:
+        self._ray = init_ray(address, workers)
+        count = workers or max(1, int(self._ray.available_resources().get("CPU", 1)))
+        actor_class = self._ray.remote(num_cpus=1)(_Worker)
+        self._actors = [actor_class.remote(make_state, work) for _ in range(max(1, count))]
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for actor in self._actors:
+            self._ray.kill(actor)
+        self._actors = []
+
+    def map(self, items: Sequence[Any], on_result: Callable[[int, Any], None] | None = None) -> list[Any]:
+        """Results in input order; `on_result(index, result)` is called as each arrives."""
+        ray = self._ray
+        results: list[Any] = [None] * len(items)
+        pending: dict[Any, tuple[int, Any]] = {}
+        queue = list(enumerate(items))
+        for actor in self._actors:
+            if queue:
+                index, item = queue.pop(0)
+                pending[actor.run.remote(item)] = (index, actor)
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            index, actor = pending.pop(done[0])
+            results[index] = ray.get(done[0])
+            if on_result is not None:
+                on_result(index, results[index])
+            if queue:
+                next_index, item = queue.pop(0)
+                pending[actor.run.remote(item)] = (next_index, actor)
+        return results
+
+
 def ray_map(
     make_state: Callable[[], Any], work: Callable[[Any, Any], Any], items: Sequence[Any],
     workers: int | None = None, address: str | None = None, on_result: Callable[[int, Any], None] | None = None,
 ) -> list[Any]:
-    """`[work(state, item) for item in items]` over Ray actors, results in input order.
-
-    Each actor calls `make_state()` once. `on_result(index, result)` is called as results arrive
-    (for progress bars and incremental saving).
-    """
-    ray = init_ray(address, workers)
-    count = workers or max(1, int(ray.available_resources().get("CPU", 1)))
-    count = max(1, min(count, len(items)))
-    actor_class = ray.remote(num_cpus=1)(_Worker)
-    actors = [actor_class.remote(make_state, work) for _ in range(count)]
-    results: list[Any] = [None] * len(items)
-    pending: dict[Any, tuple[int, Any]] = {}
-    queue = list(enumerate(items))
-    for actor in actors:
-        if queue:
-            index, item = queue.pop(0)
-            pending[actor.run.remote(item)] = (index, actor)
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        index, actor = pending.pop(done[0])
-        results[index] = ray.get(done[0])
-        if on_result is not None:
-            on_result(index, results[index])
-        if queue:
-            next_index, item = queue.pop(0)
-            pending[actor.run.remote(item)] = (next_index, actor)
-    for actor in actors:
-        ray.kill(actor)
-    return results
+    """`[work(state, item) for item in items]` over a fresh `WorkerPool`, results in input order."""
+    if not items:
+        return []
+    with WorkerPool(make_state, work, min(workers or len(items), len(items)), address) as pool:
+        return pool.map(items, on_result)
