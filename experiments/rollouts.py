@@ -39,3 +39,15 @@ def run_expert_episode(
     finally:
         if own:
             env.close()
+
+
+def make_expert_env() -> HouseholdEnv:
+    """A reusable env for `expert_episode_summary` (the state a Ray worker builds once)."""
+    return HouseholdEnv(task="pick")
+
+
+def expert_episode_summary(env: HouseholdEnv, item: tuple[str, int]) -> tuple[str, int, bool, int, list[list[str]]]:
+    """(task, seed) → (task call, seed, success, steps, final facts): picklable, comparable across processes."""
+    task, seed = item
+    outcome = run_expert_episode(task, seed, env=env)
+    return outcome["task"], seed, outcome["success"], outcome["steps"], outcome["facts"]

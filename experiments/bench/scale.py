@@ -17,22 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="Ray workers (local CPUs)")
 
 
-def _make_env():
-    from envs.household import HouseholdEnv
-
-    return HouseholdEnv(task="pick")
-
-
-def _episode(env, item: tuple[str, int]) -> tuple[str, int, bool, int]:
-    from experiments.rollouts import run_expert_episode
-
-    task, seed = item
-    outcome = run_expert_episode(task, seed, env=env)
-    return task, seed, outcome["success"], outcome["steps"]
-
-
 def run(args: argparse.Namespace) -> dict[str, float]:
     from experiments.distributed import WorkerPool, shutdown_ray
+    from experiments.rollouts import expert_episode_summary as _episode
+    from experiments.rollouts import make_expert_env as _make_env
 
     items = [(TASKS[i % len(TASKS)], i) for i in range(args.episodes)]
     env = _make_env()
