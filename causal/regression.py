@@ -16,7 +16,8 @@ import numpy as np
 RIDGE = 1e-8
 
 
-def _monomials(n_inputs: int, degree: int) -> list[tuple[int, ...]]:
+def monomials(n_inputs: int, degree: int) -> list[tuple[int, ...]]:
+    """Index tuples of every monomial up to `degree` (the empty tuple is the constant), in feature order."""
     terms: list[tuple[int, ...]] = [()]
     for d in range(1, degree + 1):
         terms.extend(itertools.combinations_with_replacement(range(n_inputs), d))
@@ -37,7 +38,7 @@ class PolynomialModel:
         z = (inputs - self.center) / self.scale
         columns = [
             np.prod(z[:, list(term)], axis=1) if term else np.ones(len(z))
-            for term in _monomials(z.shape[1], self.degree)
+            for term in monomials(z.shape[1], self.degree)
         ]
         return np.column_stack(columns)
 
@@ -65,7 +66,7 @@ def choose_degree(inputs: np.ndarray, y: np.ndarray, max_degree: int = 6, folds:
     assignment = np.random.default_rng(seed).permutation(len(y)) % folds
     best, best_error = 1, np.inf
     for degree in range(1, max_degree + 1):
-        if len(_monomials(inputs.shape[1], degree)) * 5 > len(y):
+        if len(monomials(inputs.shape[1], degree)) * 5 > len(y):
             break
         error = 0.0
         for fold in range(folds):

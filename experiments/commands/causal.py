@@ -37,6 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sample.add_argument("--out", required=True, help="CSV file to write (atomically)")
     sample.set_defaults(func=_sample)
 
+    from experiments.causal_study import add_study_arguments
+
+    study = actions.add_parser("study", help="interventional vs observational study in the kitchen simulator")
+    add_study_arguments(study)
+    study.set_defaults(func=_study)
+
 
 def _read_json(path: str, what: str) -> Any:
     file = Path(path)
@@ -94,3 +100,9 @@ def _sample(args: argparse.Namespace) -> int:
     path = write_csv(args.out, {node: decode(scm, node, values[node]) for node in nodes})
     print(f"wrote {args.n} rows of {list(nodes)} to {path}")
     return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    from experiments.causal_study import run_study_from_args
+
+    return run_study_from_args(args)

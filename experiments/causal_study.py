@@ -1,0 +1,260 @@
+"""`embodia causal study`: interventional vs observational causal study in the kitchen simulator.
+
+The study runs three regimes over the same seeded units (a unit = one scene layout plus a natural
+draw of the confounder):
+
+1. interventional: do(treatment = v) through the environment's variables for each requested value,
+   giving the true curve E[outcome | do(v)] with intervals (units paired across values by seed);
+2. observational: the treatment takes its "natural" value, which, with `--confounded-by`, depends on
+   the confounder (e.g. heavier blocks on grippier tables) while the confounder also acts on the outcome;
+3. counterfactual: for some observational units, the simulator is restored to the unit's start and
+   re-run under every treatment value (`save_state`/`restore_state`): ground truth for the study SCM's
+   unit-level counterfactual predictions.
+
+It writes into the run folder: the data (CSV), the fitted study SCM (JSON, usable with
+`embodia causal query`), `report.md` with plots, `metrics.json` and `facts.json` (conclusions for the
+knowledge store, format in causal/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments.causal_sim import OUTCOMES, KitchenUnits
+
+logger = logging.getLogger(__name__)
+NATURAL_RANGES = {"friction": (0.2, 1.0), "mass": (0.05, 1.0), "damping": (1.0, 10.0)}
+SEED_STRIDE = 100_003
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything that defines a study run (saved as config.json in the run folder)."""
+
+    treatment: str
+    """Scene variable intervened on, e.g. red_block.mass."""
+    values: tuple[float, ...]
+    """Treatment values for do(); their range is also the treatment's natural range."""
+    outcome: str = "push_distance"
+    """push_distance (scripted expert push) or strike_distance (fixed impulse)."""
+    confounder: str | None = None
+    """Scene variable that drives both treatment and outcome in the observational regime."""
+    episodes: int = 20
+    """Units per treatment value in the interventional regime."""
+    observational_episodes: int = 0
+    """Units in the observational regime (0: episodes x number of values)."""
+    counterfactual_units: int = 10
+    """Observational units replayed under every treatment value (ground-truth counterfactuals)."""
+    seed: int = 0
+    """Seeds the natural draws and every unit's layout."""
+    out: str = "runs/causal_study"
+    """Run folder."""
+    target: str = ""
+    """Object pushed or struck ("" = the treatment's object if it is a block, else red_block)."""
+    direction: str = "left"
+    """Push direction."""
+    confounder_range: tuple[float, float] | None = None
+    """Natural range of the confounder (default by property: friction 0.2-1, mass 0.05-1, damping 1-10)."""
+    confounding_strength: float = 0.8
+    """Weight of the confounder in the treatment's natural value (0: none, 1: deterministic)."""
+    impulse: float = 0.05
+    """Strike impulse (N*s) for strike_distance."""
+    scene: str = "kitchen"
+    """The only scene so far."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Free-form notes recorded with the run."""
+
+    def __post_init__(self) -> None:
+        if self.scene != "kitchen":
+            raise ValueError(f"unknown scene {self.scene!r}; expected 'kitchen'")
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {self.outcome!r}; expected one of {', '.join(OUTCOMES)}")
+        if len(self.values) < 2 or len(set(self.values)) != len(self.values):
+            raise ValueError(f"--values needs at least two distinct numbers, got {list(self.values)}")
+        if self.episodes < 2 or self.counterfactual_units < 0 or self.observational_episodes < 0:
+            raise ValueError("episodes must be >= 2 and the other counts >= 0")
+        if self.confounder == self.treatment:
+            raise ValueError("the confounder must differ from the treatment")
+        if not 0.0 <= self.confounding_strength <= 1.0:
+            raise ValueError(f"confounding strength must be in [0, 1], got {self.confounding_strength}")
+
+    @property
+    def n_observational(self) -> int:
+        """Number of observational units."""
+        return self.observational_episodes or self.episodes * len(self.values)
+
+    def pushed_object(self) -> str:
+        """The object whose displacement is the outcome."""
+        if self.target:
+            return self.target
+        owner = self.treatment.rsplit(".", 1)[0]
+        return owner if owner.endswith("_block") else "red_block"
+
+
+def _natural_range(config: StudyConfig) -> tuple[float, float]:
+    if config.confounder_range is not None:
+        return config.confounder_range
+    prop = config.confounder.rsplit(".", 1)[1] if config.confounder else ""
+    if prop not in NATURAL_RANGES:
+        raise ValueError(f"no default natural range for {config.confounder!r}; pass --confounder-range LO,HI")
+    return NATURAL_RANGES[prop]
+
+
+def natural_draws(config: StudyConfig) -> list[dict[str, float]]:
+    """Per observational unit: the confounder's value and the treatment's natural value."""
+    rng = np.random.default_rng(config.seed)
+    n = config.n_observational
+    u_confounder, u_own = rng.random(n), rng.random(n)
+    low, high = min(config.values), max(config.values)
+    units = []
+    for i in range(n):
+        unit: dict[str, float] = {}
+        quantile = u_own[i]
+        if config.confounder is not None:
+            c_low, c_high = _natural_range(config)
+            unit[config.confounder] = float(c_low + u_confounder[i] * (c_high - c_low))
+            quantile = config.confounding_strength * u_confounder[i] + (1 - config.confounding_strength) * u_own[i]
+        unit[config.treatment] = float(low + quantile * (high - low))
+        units.append(unit)
+    return units
+
+
+Progress = Callable[[str], None]
+
+
+def collect(config: StudyConfig, runner: KitchenUnits, progress: Progress) -> dict[str, list[dict[str, Any]]]:
+    """Run the three regimes; returns records per regime (faulty units are kept, flagged)."""
+    draws = natural_draws(config)
+    observational, counterfactual = [], []
+    for i, variables in enumerate(draws):
+        seed = config.seed * SEED_STRIDE + i
+        if i < config.counterfactual_units:
+            replay = runner.run_with_counterfactuals(seed, variables, config.treatment, list(config.values))
+            factual = replay.factual
+            counterfactual.append(
+                {
+                    "seed": seed,
+                    **_unit(config, variables, factual.outcome),
+                    "counterfactuals": [r.outcome for r in replay.rebuilt],
+                    "restored": [r.outcome for r in replay.restored],
+                    "replay_difference": replay.rebuilt_factual.outcome - factual.outcome,
+                    "restore_replay_difference": replay.restored_factual.outcome - factual.outcome,
+                    "fault": replay.fault,
+                }
+            )
+        else:
+            factual = runner.run(seed, variables)
+        observational.append({"seed": seed, **_unit(config, variables, factual.outcome), "fault": factual.fault})
+        if (i + 1) % 10 == 0:
+            progress(f"observational {i + 1}/{len(draws)}")
+    interventional = []
+    for value in config.values:
+        for i in range(config.episodes):
+            seed = config.seed * SEED_STRIDE + i
+            variables = {**draws[i % len(draws)], config.treatment: float(value)}
+            result = runner.run(seed, variables)
+            interventional.append({"seed": seed, **_unit(config, variables, result.outcome), "fault": result.fault})
+        progress(f"do({config.treatment}={value}): {config.episodes} units")
+    return {"observational": observational, "interventional": interventional, "counterfactual": counterfactual}
+
+
+def _unit(config: StudyConfig, variables: dict[str, float], outcome: float) -> dict[str, Any]:
+    return {
+        "treatment": variables[config.treatment],
+        "outcome": outcome,
+        "confounder": variables.get(config.confounder) if config.confounder else None,
+    }
+
+
+def run_study(config: StudyConfig, progress: Progress | None = None) -> dict[str, Any]:
+    """Collect the data in the simulator, analyse it and write the run folder; returns the metrics."""
+    from experiments.causal_study_analysis import analyse
+
+    progress = progress or (lambda message: logger.info(message))
+    runner = KitchenUnits(config.outcome, config.pushed_object(), config.direction, config.impulse)
+    try:
+        known = runner.variable_names()
+        for name in filter(None, (config.treatment, config.confounder)):
+            if name not in known:
+                raise KeyError(f"unknown scene variable {name!r}; valid variables: {', '.join(known)}")
+        records = collect(config, runner, progress)
+    finally:
+        runner.close()
+    return analyse(config, records, Path(config.out), progress)
+
+
+def add_study_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `embodia causal study`."""
+    parser.add_argument("--scene", default="kitchen", choices=["kitchen"], help="simulated scene")
+    parser.add_argument("--treatment", required=True, help="scene variable to intervene on, e.g. red_block.mass")
+    parser.add_argument("--values", required=True, type=_floats, help="comma-separated treatment values")
+    parser.add_argument("--outcome", default="push_distance", choices=OUTCOMES, help="measured outcome")
+    parser.add_argument(
+        "--confounded-by",
+        dest="confounder",
+        default=None,
+        help="scene variable that drives treatment and outcome in the observational regime",
+    )
+    parser.add_argument("--episodes", type=int, default=20, help="units per treatment value (interventional)")
+    parser.add_argument("--obs-episodes", type=int, default=0, help="observational units (0: episodes x values)")
+    parser.add_argument("--cf-units", type=int, default=10, help="units replayed for ground-truth counterfactuals")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="run folder (default runs/causal_<treatment>_<outcome>)")
+    parser.add_argument("--object", dest="target", default="", help="block pushed (default: the treatment's)")
+    parser.add_argument("--direction", default="left", help="push direction: left, right, forward, backward")
+    parser.add_argument("--confounder-range", type=_floats, default=None, help="LO,HI natural range of the confounder")
+    parser.add_argument("--confounding-strength", type=float, default=0.8, help="0 (none) to 1 (deterministic)")
+    parser.add_argument("--impulse", type=float, default=0.05, help="strike impulse in N*s (strike_distance)")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def config_from_args(args: argparse.Namespace) -> StudyConfig:
+    """Build the frozen config from parsed CLI arguments."""
+    if args.confounder_range is not None and len(args.confounder_range) != 2:
+        raise ValueError(f"--confounder-range expects LO,HI, got {args.confounder_range}")
+    out = args.out or f"runs/causal_{args.treatment.replace('.', '_')}_{args.outcome}"
+    return StudyConfig(
+        treatment=args.treatment,
+        values=tuple(args.values),
+        outcome=args.outcome,
+        confounder=args.confounder,
+        episodes=args.episodes,
+        observational_episodes=args.obs_episodes,
+        counterfactual_units=args.cf_units,
+        seed=args.seed,
+        out=out,
+        target=args.target,
+        direction=args.direction,
+        confounder_range=tuple(args.confounder_range) if args.confounder_range else None,
+        confounding_strength=args.confounding_strength,
+        impulse=args.impulse,
+        scene=args.scene,
+    )
+
+
+def run_study_from_args(args: argparse.Namespace) -> int:
+    """CLI handler: run the study and print where its report is."""
+    config = config_from_args(args)
+    metrics = run_study(config, progress=lambda message: print(f"[study] {message}", flush=True))
+    print(json.dumps({k: metrics[k] for k in ("interventional_effect", "naive", "adjusted")}, indent=2))
+    print(f"report: {Path(config.out) / 'report.md'}")
+    return 0
+
+
+def config_dict(config: StudyConfig) -> dict[str, Any]:
+    """The config as plain JSON types."""
+    return json.loads(json.dumps(asdict(config)))
