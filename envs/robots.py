@@ -65,15 +65,19 @@ class Panda:
         self._drive_gripper(1.0)
 
     # ----------------------------------------------------------------------------------- control
-    def apply_action(self, action: np.ndarray) -> None:
-        """Turn a clipped action into motor targets for the next control period."""
+    def apply_action(self, action: np.ndarray, ee_position: np.ndarray | None = None) -> None:
+        """Turn a clipped action into motor targets for the next control period.
+
+        `ee_position` is the grasp point's current position when the caller already read it this step.
+        """
         if self.control == "joints":
             current = self.sim.get_joint_positions("panda", ARM_JOINTS)
             self._drive_arm(np.clip(current + JOINT_STEP * action[:7], self._lower, self._upper))
         else:
             if self.control == "ee_yaw":
                 self.target_yaw = float(np.clip(self.target_yaw + YAW_STEP * action[3], -math.pi / 2, math.pi / 2))
-            target = np.clip(self.ee_position() + EE_STEP * action[:3], EE_LO, EE_HI)
+            current = self.ee_position() if ee_position is None else ee_position
+            target = np.clip(current + EE_STEP * action[:3], EE_LO, EE_HI)
             self._drive_arm(self._solve_ik(target, self.target_yaw))
         self._drive_gripper(float(action[-1]))
 
@@ -105,6 +109,11 @@ class Panda:
 
     def joint_positions(self) -> np.ndarray:
         return self.sim.get_joint_positions("panda", ARM_JOINTS)
+
+    def joint_and_finger_positions(self) -> tuple[np.ndarray, float]:
+        """Arm joint angles and gripper width from one simulator query."""
+        values = self.sim.get_joint_positions("panda", (*ARM_JOINTS, *FINGER_JOINTS))
+        return values[: len(ARM_JOINTS)], float(values[len(ARM_JOINTS):].sum())
 
     def gripper_width(self) -> float:
         return float(self.sim.get_joint_positions("panda", FINGER_JOINTS).sum())

@@ -24,6 +24,8 @@ def _equal(a: object, b: object) -> bool:
         return bool(np.array_equal(a, b))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
     return a == b
 
 
@@ -57,7 +59,10 @@ class SceneState(_ArrayEquality):
     """Everything the ground truth needs at one instant.
 
     Attributes:
-        objects: pose of every rigid object, by id.
+        names: ids of the loose objects, in the row order of `positions`, `orientations`, `velocities`.
+        positions: world positions of the objects' body origins (N, 3).
+        orientations: world quaternions (x, y, z, w) of the objects (N, 4).
+        velocities: linear velocities of the objects (N, 3).
         drawer_opening: drawer joint position in metres (0 closed, 0.16 fully open).
         drawer_position: world position of the drawer link frame (moves with the drawer).
         ee_position: world position of the gripper's grasp point (between the fingertips).
@@ -65,9 +70,14 @@ class SceneState(_ArrayEquality):
         gripper_width: distance between the fingers.
         finger_contacts: for each finger (left, right), the ids of objects it touches.
         step: control steps since the episode began.
+        ee_velocity: linear velocity of the grasp point.
+        joint_positions: the seven arm joint angles.
     """
 
-    objects: dict[str, ObjectPose]
+    names: tuple[str, ...]
+    positions: np.ndarray
+    orientations: np.ndarray
+    velocities: np.ndarray
     drawer_opening: float
     drawer_position: np.ndarray
     ee_position: np.ndarray
@@ -75,13 +85,24 @@ class SceneState(_ArrayEquality):
     gripper_width: float
     finger_contacts: tuple[frozenset[str], frozenset[str]]
     step: int = 0
-    extras: dict[str, float] = field(default_factory=dict)
+    ee_velocity: np.ndarray = field(default_factory=lambda: np.zeros(3))
+    joint_positions: np.ndarray = field(default_factory=lambda: np.zeros(7))
+
+    @property
+    def objects(self) -> dict[str, ObjectPose]:
+        """Per-object records, built on first use (the env's hot path reads the arrays instead)."""
+        cached = self.__dict__.get("_objects")
+        if cached is None:
+            cached = {name: ObjectPose(self.positions[i], self.orientations[i], self.velocities[i])
+                      for i, name in enumerate(self.names)}
+            object.__setattr__(self, "_objects", cached)
+        return cached
 
     def position(self, name: str) -> np.ndarray:
         try:
-            return self.objects[name].position
-        except KeyError:
-            raise KeyError(f"unknown object {name!r}; expected one of {sorted(self.objects)}") from None
+            return self.positions[self.names.index(name)]
+        except ValueError:
+            raise KeyError(f"unknown object {name!r}; expected one of {sorted(self.names)}") from None
 
     @property
     def held(self) -> str | None:

@@ -1,8 +1,9 @@
 """Env speed: raw physics vs env.step per observation mode, side by side with panda-gym.
 
-The overhead ratio is env-step time divided by the physics the step must do (substeps x one raw
-`stepSimulation` of the same scene, measured in the same process moments before), so machine
-speed and background load cancel out; absolute steps/s are reported alongside.
+The overhead ratio is env-step time divided by the physics done inside those same steps (timed by
+wrapping the simulator's step function, for us and for panda-gym alike), so machine speed, load and
+contact-heavy moments cancel out. The ratio against substeps x one raw step timed at rest (the method
+of BASELINES.md) is printed too; resets are timed apart and reported on their own.
 """
 
 from __future__ import annotations
@@ -38,32 +39,75 @@ def _median_time(fn: Callable[[], None], calls: int, blocks: int) -> float:
     return statistics.median(samples)
 
 
+class _PhysicsClock:
+    """Wraps a physics-step function and accumulates the CPU time this thread spends inside it.
+
+    CPU time (not wall time) keeps the ratio honest on a busy machine: time spent descheduled while
+    another process runs is charged to neither side.
+    """
+
+    def __init__(self, step: Callable[..., None]) -> None:
+        self._step = step
+        self.seconds = 0.0
+
+    def __call__(self, *args: object) -> None:
+        start = time.thread_time()
+        self._step(*args)
+        self.seconds += time.thread_time() - start
+
+
+def _timed_rollout(step: Callable[[int], bool], reset: Callable[[int], None], clock: _PhysicsClock,
+                   calls: int, blocks: int) -> tuple[float, float, float]:
+    """Median wall time per step, median CPU-time ratio step/physics, median reset time (timed apart)."""
+    step_times, ratios, reset_times = [], [], []
+    counter = 0
+    for _ in range(blocks):
+        elapsed, cpu, physics = 0.0, 0.0, 0.0
+        for _ in range(calls):
+            counter += 1
+            clock.seconds = 0.0
+            start, start_cpu = time.perf_counter(), time.thread_time()
+            done = step(counter)
+            elapsed += time.perf_counter() - start
+            cpu += time.thread_time() - start_cpu
+            physics += clock.seconds
+            if done:
+                start = time.perf_counter()
+                reset(counter)
+                reset_times.append(time.perf_counter() - start)
+        step_times.append(elapsed / calls)
+        ratios.append(cpu / physics)
+    return statistics.median(step_times), statistics.median(ratios), statistics.median(reset_times or [0.0])
+
+
 def _measure_ours(mode: str, size: int, steps: int, blocks: int, out: Path) -> dict[str, float]:
     from envs.household import SUBSTEPS, HouseholdEnv
 
     env = HouseholdEnv(task="pick", obs_mode=mode, image_size=size)
-    rng = np.random.default_rng(0)
-    actions = rng.uniform(-1, 1, size=(steps * blocks + 1, 4)).astype(np.float32)
-    env.reset(seed=0)
-    counter = iter(range(10**9))
-
-    def env_step() -> None:
-        _, _, terminated, truncated, _ = env.step(actions[next(counter) % len(actions)])
-        if terminated or truncated:
-            env.reset(seed=next(counter))
-
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(4096, 4)).astype(np.float32)
     env.reset(seed=0)
     raw = _median_time(lambda: env.sim.step(1), steps, blocks)
+    clock = _PhysicsClock(env.sim.step)
+    env.sim.step = clock  # instance attribute: env.step's physics calls now go through the clock
+
+    def step(i: int) -> bool:
+        _, _, terminated, truncated, _ = env.step(actions[i % len(actions)])
+        return terminated or truncated
+
     env.reset(seed=0)
-    step = _median_time(env_step, steps, blocks)
+    step_s, ratio, reset_s = _timed_rollout(step, lambda i: env.reset(seed=i), clock, steps, blocks)
     obs, _ = env.reset(seed=0)
-    if mode != "state":
-        for key in obs:
-            if key.startswith("rgb_"):
-                save_png(out / f"{mode}_{size}_{key}.png", obs[key])
+    for key in obs:
+        if key.startswith("rgb_"):
+            save_png(out / f"{mode}_{size}_{key}.png", obs[key])
     env.close()
-    return {"raw_step_us": raw * 1e6, "env_steps_per_s": 1.0 / step, "substeps": SUBSTEPS,
-            "overhead_ratio": step / (SUBSTEPS * raw)}
+    return _figures(raw, step_s, ratio, reset_s, SUBSTEPS)
+
+
+def _figures(raw: float, step_s: float, ratio: float, reset_s: float, substeps: int) -> dict[str, float]:
+    return {"raw_step_us": raw * 1e6, "env_steps_per_s": 1.0 / step_s, "substeps": substeps,
+            "overhead_ratio": ratio, "ratio_vs_raw_at_rest": step_s / (substeps * raw),
+            "reset_ms": reset_s * 1e3}
 
 
 def _measure_panda_gym(render: bool, steps: int, blocks: int, out: Path) -> dict[str, float] | None:
@@ -77,23 +121,23 @@ def _measure_panda_gym(render: bool, steps: int, blocks: int, out: Path) -> dict
     sim = env.unwrapped.sim
     env.reset(seed=0)
     raw = _median_time(sim.physics_client.stepSimulation, steps, blocks)
+    clock = _PhysicsClock(sim.step)
+    sim.step = clock
     rng = np.random.default_rng(0)
 
-    def env_step() -> None:
+    def step(i: int) -> bool:
         _, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, 4).astype(np.float32))
         if render:
             env.render()
-        if terminated or truncated:
-            env.reset()
+        return terminated or truncated
 
     env.reset(seed=0)
     calls = max(20, steps // 10) if render else steps
-    step = _median_time(env_step, calls, blocks)
+    step_s, ratio, reset_s = _timed_rollout(step, lambda i: env.reset(seed=i), clock, calls, blocks)
     if render:
         save_png(out / "panda_gym_84.png", env.render())
     env.close()
-    return {"raw_step_us": raw * 1e6, "env_steps_per_s": 1.0 / step, "substeps": sim.n_substeps,
-            "overhead_ratio": step / (sim.n_substeps * raw)}
+    return _figures(raw, step_s, ratio, reset_s, sim.n_substeps)
 
 
 def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
@@ -114,7 +158,10 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
 
 def _print_table(results: dict[str, dict[str, float]]) -> None:
-    print(f"{'configuration':36s} {'raw step µs':>12s} {'substeps':>9s} {'env steps/s':>12s} {'step/physics':>13s}")
+    print("step/physics: env.step CPU time over the CPU time of the physics stepped inside it (same steps);")
+    print("step/raw: env.step time over substeps x one raw step timed at rest (the BASELINES.md method).")
+    header = f"{'configuration':36s} {'raw µs':>7s} {'subst':>6s} {'steps/s':>8s} {'step/physics':>13s} "
+    print(header + f"{'step/raw':>9s} {'reset ms':>9s}")
     for name, row in results.items():
-        print(f"{name:36s} {row['raw_step_us']:12.0f} {row['substeps']:9d} {row['env_steps_per_s']:12.1f} "
-              f"{row['overhead_ratio']:12.2f}x")
+        print(f"{name:36s} {row['raw_step_us']:7.0f} {row['substeps']:6d} {row['env_steps_per_s']:8.1f} "
+              f"{row['overhead_ratio']:12.2f}x {row['ratio_vs_raw_at_rest']:8.2f}x {row['reset_ms']:9.1f}")
