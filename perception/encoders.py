@@ -33,8 +33,9 @@ class VisionEncoder(nn.Module):
     """A small strided CNN over one camera's stacked RGB-D channels.
 
     The number of stride-2 layers is chosen from the image size (64 px: 3, 128 px: 4) so the last
-    feature map is about 8x8 whatever the resolution; it is flattened (keeping where things are, which
-    matters for "the block is in the bowl") and projected to `token_dim`.
+    feature map is about 8x8 whatever the resolution. The head sees that map flattened (where things
+    are) together with its global max and mean over space (what is there, wherever it is: a pattern
+    such as "green inside the bowl's rim" is then learned once, not once per position).
     """
 
     def __init__(self, camera: CameraSpec, token_dim: int = 128, width: int = 32) -> None:
@@ -49,10 +50,10 @@ class VisionEncoder(nn.Module):
             kernel = 5 if index == 0 else 3
             layers += [nn.Conv2d(in_channels, out_channels, kernel, stride=2, padding=kernel // 2), nn.ReLU()]
             in_channels = out_channels
-        layers.append(nn.Flatten())
         self.cnn = nn.Sequential(*layers)
         with torch.no_grad():
-            flat = self.cnn(torch.zeros(1, camera.channels, height, image_width)).shape[1]
+            features = self.cnn(torch.zeros(1, camera.channels, height, image_width))
+        flat = features[0].numel() + 2 * features.shape[1]
         self.head = nn.Sequential(nn.Linear(flat, token_dim), nn.ReLU())
         self.token_dim = token_dim
 
@@ -65,7 +66,9 @@ class VisionEncoder(nn.Module):
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.head(self.cnn(self.stack(observations)))
+        features = self.cnn(self.stack(observations))
+        pooled = [features.flatten(start_dim=1), features.amax(dim=(2, 3)), features.mean(dim=(2, 3))]
+        return self.head(torch.cat(pooled, dim=1))
 
 
 class TouchEncoder(nn.Module):
