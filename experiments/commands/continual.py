@@ -1,0 +1,69 @@
+"""`embodia continual`: naive / replay / EWC through a task sequence, with Continual World metrics."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+STRATEGY_CHOICES = ("naive", "replay", "ewc", "all")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("continual", help="continual learning through a task sequence")
+    parser.add_argument("--tasks", default="reach,push,pick,open", help="comma-separated task sequence")
+    parser.add_argument("--strategy", choices=STRATEGY_CHOICES, default="all", help="strategy, or all three")
+    parser.add_argument("--steps-per-task", type=int, default=15_000, help="PPO steps per task")
+    parser.add_argument("--eval-every", type=int, default=5_000, help="steps between evaluations")
+    parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per task per evaluation")
+    parser.add_argument("--demo-episodes", type=int, default=20, help="expert episodes per task")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
+    parser.add_argument("--encoder", choices=("minilm", "hashing"), default="minilm", help="instruction encoder")
+    parser.add_argument("--out", type=Path, default=Path("runs/continual"), help="results folder (resumable)")
+    parser.set_defaults(func=run)
+
+
+def _parse(args: argparse.Namespace) -> tuple[list[str], list[str], list[int]]:
+    from envs.tasks import TASK_NAMES
+
+    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    unknown = sorted(set(tasks) - set(TASK_NAMES))
+    if unknown or len(tasks) < 2:
+        raise ValueError(f"--tasks needs at least two of: {', '.join(TASK_NAMES)}; got {args.tasks!r}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    if args.steps_per_task < args.eval_every or args.steps_per_task % args.eval_every:
+        raise ValueError(f"--steps-per-task ({args.steps_per_task}) must be a multiple of --eval-every "
+                         f"({args.eval_every})")
+    strategies = ["naive", "replay", "ewc"] if args.strategy == "all" else [args.strategy]
+    return tasks, strategies, seeds
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from experiments.continual import ContinualConfig, ContinualRun, curves_of, run_reference
+    from experiments.continual_report import report
+    from experiments.factory import make_encoder
+
+    tasks, strategies, seeds = _parse(args)
+    encoder = make_encoder(args.encoder)
+    total = args.steps_per_task * len(tasks) * (len(strategies) + 1) * len(seeds)
+    results: dict[str, dict[int, dict]] = {}
+    with tqdm(total=total, desc="continual", unit="step") as progress:
+        for seed in seeds:
+            base = ContinualConfig(tasks=tuple(tasks), steps_per_task=args.steps_per_task, eval_every=args.eval_every,
+                                   eval_episodes=args.eval_episodes, demo_episodes=args.demo_episodes, seed=seed)
+            references = {task: run_reference(task, base, encoder, args.out / f"reference_{task}_seed{seed}",
+                                              progress) for task in tasks}
+            for strategy in strategies:
+                config = ContinualConfig(**{**base.__dict__, "strategy": strategy})
+                runner = ContinualRun(config, encoder, args.out / f"{strategy}_seed{seed}", progress)
+                try:
+                    state = runner.run()
+                finally:
+                    runner.close()
+                results.setdefault(strategy, {})[seed] = {"curves": curves_of(state), "references": references}
+    print(report(results, tasks, args.steps_per_task, args.out))
+    return 0

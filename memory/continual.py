@@ -1,0 +1,206 @@
+"""Continual learning for one SB3 policy trained on a sequence of tasks: naive, replay, EWC.
+
+The strategies act through the policy's optimizer: before every optimizer step (PPO's or behaviour
+cloning's) the active strategy adds the gradient of its own loss (a behaviour-cloning loss on stored
+demonstrations of earlier tasks for replay, the Fisher-weighted distance to earlier optima for EWC).
+That keeps stock stable-baselines3 PPO untouched while the extra term is optimised jointly with it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from stable_baselines3.common.policies import ActorCriticPolicy
+
+logger = logging.getLogger(__name__)
+
+STRATEGIES = ("naive", "replay", "ewc")
+Observation = dict[str, np.ndarray]
+
+
+@dataclass
+class Demonstrations:
+    """(observation, action) pairs of one task: stacked dict observations and actions."""
+
+    task: str
+    observations: dict[str, np.ndarray]
+    actions: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.actions)
+
+    def sample(self, rng: np.random.Generator, size: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        index = rng.integers(0, len(self), size=min(size, len(self)))
+        return {k: v[index] for k, v in self.observations.items()}, self.actions[index]
+
+
+def stack_demonstrations(task: str, pairs: Sequence[tuple[Observation, np.ndarray]]) -> Demonstrations:
+    if not pairs:
+        raise ValueError(f"no demonstrations collected for task {task!r}")
+    keys = pairs[0][0].keys()
+    observations = {k: np.stack([obs[k] for obs, _ in pairs]) for k in keys}
+    return Demonstrations(task, observations, np.stack([a for _, a in pairs]).astype(np.float32))
+
+
+def behaviour_cloning_loss(policy: ActorCriticPolicy, observations: dict[str, np.ndarray], actions: np.ndarray
+                           ) -> torch.Tensor:
+    """Negative log-likelihood of expert actions under the policy (clipped to the action box first)."""
+    obs_tensor, _ = policy.obs_to_tensor(observations)
+    target = torch.as_tensor(np.clip(actions, -1.0, 1.0), device=policy.device)
+    distribution = policy.get_distribution(obs_tensor)
+    return -distribution.log_prob(target).mean()
+
+
+def behaviour_clone(policy: ActorCriticPolicy, demos: Demonstrations, epochs: int, batch_size: int,
+                    rng: np.random.Generator) -> float:
+    """Pre-train the actor on demonstrations (a warm start); returns the last minibatch loss."""
+    loss_value = float("nan")
+    steps = max(1, epochs * len(demos) // batch_size)
+    for _ in range(steps):
+        observations, actions = demos.sample(rng, batch_size)
+        loss = behaviour_cloning_loss(policy, observations, actions)
+        policy.optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
+        policy.optimizer.step()
+        loss_value = float(loss.detach())
+    return loss_value
+
+
+class Strategy:
+    """Base class: no extra loss (naive fine-tuning)."""
+
+    name = "naive"
+
+    def extra_loss(self, policy: ActorCriticPolicy) -> torch.Tensor | None:
+        return None
+
+    def end_task(self, policy: ActorCriticPolicy, demos: Demonstrations) -> None:
+        """Called when training on a task finishes, with demonstrations of that task."""
+
+
+@dataclass
+class Replay(Strategy):
+    """Behaviour cloning on stored demonstrations of earlier tasks, mixed into every update."""
+
+    weight: float = 1.0
+    batch_size: int = 64
+    seed: int = 0
+    memories: list[Demonstrations] = field(default_factory=list)
+    name: str = "replay"
+
+    def __post_init__(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+
+    def extra_loss(self, policy: ActorCriticPolicy) -> torch.Tensor | None:
+        if not self.memories:
+            return None
+        losses = []
+        per_task = max(1, self.batch_size // len(self.memories))
+        for demos in self.memories:
+            observations, actions = demos.sample(self._rng, per_task)
+            losses.append(behaviour_cloning_loss(policy, observations, actions))
+        return self.weight * torch.stack(losses).mean()
+
+    def end_task(self, policy: ActorCriticPolicy, demos: Demonstrations) -> None:
+        self.memories.append(demos)
+
+
+@dataclass
+class EWC(Strategy):
+    """Elastic weight consolidation: lambda/2 * sum_i F_i (theta_i - theta*_i)^2 over earlier tasks.
+
+    The diagonal Fisher of the actor's log-likelihood is estimated on the task's demonstration states
+    with actions sampled from the policy itself (the empirical Fisher of the model, not of the data).
+    """
+
+    weight: float = 100.0
+    fisher_samples: int = 256
+    seed: int = 0
+    anchors: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = field(default_factory=list)
+    name: str = "ewc"
+
+    def __post_init__(self) -> None:
+        self._rng = np.random.default_rng(self.seed)
+
+    def extra_loss(self, policy: ActorCriticPolicy) -> torch.Tensor | None:
+        if not self.anchors:
+            return None
+        penalty = torch.zeros((), device=policy.device)
+        parameters = dict(policy.named_parameters())
+        for fisher, optimum in self.anchors:
+            for name, weight in fisher.items():
+                penalty = penalty + (weight * (parameters[name] - optimum[name]) ** 2).sum()
+        return 0.5 * self.weight * penalty
+
+    def end_task(self, policy: ActorCriticPolicy, demos: Demonstrations) -> None:
+        fisher = diagonal_fisher(policy, demos, self.fisher_samples, self._rng)
+        optimum = {name: p.detach().clone() for name, p in policy.named_parameters()}
+        self.anchors.append((fisher, optimum))
+
+
+def diagonal_fisher(policy: ActorCriticPolicy, demos: Demonstrations, samples: int, rng: np.random.Generator
+                    ) -> dict[str, torch.Tensor]:
+    """Mean squared gradient of log pi(a|s), a ~ pi(.|s), over demonstration states, per parameter."""
+    observations, _ = demos.sample(rng, samples)
+    obs_tensor, _ = policy.obs_to_tensor(observations)
+    totals = {name: torch.zeros_like(p) for name, p in policy.named_parameters() if p.requires_grad}
+    count = len(next(iter(observations.values())))
+    for i in range(count):
+        single = {k: v[i : i + 1] for k, v in obs_tensor.items()}
+        distribution = policy.get_distribution(single)
+        action = distribution.sample().detach()
+        policy.zero_grad()
+        distribution.log_prob(action).sum().backward()
+        for name, p in policy.named_parameters():
+            if p.grad is not None and name in totals:
+                totals[name] += p.grad.detach() ** 2
+    policy.zero_grad()
+    return {name: total / count for name, total in totals.items()}
+
+
+def make_strategy(name: str, seed: int = 0, **kwargs: float) -> Strategy:
+    """A strategy by name: naive, replay or ewc."""
+    if name == "naive":
+        return Strategy()
+    if name == "replay":
+        return Replay(seed=seed, **kwargs)
+    if name == "ewc":
+        return EWC(seed=seed, **kwargs)
+    raise ValueError(f"unknown continual-learning strategy {name!r}; expected one of: {', '.join(STRATEGIES)}")
+
+
+def attach(policy: ActorCriticPolicy, strategy: Strategy) -> Callable[[], None]:
+    """Make every `policy.optimizer.step()` include the strategy's loss; returns a function that detaches it.
+
+    The extra gradient is added after the caller's backward pass (and its gradient clipping), so the
+    update is the step of (task loss + strategy loss).
+    """
+    optimizer = policy.optimizer
+    original = optimizer.step
+
+    def step(*args: object, **kwargs: object) -> object:
+        extra = strategy.extra_loss(policy)
+        if extra is not None:
+            extra.backward()
+        return original(*args, **kwargs)
+
+    optimizer.step = step  # type: ignore[method-assign]
+
+    def detach() -> None:
+        optimizer.step = original  # type: ignore[method-assign]
+
+    return detach
+
+
+def snapshot(policy: ActorCriticPolicy) -> ActorCriticPolicy:
+    """A frozen copy of the policy (e.g. the reference before a task)."""
+    clone = copy.deepcopy(policy)
+    for p in clone.parameters():
+        p.requires_grad_(False)
+    return clone
