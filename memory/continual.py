@@ -35,6 +35,7 @@ class Demonstrations:
         return len(self.actions)
 
     def sample(self, rng: np.random.Generator, size: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """A random minibatch (with replacement) of observations and actions."""
         index = rng.integers(0, len(self), size=min(size, len(self)))
         return {k: v[index] for k, v in self.observations.items()}, self.actions[index]
 
@@ -147,12 +148,15 @@ class EWC(Strategy):
 def diagonal_fisher(policy: ActorCriticPolicy, demos: Demonstrations, samples: int, rng: np.random.Generator
                     ) -> dict[str, torch.Tensor]:
     """Mean squared gradient of log pi(a|s), a ~ pi(.|s), over demonstration states, per parameter."""
-    observations, _ = demos.sample(rng, samples)
+    observations, actions = demos.sample(rng, samples)
     obs_tensor, _ = policy.obs_to_tensor(observations)
     totals = {name: torch.zeros_like(p) for name, p in policy.named_parameters() if p.requires_grad}
-    count = len(next(iter(observations.values())))
+    count = len(actions)
     for i in range(count):
-        single = {k: v[i : i + 1] for k, v in obs_tensor.items()}
+        if isinstance(obs_tensor, dict):
+            single = {k: v[i : i + 1] for k, v in obs_tensor.items()}
+        else:
+            single = obs_tensor[i : i + 1]
         distribution = policy.get_distribution(single)
         action = distribution.sample().detach()
         policy.zero_grad()
