@@ -21,16 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from causal.citests import FisherZ, GTest, dependence_pvalue, distribution_shift_pvalue
+from causal.citests import FisherZ, GTest, PolynomialResidualTest, dependence_pvalue, distribution_shift_pvalue
 from causal.data import load_data, read_table
 from causal.estimation import data_entries
 from causal.pdag import PDAG
 from causal.spec import SCM
 
 DEFAULT_ALPHA = 0.01
+CITest = FisherZ | GTest | PolynomialResidualTest
 
 
-def pc_skeleton(test: FisherZ | GTest, n_vars: int, alpha: float) -> tuple[set[frozenset[int]], dict]:
+def pc_skeleton(test: CITest, n_vars: int, alpha: float) -> tuple[set[frozenset[int]], dict]:
     """PC-stable adjacency search: remove an edge once some conditioning set makes its ends independent."""
     adjacent = {i: set(range(n_vars)) - {i} for i in range(n_vars)}
     sepsets: dict[frozenset[int], tuple[int, ...]] = {}
@@ -60,7 +61,7 @@ def _candidate_sets(frozen: Mapping[int, set[int]], i: int, j: int, level: int) 
     return sets
 
 
-def pc(test: FisherZ | GTest, n_vars: int, alpha: float) -> PDAG:
+def pc(test: CITest, n_vars: int, alpha: float) -> PDAG:
     """The CPDAG estimated by PC: skeleton, v-structures, Meek's rules."""
     edges, sepsets = pc_skeleton(test, n_vars, alpha)
     pdag = PDAG(n_vars, edges)
@@ -82,7 +83,7 @@ def orient_by_interventions(
     pdag: PDAG,
     observational: np.ndarray,
     interventional: list[tuple[np.ndarray, set[int]]],
-    discrete: bool,
+    kind: str,
     alpha: float,
 ) -> None:
     """Orient each undirected edge with exactly one intervened end, then propagate with Meek's rules."""
@@ -92,9 +93,9 @@ def orient_by_interventions(
                 continue
             cause, other = (a, b) if a in targets else (b, a)
             if np.ptp(data[:, cause]) > 0:
-                moved = dependence_pvalue(data[:, cause], data[:, other], discrete) <= alpha
+                moved = dependence_pvalue(data[:, cause], data[:, other], kind) <= alpha
             else:
-                moved = distribution_shift_pvalue(observational[:, other], data[:, other], discrete) <= alpha
+                moved = distribution_shift_pvalue(observational[:, other], data[:, other], kind == "discrete") <= alpha
             if moved:
                 pdag.orient(cause, other)
             else:
@@ -117,7 +118,9 @@ def discover(scm: SCM, query: Mapping[str, Any], base_dir: Path) -> dict[str, An
     parts = [load_data(scm, path, names) for path in observational_paths]
     observational = np.concatenate([_matrix(scm, p, names) for p in parts])
     if scm.is_discrete:
-        test: FisherZ | GTest = GTest(observational, [len(scm.states(n)) for n in names])
+        test: CITest = GTest(observational, [len(scm.states(n)) for n in names])
+    elif scm.scm_type == "nonlinear_additive_noise":
+        test = PolynomialResidualTest(observational)
     else:
         test = FisherZ(observational)
     pdag = pc(test, len(names), alpha)
@@ -128,7 +131,8 @@ def discover(scm: SCM, query: Mapping[str, Any], base_dir: Path) -> dict[str, An
             if unknown:
                 raise KeyError(f"intervention targets {unknown} of {path} are not data columns {names}")
             interventional.append((_matrix(scm, load_data(scm, path, names), names), {names.index(t) for t in targets}))
-    orient_by_interventions(pdag, observational, interventional, scm.is_discrete, alpha)
+    kind = "discrete" if scm.is_discrete else "nonlinear" if scm.scm_type == "nonlinear_additive_noise" else "linear"
+    orient_by_interventions(pdag, observational, interventional, kind, alpha)
     return {
         "directed": sorted([names[a], names[b]] for a, b in pdag.directed),
         "undirected": sorted([names[a], names[b]] for a, b in pdag.undirected_pairs()),

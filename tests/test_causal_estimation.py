@@ -221,3 +221,12 @@ def test_discovery_input_errors(tmp_path: Path) -> None:
         _discover(scm, [(path, []), (path, ["Q"])])
     with pytest.raises(ValueError, match="alpha must be in"):
         _discover(scm, [(path, [])], alpha=2)
+
+
+def test_nonlinear_discovery_finds_a_u_shaped_dependence(tmp_path: Path) -> None:
+    scm = load_scm(DATA / "ushape_nonlinear.json")  # Y = X**2 + ...: uncorrelated with X, yet caused by it
+    obs = _write(scm, tmp_path / "obs.csv", 3000, 0)
+    answer = _discover(scm, [(obs, [])])
+    assert answer["directed"] == [["W", "Y"], ["X", "Y"], ["Y", "Z"]] and answer["undirected"] == []
+    values = np.genfromtxt(obs, delimiter=",", names=True)
+    assert abs(np.corrcoef(values["X"], values["Y"])[0, 1]) < 0.1  # a linear test would drop X - Y
