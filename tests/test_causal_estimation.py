@@ -225,7 +225,7 @@ def test_discovery_input_errors(tmp_path: Path) -> None:
 
 def test_nonlinear_discovery_finds_a_u_shaped_dependence(tmp_path: Path) -> None:
     scm = load_scm(DATA / "ushape_nonlinear.json")  # Y = X**2 + ...: uncorrelated with X, yet caused by it
-    obs = _write(scm, tmp_path / "obs.csv", 3000, 0)
+    obs = _write(scm, tmp_path / "obs.csv", 2000, 0)
     answer = _discover(scm, [(obs, [])])
     assert answer["directed"] == [["W", "Y"], ["X", "Y"], ["Y", "Z"]] and answer["undirected"] == []
     values = np.genfromtxt(obs, delimiter=",", names=True)
