@@ -1,0 +1,128 @@
+"""What the planner may take from memory: remembered facts and skill statistics.
+
+The knowledge store hands the planner plain data through these types, so the planner works the same
+with no memory at all. Three hooks use it:
+
+* remembered locations (``("red_block", "in", "drawer", 0.9)``) fill in the start state where the
+  current scene facts say nothing (or when there are none);
+* per-skill success statistics become an affordance prior (see `agent.planner.affordance`);
+* causal facts (``("red_block.mass", "hinders", "pick(red_block)", 0.8)``) scale the affordance of the
+  calls they name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+LOCATION_RELATIONS = ("in", "on")
+STATE_RELATIONS = ("is", "state")
+CAUSAL_RELATIONS = {"hinders": -1.0, "prevents": -1.0, "breaks": -1.0, "helps": 1.0, "enables": 1.0}
+
+
+@dataclass(frozen=True)
+class MemoryFact:
+    """A remembered (subject, relation, object) triple with a confidence in [0, 1]."""
+
+    subject: str
+    relation: str
+    object: str
+    confidence: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.confidence) <= 1.0:
+            raise ValueError(f"confidence must be in [0, 1], got {self.confidence} for {self}")
+
+
+@dataclass(frozen=True)
+class SkillStats:
+    """How often a skill (or one skill call) succeeded; keyed by ``"pick"`` or ``"pick(red_block)"``."""
+
+    successes: int
+    attempts: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.successes <= self.attempts:
+            raise ValueError(f"need 0 <= successes <= attempts, got {self.successes}/{self.attempts}")
+
+    @property
+    def rate(self) -> float:
+        """Posterior mean success rate under a uniform Beta(1, 1) prior (never exactly 0 or 1)."""
+        return (self.successes + 1) / (self.attempts + 2)
+
+
+@dataclass(frozen=True)
+class PlannerMemory:
+    """Everything the planner may use from memory; all parts optional."""
+
+    facts: tuple[MemoryFact, ...] = ()
+    skill_stats: Mapping[str, SkillStats] = field(default_factory=lambda: MappingProxyType({}))
+
+    def locations(self, min_confidence: float = 0.5) -> dict[str, tuple[str, str, float]]:
+        """Most confident remembered location per object: ``{obj: (relation, support, confidence)}``."""
+        best: dict[str, tuple[str, str, float]] = {}
+        for fact in self.facts:
+            if fact.relation in LOCATION_RELATIONS and fact.confidence >= min_confidence:
+                if fact.subject not in best or fact.confidence > best[fact.subject][2]:
+                    best[fact.subject] = (fact.relation, fact.object, fact.confidence)
+        return best
+
+    def drawer_state(self, min_confidence: float = 0.5) -> str | None:
+        """Remembered ``"open"``/``"closed"`` for the drawer, if any."""
+        for fact in sorted(self.facts, key=lambda f: -f.confidence):
+            if fact.subject == "drawer" and fact.relation in STATE_RELATIONS and fact.confidence >= min_confidence:
+                if fact.object in ("open", "closed"):
+                    return fact.object
+        return None
+
+    def causal_facts(self) -> list[MemoryFact]:
+        """Facts whose relation says a cause hinders or helps a skill call."""
+        return [f for f in self.facts if f.relation in CAUSAL_RELATIONS]
+
+
+MemoryInput = PlannerMemory | Sequence[Any] | Mapping[str, Any] | None
+
+
+def as_memory(memory: MemoryInput) -> PlannerMemory:
+    """Accept None, a `PlannerMemory`, a list of fact tuples, or ``{"facts": [...], "skill_stats": {...}}``."""
+    if memory is None:
+        return PlannerMemory()
+    if isinstance(memory, PlannerMemory):
+        return memory
+    if isinstance(memory, Mapping):
+        unknown = set(memory) - {"facts", "skill_stats"}
+        if unknown:
+            raise ValueError(f"memory mapping may hold 'facts' and 'skill_stats', got extra keys {sorted(unknown)}")
+        stats = {str(k): _as_stats(v) for k, v in dict(memory.get("skill_stats", {})).items()}
+        return PlannerMemory(_as_facts(memory.get("facts", ())), MappingProxyType(stats))
+    if isinstance(memory, (str, bytes)):
+        raise TypeError("memory must be a PlannerMemory, a list of facts or a mapping, got a string")
+    return PlannerMemory(_as_facts(memory))
+
+
+def _as_facts(items: Sequence[Any]) -> tuple[MemoryFact, ...]:
+    facts = []
+    for item in items:
+        if isinstance(item, MemoryFact):
+            facts.append(item)
+        elif isinstance(item, Mapping):
+            facts.append(MemoryFact(str(item["subject"]), str(item["relation"]), str(item["object"]),
+                                    float(item.get("confidence", 1.0))))
+        elif isinstance(item, Sequence) and len(item) in (3, 4) and not isinstance(item, str):
+            confidence = float(item[3]) if len(item) == 4 else 1.0
+            facts.append(MemoryFact(str(item[0]), str(item[1]), str(item[2]), confidence))
+        else:
+            raise TypeError(f"a memory fact is (subject, relation, object[, confidence]), got {item!r}")
+    return tuple(facts)
+
+
+def _as_stats(value: Any) -> SkillStats:
+    if isinstance(value, SkillStats):
+        return value
+    if isinstance(value, Mapping):
+        return SkillStats(int(value["successes"]), int(value["attempts"]))
+    if isinstance(value, Sequence) and len(value) == 2:
+        return SkillStats(int(value[0]), int(value[1]))
+    raise TypeError(f"skill stats are (successes, attempts) or a mapping with those keys, got {value!r}")

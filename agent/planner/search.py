@@ -1,0 +1,194 @@
+"""Symbolic search over the domain: A* to goal predicates, and SayCan-style step selection.
+
+Plans come from search over the skills' preconditions and effects (`agent.symbolic`), so they are valid
+by construction and reach every goal. Goals arrive in stages (one per instruction part); each stage is
+planned from where the previous one ended, keeping earlier goals true unless a later stage overrides them.
+Among the calls that keep a shortest plan possible, the one with the best language x affordance score
+is taken (the language score compares each call's text with the next unmet goal in words, e.g. "the red
+block is in the bowl"), and every step's ranked candidates are recorded.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+
+from agent.errors import PlanningError
+from agent.planner.affordance import AffordanceModel, LanguageScorer
+from agent.planner.plan import ScoredCall, StepTrace
+from agent.skills import Predicate, SkillCall, predicate_text
+from agent.symbolic import SymbolicState, applicable_calls, successor
+
+logger = logging.getLogger(__name__)
+
+Goal = tuple[Predicate, ...]
+TRANSIENT = ("holding", "near")
+"""Predicates that only need to hold when their stage is reached; later stages may undo them freely."""
+
+
+def _fluent(predicate: Predicate) -> tuple[str, ...]:
+    """What a predicate constrains: the place of one object, or the drawer."""
+    if predicate.predicate in ("open", "closed"):
+        return ("drawer",)
+    if predicate.predicate == "near":
+        return ("near",)
+    return ("object", predicate.args[0])
+
+
+def heuristic(state: SymbolicState, goal: Goal) -> int:
+    """A lower bound on the number of calls still needed (each pick or place serves one object)."""
+    total, drawer_counted, drawer_needed, unmet = 0, False, False, False  # every unmet goal adds >= 1
+    for predicate in goal:
+        if state.holds(predicate):
+            continue
+        unmet = True
+        name, args = predicate.predicate, predicate.args
+        if name in ("in", "on"):
+            total += 1 if state.holding == args[0] else 2
+            drawer_needed |= args[1] == "drawer" or state.inside_drawer(args[0]) or state.inside_drawer(args[1])
+        elif name in ("holding", "pushed"):
+            total += 1
+            drawer_needed |= state.inside_drawer(args[0])
+        elif name == "near":
+            total += 1  # only reach makes near true, and reach does nothing else
+        elif name in ("open", "closed"):
+            total += 1
+            drawer_counted = True
+    if drawer_needed and not state.drawer_open and not drawer_counted:
+        total += 1
+    return total if unmet else 0
+
+
+@dataclass
+class GoalSearch:
+    """A* over symbolic states with memoised distances.
+
+    Attributes:
+        max_expansions: Give up (return None) after this many expanded states.
+    """
+
+    max_expansions: int = 20000
+    _distances: dict[tuple[Hashable, Goal], int | None] = field(default_factory=dict, repr=False)
+
+    def shortest(self, start: SymbolicState, goal: Goal) -> list[SkillCall] | None:
+        """A shortest call sequence from `start` that makes every predicate of `goal` true, or None."""
+        with_push = any(p.predicate == "pushed" for p in goal)
+        with_reach = any(p.predicate == "near" for p in goal)
+
+        def key(state: SymbolicState) -> Hashable:
+            return (state.locations, state.holding, state.drawer_open,
+                    state.near if with_reach else None, state.pushed if with_push else None)
+
+        counter = itertools.count()
+        frontier = [(heuristic(start, goal), 0, next(counter), start)]
+        parents: dict[Hashable, tuple[Hashable, SkillCall] | None] = {key(start): None}
+        best = {key(start): 0}
+        expansions = 0
+        while frontier and expansions < self.max_expansions:
+            _f, cost, _n, state = heapq.heappop(frontier)
+            if cost > best.get(key(state), cost):
+                continue
+            if all(state.holds(p) for p in goal):
+                return _unwind(parents, key(state))
+            expansions += 1
+            for call in applicable_calls(state, with_push, with_reach):
+                nxt = successor(state, call)
+                nkey = key(nxt)
+                if cost + 1 < best.get(nkey, cost + 2):
+                    best[nkey] = cost + 1
+                    parents[nkey] = (key(state), call)
+                    heapq.heappush(frontier, (cost + 1 + heuristic(nxt, goal), cost + 1, next(counter), nxt))
+        logger.debug("no plan for %s within %d expansions", [str(p) for p in goal], expansions)
+        return None
+
+    def distance(self, start: SymbolicState, goal: Goal) -> int | None:
+        """Length of a shortest plan (memoised), or None when none was found."""
+        memo_key = ((start.locations, start.holding, start.drawer_open, start.near, start.pushed), goal)
+        if memo_key not in self._distances:
+            path = self.shortest(start, goal)
+            self._distances[memo_key] = None if path is None else len(path)
+        return self._distances[memo_key]
+
+
+def _unwind(parents: dict[Hashable, tuple[Hashable, SkillCall] | None], end: Hashable) -> list[SkillCall]:
+    calls: list[SkillCall] = []
+    link = parents[end]
+    while link is not None:
+        previous, call = link
+        calls.append(call)
+        link = parents[previous]
+    return calls[::-1]
+
+
+@dataclass
+class Decoded:
+    """The outcome of `decode`: steps, which stage each serves, per-step scores and notes."""
+
+    steps: list[SkillCall] = field(default_factory=list)
+    step_stages: list[int] = field(default_factory=list)
+    traces: list[StepTrace] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def stage_goal(stages: Sequence[Goal], index: int) -> Goal:
+    """Stage `index` plus the earlier, non-transient goals that no later stage (up to it) overrides."""
+    kept: list[Predicate] = []
+    for earlier in range(index):
+        later = {_fluent(p) for stage in stages[earlier + 1 : index + 1] for p in stage}
+        kept += [p for p in stages[earlier] if p.predicate not in TRANSIENT and _fluent(p) not in later]
+    current = list(stages[index])
+    return tuple(current + [p for p in dict.fromkeys(kept) if p not in current])
+
+
+class SayCanDecoder:
+    """Chooses each step among the shortest-plan-preserving calls by language score x affordance."""
+
+    def __init__(self, scorer: LanguageScorer, affordance: AffordanceModel, search: GoalSearch | None = None) -> None:
+        self.scorer = scorer
+        self.affordance = affordance
+        self.search = search or GoalSearch()
+
+    def decode(self, start: SymbolicState, stages: Sequence[Goal], contexts: Sequence[str], first: int = 0) -> Decoded:
+        """Plan stages `first`.. in order from `start` (earlier ones count as done, so their goals are kept).
+
+        Raises:
+            PlanningError: naming the instruction part whose stage cannot be reached.
+        """
+        result = Decoded()
+        state = start
+        for index in range(first, len(stages)):
+            stage = stages[index]
+            goal = stage_goal(stages, index)
+            if self.search.distance(state, goal) is None and goal != stage:
+                dropped = ", ".join(str(p) for p in goal if p not in stage)
+                result.notes.append(f"stage {index + 1} cannot keep {dropped}; planned without keeping it")
+                goal = stage
+            if self.search.distance(state, goal) is None:
+                wanted = ", ".join(str(p) for p in stage)
+                raise PlanningError(f"cannot reach {wanted} for {contexts[index]!r} in this scene", contexts[index])
+            state = self._decode_stage(state, goal, index, contexts[index], result)
+        return result
+
+    def _decode_stage(self, state: SymbolicState, goal: Goal, index: int, context: str, out: Decoded) -> SymbolicState:
+        remaining = self.search.distance(state, goal)
+        while remaining:
+            with_push = any(p.predicate == "pushed" for p in goal)
+            with_reach = any(p.predicate == "near" for p in goal)
+            calls = applicable_calls(state, with_push, with_reach)
+            subgoal = next(p for p in goal if not state.holds(p))
+            language = self.scorer.scores(predicate_text(subgoal), calls)
+            candidates = []
+            for call, lang in zip(calls, language, strict=True):
+                nxt = successor(state, call)
+                useful = heuristic(nxt, goal) < remaining and self.search.distance(nxt, goal) == remaining - 1
+                candidates.append(ScoredCall(call, lang, self.affordance.affordance(call, state), useful))
+            chosen = max((c for c in candidates if c.useful), key=lambda c: c.score)
+            out.steps.append(chosen.call)
+            out.step_stages.append(index)
+            out.traces.append(StepTrace(chosen.call, index, tuple(candidates)))
+            state = successor(state, chosen.call)
+            remaining -= 1
+        return state
