@@ -157,7 +157,15 @@ def _run(scm: SCM, design: Design, data: Data, query: Mapping[str, Any]) -> dict
         "method": method,
         "adjustment_set": list(design.adjustment),
         "n_rows": len(data[design.treatment]),
+        "outside_support": _support(scm, design, data),
     }
+
+
+def _support(scm: SCM, design: Design, data: Data) -> float | None:
+    """Overlap diagnostic for continuous back-door estimates (None where it does not apply)."""
+    if scm.is_discrete or design.strategy != "backdoor":
+        return None
+    return estimators.outside_support(design, data)
 
 
 def _contrast(design: Design) -> Callable[[np.ndarray], np.ndarray]:

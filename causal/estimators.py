@@ -103,15 +103,43 @@ def regression_backdoor(design: Design, degree: int, fit: Fit) -> Estimator:
 
     def run(data: Data) -> np.ndarray:
         inputs = np.column_stack([data[c] for c in (design.treatment, *design.adjustment)])
-        model = fit(inputs, data[design.outcome], degree)
+        y = data[design.outcome]
+        model = fit(inputs, y, degree)
         means = []
         for value in design.values:
             counterfactual = inputs.copy()
             counterfactual[:, 0] = value
-            means.append(float(model.predict(counterfactual).mean()))
+            predicted = model.predict(counterfactual)
+            if degree > 1:  # a flexible fit must not extrapolate beyond what any unit showed
+                predicted = np.clip(predicted, y.min(), y.max())
+            means.append(float(predicted.mean()))
         return np.array(means)
 
     return run
+
+
+def outside_support(design: Design, data: Data, limit: int = 400, seed: int = 0) -> float:
+    """Fraction of the g-formula's (treatment value, covariates) points that lie far from every observed unit.
+
+    Distances are in standardised units; "far" means farther from its nearest observed unit than 99% of
+    observed units are from theirs. A large fraction means poor overlap (positivity): the estimate then
+    rests on extrapolation, however tight its bootstrap interval.
+    """
+    columns = (design.treatment, *design.adjustment)
+    observed = np.column_stack([data[c] for c in columns]).astype(float)
+    scale = observed.std(axis=0)
+    observed = (observed - observed.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+    order = np.random.default_rng(seed).permutation(len(observed))
+    sample, observed = observed[order[:limit]], observed[order[: 10 * limit]]
+    within = np.sort(np.linalg.norm(sample[:, None, :] - observed[None, :, :], axis=2), axis=1)[:, 1]
+    threshold = float(np.quantile(within, 0.99))
+    far = []
+    for value in design.values:
+        queries = sample.copy()
+        queries[:, 0] = (value - data[design.treatment].mean()) / (scale[0] if scale[0] > 0 else 1.0)
+        nearest = np.linalg.norm(queries[:, None, :] - observed[None, :, :], axis=2).min(axis=1)
+        far.append(nearest > 3 * threshold)
+    return float(np.mean(far))
 
 
 def regression_frontdoor(design: Design, degree: int, fit: Fit) -> Estimator:

@@ -83,6 +83,15 @@ def _estimates_table(metrics: dict[str, Any]) -> list[str]:
             f"| {name} | {_fmt(row.get('answer'))} | {_ci(row.get('ci'))} | {_fmt(row.get('error'))} | "
             f"{row.get('method')} | {row.get('adjustment_set')} |"
         )
+    support = adjusted.get("outside_support")
+    if support is not None and support > 0.1:
+        lines += [
+            "",
+            f"**Poor overlap**: {support:.0%} of the points at which the adjusted (g-formula) estimate "
+            "evaluates its outcome model lie far from every observational unit (confounding this strong "
+            "never shows some treatment values with some confounder values), so the adjusted estimate "
+            "extrapolates there; its interval does not account for that.",
+        ]
     return lines
 
 

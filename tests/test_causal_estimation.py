@@ -230,3 +230,15 @@ def test_nonlinear_discovery_finds_a_u_shaped_dependence(tmp_path: Path) -> None
     assert answer["directed"] == [["W", "Y"], ["X", "Y"], ["Y", "Z"]] and answer["undirected"] == []
     values = np.genfromtxt(obs, delimiter=",", names=True)
     assert abs(np.corrcoef(values["X"], values["Y"])[0, 1]) < 0.1  # a linear test would drop X - Y
+
+
+def test_overlap_diagnostic_flags_extrapolation() -> None:
+    from causal.estimation import Design
+    from causal.estimators import outside_support
+
+    rng = np.random.default_rng(0)
+    z = rng.uniform(0, 1, 500)
+    design = Design("ate", "T", "Y", (0.9, 0.1), None, "backdoor", ("Z",))
+    tied = {"T": z + rng.normal(scale=0.02, size=500), "Z": z, "Y": z}
+    free = {"T": rng.uniform(0, 1, 500), "Z": z, "Y": z}
+    assert outside_support(design, tied) > 0.5 > 0.05 > outside_support(design, free)
