@@ -19,8 +19,8 @@ from envs.experts import make_expert
 from envs.household import HouseholdEnv
 from envs.state import BLOCKS
 from envs.tasks import DIRECTIONS, push_progress
+from experiments.causal_study import OUTCOMES
 
-OUTCOMES = ("push_distance", "strike_distance")
 EXPERT_STEP_LIMIT = 150
 SETTLE_STEPS = 12
 STRIKE_STEPS = 40

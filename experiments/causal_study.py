@@ -24,13 +24,15 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from experiments.causal_sim import OUTCOMES, KitchenUnits
+if TYPE_CHECKING:
+    from experiments.causal_sim import KitchenUnits
 
 logger = logging.getLogger(__name__)
+OUTCOMES = ("push_distance", "strike_distance")  # procedures measured by experiments.causal_sim
 NATURAL_RANGES = {"friction": (0.2, 1.0), "mass": (0.05, 1.0), "damping": (1.0, 10.0)}
 SEED_STRIDE = 100_003
 
@@ -176,6 +178,7 @@ def _unit(config: StudyConfig, variables: dict[str, float], outcome: float) -> d
 
 def run_study(config: StudyConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Collect the data in the simulator, analyse it and write the run folder; returns the metrics."""
+    from experiments.causal_sim import KitchenUnits
     from experiments.causal_study_analysis import analyse
 
     progress = progress or (lambda message: logger.info(message))

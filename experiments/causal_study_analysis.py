@@ -158,6 +158,11 @@ def _facts(config, effect, naive, adjusted, run: str) -> list[dict[str, Any]]:
     return facts
 
 
+def _write_counterfactuals(out: Path, rows: list[dict[str, float]]) -> None:
+    if rows:
+        write_csv(out / "counterfactuals.csv", {k: [r[k] for r in rows] for k in rows[0]})
+
+
 def analyse(config, records: Records, out: Path, progress: Callable[[str], None]) -> dict[str, Any]:
     """Compute every number of the study and write the run folder."""
     from experiments.causal_study import config_dict
@@ -184,7 +189,7 @@ def analyse(config, records: Records, out: Path, progress: Callable[[str], None]
     cf_rows = st.counterfactual_errors(
         scm, units, config.treatment, config.outcome, config.confounder, [float(v) for v in config.values]
     )
-    write_csv(out / "counterfactuals.csv", {k: [r[k] for r in cf_rows] for k in (cf_rows[0] if cf_rows else {})})
+    _write_counterfactuals(out, cf_rows)
     faults = {k: sum(r["fault"] for r in v) for k, v in records.items()}
     metrics = {
         "interventional_curve": curve,

@@ -131,6 +131,18 @@ def _counterfactual_lines(summary: dict[str, Any]) -> list[str]:
     ]
 
 
+def _header(config, metrics: dict[str, Any]) -> list[str]:
+    return [
+        f"# Causal study: {config.treatment} -> {config.outcome}",
+        "",
+        f"Scene `{config.scene}`; outcome procedure `{config.outcome}` on `{config.pushed_object()}` "
+        f"(direction {config.direction}); confounder: `{config.confounder or 'none'}` (strength "
+        f"{config.confounding_strength:g}); {config.episodes} units per value, {metrics['n_observational']} "
+        f"observational units, seed {config.seed}. Faulty (excluded) units: {metrics['faults']}.",
+        "",
+    ]
+
+
 def write_report(
     out: Path,
     config,
@@ -143,22 +155,16 @@ def write_report(
     """Write plots and report.md into the run folder."""
     plot_curves(out / "interventional_curve.png", config, metrics, observational)
     has_cf = plot_counterfactual_errors(out / "counterfactual_errors.png", cf_rows) is not None
+    effect = metrics["interventional_effect"]
     lines = [
-        f"# Causal study: {config.treatment} -> {config.outcome}",
-        "",
-        f"Scene `{config.scene}`; outcome procedure `{config.outcome}` on `{config.pushed_object()}` "
-        f"(direction {config.direction}); confounder: `{config.confounder or 'none'}`; "
-        f"{config.episodes} units per value, {metrics['n_observational']} observational units, seed {config.seed}. "
-        f"Faulty (excluded) units: {metrics['faults']}.",
-        "",
+        *_header(config, metrics),
         "## Interventional curve (ground truth by do())",
         "",
         *_curve_table(metrics, config),
         "",
         "![interventional curve](interventional_curve.png)",
         "",
-        f"## Effect of moving {config.treatment} from {metrics['interventional_effect']['low']:g} to "
-        f"{metrics['interventional_effect']['high']:g}",
+        f"## Effect of moving {config.treatment} from {effect['low']:g} to {effect['high']:g}",
         "",
         *_estimates_table(metrics),
         "",
@@ -172,7 +178,7 @@ def write_report(
     lines += [
         "## Study SCM (`study_scm.json`)",
         "",
-        "```json",
+        "```",
         _scm_summary(raw_scm),
         "```",
         "",
