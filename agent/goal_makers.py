@@ -48,7 +48,13 @@ def _default_destination(it: Interpreter, clause: Clause, roles: Roles, obj: str
     raise PlanningError(f"cannot tell where to put things in {clause.text!r}: name a place", clause.text)
 
 
+THROW_VERBS = frozenset({"throw", "toss", "chuck", "bin", "trash", "dump"})
+
+
 def _goal_place(it: Interpreter, clause: Clause, roles: Roles, default: str | None = None) -> list[Predicate]:
+    if clause.verb in THROW_VERBS and not roles.dests and {"away", "out"} & {*roles.particles, *roles.directions}:
+        raise PlanningError(f"cannot throw things away ({clause.text!r}): there is no bin in the scene",
+                            clause.verb_text)
     goals: list[Predicate] = []
     groups = [(nps, dest) for nps, dest in roles.groups]
     leading = [dest for nps, dest in groups if not nps and dest is not None]  # "put in the bowl the red block"

@@ -35,6 +35,7 @@ class Roles:
     directions: list[str] = field(default_factory=list)
     states: list[str] = field(default_factory=list)
     particles: list[str] = field(default_factory=list)
+    subject_is_object: bool = False
 
     @property
     def nps(self) -> list[NounPhrase]:
@@ -43,6 +44,14 @@ class Roles:
     @property
     def dests(self) -> list[Chunk]:
         return [dest for _nps, dest in self.groups if dest is not None]
+
+
+def _merge_subject(nps: list[NounPhrase], groups: list[tuple[list[NounPhrase], Chunk | None]]):
+    """Put subject noun phrases into the first group without objects (or a new one)."""
+    for index, (members, dest) in enumerate(groups):
+        if not members:
+            return [*groups[:index], (list(nps), dest), *groups[index + 1 :]]
+    return [(list(nps), None), *groups]
 
 
 def clause_roles(chunks: list[Chunk]) -> Roles:
@@ -104,11 +113,12 @@ class Interpreter:
             self.scene.notes.append(f"skipped {clause.text!r}: it says what not to do")
             return []
         roles = clause_roles(clause.chunks)
-        if clause.verb is None or (not roles.groups and clause.subject):
-            subject = clause_roles(clause.subject)
-            if clause.verb is None:
-                return self._state_description(clause, subject)
-            roles.groups = subject.groups + roles.groups
+        subject = clause_roles(clause.subject)
+        if clause.verb is None:
+            return self._state_description(clause, subject)
+        if subject.nps and not roles.nps:  # "the green block goes in the drawer", "the drawer should be opened"
+            roles.groups = _merge_subject(subject.nps, roles.groups)
+            roles.subject_is_object = True
         return self._action(clause, roles, self._skill_class(clause, roles))
 
     def _skill_class(self, clause: Clause, roles: Roles) -> str:
@@ -160,6 +170,8 @@ class Interpreter:
             return "push"
         if skill == "place" and (not nps or any(self._is_self(np) for np in nps)) and roles.dests:
             return "reach"
+        if skill == "reach" and roles.subject_is_object and roles.dests:
+            return "place"  # "the block goes in the bowl"
         if skill == "push" and nps and all(self._is_drawer(np) for np in nps):
             return "open" if clause.verb in ("pull", "drag") else "close"
         if skill == "push" and roles.dests and not roles.directions:

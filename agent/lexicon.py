@@ -160,6 +160,8 @@ PHRASES: dict[str, str] = {
     "right now": "", "right away": "", "at once": "", "for me": "", "if you can": "", "if possible": "",
     "thank you": "", "would you mind": "", "be so kind as to": "", "would you be so kind as to": "",
     "in the end": "finally", "at the end": "finally",
+    "on top of each other": "", "on top of one another": "", "onto each other": "", "on each other": "",
+    "onto one another": "", "on one another": "", "each other": "", "one another": "",
 }
 
 FILLERS = frozenset({
@@ -171,6 +173,6 @@ FILLERS = frozenset({
     "yes", "yeah", "possible", "wish", "ll", "d", "s", "re", "ve", "m", "able", "going", "gonna", "wanna",
     "maybe", "perhaps", "anyway", "actually", "simply", "safely", "neatly", "softly", "nicely", "end", "up",
     "currently", "sitting", "lying", "located", "which", "who", "where", "what", "still", "already", "once",
-    "more", "time", "for", "tidy", "mate", "buddy", "friend", "assistant", "folks", "required", "needed",
+    "more", "time", "for", "yo", "oi", "hmm", "mate", "buddy", "friend", "assistant", "folks", "required", "needed",
 })
 """Words that carry no goal: politeness, modal verbs, pronouns for the speaker, adverbs of manner."""

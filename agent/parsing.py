@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from agent import lexicon as lx
-from agent.chunking import Chunk, chunk_tokens, is_content, lemma, surface, verb_lemma
+from agent.chunking import Chunk, chunk_tokens, is_content, surface, verb_lemma
 
 _CONTRACTIONS = [
     (r"\bcan't\b", "can not"), (r"\bwon't\b", "will not"), (r"\bshan't\b", "shall not"), (r"n't\b", " not"),
@@ -185,11 +185,12 @@ def _find_verb(tokens: list[str]) -> int | None:
         if token in lx.STATE_WORDS and any(is_content(t) for t in tokens[:i]):
             continue  # "the drawer open" / "leave it open": a state, not an action
         return i
-    content = [i for i, t in enumerate(tokens) if is_content(t)]
-    if content and lemma(tokens[content[0]]) not in lx.DETERMINERS and _unknown_word(tokens[content[0]]):
-        nxt = tokens[content[0] + 1 : content[0] + 2]
-        if nxt and (nxt[0] in lx.DETERMINERS or nxt[0] in lx.PRONOUNS or nxt[0] in lx.QUANTIFIERS):
-            return content[0]
+    for i, token in enumerate(tokens):  # an unknown word right before an object phrase: "chuck the block"
+        nxt = tokens[i + 1 : i + 2]
+        if is_content(token) and _unknown_word(token) and nxt and (
+            nxt[0] in lx.DETERMINERS or nxt[0] in lx.PRONOUNS or nxt[0] in lx.QUANTIFIERS
+        ):
+            return i
     return None
 
 

@@ -1,0 +1,87 @@
+"""`embodia plan "INSTRUCTION"`: print the plan for an instruction (JSON with --json).
+
+Refusals (a phrase that is not in the scene, an empty or meaningless instruction) are `PlanningError`s,
+which `experiments.cli` prints on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from agent.skills import OBJECTS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `plan` sub-command."""
+    parser = subparsers.add_parser("plan", help="plan skill calls for an instruction",
+                                   description="Ground an instruction in the kitchen scene and print the plan.")
+    parser.add_argument("instruction", help='what to do, e.g. "put the yellow block in the drawer"')
+    parser.add_argument("--json", action="store_true", help="print {goal, plan} JSON instead of text")
+    parser.add_argument("--trace", action="store_true", help="with --json, add the trace (groundings, scores)")
+    parser.add_argument("--objects", nargs="+", default=None, metavar="ID",
+                        help=f"objects present (space or comma separated; default: all of {', '.join(OBJECTS)})")
+    parser.add_argument("--facts", default=None,
+                        help='start state as JSON facts, e.g. \'[["in","red_block","drawer"]]\', or a .json file')
+    parser.add_argument("--memory", type=Path, default=None,
+                        help='JSON file {"facts": [[subject, relation, object, confidence]], "skill_stats": {...}}')
+    parser.add_argument("--encoder", choices=("minilm", "hashing"), default="minilm",
+                        help="text encoder for grounding (hashing: fast, for tests)")
+    parser.add_argument("--planner", choices=("grounded", "llm"), default="grounded")
+    parser.add_argument("--llm-url", default=None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--llm-model", default=None, help="model name to send to the server")
+    parser.add_argument("--llm-dir", type=Path, default=None, help="local Hugging Face causal-LM directory")
+    parser.add_argument("--llm-timeout", type=float, default=30.0, help="seconds to wait for the server")
+    parser.set_defaults(func=handle)
+
+
+def _objects(values: list[str] | None) -> list[str]:
+    if values is None:
+        return list(OBJECTS)
+    return [part for value in values for part in value.split(",") if part]
+
+
+def _json_arg(text: str | None, what: str) -> Any:
+    if text is None:
+        return None
+    path = Path(text)
+    source = path.read_text() if text.endswith(".json") or path.is_file() else text
+    try:
+        return json.loads(source)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--{what} must be JSON (or a .json file), got {text[:80]!r}: {error.msg}") from error
+
+
+def _build_planner(args: argparse.Namespace):
+    from agent.planner import GroundedPlanner
+    from perception.text import default_text_encoder
+
+    grounded = GroundedPlanner(default_text_encoder(args.encoder))
+    if args.planner == "grounded":
+        return grounded
+    from agent.planner.llm import LLMPlanner, OpenAIChatClient
+
+    if args.llm_dir is not None:
+        from experiments.llm_local import HFChatClient
+
+        return LLMPlanner(HFChatClient(args.llm_dir), grounded)
+    if not args.llm_url or not args.llm_model:
+        raise ValueError("--planner llm needs --llm-url and --llm-model (or --llm-dir for a local model)")
+    return LLMPlanner(OpenAIChatClient(args.llm_url, args.llm_model, timeout=args.llm_timeout), grounded)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Plan and print; PlanningError propagates to the CLI (exit code 2)."""
+    facts = _json_arg(args.facts, "facts")
+    memory = _json_arg(str(args.memory), "memory") if args.memory is not None else None
+    plan = _build_planner(args).plan(args.instruction, _objects(args.objects), facts, memory)
+    if args.json:
+        print(json.dumps(plan.to_json(trace=args.trace)))
+        if "fallback" in plan.trace.planner:  # keep stdout pure JSON but tell the person
+            print(f"embodia plan: note: {plan.trace.notes[0]}", file=sys.stderr)
+    else:
+        print(plan.describe())
+    return 0
