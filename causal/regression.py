@@ -66,7 +66,7 @@ def choose_degree(inputs: np.ndarray, y: np.ndarray, max_degree: int = 6, folds:
     assignment = np.random.default_rng(seed).permutation(len(y)) % folds
     best, best_error = 1, np.inf
     for degree in range(1, max_degree + 1):
-        if len(monomials(inputs.shape[1], degree)) * 5 > len(y):
+        if len(monomials(inputs.shape[1], degree)) * 10 > len(y):  # at least 10 rows per coefficient
             break
         error = 0.0
         for fold in range(folds):
