@@ -58,10 +58,14 @@ def behaviour_cloning_loss(policy: ActorCriticPolicy, observations: dict[str, np
 
 
 def behaviour_clone(policy: ActorCriticPolicy, demos: Demonstrations, epochs: int, batch_size: int,
-                    rng: np.random.Generator) -> float:
-    """Pre-train the actor on demonstrations (a warm start); returns the last minibatch loss."""
+                    rng: np.random.Generator, min_steps: int = 1000) -> float:
+    """Pre-train the actor on demonstrations (a warm start); returns the last minibatch loss.
+
+    Runs `epochs` passes over the data but at least `min_steps` gradient steps: a few hundred expert
+    transitions would otherwise give only a handful of updates.
+    """
     loss_value = float("nan")
-    steps = max(1, epochs * len(demos) // batch_size)
+    steps = max(min_steps, epochs * len(demos) // batch_size)
     for _ in range(steps):
         observations, actions = demos.sample(rng, batch_size)
         loss = behaviour_cloning_loss(policy, observations, actions)
