@@ -81,7 +81,7 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def __init__(
         self, task: str = "reach", obs_mode: str = "state", image_size: int = 64, control: str = "ee",
         render_every: int = 1, reward_type: str = "dense", max_steps: int | None = None,
-        render_mode: str | None = None, render_size: int = 160, use_egl: bool = False,
+        render_mode: str | None = None, render_size: int = 224, use_egl: bool = False,
     ) -> None:
         _check_choice("task", task, TASK_CHOICES)
         _check_choice("obs_mode", obs_mode, OBS_MODES)

@@ -34,7 +34,7 @@ def make_encoder(kind: str) -> TextEncoder:
 
 def make_planner(args: argparse.Namespace, encoder: TextEncoder | None = None) -> Any:
     """The planner named by --planner (the LLM one falls back to the grounded planner on bad output)."""
-    from agent.planner import GroundedPlanner, LLMPlanner
+    from agent.planner import GroundedPlanner
 
     encoder = encoder or make_encoder(args.encoder)
     grounded = GroundedPlanner(encoder)
@@ -42,7 +42,9 @@ def make_planner(args: argparse.Namespace, encoder: TextEncoder | None = None) -
         return grounded
     if not (args.llm_url and args.llm_model) and not args.llm_dir:
         raise ValueError("--planner llm needs --llm-url and --llm-model, or --llm-dir")
-    return LLMPlanner(fallback=grounded, url=args.llm_url, model=args.llm_model, model_dir=args.llm_dir)
+    from agent.planner.llm import make_llm_planner
+
+    return make_llm_planner(fallback=grounded, url=args.llm_url, model=args.llm_model, model_dir=args.llm_dir)
 
 
 def make_provider(args: argparse.Namespace, world: Any) -> Any:
