@@ -161,7 +161,14 @@ class Scene:
 def resolve_np(grounder: Grounder, np: NounPhrase, slot: str, scene: Scene, exclude: Sequence[str] = ()) -> list[str]:
     """Object ids a noun phrase refers to, in the scene; raises PlanningError for what is not there."""
     if np.pronoun is not None:
-        objects = scene.discourse.resolve(np, slot, exclude)
+        try:
+            objects = scene.discourse.resolve(np, slot, exclude)
+        except PlanningError:
+            held = scene.state.holding
+            if held is None or not SLOTS[slot](held) or held in exclude:
+                raise
+            objects = [held]  # "put it in the bowl" with nothing mentioned: what the gripper holds
+            scene.notes.append(f"read {np.text!r} as {held}, which the gripper holds")
         scene.groundings.append({"phrase": np.text, "objects": objects, "by": "pronoun"})
         return objects
     match = grounder.noun_type(np)

@@ -94,7 +94,23 @@ def parse_instruction(text: str) -> list[Clause]:
         if clause is not None:
             clause.position = position
             clauses.append(clause)
-    return clauses
+    return _merge_fronted_places(clauses)
+
+
+def _merge_fronted_places(clauses: list[Clause]) -> list[Clause]:
+    """'in the bowl, put the green block': a clause that is only a place belongs to the next one."""
+    out: list[Clause] = []
+    carried: list[Chunk] = []
+    for clause in clauses:
+        if clause.verb is None and clause.subject and all(c.kind == "pp" for c in clause.subject):
+            carried += clause.subject
+            continue
+        clause.chunks = clause.chunks + carried
+        carried = []
+        out.append(clause)
+    if carried and out:
+        out[-1].chunks += carried
+    return out
 
 
 def _sentences(tokens: list[str]) -> list[list[str]]:
@@ -125,6 +141,9 @@ def _segments(tokens: list[str]) -> list[tuple[str, list[str]]]:
     segments: list[tuple[str, list[str]]] = []
     marker, current = "", []
     for i, token in enumerate(tokens):
+        if token == "first" and not any(is_content(t) for t in current):
+            marker = "but_first" if marker == "but_first" else "first"
+            continue
         boundary = _boundary(tokens, i, current)
         if boundary is None:
             current.append(token)
@@ -144,9 +163,9 @@ def _boundary(tokens: list[str], i: int, current: list[str]) -> str | None:
         return "then"
     if token in _SUBORDINATORS:
         return token if token in ("before", "after") else "after"
-    if token == "first" and not any(is_content(t) for t in current):
-        return "first" if not current or current[-1] != "but" else "but_first"
-    if token == "but" and (starts_clause(tokens, i + 1) or tokens[i + 1 : i + 2] == ["first"]):
+    if token == "but" and tokens[i + 1 : i + 2] == ["first"]:
+        return "but_first"
+    if token == "but" and starts_clause(tokens, i + 1):
         return ""
     if token in _SOFT_BREAKS or token == "and":
         return "" if starts_clause(tokens, i + 1) else None
@@ -210,7 +229,9 @@ def _clause(tokens: list[str]) -> Clause | None:
     verb_index = _find_verb(tokens)
     if verb_index is None:
         chunks = chunk_tokens(tokens)
-        return Clause(text, None, "", subject=chunks, negated=negated) if chunks else _empty_clause(text, negated)
+        if any(c.kind != "conj" for c in chunks):
+            return Clause(text, None, "", subject=chunks, negated=negated)
+        return _empty_clause(text, negated)
     verb_word = tokens[verb_index]
     verb = verb_lemma(verb_word) or verb_word
     subject = chunk_tokens(tokens[:verb_index])

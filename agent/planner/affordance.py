@@ -129,7 +129,7 @@ def affordance_with_memory(base: AffordanceModel | None, memory: PlannerMemory) 
 class LanguageScorer:
     """Softmax over candidates of the cosine similarity between a context text and each call's text."""
 
-    def __init__(self, encoder: TextEncoder, temperature: float = 0.1) -> None:
+    def __init__(self, encoder: TextEncoder, temperature: float = 0.2) -> None:
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.encoder = encoder

@@ -4,8 +4,9 @@ Plans come from search over the skills' preconditions and effects (`agent.symbol
 by construction and reach every goal. Goals arrive in stages (one per instruction part); each stage is
 planned from where the previous one ended, keeping earlier goals true unless a later stage overrides them.
 Among the calls that keep a shortest plan possible, the one with the best language x affordance score
-is taken (the language score compares each call's text with the next unmet goal in words, e.g. "the red
-block is in the bowl"), and every step's ranked candidates are recorded.
+is taken, and every step's ranked candidates are recorded. The language score compares each call's text
+with the instruction part being planned; scores within a factor of two count as ties, which go to the
+call on the next goal in the order the person gave them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from agent.errors import PlanningError
 from agent.planner.affordance import AffordanceModel, LanguageScorer
 from agent.planner.plan import ScoredCall, StepTrace
-from agent.skills import Predicate, SkillCall, predicate_text
+from agent.skills import Predicate, SkillCall
 from agent.symbolic import SymbolicState, applicable_calls, successor
 
 logger = logging.getLogger(__name__)
@@ -133,6 +134,19 @@ class Decoded:
     notes: list[str] = field(default_factory=list)
 
 
+NEAR_BEST = 0.5
+"""Scores within this factor of the best count as equally good; the person's order then decides."""
+
+
+def pick_best(candidates: list[ScoredCall], subgoal: Predicate) -> ScoredCall:
+    """The useful candidate with the best score; near-ties go to calls on the next goal in the person's order."""
+    useful = [c for c in candidates if c.useful]
+    best = max(c.score for c in useful)
+    near = [c for c in useful if c.score >= NEAR_BEST * best]
+    on_next = [c for c in near if set(c.call.args) & set(subgoal.args)]
+    return max(on_next or near, key=lambda c: c.score)
+
+
 def stage_goal(stages: Sequence[Goal], index: int) -> Goal:
     """Stage `index` plus the earlier, non-transient goals that no later stage (up to it) overrides."""
     kept: list[Predicate] = []
@@ -179,13 +193,13 @@ class SayCanDecoder:
             with_reach = any(p.predicate == "near" for p in goal)
             calls = applicable_calls(state, with_push, with_reach)
             subgoal = next(p for p in goal if not state.holds(p))
-            language = self.scorer.scores(predicate_text(subgoal), calls)
+            language = self.scorer.scores(context, calls)
             candidates = []
             for call, lang in zip(calls, language, strict=True):
                 nxt = successor(state, call)
                 useful = heuristic(nxt, goal) < remaining and self.search.distance(nxt, goal) == remaining - 1
                 candidates.append(ScoredCall(call, lang, self.affordance.affordance(call, state), useful))
-            chosen = max((c for c in candidates if c.useful), key=lambda c: c.score)
+            chosen = pick_best(candidates, subgoal)
             out.steps.append(chosen.call)
             out.step_stages.append(index)
             out.traces.append(StepTrace(chosen.call, index, tuple(candidates)))
