@@ -21,6 +21,8 @@ from envs.tasks import DIRECTIONS, TaskSpec, free_table_spot, handle_position
 
 Target = Callable[[SceneState], np.ndarray]
 CARRY_HEIGHT = 0.20
+TRAVEL_HEIGHT = 0.18
+"""Above the cabinet (13.5 cm): long moves happen up here so the 20 cm-wide hand cannot clip anything."""
 HOOK_DEPTH = 0.078
 
 
@@ -41,7 +43,7 @@ class Phase:
     """Set on the phases that grasp this object: they are skipped when it is already held."""
 
 
-CLEAR_HEIGHT = 0.15
+CLEAR_HEIGHT = TRAVEL_HEIGHT
 
 
 def _clear_phase() -> Phase:
@@ -132,20 +134,53 @@ def _fixed_height(target: Target, height: float) -> Target:
     return lambda s: np.array([*target(s)[:2], height])
 
 
+def _travel(target: Target, open_: bool | None = True, grasp: str | None = None) -> Phase:
+    """Move at travel height until roughly over `target` (skipped when already close)."""
+    high = _fixed_height(target, TRAVEL_HEIGHT)
+
+    def arrived(state: SceneState) -> bool:
+        return bool(np.linalg.norm((target(state) - state.ee_position)[:2]) < 0.04)
+
+    return Phase("travel", high, open=open_, tolerance=0.03, max_steps=25, until=arrived, grasp=grasp)
+
+
 def _grasp_phases(name: str) -> list[Phase]:
     return [
+        _travel(_at(name), grasp=name),
         Phase("above", _above(name, 0.10), open=True, tolerance=0.015, grasp=name),
         Phase("descend", _at(name), open=True, tolerance=0.006, max_steps=25, grasp=name),
         Phase("close", _at(name), open=False, min_steps=6, max_steps=6, grasp=name),
     ]
 
 
+def _free_spot(name: str, base: Callable[[SceneState], np.ndarray], offsets: np.ndarray, height: float,
+               container: str = "") -> Target:
+    """The candidate drop point (base + offset) farthest from the other objects; chosen once."""
+    chosen: dict[str, np.ndarray] = {}
+
+    def target(state: SceneState) -> np.ndarray:
+        if "point" not in chosen:
+            others = [state.positions[i] for i, other in enumerate(state.names) if other not in (name, container)]
+            candidates = base(state) + offsets
+            clearance = [min(np.linalg.norm((c - o)[:2]) for o in others) for c in candidates]
+            chosen["offset"] = offsets[int(np.argmax(clearance))]
+        return base(state) + chosen["offset"] + np.array([0.0, 0.0, height])
+
+    return target
+
+
+_RING = np.array([[0.0, 0.0, 0.0]] + [[0.03 * np.cos(a), 0.03 * np.sin(a), 0.0]
+                                      for a in np.linspace(0, 2 * np.pi, 8, endpoint=False)])
+_DRAWER_SPOTS = np.array([[-0.075, 0.0, 0.0], [-0.075, 0.05, 0.0], [-0.075, -0.05, 0.0],
+                          [-0.045, 0.05, 0.0], [-0.045, -0.05, 0.0]])
+
+
 def _drop_goal(spec: TaskSpec) -> Target:
-    target = spec.args[1]
+    name, target = spec.args
     if target == "drawer":
-        return lambda s: s.drawer_position + np.array([-0.075, 0.0, 0.09])
+        return _free_spot(name, lambda s: s.drawer_position, _DRAWER_SPOTS, 0.09)
     if target == "bowl":
-        return lambda s: s.position("bowl") + np.array([0.0, 0.0, 0.085])
+        return _free_spot(name, lambda s: s.position("bowl"), _RING, 0.085, container="bowl")
     if target == "table":
         spot: dict[str, np.ndarray] = {}
 
@@ -156,7 +191,7 @@ def _drop_goal(spec: TaskSpec) -> Target:
 
         return table_goal
     if target == "plate":
-        return lambda s: s.position("plate") + np.array([0.0, 0.0, 0.012 + BLOCK_HALF + 0.015])
+        return _free_spot(name, lambda s: s.position("plate"), _RING, 0.012 + BLOCK_HALF + 0.015, container="plate")
     return lambda s: s.position(target) + np.array([0.0, 0.0, 2 * BLOCK_HALF + 0.012])
 
 
@@ -194,6 +229,7 @@ def _push_phases(spec: TaskSpec) -> list[Phase]:
         return np.array([end[0], end[1], low])
 
     return [
+        _travel(behind(0.10), open_=False),
         Phase("approach", behind(0.10), open=False, tolerance=0.012),
         Phase("descend", behind(low), open=False, tolerance=0.008, max_steps=25),
         Phase("push", through, open=False, tolerance=0.01, speed=0.5, max_steps=40),
@@ -206,6 +242,7 @@ def _drawer_phases(spec: TaskSpec) -> list[Phase]:
     if spec.name == "open":
         hook = lambda s: handle_position(s) + np.array([0.03, 0.0, HOOK_DEPTH - 0.082])  # noqa: E731
         return [
+            _travel(hook, open_=False),
             Phase("above", _fixed_height(hook, 0.16), open=False, tolerance=0.01),
             Phase("hook", hook, open=False, tolerance=0.006, max_steps=25, speed=0.6),
             Phase("pull", lambda s: hook(s) + np.array([-0.06, 0.0, 0.0]), open=False, speed=0.5, max_steps=40,
@@ -214,6 +251,7 @@ def _drawer_phases(spec: TaskSpec) -> list[Phase]:
         ]
     face = lambda s: handle_position(s) + np.array([-0.032, 0.0, 0.0])  # noqa: E731
     return [
+        _travel(face, open_=False),
         Phase("above", _fixed_height(face, 0.16), open=False, tolerance=0.01),
         Phase("descend", face, open=False, tolerance=0.006, max_steps=25, speed=0.6),
         Phase("push", lambda s: face(s) + np.array([0.06, 0.0, 0.0]), open=False, speed=0.5, max_steps=40,
@@ -226,6 +264,7 @@ def make_expert(spec: TaskSpec) -> ScriptedExpert:
     """The scripted expert for a task."""
     if spec.name == "reach":
         phases = [
+            _travel(_at(spec.args[0])),
             Phase("above", _above(spec.args[0], 0.08), open=True, tolerance=0.015),
             Phase("reach", _at(spec.args[0]), open=True, tolerance=0.005, max_steps=30),
         ]

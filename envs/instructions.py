@@ -16,8 +16,8 @@ OBJECT_PHRASES: dict[str, tuple[str, ...]] = {
     "blue_block": ("blue block", "blue cube", "blue brick"),
     "yellow_block": ("yellow block", "yellow cube", "yellow brick"),
     "mug": ("mug", "cup", "coffee mug"),
-    "bowl": ("bowl", "blue bowl", "basin"),
-    "plate": ("plate", "pink plate", "dish"),
+    "bowl": ("bowl", "round bowl", "basin"),
+    "plate": ("plate", "dish", "serving plate"),
     "drawer": ("drawer",),
     "table": ("table", "counter", "table top"),
 }

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.errors import PlanningError
 from agent.loop import EmbodiedAgent
 from envs.instructions import sample_instruction
 from envs.state import BLOCKS, MOVABLE
@@ -97,11 +98,14 @@ def run_chain(agent: EmbodiedAgent, world: KitchenWorld, seed: int, length: int)
 
     for _ in range(length):
         task = draw_task(world.facts(), push_ok, rng)
-        record = agent.run(world, task.instruction)
+        try:
+            record = agent.run(world, task.instruction).to_json()
+        except PlanningError as error:  # a refused instruction fails this link of the chain
+            record = {"instruction": task.instruction, "success": False, "error": f"refused: {error}"}
         result.tasks.append(task)
-        result.successes.append(record.success)
-        result.records.append(record.to_json())
-        if not record.success:
+        result.successes.append(bool(record["success"]))
+        result.records.append(record)
+        if not record["success"]:
             break
     return result
 
