@@ -81,7 +81,7 @@ class Grounder:
     def verb(self, word: str) -> Match:
         """The skill class of an action word, or a Match labelled ``neg``/``unknown``."""
         match = self.verbs.nearest(word)
-        if match.label != "neg" and match.score < self.verb_threshold:
+        if match.score < self.verb_threshold:  # too far from any exemplar, skill or not: let structure decide
             return Match("unknown", match.exemplar, match.score)
         return match
 

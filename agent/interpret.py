@@ -130,6 +130,10 @@ class Interpreter:
             raise PlanningError(f"cannot do {clause.verb_text!r}: it is not one of the robot's skills",
                                 clause.verb_text)
         if match.label == "unknown":
+            if roles.states:
+                return "open" if roles.states[-1] == "open" else "close"  # "yank the drawer open"
+            if roles.directions and roles.nps:
+                return "push"
             if roles.dests:
                 self.scene.notes.append(f"read {clause.verb_text!r} as 'put' because it names a destination")
                 return "place"

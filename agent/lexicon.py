@@ -144,6 +144,7 @@ PHRASES: dict[str, str] = {
     "as well as": "and", "along with": "and", "together with": "and",
     "except for": "except", "other than": "except", "apart from": "except", "aside from": "except",
     "but not": "except", "excluding": "except", "save for": "except",
+    "take hold of": "grab", "get hold of": "grab", "grab hold of": "grab", "catch hold of": "grab",
     "let go of": "release", "let go": "release", "get rid of": "discard", "throw away": "discard",
     "throw out": "discard", "pick up": "pick up", "make sure": "", "go ahead and": "",
     "the rest of the": "the rest", "the rest of": "the rest", "all of the": "all the", "each of the": "each the",

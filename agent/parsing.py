@@ -34,6 +34,7 @@ def tokenize(text: str) -> list[str]:
     text = text.lower().replace("’", "'").replace("‘", "'")
     for pattern, replacement in _CONTRACTIONS:
         text = re.sub(pattern, replacement, text)
+    text = re.sub(r"\s*(->|=>|→)\s*", " into ", text)  # "green block -> drawer"
     text = re.sub(r"[-_/+]", " ", text)
     words = [_DIGITS.get(w, w) for w in re.findall(r"[a-z0-9]+|[,.;:!?&]", text)]
     return _merge_phrases(words)
