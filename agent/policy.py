@@ -1,0 +1,224 @@
+"""Learned skill policies (PPO, conditioned on the skill call's sentence) and the provider that picks them.
+
+A shipped skill policy is two files in `agent/skill_policies/`: `<task>.pt`, a stable-baselines3
+`MultiInputActorCriticPolicy` saved with `policy.save()` (weights only, no optimizer: a few hundred kB),
+and `<task>.json`, its card: the format tag, the env task it was trained on, the observation mode, the
+text encoder whose embedding it reads as `goal`, the command that trained it and the evaluation that
+measured it. `LearnedSkillProvider` reads the cards and, per skill call, hands the agent the learned
+policy or the scripted fallback it was given (`--skills learned|scripted|auto`; `auto` trusts a learned
+policy only when its recorded success rate reaches a threshold).
+
+This module never imports the simulator: observations arrive as dicts of arrays, the fallback arrives as
+a callable, and the env task a call maps to is read from the documented `info["task"]` string.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.loop import SkillPolicy
+from agent.skills import CONTAINERS, SkillCall, call_text, object_text
+from perception.text import TextEncoder
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "embodia.skill_policy/1"
+DEFAULT_DIR = Path(__file__).resolve().parent / "skill_policies"
+DEFAULT_THRESHOLD = 0.8
+MODES = ("scripted", "learned", "auto")
+GOAL_KEY = "goal"
+_PLACE_TASK = re.compile(r"(place_in|place_on)\((\w+), (\w+)\)")
+
+
+def skill_goal_text(task: str, args: Sequence[str]) -> str:
+    """The sentence a learned policy for env `task` is conditioned on when the agent calls it.
+
+    It is the planner's skill-call text, except for placing: the agent says "put it in the bowl", but a
+    place policy has to know *what* to put, so the held object is named ("put the red block in the bowl").
+    """
+    if task in ("place_in", "place_on"):
+        relation = "in" if task == "place_in" else "on"
+        return f"put {object_text(args[0])} {relation} {object_text(args[1])}"
+    return call_text(task, args)
+
+
+def task_for_skill(call: SkillCall) -> str:
+    """The env task whose policy executes `call` (`place` splits into `place_in` / `place_on`)."""
+    if call.skill == "place":
+        return "place_in" if call.args[0] in CONTAINERS else "place_on"
+    return call.skill
+
+
+def goal_text_for(call: SkillCall, info: dict[str, Any]) -> str:
+    """The goal sentence for `call`, naming the held object for `place` (read from `info["task"]`)."""
+    if call.skill != "place":
+        return call.text
+    match = _PLACE_TASK.fullmatch(str(info.get("task", "")))
+    if match is None:
+        raise ValueError(f"a learned place policy needs info['task'] like 'place_in(red_block, bowl)', "
+                         f"got {info.get('task')!r}")
+    return skill_goal_text(match[1], (match[2], match[3]))
+
+
+@dataclass(frozen=True)
+class PolicyCard:
+    """A shipped policy's description: what it does, how it was made, how well it did."""
+
+    task: str
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def success_rate(self) -> float:
+        return float(self.meta["eval"]["rate"])
+
+    @property
+    def encoder(self) -> str:
+        return str(self.meta["encoder"])
+
+
+REQUIRED_CARD_KEYS = ("format", "task", "file", "obs_mode", "encoder", "goal_dim", "eval", "train_command")
+
+
+def read_card(path: str | Path) -> PolicyCard:
+    """Parse and check one `<task>.json` card; the policy file it names must exist next to it."""
+    path = Path(path)
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not a readable skill-policy card: {error}") from error
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{path}: expected a card with format {FORMAT!r}, found {found!r}")
+    missing = [key for key in REQUIRED_CARD_KEYS if key not in meta]
+    if missing or "rate" not in meta.get("eval", {}):
+        raise ValueError(f"{path}: card lacks {missing or ['eval.rate']}; required: {', '.join(REQUIRED_CARD_KEYS)}")
+    policy_path = path.parent / meta["file"]
+    if not policy_path.is_file():
+        raise FileNotFoundError(f"{path} names policy file {meta['file']!r}, which is not in {path.parent}")
+    return PolicyCard(str(meta["task"]), policy_path, meta)
+
+
+def find_cards(directory: str | Path = DEFAULT_DIR) -> dict[str, PolicyCard]:
+    """Every card in `directory`, keyed by env task (an empty dict when there are none)."""
+    directory = Path(directory)
+    cards = [read_card(p) for p in sorted(directory.glob("*.json"))] if directory.is_dir() else []
+    return {card.task: card for card in cards}
+
+
+def load_sb3_policy(path: str | Path, device: str = "cpu") -> Any:
+    """Load a policy written by `ActorCriticPolicy.save`, with a clear error for anything else."""
+    from stable_baselines3.common.policies import MultiInputActorCriticPolicy
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no policy file at {path}")
+    try:
+        policy = MultiInputActorCriticPolicy.load(str(path), device=device)
+    except Exception as error:  # torch/pickle raise many types for a damaged file; report them as one
+        raise ValueError(f"{path} is not a loadable SB3 policy ({type(error).__name__}: {error})") from error
+    policy.set_training_mode(False)
+    return policy
+
+
+class LearnedSkillPolicy:
+    """Acts with a PPO policy; the goal is the embedding of the call's sentence.
+
+    Args:
+        card: the shipped policy's card.
+        encoder: text encoder matching the card's (`goal_dim` wide).
+        device: torch device for inference.
+    """
+
+    def __init__(self, card: PolicyCard, encoder: TextEncoder, device: str = "cpu") -> None:
+        if encoder.dim != int(card.meta["goal_dim"]):
+            raise ValueError(f"policy {card.path.name} reads {card.meta['goal_dim']}-d goals ({card.encoder}) "
+                             f"but the encoder gives {encoder.dim}-d vectors")
+        self.card = card
+        self.name = f"ppo:{card.task}"
+        self._encoder = encoder
+        self._policy = load_sb3_policy(card.path, device)
+        self._keys = [k for k in self._policy.observation_space.spaces if k != GOAL_KEY]
+        self._call: SkillCall | None = None
+        self._goal: np.ndarray | None = None
+
+    def reset(self, call: SkillCall) -> None:
+        self._call = call
+        self._goal = None
+
+    def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        if self._call is None:
+            raise RuntimeError("call reset(call) before act()")
+        if self._goal is None:
+            self._goal = self._encoder.encode([goal_text_for(self._call, info)])[0]
+        missing = [k for k in self._keys if k not in obs]
+        if missing:
+            raise ValueError(f"policy {self.name} needs observation keys {self._keys}; missing {missing} "
+                             f"(was it trained in another obs mode? card says {self.card.meta['obs_mode']!r})")
+        batch = {k: np.asarray(obs[k]) for k in self._keys}
+        batch[GOAL_KEY] = self._goal
+        action, _ = self._policy.predict(batch, deterministic=True)
+        return np.asarray(action, dtype=np.float32).reshape(-1)
+
+
+class LearnedSkillProvider:
+    """Per skill call: the learned policy (mode `learned`, or `auto` when good enough) or the fallback.
+
+    Args:
+        fallback: gives the scripted policy for a call (injected by the experiments layer).
+        mode: scripted, learned or auto.
+        policy_dir: folder of shipped policies (cards + files).
+        encoder: text encoder; by default the shared encoder named on the cards.
+        threshold: `auto` uses a learned policy only if its recorded success rate is at least this.
+    """
+
+    def __init__(self, fallback: Callable[[SkillCall], SkillPolicy], mode: str = "auto",
+                 policy_dir: str | Path | None = None, encoder: TextEncoder | None = None,
+                 threshold: float = DEFAULT_THRESHOLD) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown skills mode {mode!r}; expected one of: {', '.join(MODES)}")
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        self.fallback, self.mode, self.threshold = fallback, mode, threshold
+        self.cards = find_cards(policy_dir or DEFAULT_DIR) if mode != "scripted" else {}
+        self._encoder = encoder
+        self._loaded: dict[str, LearnedSkillPolicy] = {}
+
+    def choice(self, call: SkillCall) -> tuple[PolicyCard | None, str]:
+        """The card to use for `call` (None: use the fallback) and the reason, for traces and reports."""
+        task = task_for_skill(call)
+        card = self.cards.get(task)
+        if self.mode == "scripted":
+            return None, "scripted mode"
+        if card is None:
+            return None, f"no learned policy for {task}"
+        if self.mode == "auto" and card.success_rate < self.threshold:
+            return None, f"learned {task} succeeds {card.success_rate:.0%} < threshold {self.threshold:.0%}"
+        return card, f"learned {task} ({card.success_rate:.0%} in its evaluation)"
+
+    def explain(self, call: SkillCall) -> str:
+        return self.choice(call)[1]
+
+    def policy_for(self, call: SkillCall) -> SkillPolicy:
+        card, reason = self.choice(call)
+        if card is None:
+            logger.info("%s: scripted (%s)", call.text, reason)
+            return self.fallback(call)
+        if card.task not in self._loaded:
+            self._loaded[card.task] = LearnedSkillPolicy(card, self._encoder_for(card))
+        return self._loaded[card.task]
+
+    def _encoder_for(self, card: PolicyCard) -> TextEncoder:
+        if self._encoder is None:
+            from perception.text import default_text_encoder
+
+            self._encoder = default_text_encoder(card.encoder)
+        return self._encoder

@@ -1,0 +1,76 @@
+"""PPO training throughput: environment frames per second with 1 and with 2 parallel envs, side by side.
+
+Both settings train the same policy (state mode, multimodal extractor, goal embedding) with the same
+rollout size per update (`--rollout` steps in all), so the PPO update costs the same per frame and the
+ratio shows what the second worker process buys. Start-up (worker processes, model build) is excluded;
+the timed part is `model.learn`, i.e. rollouts plus updates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Any
+
+GOAL = 1.6
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", default="reach", help="env task to train on")
+    parser.add_argument("--steps", type=int, default=4096, help="timed environment steps per setting")
+    parser.add_argument("--rollout", type=int, default=1024, help="environment steps per PPO update")
+    parser.add_argument("--repeats", type=int, default=1, help="alternating repeats of (1 env, 2 envs)")
+
+
+def _measure(task: str, n_envs: int, steps: int, rollout: int) -> dict[str, Any]:
+    import torch
+
+    from experiments.train import new_model
+    from experiments.training_config import TrainConfig
+    from experiments.training_env import build_vec_env
+    from experiments.training_language import EmbeddingTable, all_texts
+    from experiments.training_session import RunPaths
+    from perception.text import HashingTextEncoder
+
+    torch.set_num_threads(1)
+    config = TrainConfig(task=task, n_envs=n_envs, n_steps=rollout // n_envs, batch_size=256, encoder="hashing",
+                         total_steps=steps)
+    table = EmbeddingTable.build(HashingTextEncoder(), all_texts(task), "hashing")
+    venv = build_vec_env(config, table)
+    try:
+        model = new_model(config, venv, RunPaths("/tmp/embodia-bench-train"), table)
+        model.tensorboard_log = None
+        started = time.perf_counter()
+        cpu_started = time.process_time()
+        model.learn(config.rounded(steps))
+        seconds = time.perf_counter() - started
+        learner_cpu = time.process_time() - cpu_started
+    finally:
+        venv.close()
+    frames = config.rounded(steps)
+    return {"n_envs": n_envs, "frames": frames, "seconds": seconds, "fps": frames / seconds,
+            "learner_cpu_s": learner_cpu}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.steps < args.rollout or args.rollout % 2:
+        raise ValueError(f"--steps ({args.steps}) must be >= --rollout ({args.rollout}), and --rollout even")
+    rows: list[dict[str, Any]] = []
+    for _ in range(args.repeats):
+        for n_envs in (1, 2):
+            rows.append(_measure(args.task, n_envs, args.steps, args.rollout))
+    best = {n: max(r["fps"] for r in rows if r["n_envs"] == n) for n in (1, 2)}
+    ratio = best[2] / best[1]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"PPO throughput, task {args.task}, {args.steps} steps per setting, rollout {args.rollout}, "
+          f"{os.cpu_count()} CPUs, load average {load:.2f}")
+    print("| envs | frames | seconds | frames/s | learner CPU s |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['n_envs']} | {row['frames']} | {row['seconds']:.1f} | {row['fps']:.0f} | "
+              f"{row['learner_cpu_s']:.1f} |")
+    verdict = "meets" if ratio >= GOAL else "misses"
+    print(f"2 envs / 1 env: {ratio:.2f}x (best of {args.repeats}); {verdict} the {GOAL}x goal")
+    return {"task": args.task, "rows": rows, "fps_1": best[1], "fps_2": best[2], "ratio": ratio, "goal": GOAL,
+            "load_average": load, "cpus": os.cpu_count()}

@@ -1,0 +1,80 @@
+"""`embodia train --task TASK`: PPO with language goals; see experiments/train.py for the run folder."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+OBS_MODES = ("state", "rgbd", "rgbd_touch")
+
+
+def _task_names() -> tuple[str, ...]:
+    from envs.tasks import TASK_NAMES
+
+    return TASK_NAMES
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("train", help="train a language-conditioned PPO skill policy")
+    parser.add_argument("--task", choices=_task_names(), default=None,
+                        help="env task; one policy covers all its arguments (required unless --resume)")
+    parser.add_argument("--config", default=None, help="config name in experiments/configs or a YAML path "
+                                                       "(default: the task's own)")
+    parser.add_argument("--obs-mode", choices=OBS_MODES, default=None, help="observation mode (default: config's)")
+    parser.add_argument("--n-envs", type=int, default=None, help="parallel envs (worker processes when > 1)")
+    parser.add_argument("--steps", type=int, default=None, help="total environment steps")
+    parser.add_argument("--seed", type=int, default=None, help="random seed")
+    parser.add_argument("--name", default=None, help="run name (folder under --runs-dir); default from the task")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders live")
+    parser.add_argument("--resume", action="store_true", help="continue the named run from its last checkpoint")
+    parser.add_argument("--bc-warmstart", action="store_true", default=None,
+                        help="behaviour-clone the scripted expert before PPO")
+    parser.add_argument("--encoder", choices=("minilm", "hashing"), default=None,
+                        help="instruction encoder (hashing: fast, for tests)")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config key, e.g. --set learning_rate=1e-4 (repeatable)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def _flags(args: argparse.Namespace) -> dict[str, object]:
+    return {"task": args.task, "obs_mode": args.obs_mode, "n_envs": args.n_envs, "total_steps": args.steps,
+            "seed": args.seed, "bc_warmstart": args.bc_warmstart, "encoder": args.encoder}
+
+
+def default_name(config) -> str:
+    suffix = "_bc" if config.bc_warmstart else ""
+    return f"{config.task}_{config.obs_mode}_s{config.seed}{suffix}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from experiments.train import open_run, train
+    from experiments.training_config import load_config, parse_assignments
+    from experiments.training_vec import EnvWorkerError
+
+    assignments = parse_assignments(args.assignments)
+    command = "embodia " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "embodia train"
+    if args.resume:
+        if args.name is None:
+            raise ValueError("--resume needs the --name of the run to continue")
+        config, paths, checkpoint = open_run(args.name, args.runs_dir, True, None, {**assignments, **_flags(args)})
+    else:
+        if args.task is None and args.config is None:
+            raise ValueError(f"--task is required; valid tasks: {', '.join(_task_names())}")
+        config = load_config(args.config or args.task, assignments, _flags(args))
+        config, paths, checkpoint = open_run(args.name or default_name(config), args.runs_dir, False, config)
+    print(f"run {paths.root}: {config.task} / {config.obs_mode}, {config.rounded(config.total_steps)} steps, "
+          f"{config.n_envs} env(s), seed {config.seed}"
+          + (f", resuming at step {checkpoint.step}" if checkpoint else ""))
+    try:
+        summary = train(config, paths, checkpoint, progress=not args.quiet, command=command)
+    except EnvWorkerError as error:
+        print(f"embodia train: error: {error}", file=sys.stderr)
+        return 1
+    print(f"done: {summary['steps']} steps in {summary['elapsed_s'] / 60:.1f} min "
+          f"({summary['steps_per_second']:.0f} steps/s); final eval success {summary['final_eval_success']:.2f} "
+          f"[{summary['final_eval_ci95'][0]:.2f}, {summary['final_eval_ci95'][1]:.2f}]")
+    print(f"policy: {paths.policy}  report: {paths.report}  tensorboard: tensorboard --logdir {paths.tb}")
+    return 0

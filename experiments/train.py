@@ -1,0 +1,210 @@
+"""Training a language-conditioned skill policy with PPO: `embodia train` calls `open_run` then `train`.
+
+A run lives in `runs/<name>/`: `config.yaml` (the merged config), `embeddings.npz` (the sentence
+embeddings every worker uses), `tb/` (TensorBoard), `checkpoints/`, `metrics.json`, `policy.pt` +
+`policy.json` (the final policy and its card), `plots/`, `videos/` and `report.md`.
+
+Example:
+    >>> config, paths, checkpoint = open_run("reach_demo", Path("runs"), False, load_config("reach"))  # doctest: +SKIP
+    >>> summary = train(config, paths, checkpoint)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import logging
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agent.policy import FORMAT as CARD_FORMAT
+from agent.policy_features import standardized_policy_kwargs
+from experiments.io import atomic_write, atomic_write_text
+from experiments.training_checkpoint import Checkpoint, check_compatible, latest_checkpoint
+from experiments.training_config import TrainConfig, from_mapping, read_yaml, resume_config
+from experiments.training_env import build_vec_env, input_statistics, make_env
+from experiments.training_eval import eval_skill_text_fraction
+from experiments.training_language import EmbeddingTable, all_texts
+from experiments.training_report import plot_learning_curves, write_report
+from experiments.training_session import (
+    BoundaryCallback,
+    ProgressCallback,
+    RunPaths,
+    SessionState,
+    TrainingSession,
+)
+from perception.text import TextEncoder, default_text_encoder
+
+logger = logging.getLogger(__name__)
+SKILL_OF_TASK = {"place_in": "place", "place_on": "place"}
+
+
+def open_run(name: str, runs_dir: Path, resume: bool, config: TrainConfig | None,
+             requested: dict[str, Any] | None = None) -> tuple[TrainConfig, RunPaths, Checkpoint | None]:
+    """Check the run folder before anything is built or written.
+
+    A fresh run needs a new folder; `resume` needs an existing one and returns its newest checkpoint
+    (None if it was killed before the first), refusing a damaged or incompatible one.
+    """
+    paths = RunPaths(runs_dir / name)
+    if not resume:
+        if paths.config.exists() or paths.checkpoints.exists():
+            raise ValueError(f"run folder {paths.root} already exists; pass --resume to continue it "
+                             f"or choose another --name")
+        assert config is not None, "a fresh run needs a config"
+        return config, paths, None
+    if not paths.config.is_file():
+        known = sorted(p.name for p in runs_dir.iterdir() if (p / "config.yaml").is_file()) \
+            if runs_dir.is_dir() else []
+        raise FileNotFoundError(f"no run named {name!r} in {runs_dir} to resume; runs there: "
+                                f"{', '.join(known) or 'none'}")
+    stored = from_mapping(read_yaml(paths.config))
+    config = resume_config(stored, requested or {})
+    checkpoint = latest_checkpoint(paths.checkpoints)
+    if checkpoint is not None:
+        check_compatible(checkpoint, config)
+    return config, paths, checkpoint
+
+
+def embedding_table(config: TrainConfig, paths: RunPaths, encoder: TextEncoder | None = None) -> EmbeddingTable:
+    """The run's sentence embeddings: read back when resuming (bit-identical goals), else computed once."""
+    if paths.embeddings.is_file():
+        return EmbeddingTable.load(paths.embeddings)
+    encoder = encoder or default_text_encoder(config.encoder)
+    table = EmbeddingTable.build(encoder, all_texts(config.task), source=config.encoder)
+    table.save(paths.embeddings)
+    return table
+
+
+def new_model(config: TrainConfig, venv: Any, paths: RunPaths, table: EmbeddingTable) -> Any:
+    """A fresh PPO model whose extractor standardises its inputs with this task's statistics."""
+    from stable_baselines3 import PPO
+
+    kwargs = standardized_policy_kwargs(token_dim=config.token_dim, fusion=config.fusion,
+                                        cnn_width=config.cnn_width, object_heads=config.object_heads)
+    kwargs.update(net_arch={"pi": list(config.net_arch), "vf": list(config.net_arch)},
+                  log_std_init=config.log_std_init)
+    model = PPO("MultiInputPolicy", venv, learning_rate=config.learning_rate, n_steps=config.n_steps,
+               batch_size=config.batch_size, n_epochs=config.n_epochs, gamma=config.gamma,
+               gae_lambda=config.gae_lambda, clip_range=config.clip_range, ent_coef=config.ent_coef,
+               vf_coef=config.vf_coef, max_grad_norm=config.max_grad_norm, target_kl=config.target_kl,
+               policy_kwargs=kwargs, tensorboard_log=str(paths.tb), seed=config.seed, device="cpu", verbose=0)
+    model.policy.features_extractor.set_statistics(input_statistics(config, table))
+    return model
+
+
+def loaded_model(checkpoint: Checkpoint, venv: Any, paths: RunPaths) -> Any:
+    from stable_baselines3 import PPO
+
+    try:
+        return PPO.load(io.BytesIO(checkpoint.model_bytes), env=venv, device="cpu", tensorboard_log=str(paths.tb))
+    except (ValueError, KeyError, RuntimeError) as error:
+        raise ValueError(f"checkpoint {checkpoint.path} does not fit this run's envs: {error}") from error
+
+
+def _check_tensorboard() -> None:
+    if importlib.util.find_spec("tensorboard") is None:
+        raise ValueError("TensorBoard logging needs the 'tensorboard' package (a project dependency): "
+                         "pip install tensorboard")
+
+
+def _prepare_folder(config: TrainConfig, paths: RunPaths, command: str) -> None:
+    """Create the folder and config on a fresh start; record every command (first line: the original)."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    if not paths.config.exists():
+        atomic_write_text(paths.config, config.to_yaml())
+    commands = paths.commands.read_text() if paths.commands.is_file() else ""
+    atomic_write_text(paths.commands, commands + command + "\n")
+
+
+def run_commands(paths: RunPaths) -> list[str]:
+    """The commands that produced the run: the original, then each --resume."""
+    return paths.commands.read_text().splitlines() if paths.commands.is_file() else []
+
+
+def train(config: TrainConfig, paths: RunPaths, checkpoint: Checkpoint | None = None,
+          encoder: TextEncoder | None = None, progress: bool = True, command: str = "") -> dict[str, Any]:
+    """Train (or resume) the run to `config.total_steps`; returns the summary written to metrics.json."""
+    _check_tensorboard()
+    torch.set_num_threads(config.torch_threads)
+    _prepare_folder(config, paths, command)
+    table = embedding_table(config, paths, encoder)
+    saved_norm = pickle.loads(checkpoint.vecnormalize_bytes) if checkpoint and checkpoint.vecnormalize_bytes else None
+    venv = build_vec_env(config, table, note_dir=paths.workers, vecnormalize=saved_norm)
+    eval_env = None
+    try:
+        model = loaded_model(checkpoint, venv, paths) if checkpoint else new_model(config, venv, paths, table)
+        eval_env = make_env(config, table, skill_text_fraction=eval_skill_text_fraction(_template_count(config)))
+        state = _session_state(checkpoint)
+        if checkpoint is None and config.bc_warmstart:
+            state.bc = _warm_start(model, config, table)
+        resume = (checkpoint.step, checkpoint.state) if checkpoint else None
+        session = TrainingSession(config, paths, model, eval_env, state, resume)
+        total = config.rounded(config.total_steps)
+        remaining = total - int(model.num_timesteps)
+        if remaining > 0:
+            callbacks = [BoundaryCallback(session), ProgressCallback(session, total, enabled=progress)]
+            model.learn(remaining, callback=callbacks, reset_num_timesteps=checkpoint is None, tb_log_name="ppo")
+        session.finish()
+        return _finalise(config, paths, model, session, command, table.dim)
+    finally:
+        venv.close()
+        if eval_env is not None:
+            eval_env.close()
+
+
+def _template_count(config: TrainConfig) -> int:
+    from envs.instructions import TEMPLATES
+
+    return len(TEMPLATES[config.task])
+
+
+def _session_state(checkpoint: Checkpoint | None) -> SessionState:
+    if checkpoint is None:
+        return SessionState()
+    saved = checkpoint.state
+    return SessionState(history=list(saved["history"]), elapsed_s=float(saved["elapsed_s"]), bc=saved.get("bc"))
+
+
+def _warm_start(model: Any, config: TrainConfig, table: EmbeddingTable) -> dict[str, Any]:
+    from experiments.training_bc import collect_expert_data, pretrain
+
+    data = collect_expert_data(config, table, config.bc_episodes)
+    return pretrain(model, data, config)
+
+
+def _finalise(config: TrainConfig, paths: RunPaths, model: Any, session: TrainingSession, command: str,
+              goal_dim: int) -> dict[str, Any]:
+    """Write the policy, its card, the curve, metrics and report; return the summary."""
+    atomic_write(paths.policy, lambda tmp: model.policy.save(tmp))
+    last = session.state.history[-1]
+    summary = {"final_eval_success": last["eval_success"], "final_eval_ci95": last["eval_ci95"],
+               "steps_per_second": round(int(model.num_timesteps) / max(session.elapsed_s, 1e-9), 1)}
+    session.write_metrics(summary)
+    card = {"format": CARD_FORMAT, "task": config.task, "skill": SKILL_OF_TASK.get(config.task, config.task),
+            "file": paths.policy.name, "obs_mode": config.obs_mode, "encoder": config.encoder, "goal_dim": goal_dim,
+            "train_command": (run_commands(paths) or [command])[0], "resumed_with": run_commands(paths)[1:],
+            "run": paths.root.name, "seed": config.seed,
+            "bc_warmstart": config.bc_warmstart, "train_steps": int(model.num_timesteps),
+            "train_minutes": round(session.elapsed_s / 60, 2),
+            "eval": {"source": "training evaluation", "episodes": last["eval_episodes"],
+                     "rate": last["eval_success"], "ci95": last["eval_ci95"]}}
+    atomic_write_text(paths.card, json.dumps(card, indent=1))
+    refresh_outputs(paths)
+    return json.loads(paths.metrics.read_text())
+
+
+def refresh_outputs(paths: RunPaths) -> None:
+    """Re-draw the learning curve and re-write report.md from what the run folder holds now."""
+    config = read_yaml(paths.config)
+    metrics = json.loads(paths.metrics.read_text()) if paths.metrics.is_file() else {}
+    history = metrics.get("history", [])
+    if history:
+        title = f"{config['task']} ({config['obs_mode']}, seed {config['seed']})"
+        plot_learning_curves([(paths.root.name, history)], paths.plots / "learning_curve.png", title)
+    evaluation = json.loads(paths.eval.read_text()) if paths.eval.is_file() else None
+    write_report(paths.report, paths.root.name, config, metrics, evaluation, " ; ".join(run_commands(paths)))

@@ -1,0 +1,124 @@
+"""Behaviour-cloning warm start: scripted-expert episodes, then the PPO policy fitted to them.
+
+The experts act on privileged scene state; the policy sees what it will see in PPO (observation plus goal
+embedding), so cloning them is plain supervised learning on (observation, expert action) pairs. The actor
+is fitted by maximising the log-likelihood of the expert action under the policy's Gaussian, the critic
+by regressing the expert's discounted return (skipped when rewards are normalised, since the scale is not
+known yet). Afterwards the action log-std is set to `bc_log_std`: cloning shrinks it towards zero, which
+would leave PPO no exploration.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from experiments.training_config import TrainConfig
+from experiments.training_env import make_env
+from experiments.training_language import EmbeddingTable
+
+logger = logging.getLogger(__name__)
+BC_SEED = 2_000_000
+
+
+@dataclass
+class ExpertData:
+    """Stacked (observation, action, return) samples from expert episodes."""
+
+    observations: dict[str, np.ndarray]
+    actions: np.ndarray
+    returns: np.ndarray
+    episodes: int
+    successes: int
+
+    def __len__(self) -> int:
+        return int(self.actions.shape[0])
+
+
+def _discounted(rewards: list[float], gamma: float) -> list[float]:
+    out, running = [], 0.0
+    for reward in reversed(rewards):
+        running = reward + gamma * running
+        out.append(running)
+    return out[::-1]
+
+
+def collect_expert_data(config: TrainConfig, table: EmbeddingTable, episodes: int, seed: int = BC_SEED
+                        ) -> ExpertData:
+    """Run the scripted expert for `episodes` seeded episodes of the run's task and keep every step."""
+    from envs.experts import make_expert
+
+    env = make_env(config, table, slim_info=False)
+    observations: dict[str, list[np.ndarray]] = {}
+    actions: list[np.ndarray] = []
+    returns: list[float] = []
+    successes = 0
+    try:
+        for index in range(episodes):
+            obs, info = env.reset(seed=seed + index)
+            expert = make_expert(env.unwrapped.task)
+            rewards: list[float] = []
+            while True:
+                action = expert.act(info["scene_state"])
+                for key, value in obs.items():
+                    observations.setdefault(key, []).append(value)
+                actions.append(action)
+                obs, reward, terminated, truncated, info = env.step(action)
+                rewards.append(float(reward))
+                if terminated or truncated:
+                    successes += int(bool(info["is_success"]))
+                    break
+            returns.extend(_discounted(rewards, config.gamma))
+    finally:
+        env.close()
+    stacked = {key: np.stack(values) for key, values in observations.items()}
+    return ExpertData(stacked, np.stack(actions).astype(np.float32), np.asarray(returns, np.float32), episodes,
+                      successes)
+
+
+def pretrain(model: Any, data: ExpertData, config: TrainConfig) -> dict[str, Any]:
+    """Fit the model's policy to the expert data in place; returns the loss curve and timings."""
+    policy = model.policy
+    policy.set_training_mode(True)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.bc_learning_rate)
+    obs = {key: torch.as_tensor(value) for key, value in data.observations.items()}
+    actions = torch.as_tensor(data.actions)
+    returns = torch.as_tensor(data.returns)
+    fit_value = not config.normalize_reward
+    generator = torch.Generator().manual_seed(config.seed)
+    curve: list[dict[str, float]] = []
+    started = time.perf_counter()
+    for epoch in range(config.bc_epochs):
+        order = torch.randperm(len(data), generator=generator)
+        totals = np.zeros(2)
+        for start in range(0, len(data), config.bc_batch_size):
+            batch = order[start : start + config.bc_batch_size]
+            values, log_prob, _ = policy.evaluate_actions({k: v[batch] for k, v in obs.items()}, actions[batch])
+            actor_loss = -log_prob.mean()
+            value_loss = torch.nn.functional.mse_loss(values.flatten(), returns[batch]) if fit_value \
+                else torch.zeros(())
+            optimizer.zero_grad()
+            (actor_loss + config.vf_coef * value_loss).backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+            optimizer.step()
+            totals += [actor_loss.item() * len(batch), value_loss.item() * len(batch)]
+        curve.append({"epoch": epoch + 1, "nll": totals[0] / len(data), "value_mse": totals[1] / len(data)})
+    with torch.no_grad():
+        policy.log_std.fill_(config.bc_log_std)
+        mean_error = _action_error(policy, obs, actions)
+    policy.set_training_mode(False)
+    logger.info("BC: %d samples, final nll %.3f, mean |action error| %.3f", len(data), curve[-1]["nll"], mean_error)
+    return {"samples": len(data), "expert_episodes": data.episodes, "expert_successes": data.successes,
+            "curve": curve, "mean_abs_action_error": mean_error, "value_fitted": fit_value,
+            "seconds": time.perf_counter() - started}
+
+
+def _action_error(policy: Any, obs: dict[str, torch.Tensor], actions: torch.Tensor) -> float:
+    """Mean |deterministic action − expert action| over the data (after clipping to the action box)."""
+    predicted = policy._predict(obs, deterministic=True).clamp(-1.0, 1.0)
+    return float((predicted - actions).abs().mean())

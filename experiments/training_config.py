@@ -1,0 +1,232 @@
+"""Training hyper-parameters: one flat, frozen record per run, loaded from `experiments/configs/<name>.yaml`.
+
+Precedence (later wins): the defaults below, the task's YAML file, `--set KEY=VALUE` pairs, then the named
+command-line flags (`--n-envs`, `--steps`, ...). The merged record is written to the run folder as
+`config.yaml`, which is what `--resume` and `embodia eval` read back, so a run always knows exactly how it
+was trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+OBS_MODES = ("state", "rgbd", "rgbd_touch")
+ENCODERS = ("minilm", "hashing")
+FUSIONS = ("concat", "attention")
+RESUME_MUTABLE = ("total_steps",)
+"""The only fields a `--resume` may change (training longer); anything else would break exact resumption."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides what a training run does."""
+
+    task: str = "reach"
+    """Env task (`envs.tasks.TASK_NAMES`); one policy covers every argument tuple of it."""
+    obs_mode: str = "state"
+    """Observation mode of the env: state, rgbd or rgbd_touch."""
+    n_envs: int = 2
+    """Parallel environments; more than one runs each in its own process (SubprocVecEnv)."""
+    total_steps: int = 200_000
+    """Environment steps to train for (rounded up to whole rollouts)."""
+    seed: int = 0
+    """Seeds torch, numpy, the envs and the instruction sampler."""
+    encoder: str = "minilm"
+    """Text encoder for the instruction embedding: minilm (real) or hashing (fast, tests only)."""
+
+    learning_rate: float = 3e-4
+    n_steps: int = 512
+    """Steps per env per rollout."""
+    batch_size: int = 256
+    n_epochs: int = 10
+    gamma: float = 0.98
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float | None = None
+    normalize_reward: bool = False
+    """Wrap the envs in VecNormalize (rewards only; the extractor scales observations itself)."""
+
+    net_arch: tuple[int, ...] = (256, 256)
+    """Hidden layers of the actor and critic heads, after the multimodal extractor."""
+    token_dim: int = 64
+    """Size of each modality token in the extractor."""
+    fusion: str = "concat"
+    cnn_width: int = 32
+    object_heads: int = 2
+    """Goal-driven attention heads over the per-object rows of `objects` (state mode; 0 disables)."""
+    log_std_init: float = -0.5
+    image_size: int = 64
+    """Camera resolution in rgbd modes."""
+
+    reward_type: str = "dense"
+    skill_text_fraction: float = 0.2
+    """Share of episodes whose instruction is the agent's skill-call text instead of a template phrasing."""
+    start_held_fraction: float = 0.0
+    """Place tasks: share of episodes that start with the object already grasped (the scripted pick runs first)."""
+
+    checkpoint_every: int = 20_480
+    """Steps between checkpoints (rounded up to whole rollouts); a kill loses at most this much."""
+    eval_every: int = 20_480
+    """Steps between evaluations (rounded up to whole rollouts)."""
+    eval_episodes: int = 20
+    keep_checkpoints: int = 2
+    statistics_steps: int = 800
+    """Random-action env steps that set the policy's input standardisation (see agent.policy_features)."""
+    torch_threads: int = 1
+    """Torch threads of the learner process (1 keeps results independent of the machine's core count)."""
+    worker_timeout: float = 300.0
+    """Seconds to wait for an env worker's answer before declaring it hung."""
+
+    bc_warmstart: bool = False
+    """Pretrain the actor (and critic) on scripted-expert episodes before PPO."""
+    bc_episodes: int = 100
+    bc_epochs: int = 30
+    bc_learning_rate: float = 1e-3
+    bc_batch_size: int = 256
+    bc_log_std: float = -1.0
+    """Log std of the action distribution after the warm start (BC itself would shrink it to nothing)."""
+
+    def __post_init__(self) -> None:
+        _check(self.obs_mode in OBS_MODES, f"obs_mode must be one of {', '.join(OBS_MODES)}, got {self.obs_mode!r}")
+        _check(self.encoder in ENCODERS, f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        _check(self.fusion in FUSIONS, f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
+        for name in ("n_envs", "total_steps", "n_steps", "batch_size", "n_epochs", "checkpoint_every",
+                     "eval_every", "eval_episodes", "keep_checkpoints", "token_dim", "bc_episodes", "bc_epochs",
+                     "torch_threads", "statistics_steps"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value!r}")
+        for name in ("skill_text_fraction", "start_held_fraction"):
+            _check(0.0 <= getattr(self, name) <= 1.0, f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        _check(0 < self.gamma <= 1 and 0 < self.gae_lambda <= 1, "gamma and gae_lambda must be in (0, 1]")
+        _check(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
+
+    @property
+    def rollout_size(self) -> int:
+        """Environment steps per PPO update (all envs together)."""
+        return self.n_steps * self.n_envs
+
+    def rounded(self, steps: int) -> int:
+        """`steps` rounded up to whole rollouts (checkpoints and evaluations happen between rollouts)."""
+        return -(-steps // self.rollout_size) * self.rollout_size
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["net_arch"] = list(self.net_arch)
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def from_mapping(values: Mapping[str, Any], base: TrainConfig | None = None) -> TrainConfig:
+    """A config from `base` (or the defaults) with `values` replacing fields; unknown keys are an error."""
+    base = base or TrainConfig()
+    known = set(field_names())
+    unknown = {k: v for k, v in values.items() if k not in known}
+    if unknown:
+        raise ValueError(f"unknown config keys {sorted(unknown)}; valid keys: {', '.join(field_names())}")
+    clean = {k: _coerce(k, v) for k, v in values.items()}
+    return dataclasses.replace(base, **clean)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Check a value's type against the field's default (YAML and --set give ints for floats and lists)."""
+    default = getattr(TrainConfig(), name)
+    if name == "net_arch":
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and v > 0 for v in value):
+            raise ValueError(f"net_arch must be a list of positive integers, got {value!r}")
+        return tuple(value)
+    if name == "target_kl":
+        return None if value is None else float(value)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, float) and not isinstance(value, bool):
+        try:
+            return float(value)  # YAML reads "1e-4" (no dot) as a string
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be a float, got {value!r}") from None
+    if not isinstance(value, type(default)) or isinstance(value, bool) != isinstance(default, bool):
+        raise ValueError(f"{name} must be a {type(default).__name__}, got {value!r}")
+    return value
+
+
+def config_path(name: str) -> Path:
+    """The YAML file for a config name (`reach` → experiments/configs/reach.yaml) or an explicit path."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise FileNotFoundError(f"no config file at {path}")
+        return path
+    candidate = CONFIG_DIR / f"{name}.yaml"
+    if not candidate.is_file():
+        names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+        raise FileNotFoundError(f"no config named {name!r}; available: {', '.join(names) or 'none'}")
+    return candidate
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping from a file, with errors that name the file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {error}") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
+    return data
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, Any]:
+    """`["ppo_key=1e-4", "net_arch=[64, 64]"]` → {key: YAML-parsed value}."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            values[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError as error:
+            raise ValueError(f"--set {pair!r}: value is not valid YAML ({error})") from error
+    return values
+
+
+def load_config(name: str, assignments: Mapping[str, Any] | None = None,
+                flags: Mapping[str, Any] | None = None) -> TrainConfig:
+    """The task's config file, then `--set` assignments, then explicit flags (None flags are ignored)."""
+    config = from_mapping(read_yaml(config_path(name)))
+    config = from_mapping(dict(assignments or {}), config)
+    return from_mapping({k: v for k, v in (flags or {}).items() if v is not None}, config)
+
+
+def resume_config(stored: TrainConfig, requested: Mapping[str, Any]) -> TrainConfig:
+    """The stored config with only resume-safe changes applied; anything else is refused."""
+    changed = {k: v for k, v in requested.items() if v is not None and _coerce(k, v) != getattr(stored, k)}
+    refused = sorted(set(changed) - set(RESUME_MUTABLE))
+    if refused:
+        listing = ", ".join(f"{k}: {getattr(stored, k)!r} -> {changed[k]!r}" for k in refused)
+        raise ValueError(f"--resume continues the stored config; cannot change {listing} "
+                         f"(only {', '.join(RESUME_MUTABLE)} may change); start a new --name instead")
+    return from_mapping(changed, stored)

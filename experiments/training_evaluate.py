@@ -1,0 +1,92 @@
+"""`embodia eval` behind the CLI: evaluate a run's final policy, record it, and ship it to the agent."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from agent.policy import DEFAULT_DIR, load_sb3_policy, read_card
+from experiments.io import atomic_write, atomic_write_text
+from experiments.media import save_gif
+from experiments.training_config import from_mapping, read_yaml
+from experiments.training_env import make_env
+from experiments.training_eval import EVAL_SEED, eval_skill_text_fraction, evaluate, model_predictor, summarize
+from experiments.training_language import EmbeddingTable
+from experiments.training_session import RunPaths
+
+
+def _require_run(paths: RunPaths) -> None:
+    if not paths.config.is_file():
+        parent = paths.root.parent
+        known = sorted(p.name for p in parent.iterdir() if (p / "config.yaml").is_file()) if parent.is_dir() else []
+        raise FileNotFoundError(f"no run named {paths.root.name!r} in {parent}; runs there: "
+                                f"{', '.join(known) or 'none'}")
+    if not paths.policy.is_file():
+        raise FileNotFoundError(f"run {paths.root} has no final policy ({paths.policy.name}); finish it with "
+                                f"'embodia train --resume --name {paths.root.name}' first")
+
+
+def evaluate_run(root: Path, episodes: int, videos: int, seed: int | None, command: str,
+                 progress: bool = True) -> dict[str, Any]:
+    """Evaluate the run's `policy.pt`; writes eval.json, videos, the curve, report.md and updates the card."""
+    from envs.instructions import TEMPLATES
+    from experiments.train import refresh_outputs
+
+    paths = RunPaths(root)
+    _require_run(paths)
+    config = from_mapping(read_yaml(paths.config))
+    policy = load_sb3_policy(paths.policy)
+    table = EmbeddingTable.load(paths.embeddings)
+    env = make_env(config, table, render=videos > 0,
+                   skill_text_fraction=eval_skill_text_fraction(len(TEMPLATES[config.task])))
+    try:
+        outcomes = evaluate(env, model_predictor(policy), episodes, EVAL_SEED if seed is None else seed,
+                            videos=videos, progress=_bar(progress, episodes, config.task))
+    finally:
+        env.close()
+    written = [str(save_gif(paths.videos / f"episode_{i:02d}.gif", o.frames)) for i, o in enumerate(outcomes)
+               if o.frames]
+    result = {"command": command, "summary": summarize(outcomes), "videos": written,
+              "episodes": [o.to_json() for o in outcomes]}
+    atomic_write_text(paths.eval, json.dumps(result, indent=1))
+    _update_card(paths, result)
+    refresh_outputs(paths)
+    return result
+
+
+def _bar(enabled: bool, total: int, task: str):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return lambda items: tqdm(items, total=total, desc=f"eval {task}", unit="episode")
+
+
+def _update_card(paths: RunPaths, result: dict[str, Any]) -> None:
+    card = json.loads(paths.card.read_text())
+    summary = result["summary"]
+    card["eval"] = {"source": "embodia eval", "episodes": summary["episodes"], "successes": summary["successes"],
+                    "rate": summary["rate"], "ci95": summary["ci95"],
+                    "by_argument": {k: v["rate"] for k, v in summary["by_argument"].items()}}
+    card["eval_command"] = result["command"]
+    atomic_write_text(paths.card, json.dumps(card, indent=1))
+
+
+def ship_policy(root: Path, policy_dir: Path | None = None) -> Path:
+    """Copy the run's policy and card into the agent's policy folder as `<task>.pt` / `<task>.json`."""
+    paths = RunPaths(root)
+    _require_run(paths)
+    card = json.loads(paths.card.read_text())
+    if card.get("eval", {}).get("source") != "embodia eval":
+        raise ValueError(f"run {root.name} has only its training evaluation; run 'embodia eval --run {root.name}' "
+                         f"before shipping so the card records a proper evaluation")
+    target = Path(policy_dir or DEFAULT_DIR)
+    target.mkdir(parents=True, exist_ok=True)
+    task = card["task"]
+    atomic_write(target / f"{task}.pt", lambda tmp: shutil.copyfile(paths.policy, tmp))
+    card["file"] = f"{task}.pt"
+    path = atomic_write_text(target / f"{task}.json", json.dumps(card, indent=1))
+    read_card(path)  # the shipped pair must load as the agent will load it
+    return path

@@ -1,0 +1,195 @@
+"""The language side of training: every phrasing of a task, their cached embeddings, and the episode sampler.
+
+One policy covers all arguments of a task (which block, which direction, which container), so each episode
+draws the arguments uniformly and then a sentence for them: one of the env's instruction templates with
+random synonyms, or (a configurable share of the time) the exact text the agent's planner will use for that
+skill call, so a shipped policy understands the agent as well as people. Sentences are embedded once, up
+front, into an `EmbeddingTable` that env workers receive instead of the text model.
+"""
+
+from __future__ import annotations
+
+import itertools
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from agent.policy import skill_goal_text
+from envs.experts import make_expert
+from envs.instructions import DIRECTION_PHRASES, OBJECT_PHRASES, TEMPLATES
+from envs.tasks import TaskSpec, valid_arguments
+from experiments.io import atomic_write
+from perception.text import TextEncoder
+
+SKILL_CALL_TEMPLATE = "<skill call>"
+PLACE_TASKS = ("place_in", "place_on")
+SLIM_INFO_DROP = ("scene_state", "scene_features", "facts")
+
+
+@dataclass(frozen=True)
+class InstructionVariant:
+    """One sentence for one argument tuple, and the template that produced it."""
+
+    text: str
+    template: str
+    args: tuple[str, ...]
+
+
+def _phrase_options(task: str, args: tuple[str, ...]) -> list[dict[str, str]]:
+    """Every assignment of phrases to the template slots {x}, {y}, {d} for these arguments."""
+    if task == "push":
+        slots = {"x": OBJECT_PHRASES[args[0]], "d": DIRECTION_PHRASES[args[1]]}
+    elif task in ("reach", "pick"):
+        slots = {"x": OBJECT_PHRASES[args[0]]}
+    elif task in PLACE_TASKS:
+        slots = {"x": OBJECT_PHRASES[args[0]], "y": OBJECT_PHRASES[args[1]]}
+    else:
+        slots = {}
+    keys = list(slots)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(slots[k] for k in keys))]
+
+
+def instruction_variants(task: str) -> dict[tuple[str, ...], list[InstructionVariant]]:
+    """All sentences per argument tuple: every template × every synonym, plus the skill-call text."""
+    variants: dict[tuple[str, ...], list[InstructionVariant]] = {}
+    for args in valid_arguments(task):
+        rows = [InstructionVariant(template.format(**phrases), template, args)
+                for template in TEMPLATES[task] for phrases in _phrase_options(task, args)]
+        rows.append(InstructionVariant(skill_goal_text(task, args), SKILL_CALL_TEMPLATE, args))
+        variants[args] = rows
+    return variants
+
+
+def all_texts(task: str) -> list[str]:
+    """Every distinct sentence the task's episodes can carry (what the embedding table must hold)."""
+    texts = (v.text for rows in instruction_variants(task).values() for v in rows)
+    return list(dict.fromkeys(texts))
+
+
+class EmbeddingTable:
+    """A `TextEncoder` over a fixed set of precomputed sentence embeddings (picklable, model-free)."""
+
+    def __init__(self, texts: Sequence[str], vectors: np.ndarray, source: str) -> None:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+            raise ValueError(f"need one vector per text: {len(texts)} texts, vectors of shape {vectors.shape}")
+        self._index = {text: row for row, text in enumerate(texts)}
+        self._vectors = vectors
+        self.source = source
+
+    @classmethod
+    def build(cls, encoder: TextEncoder, texts: Sequence[str], source: str) -> EmbeddingTable:
+        return cls(list(texts), encoder.encode(list(texts)), source)
+
+    @property
+    def dim(self) -> int:
+        return int(self._vectors.shape[1])
+
+    @property
+    def texts(self) -> list[str]:
+        return list(self._index)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a sequence of strings, got a single str; wrap it in a list")
+        missing = [t for t in texts if t not in self._index]
+        if missing:
+            raise KeyError(f"sentences not in the embedding table ({self.source}): {missing[:3]}; "
+                           f"the table holds {len(self._index)} sentences of this task")
+        return self._vectors[[self._index[t] for t in texts]].copy()
+
+    def save(self, path: str | Path) -> Path:
+        texts = np.array(self.texts, dtype=object)
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, texts=texts, vectors=self._vectors, source=np.array(self.source))
+
+        return atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path: str | Path) -> EmbeddingTable:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no embedding table at {path}")
+        try:
+            with np.load(path, allow_pickle=True) as data:
+                return cls([str(t) for t in data["texts"]], data["vectors"], str(data["source"]))
+        except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as error:
+            raise ValueError(f"{path} is not a readable embedding table: {error}") from error
+
+
+class LanguageTaskWrapper(gym.Wrapper):
+    """Per episode: uniform arguments, then a sentence for them; optionally start place tasks mid-grasp.
+
+    `reset(options={"args": (...), "variant": InstructionVariant})` forces a choice (evaluation does).
+    The chosen template and arguments come back in `info["instruction_template"]` / `info["task_args"]`.
+
+    Args:
+        env: a `HouseholdEnv` (or a wrapper of one).
+        task: the task every episode runs.
+        skill_text_fraction: share of episodes using the agent's skill-call sentence.
+        start_held_fraction: place tasks only: share of episodes that begin with the object grasped.
+        slim_info: drop the heavy ground-truth info keys (worth it when infos cross a process pipe).
+    """
+
+    def __init__(self, env: gym.Env, task: str, skill_text_fraction: float = 0.0,
+                 start_held_fraction: float = 0.0, slim_info: bool = False) -> None:
+        super().__init__(env)
+        self.task = task
+        self.variants = instruction_variants(task)
+        self.arguments = list(self.variants)
+        self.skill_text_fraction = skill_text_fraction
+        self.start_held_fraction = start_held_fraction if task in PLACE_TASKS else 0.0
+        self.slim_info = slim_info
+        self._rng = np.random.default_rng()
+
+    def choose(self, args: tuple[str, ...] | None = None) -> InstructionVariant:
+        """Draw an instruction variant (for `args`, or for uniformly drawn arguments)."""
+        if args is None:
+            args = self.arguments[int(self._rng.integers(len(self.arguments)))]
+        rows = self.variants[tuple(args)]
+        if self._rng.random() < self.skill_text_fraction:
+            return rows[-1]
+        return rows[int(self._rng.integers(len(rows) - 1))]
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        if seed is not None:
+            self._rng = np.random.default_rng([seed, 0x5EED])
+        options = dict(options or {})
+        variant = options.pop("variant", None) or self.choose(options.pop("args", None))
+        start_held = self._rng.random() < self.start_held_fraction
+        obs, info = self.env.reset(seed=seed, options={**options, "task": self.task, "args": list(variant.args),
+                                                       "instruction": variant.text})
+        if start_held:
+            obs, info = self._grasp_first(variant, info)
+        info["instruction_template"] = variant.template
+        return obs, self._slim(info)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, self._slim(info)
+
+    def _grasp_first(self, variant: InstructionVariant, info: dict[str, Any]):
+        """Run the scripted pick until the object is lifted, then start the place task from there."""
+        name = variant.args[0]
+        expert = make_expert(TaskSpec("pick", (name,)))
+        state = info["scene_state"]
+        for _ in range(TaskSpec("pick", (name,)).horizon):
+            if expert.done:
+                break
+            _, _, _, _, step_info = self.env.step(expert.act(state))
+            state = step_info["scene_state"]
+        base = self.env.unwrapped
+        base.set_task(self.task, variant.args, instruction=variant.text)
+        return base.observation(), {**info, "scene_state": base.scene_state(), "is_success": False}
+
+    def _slim(self, info: dict[str, Any]) -> dict[str, Any]:
+        if not self.slim_info:
+            return info
+        return {k: v for k, v in info.items() if k not in SLIM_INFO_DROP}

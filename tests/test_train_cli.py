@@ -1,0 +1,159 @@
+"""`embodia train` / `embodia eval` end to end on tiny budgets, their errors, and shipping a policy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.policy import LearnedSkillPolicy, LearnedSkillProvider, find_cards
+from agent.skills import SkillCall
+from envs.household import HouseholdEnv
+from experiments import cli
+from experiments.kitchen_world import KitchenWorld, ScriptedProvider
+
+TINY = ["--encoder", "hashing", "--n-envs", "1", "--quiet", "--set", "n_steps=32", "--set", "batch_size=32",
+        "--set", "n_epochs=1", "--set", "checkpoint_every=32", "--set", "eval_every=32", "--set", "eval_episodes=2",
+        "--set", "net_arch=[16]", "--set", "token_dim=8", "--set", "statistics_steps=20"]
+
+
+def _train(runs: Path, name: str, steps: int = 64, *extra: str) -> int:
+    return cli.main(["train", "--task", "reach", "--steps", str(steps), "--runs-dir", str(runs), "--name", name,
+                     *TINY, *extra])
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    runs = tmp_path_factory.mktemp("runs")
+    assert _train(runs, "tiny") == 0
+    return runs
+
+
+def test_train_writes_the_run_folder(trained_run: Path) -> None:
+    run = trained_run / "tiny"
+    for name in ("config.yaml", "command.txt", "embeddings.npz", "metrics.json", "policy.pt", "policy.json",
+                 "report.md", "plots/learning_curve.png"):
+        assert (run / name).is_file(), name
+    assert list((run / "tb").rglob("events.out.tfevents.*")), "no TensorBoard events"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_0000000032.ckpt", "step_0000000064.ckpt"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [h["step"] for h in metrics["history"]] == [32, 64]
+    assert metrics["steps"] == 64 and 0.0 <= metrics["final_eval_success"] <= 1.0
+    assert (run / "plots/learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Training run `tiny`" in (run / "report.md").read_text()
+
+
+def test_eval_reports_rates_with_intervals_videos_and_ships(trained_run: Path, tmp_path: Path, capsys) -> None:
+    code = cli.main(["eval", "--run", "tiny", "--runs-dir", str(trained_run), "--episodes", "6", "--videos", "1",
+                     "--quiet", "--ship", "--policy-dir", str(tmp_path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "Overall:" in out and "95% CI" in out
+    run = trained_run / "tiny"
+    result = json.loads((run / "eval.json").read_text())
+    summary = result["summary"]
+    assert summary["episodes"] == 6 and len(summary["ci95"]) == 2
+    assert sum(row["episodes"] for row in summary["by_argument"].values()) == 6
+    assert set(summary["by_argument"]) == {"red_block", "green_block", "blue_block", "yellow_block", "mug"}
+    assert sum(row["episodes"] for row in summary["by_template"].values()) == 6
+    assert (run / "videos" / "episode_00.gif").read_bytes()[:6] == b"GIF89a"
+    assert "## Evaluation" in (run / "report.md").read_text()
+    cards = find_cards(tmp_path)
+    assert set(cards) == {"reach"} and cards["reach"].path.name == "reach.pt"
+    assert cards["reach"].meta["eval"]["episodes"] == 6 and "embodia" in cards["reach"].meta["train_command"]
+
+
+def test_shipped_policy_drives_the_agent_in_the_kitchen(trained_run: Path, tmp_path: Path) -> None:
+    from experiments.training_evaluate import ship_policy
+
+    ship_dir = tmp_path / "policies"
+    card = json.loads((trained_run / "tiny" / "policy.json").read_text())
+    card["eval"]["source"] = "embodia eval"
+    (trained_run / "tiny" / "policy.json").write_text(json.dumps(card))
+    ship_policy(trained_run / "tiny", ship_dir)
+    env = HouseholdEnv(task="none")
+    world = KitchenWorld(env)
+    try:
+        world.reset(seed=3)
+        scripted = ScriptedProvider(world)
+        from perception.text import HashingTextEncoder
+
+        learned = LearnedSkillProvider(scripted.policy_for, mode="learned", policy_dir=ship_dir,
+                                       encoder=HashingTextEncoder())
+        call = SkillCall("reach", ("mug",))
+        policy = learned.policy_for(call)
+        assert isinstance(policy, LearnedSkillPolicy) and policy.name == "ppo:reach"
+        policy.reset(call)
+        obs, info = world.start_skill(call)
+        for _ in range(3):
+            action = policy.act(obs, info)
+            assert action.shape == (4,) and np.all(np.isfinite(action))
+            obs, _, _, _, info = world.step(action)
+        assert learned.policy_for(SkillCall("pick", ("mug",))) is scripted.policy_for(SkillCall("pick", ("mug",)))
+        strict = LearnedSkillProvider(scripted.policy_for, mode="auto", policy_dir=ship_dir, threshold=1.0)
+        assert "threshold" in strict.explain(call)
+        assert strict.policy_for(call) is scripted.policy_for(call)
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train", "--task", "fly"], "invalid choice: 'fly'"),
+    (["train", "--task", "reach", "--obs-mode", "x"], "invalid choice: 'x'"),
+    (["train", "--task", "reach", "--warp"], "unrecognized arguments: --warp"),
+])
+def test_unknown_task_or_option_exits_2_with_the_valid_ones(argv, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    if "fly" in message:
+        assert "reach" in err and "place_in" in err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["train"], "--task is required; valid tasks: reach, pick"),
+    (["train", "--task", "reach", "--set", "lr=1"], "unknown config keys ['lr']; valid keys:"),
+    (["train", "--task", "reach", "--set", "n_envs=0"], "n_envs must be a positive integer"),
+    (["train", "--resume"], "--resume needs the --name"),
+    (["eval", "--run", "nope"], "no run named 'nope'"),
+])
+def test_bad_input_is_a_clear_error_with_exit_2(argv, message, tmp_path, capsys) -> None:
+    assert cli.main([*argv, "--runs-dir", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_existing_run_is_not_overwritten(trained_run: Path, capsys) -> None:
+    before = (trained_run / "tiny" / "policy.pt").read_bytes()
+    assert _train(trained_run, "tiny") == 2
+    assert "already exists; pass --resume" in capsys.readouterr().err
+    assert (trained_run / "tiny" / "policy.pt").read_bytes() == before
+
+
+def test_resume_refuses_an_incompatible_checkpoint(trained_run: Path, tmp_path: Path, capsys) -> None:
+    import shutil
+
+    run = tmp_path / "other"
+    shutil.copytree(trained_run / "tiny", run)
+    text = (run / "config.yaml").read_text().replace("token_dim: 8", "token_dim: 16")
+    (run / "config.yaml").write_text(text)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert cli.main(["train", "--resume", "--name", "other", "--runs-dir", str(tmp_path), "--quiet"]) == 2
+    assert "incompatible with this run (token_dim: checkpoint 8 vs run 16)" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_shipping_needs_a_proper_evaluation(tmp_path: Path, capsys) -> None:
+    assert _train(tmp_path, "fresh", 32) == 0
+    assert cli.main(["eval", "--run", "fresh", "--runs-dir", str(tmp_path), "--episodes", "1", "--videos", "0",
+                     "--quiet"]) == 0
+    from experiments.training_evaluate import ship_policy
+
+    card = json.loads((tmp_path / "fresh" / "policy.json").read_text())
+    card["eval"]["source"] = "training evaluation"
+    (tmp_path / "fresh" / "policy.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="has only its training evaluation"):
+        ship_policy(tmp_path / "fresh", tmp_path / "ship")

@@ -1,0 +1,114 @@
+"""Learned skill policies in the agent: goal sentences, cards, the provider's choice, shipped policies."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from agent.policy import (
+    DEFAULT_DIR,
+    FORMAT,
+    LearnedSkillProvider,
+    find_cards,
+    goal_text_for,
+    load_sb3_policy,
+    read_card,
+    skill_goal_text,
+    task_for_skill,
+)
+from agent.policy_features import StandardizedExtractor
+from agent.skills import SkillCall
+
+
+def test_goal_sentences_match_the_planner_and_name_the_held_object() -> None:
+    assert skill_goal_text("reach", ("mug",)) == SkillCall("reach", ("mug",)).text
+    assert skill_goal_text("push", ("red_block", "left")) == "push the red block to the left"
+    assert skill_goal_text("place_in", ("red_block", "bowl")) == "put the red block in the bowl"
+    assert skill_goal_text("place_on", ("mug", "plate")) == "put the mug on the plate"
+    place = SkillCall("place", ("bowl",))
+    assert task_for_skill(place) == "place_in" and task_for_skill(SkillCall("place", ("plate",))) == "place_on"
+    assert goal_text_for(place, {"task": "place_in(green_block, bowl)"}) == "put the green block in the bowl"
+    with pytest.raises(ValueError, match="needs info\\['task'\\]"):
+        goal_text_for(place, {"task": "none"})
+
+
+def _card(tmp_path: Path, **changes) -> Path:
+    (tmp_path / "reach.pt").write_bytes(b"weights")
+    card = {"format": FORMAT, "task": "reach", "file": "reach.pt", "obs_mode": "state", "encoder": "hashing",
+            "goal_dim": 384, "eval": {"rate": 0.9, "episodes": 100}, "train_command": "embodia train --task reach"}
+    card.update(changes)
+    path = tmp_path / "reach.json"
+    path.write_text(json.dumps(card))
+    return path
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"format": "other/1"}, "expected a card with format"),
+    ({"file": "missing.pt"}, "names policy file 'missing.pt'"),
+    ({"eval": {}}, "card lacks"),
+])
+def test_bad_cards_are_refused(tmp_path: Path, changes, message) -> None:
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        read_card(_card(tmp_path, **changes))
+
+
+def test_damaged_policy_file_is_a_clear_error(tmp_path: Path) -> None:
+    card = read_card(_card(tmp_path))
+    with pytest.raises(ValueError, match="is not a loadable SB3 policy"):
+        load_sb3_policy(card.path)
+
+
+def test_provider_modes_and_threshold(tmp_path: Path) -> None:
+    _card(tmp_path)
+    fallback_calls = []
+
+    def fallback(call):
+        fallback_calls.append(call)
+        return "scripted"
+
+    call = SkillCall("reach", ("mug",))
+    assert LearnedSkillProvider(fallback, "scripted", tmp_path).policy_for(call) == "scripted"
+    auto = LearnedSkillProvider(fallback, "auto", tmp_path, threshold=0.95)
+    assert "90% < threshold 95%" in auto.explain(call) and auto.policy_for(call) == "scripted"
+    trusting = LearnedSkillProvider(fallback, "auto", tmp_path, threshold=0.8)
+    assert trusting.choice(call)[0] is not None
+    assert "no learned policy for push" in trusting.explain(SkillCall("push", ("mug", "left")))
+    with pytest.raises(ValueError, match="unknown skills mode 'smart'"):
+        LearnedSkillProvider(fallback, "smart")
+
+
+def test_standardized_extractor_normalises_and_saves_its_statistics(tmp_path: Path) -> None:
+    space = spaces.Dict({"objects": spaces.Box(-np.inf, np.inf, (3,), np.float32),
+                         "goal": spaces.Box(-1, 1, (4,), np.float32)})
+    extractor = StandardizedExtractor(space, token_dim=8)
+    rng = np.random.default_rng(0)
+    goal = 0.6 + 0.01 * rng.standard_normal((50, 4))
+    extractor.set_statistics({"goal": goal, "objects": rng.normal(5.0, 2.0, (200, 3))})
+    mean, std = extractor.statistics("goal")
+    np.testing.assert_allclose(mean.numpy(), goal.mean(0), atol=1e-6)
+    np.testing.assert_allclose(std.numpy(), goal.std(0), rtol=1e-5)
+    with pytest.raises(KeyError, match="no standardised input named"):
+        extractor.set_statistics({"proprio": goal})
+    torch.save(extractor.state_dict(), tmp_path / "x.pt")
+    fresh = StandardizedExtractor(space, token_dim=8)
+    fresh.load_state_dict(torch.load(tmp_path / "x.pt"))
+    batch = {"objects": torch.ones(2, 3), "goal": torch.as_tensor(goal[:2], dtype=torch.float32)}
+    assert torch.equal(fresh(batch), extractor(batch))
+
+
+def test_shipped_policies_load_with_their_commands_and_evaluations() -> None:
+    """Every policy in agent/skill_policies loads as the agent loads it and documents how it was made."""
+    cards = find_cards(DEFAULT_DIR)
+    for task, card in cards.items():
+        assert card.path.stat().st_size < 1_000_000, f"{card.path.name} is too big to ship"
+        assert card.meta["train_command"].startswith("embodia train")
+        assert card.meta["eval_command"].startswith("embodia eval")
+        assert card.meta["eval"]["episodes"] >= 100 and 0.0 <= card.success_rate <= 1.0
+        policy = load_sb3_policy(card.path)
+        assert set(policy.observation_space.spaces) == {"proprio", "objects", "goal"}, task
+        assert policy.observation_space["goal"].shape == (card.meta["goal_dim"],)
