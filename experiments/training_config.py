@@ -69,6 +69,10 @@ class TrainConfig:
     """Camera resolution in rgbd modes."""
 
     reward_type: str = "dense"
+    progress_reward: float = 0.0
+    """Potential-based shaping in training: weight of the change in the env's dense reward term."""
+    approach_reward: float = 0.0
+    """Potential-based shaping in training: weight of the "above it, then down" approach funnel."""
     skill_text_fraction: float = 0.2
     """Share of episodes whose instruction is the agent's skill-call text instead of a template phrasing."""
     start_held_fraction: float = 0.0
@@ -109,6 +113,9 @@ class TrainConfig:
             _check(0.0 <= getattr(self, name) <= 1.0, f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         _check(0 < self.gamma <= 1 and 0 < self.gae_lambda <= 1, "gamma and gae_lambda must be in (0, 1]")
         _check(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
+        _check(self.progress_reward >= 0 and self.approach_reward >= 0, "shaping weights must be >= 0")
+        _check(self.progress_reward == 0 or self.reward_type == "dense",
+               "progress_reward shapes the dense reward; it needs reward_type dense")
 
     @property
     def rollout_size(self) -> int:

@@ -17,15 +17,19 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from experiments.training_config import TrainConfig
-from experiments.training_language import EmbeddingTable, LanguageTaskWrapper
+from experiments.training_language import EmbeddingTable, LanguageTaskWrapper, ProgressShaping
 from experiments.training_vec import CheckedSubprocVecEnv, CrashNoteWrapper, crash_note_path, default_start_method
 from perception.goal_wrapper import GoalEmbeddingWrapper
 from perception.layout import GOAL_KEY
 
 
 def make_env(config: TrainConfig, table: EmbeddingTable, *, slim_info: bool = True, render: bool = False,
-             skill_text_fraction: float | None = None) -> gym.Env:
-    """One fully wrapped env (no Monitor): what the policy sees during training and evaluation."""
+             skill_text_fraction: float | None = None, shaping: bool = False) -> gym.Env:
+    """One fully wrapped env (no Monitor): what the policy sees during training and evaluation.
+
+    `shaping` adds the training-only reward shaping (`progress_reward`, `approach_reward`), never used to
+    evaluate.
+    """
     from envs.household import HouseholdEnv
 
     env = HouseholdEnv(task=config.task, obs_mode=config.obs_mode, image_size=config.image_size,
@@ -33,6 +37,8 @@ def make_env(config: TrainConfig, table: EmbeddingTable, *, slim_info: bool = Tr
     fraction = config.skill_text_fraction if skill_text_fraction is None else skill_text_fraction
     env = LanguageTaskWrapper(env, config.task, skill_text_fraction=fraction,
                               start_held_fraction=config.start_held_fraction, slim_info=slim_info)
+    if shaping and (config.progress_reward > 0 or config.approach_reward > 0):
+        env = ProgressShaping(env, config.progress_reward, config.approach_reward)
     return GoalEmbeddingWrapper(env, table)
 
 
@@ -44,7 +50,7 @@ def env_factory(config: TrainConfig, table: EmbeddingTable, rank: int, note_dir:
         import torch
 
         torch.set_num_threads(1)  # workers only step physics; leave the cores to PPO
-        env = Monitor(make_env(config, table))
+        env = Monitor(make_env(config, table, shaping=True))
         return CrashNoteWrapper(env, crash_note_path(note_dir, rank)) if note_dir is not None else env
 
     return build

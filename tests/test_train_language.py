@@ -106,3 +106,27 @@ def test_place_episodes_can_start_with_the_object_grasped() -> None:
         assert info["instruction"] == env.unwrapped.instruction
     finally:
         env.close()
+
+
+def test_progress_shaping_adds_the_change_in_dense_reward() -> None:
+    from envs.tasks import dense_reward
+    from experiments.training_language import ProgressShaping
+
+    plain = LanguageTaskWrapper(HouseholdEnv(task="reach"), "reach")
+    shaped = ProgressShaping(LanguageTaskWrapper(HouseholdEnv(task="reach"), "reach"), scale=10.0)
+    try:
+        plain.reset(seed=4)
+        shaped.reset(seed=4)
+        base = shaped.unwrapped
+        previous = dense_reward(base.task, base.start_state, base.scene_state())
+        action = np.array([0.5, -0.3, -0.4, 1.0], np.float32)
+        for _ in range(5):
+            _, r_plain, *_ = plain.step(action)
+            _, r_shaped, *_ = shaped.step(action)
+            now = dense_reward(base.task, base.start_state, base.scene_state())
+            assert r_plain == pytest.approx(now)  # the env's dense reward is the potential (no success yet)
+            assert r_shaped == pytest.approx(r_plain + 10.0 * (now - previous), abs=1e-9)
+            previous = now
+    finally:
+        plain.close()
+        shaped.close()
