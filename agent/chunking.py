@@ -78,7 +78,8 @@ def is_content(token: str) -> bool:
 
 
 SURFACE = {"ontop": "on top of", "outof": "out of", "offof": "off of", "nextto": "next to", "infrontof": "in front of",
-           "closeto": "close to", "leftof": "left of", "rightof": "right of", "awayfromobj": "away from"}
+           "closeto": "close to", "leftof": "left of", "rightof": "right of", "awayfromobj": "away from",
+           "upsidedown": "upside down"}
 
 
 def surface(text: str) -> str:

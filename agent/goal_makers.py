@@ -102,6 +102,8 @@ def _goal_pick(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate]
     objects = it.movables(clause, roles.nps)
     if not objects:
         raise PlanningError(f"cannot tell what to pick up in {clause.text!r}", clause.text)
+    if roles.sources and len(objects) > 1:  # "take everything out of the drawer": one hand, so set them down
+        return [Predicate("on", (o, "table")) for o in objects]
     return [Predicate("holding", (o,)) for o in objects]
 
 
@@ -147,10 +149,13 @@ def _goal_close(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate
 
 
 def _goal_push(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate]:
+    words = [w for w in roles.directions if w in lx.DIRECTION_WORDS]
+    if len(words) > 1 and len(words) == len(roles.nps):  # "push the red block left and the blue block right"
+        pairs = [(it.movables(clause, [np]), lx.DIRECTION_WORDS[w]) for np, w in zip(roles.nps, words, strict=True)]
+        return [Predicate("pushed", (o, d)) for objects, d in pairs for o in objects]
     objects = it.movables(clause, roles.nps)
     if not objects:
         raise PlanningError(f"cannot tell what to push in {clause.text!r}", clause.text)
-    words = [w for w in roles.directions if w in lx.DIRECTION_WORDS]
     if words:
         direction = lx.DIRECTION_WORDS[words[-1]]
     else:

@@ -232,7 +232,7 @@ def _apply_modifiers(grounder: Grounder, np: NounPhrase, candidates: list[str], 
 
 
 def _passes_filter(grounder: Grounder, word: str, where: NounPhrase | None, obj: str, scene: Scene) -> bool:
-    if where is None or word not in lx.LOCATION_PREPOSITIONS:
+    if where is None or (word not in lx.LOCATION_PREPOSITIONS and word not in lx.SOURCE_PREPOSITIONS):
         return True
     supports = resolve_np(grounder, where, "target", scene)
     location = scene.state.location(obj)

@@ -8,6 +8,7 @@ Each clause becomes one goal stage. The action word is grounded to a skill class
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from agent import lexicon as lx
@@ -52,6 +53,17 @@ def _merge_subject(nps: list[NounPhrase], groups: list[tuple[list[NounPhrase], C
         if not members:
             return [*groups[:index], (list(nps), dest), *groups[index + 1 :]]
     return [(list(nps), None), *groups]
+
+
+def _fill_ellipsis(previous: Clause, clause: Clause) -> None:
+    """'move the red block right and then to the left': a verbless, objectless clause reuses the last action."""
+    if clause.verb is not None or previous.verb is None or not clause.subject:
+        return
+    if any(c.kind == "np" for c in clause.subject) or not any(c.kind in ("dir", "pp") for c in clause.subject):
+        return
+    clause.verb, clause.verb_text = previous.verb, previous.verb_text
+    clause.chunks = [Chunk("np", np=NounPhrase("it", pronoun="it")), *clause.subject]
+    clause.subject = []
 
 
 def clause_roles(chunks: list[Chunk]) -> Roles:
@@ -105,6 +117,8 @@ class Interpreter:
     def stages(self, clauses: list[Clause]) -> list[tuple[Clause, list[Predicate]]]:
         """Goal predicates per clause, in execution order, with empty and negated clauses dropped."""
         by_text = sorted(clauses, key=lambda c: c.position)
+        for previous, clause in itertools.pairwise(by_text):
+            _fill_ellipsis(previous, clause)
         goals = {id(c): self.clause_goals(c) for c in by_text}
         return [(c, goals[id(c)]) for c in clauses if goals[id(c)]]
 
@@ -155,9 +169,11 @@ class Interpreter:
         if roles.unsupported and skill != "reach":
             chunk = roles.unsupported[0]
             raise PlanningError(f"cannot ground {chunk.text!r}: only in/on places are known", chunk.text)
-        for chunk in roles.sources:
+        for chunk in roles.sources:  # "out of the drawer": names a place, and narrows what is meant
             if chunk.np is not None:
                 self.objects(clause, [chunk.np], "any", role="source")
+                for np in roles.nps:
+                    np.filters.append(chunk)
         from agent.goal_makers import GOAL_MAKERS
 
         return GOAL_MAKERS[skill](self, clause, roles)
@@ -165,7 +181,7 @@ class Interpreter:
     def _refine(self, clause: Clause, roles: Roles, skill: str) -> str:
         """Let the clause's structure override the verb's default skill."""
         nps = roles.nps
-        if roles.states and (not nps or all(self._is_drawer(np) for np in nps)):
+        if roles.states and (not nps or all(np.pronoun or self._is_drawer(np) for np in nps)):
             return "open" if roles.states[-1] == "open" else "close"
         if skill == "pick" and roles.dests:
             static = all(d.word not in lx.DIRECTIONAL_PREPOSITIONS for d in roles.dests)

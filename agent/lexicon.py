@@ -122,7 +122,8 @@ DIRECTIONAL_PREPOSITIONS = frozenset({"into", "onto", "ontop", "to", "towards", 
 SOURCE_PREPOSITIONS = frozenset({"from", "outof", "off", "offof"})
 UNSUPPORTED_PREPOSITIONS = frozenset({"nextto", "beside", "besides", "near", "by", "behind", "infrontof", "under",
                                       "underneath", "beneath", "below", "between", "around", "against", "leftof",
-                                      "rightof", "closeto", "awayfromobj", "among", "across", "through", "along"})
+                                      "rightof", "closeto", "awayfromobj", "among", "across", "through", "along",
+                                      "upsidedown"})
 WITH_PREPOSITIONS = frozenset({"with", "using", "of"})
 
 DIRECTION_WORDS: dict[str, str] = {
@@ -161,6 +162,9 @@ PHRASES: dict[str, str] = {
     "right now": "", "right away": "", "at once": "", "for me": "", "if you can": "", "if possible": "",
     "thank you": "", "would you mind": "", "be so kind as to": "", "would you be so kind as to": "",
     "in the end": "finally", "at the end": "finally",
+    "one by one": "", "one at a time": "", "in turn": "", "a little bit": "", "a little": "", "a bit": "",
+    "a tiny bit": "", "slightly": "", "a tad": "", "as well": "", "upside down": "upsidedown",
+    "on its side": "upsidedown", "sideways": "upsidedown",
     "on top of each other": "", "on top of one another": "", "onto each other": "", "on each other": "",
     "onto one another": "", "on one another": "", "each other": "", "one another": "",
 }

@@ -99,19 +99,16 @@ def parse_instruction(text: str) -> list[Clause]:
 
 
 def _merge_fronted_places(clauses: list[Clause]) -> list[Clause]:
-    """'in the bowl, put the green block': a clause that is only a place belongs to the next one."""
-    out: list[Clause] = []
-    carried: list[Chunk] = []
-    for clause in clauses:
-        if clause.verb is None and clause.subject and all(c.kind == "pp" for c in clause.subject):
-            carried += clause.subject
-            continue
-        clause.chunks = clause.chunks + carried
-        carried = []
-        out.append(clause)
-    if carried and out:
-        out[-1].chunks += carried
-    return out
+    """'in the bowl, put the green block': an opening clause that is only a place belongs to the next one.
+
+    A place-only clause later on ("..., then in the drawer") stays: it repeats the previous action.
+    """
+    if len(clauses) > 1:
+        first = clauses[0]
+        if first.verb is None and first.subject and all(c.kind == "pp" for c in first.subject):
+            clauses[1].chunks = clauses[1].chunks + first.subject
+            return clauses[1:]
+    return clauses
 
 
 def _sentences(tokens: list[str]) -> list[list[str]]:
