@@ -56,13 +56,18 @@ def _merge_subject(nps: list[NounPhrase], groups: list[tuple[list[NounPhrase], C
 
 
 def _fill_ellipsis(previous: Clause, clause: Clause) -> None:
-    """'move the red block right and then to the left': a verbless, objectless clause reuses the last action."""
+    """A verbless clause after an action repeats it: '..., then to the left' (same object, new place) or
+    '..., then the green block too' (new object, same place)."""
     if clause.verb is not None or previous.verb is None or not clause.subject:
         return
-    if any(c.kind == "np" for c in clause.subject) or not any(c.kind in ("dir", "pp") for c in clause.subject):
+    kinds = {c.kind for c in clause.subject} - {"conj", "particle"}
+    if kinds <= {"dir", "pp"} and kinds:
+        clause.chunks = [Chunk("np", np=NounPhrase("it", pronoun="it")), *clause.subject]
+    elif kinds == {"np"}:
+        clause.chunks = [*clause.subject, *(c for c in previous.chunks if c.kind in ("pp", "dir"))]
+    else:
         return
     clause.verb, clause.verb_text = previous.verb, previous.verb_text
-    clause.chunks = [Chunk("np", np=NounPhrase("it", pronoun="it")), *clause.subject]
     clause.subject = []
 
 

@@ -64,7 +64,7 @@ def test_minilm_on_a_sample_of_the_blind_set(minilm_planner: GroundedPlanner) ->
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["instructions", "instructions_heldout", "instructions_blind"])
+@pytest.mark.parametrize("name", ["instructions", "instructions_heldout", "instructions_blind", "instructions_blind2"])
 def test_minilm_accuracy_on_instruction_sets(minilm_planner: GroundedPlanner, name: str) -> None:
     report = evaluate(minilm_planner, load_cases(DATA / f"{name}.jsonl"))
     assert report.accuracy >= 0.95, report.summary() + "\n" + "\n".join(
