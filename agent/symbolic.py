@@ -7,6 +7,7 @@ lists like ``["in", "red_block", "bowl"]``, ``["on", "x", "table"]``, ``["open",
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -72,10 +73,11 @@ class SymbolicState:
 
     def location(self, obj: str) -> Location | None:
         """(relation, support) of a movable object, or None when it is held or absent."""
-        for x, rel, support in self.locations:
-            if x == obj:
-                return rel, support
-        return None
+        index = self.__dict__.get("_index")
+        if index is None:  # built once per state: search asks this a lot
+            index = {x: (rel, support) for x, rel, support in self.locations}
+            object.__setattr__(self, "_index", index)
+        return index.get(obj)
 
     def stacked_on(self, obj: str) -> list[str]:
         """Objects resting directly on or in `obj`."""
@@ -261,18 +263,24 @@ def successor(state: SymbolicState, call: SkillCall) -> SymbolicState:
     return replace(state, near=args[0])
 
 
-def applicable_calls(state: SymbolicState, with_push: bool = False, with_reach: bool = False) -> list[SkillCall]:
-    """Every call whose preconditions hold, in a fixed order (push and reach only when asked)."""
-    present = [o for o in OBJECTS if o in state.objects]
+@functools.lru_cache(maxsize=256)
+def _candidate_calls(objects: frozenset[str], with_push: bool, with_reach: bool) -> tuple[SkillCall, ...]:
+    present = [o for o in OBJECTS if o in objects]
     calls = [SkillCall("pick", (x,)) for x in present if x in MOVABLE]
     calls += [SkillCall("place", (t,)) for t in present if t in PLACE_TARGETS]
-    if "drawer" in state.objects:
+    if "drawer" in objects:
         calls += [SkillCall("open", ("drawer",)), SkillCall("close", ("drawer",))]
     if with_push:
         calls += [SkillCall("push", (x, d)) for x in present if x in MOVABLE for d in DIRECTIONS]
     if with_reach:
         calls += [SkillCall("reach", (x,)) for x in present]
-    return [call for call in calls if precondition_failure(state, call) is None]
+    return tuple(calls)
+
+
+def applicable_calls(state: SymbolicState, with_push: bool = False, with_reach: bool = False) -> list[SkillCall]:
+    """Every call whose preconditions hold, in a fixed order (push and reach only when asked)."""
+    candidates = _candidate_calls(state.objects, with_push, with_reach)
+    return [call for call in candidates if precondition_failure(state, call) is None]
 
 
 @dataclass(frozen=True)

@@ -168,3 +168,13 @@ def test_local_causal_lm_directory_falls_back_on_gibberish(tmp_path: Path, groun
     assert [str(c) for c in plan] == ["pick(red_block)", "place(bowl)"]
     with pytest.raises(FileNotFoundError, match=r"config\.json"):
         HFChatClient(tmp_path / "missing")
+
+
+def test_llm_plans_can_be_replanned_from_the_scene(server, grounded) -> None:
+    server.answers.append((200, json.dumps(VALID)))
+    planner = llm(server, grounded)
+    plan = planner.plan("put the red block in the bowl", OBJECTS)
+    assert plan.step_stages == (0, 0)
+    again = planner.replan(plan, [["in", "red_block", "drawer"], ["closed", "drawer"]], OBJECTS,
+                           plan.step_stages[1])
+    assert [str(c) for c in again] == ["open(drawer)", "pick(red_block)", "place(bowl)"]

@@ -193,6 +193,14 @@ class LLMPlanner:
         stages = tuple((p,) for p in goal)
         return Plan(instruction, stages, steps, _step_stages(state, stages, steps), trace)
 
+    def replan(self, plan: Plan, facts: Sequence[Sequence[str]], objects: Sequence[str] | None = None,
+               from_stage: int = 0, memory: MemoryInput = None) -> Plan:
+        """Replanning keeps the goal already agreed on, so the symbolic fallback planner does it."""
+        replan = getattr(self.fallback, "replan", None)
+        if replan is None:
+            raise TypeError(f"the fallback planner {type(self.fallback).__name__} cannot replan")
+        return replan(plan, facts, objects, from_stage, memory)
+
     def _fall_back(self, instruction: str, objects: Sequence[str], facts: Sequence[Sequence[str]] | None,
                    memory: MemoryInput, reason: str) -> Plan:
         logger.info("%s; falling back to the built-in planner", reason)

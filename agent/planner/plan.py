@@ -23,12 +23,13 @@ class ScoredCall:
             over the candidates of a step).
         affordance: How likely the call is to succeed now (a learned value estimate or skill statistics).
         useful: Whether the call keeps a shortest plan to the goal possible; only useful calls are chosen.
+            None when it was not checked because its score was too low to be chosen anyway.
     """
 
     call: SkillCall
     language: float
     affordance: float
-    useful: bool
+    useful: bool | None
 
     @property
     def score(self) -> float:

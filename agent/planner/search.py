@@ -15,7 +15,7 @@ import heapq
 import itertools
 import logging
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from agent.errors import PlanningError
 from agent.planner.affordance import AffordanceModel, LanguageScorer
@@ -39,28 +39,55 @@ def _fluent(predicate: Predicate) -> tuple[str, ...]:
     return ("object", predicate.args[0])
 
 
+def _above(state: SymbolicState, obj: str) -> set[str]:
+    """Everything resting on `obj`, directly or higher up the stack."""
+    found: set[str] = set()
+    todo = [obj]
+    while todo:
+        for upper in state.stacked_on(todo.pop()):
+            if upper not in found:
+                found.add(upper)
+                todo.append(upper)
+    return found
+
+
 def heuristic(state: SymbolicState, goal: Goal) -> int:
-    """A lower bound on the number of calls still needed (each pick or place serves one object)."""
-    total, drawer_counted, drawer_needed, unmet = 0, False, False, False  # every unmet goal adds >= 1
+    """A lower bound on the calls still needed.
+
+    Every object that must move (its goal is unmet, or it sits on something that must be picked, pushed or
+    covered) needs its own pick and place; other unmet goals need one call each; a closed drawer that must
+    be reached needs an open; a held object in the way needs a place.
+    """
+    movers: set[str] = set()
+    touched: set[str] = set()  # objects the gripper must take or push, so whatever is on them must go
+    single, drawer_counted, drawer_needed = 0, False, False
     for predicate in goal:
         if state.holds(predicate):
             continue
-        unmet = True
         name, args = predicate.predicate, predicate.args
         if name in ("in", "on"):
-            total += 1 if state.holding == args[0] else 2
+            movers.add(args[0])
+            touched.add(args[0])
+            if args[1] != "table" and args[1] not in ("bowl", "drawer", "plate"):
+                movers |= set(state.stacked_on(args[1])) - {args[0]}
             drawer_needed |= args[1] == "drawer" or state.inside_drawer(args[0]) or state.inside_drawer(args[1])
         elif name in ("holding", "pushed"):
-            total += 1
+            single += 1
+            touched.add(args[0])
             drawer_needed |= state.inside_drawer(args[0])
         elif name == "near":
-            total += 1  # only reach makes near true, and reach does nothing else
+            single += 1  # only reach makes near true, and reach does nothing else
         elif name in ("open", "closed"):
-            total += 1
+            single += 1
             drawer_counted = True
+    for obj in touched:
+        movers |= _above(state, obj)
+    total = single + sum(1 if state.holding == m else 2 for m in movers)
     if drawer_needed and not state.drawer_open and not drawer_counted:
         total += 1
-    return total if unmet else 0
+    if state.holding is not None and state.holding not in movers and (movers - {state.holding} or touched):
+        total += 1  # the held object must be put down before anything else is picked
+    return total
 
 
 @dataclass
@@ -106,12 +133,23 @@ class GoalSearch:
         return None
 
     def distance(self, start: SymbolicState, goal: Goal) -> int | None:
-        """Length of a shortest plan (memoised), or None when none was found."""
-        memo_key = ((start.locations, start.holding, start.drawer_open, start.near, start.pushed), goal)
+        """Length of a shortest plan (memoised), or None when none was found.
+
+        Every state along a shortest plan is remembered too: its distance is the rest of that plan.
+        """
+        memo_key = (_state_key(start), goal)
         if memo_key not in self._distances:
             path = self.shortest(start, goal)
             self._distances[memo_key] = None if path is None else len(path)
+            state = start
+            for done, call in enumerate(path or []):
+                state = successor(state, call)
+                self._distances.setdefault((_state_key(state), goal), len(path or []) - done - 1)
         return self._distances[memo_key]
+
+
+def _state_key(state: SymbolicState) -> Hashable:
+    return (state.locations, state.holding, state.drawer_open, state.near, state.pushed)
 
 
 def _unwind(parents: dict[Hashable, tuple[Hashable, SkillCall] | None], end: Hashable) -> list[SkillCall]:
@@ -186,6 +224,24 @@ class SayCanDecoder:
             state = self._decode_stage(state, goal, index, contexts[index], result)
         return result
 
+    def _mark_useful(self, state: SymbolicState, goal: Goal, remaining: int,
+                     scored: list[ScoredCall]) -> list[ScoredCall]:
+        """Check, best score first, which calls keep a shortest plan; stop below the near-best band.
+
+        Calls scored too low to be chosen keep ``useful=None`` (not checked), which saves searches.
+        """
+        out = list(scored)
+        floor = None
+        for i in sorted(range(len(out)), key=lambda k: -out[k].score):
+            if floor is not None and out[i].score < floor:
+                break
+            nxt = successor(state, out[i].call)
+            useful = heuristic(nxt, goal) < remaining and self.search.distance(nxt, goal) == remaining - 1
+            out[i] = replace(out[i], useful=useful)
+            if useful and floor is None:
+                floor = NEAR_BEST * out[i].score
+        return out
+
     def _decode_stage(self, state: SymbolicState, goal: Goal, index: int, context: str, out: Decoded) -> SymbolicState:
         remaining = self.search.distance(state, goal)
         while remaining:
@@ -194,11 +250,9 @@ class SayCanDecoder:
             calls = applicable_calls(state, with_push, with_reach)
             subgoal = next(p for p in goal if not state.holds(p))
             language = self.scorer.scores(context, calls)
-            candidates = []
-            for call, lang in zip(calls, language, strict=True):
-                nxt = successor(state, call)
-                useful = heuristic(nxt, goal) < remaining and self.search.distance(nxt, goal) == remaining - 1
-                candidates.append(ScoredCall(call, lang, self.affordance.affordance(call, state), useful))
+            scored = [ScoredCall(call, lang, self.affordance.affordance(call, state), None)
+                      for call, lang in zip(calls, language, strict=True)]
+            candidates = self._mark_useful(state, goal, remaining, scored)
             chosen = pick_best(candidates, subgoal)
             out.steps.append(chosen.call)
             out.step_stages.append(index)
