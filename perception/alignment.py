@@ -40,6 +40,10 @@ class AlignmentConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     shift: int = 3  # random image translation in pixels (augmentation); 0 turns it off
+    # Off by default: on 150 kitchen episodes, weight decay 0.05 + gain 0.15 + dropout 0.2 under-fitted the
+    # rare "in" facts (held-out retrieval mean over predicates 80.7%, against 84.4% without them).
+    brightness: float = 0.0  # random per-image colour gain in [1 - b, 1 + b] (augmentation)
+    dropout: float = 0.0  # on the camera tokens before the vision head (alignment only, not in policies)
     rarity_power: float = 0.0  # up-weight rare facts by frequency^-power; 0 weighs every true statement equally
 
 
@@ -85,6 +89,7 @@ class AlignmentModel(nn.Module):
     def embed_vision(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Unit vectors in text space from the cameras alone."""
         tokens = torch.cat([self.encoders[name](obs) for name in self.camera_names], dim=1)
+        tokens = F.dropout(tokens, self.config.dropout, training=self.training)
         return F.normalize(self.vision_head(tokens), dim=1)
 
     def embed_touch(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -174,4 +179,20 @@ def random_shift(
             size = obs[key].shape[-1]
             out[key] = shifted[:, start : start + size].permute(0, 2, 3, 1)
             start += size
+    return out
+
+
+def random_brightness(
+    obs: dict[str, torch.Tensor], model: AlignmentModel, amount: float, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
+    """Scale each colour image by a random gain in [1 - amount, 1 + amount] (hue is left alone: it names objects)."""
+    if amount <= 0:
+        return obs
+    out = dict(obs)
+    for camera in model.layout.cameras:
+        if camera.rgb is None:
+            continue
+        image = obs[camera.rgb.key].float()
+        gain = 1.0 + (torch.rand(image.shape[0], generator=generator) * 2.0 - 1.0) * amount
+        out[camera.rgb.key] = (image * gain.view(-1, *([1] * (image.dim() - 1)))).clamp(0.0, 255.0)
     return out

@@ -29,6 +29,7 @@ from perception.alignment import (
     AlignmentModel,
     multi_positive_infonce,
     obs_batch,
+    random_brightness,
     random_shift,
     rarity_weights,
     truth_matrix,
@@ -98,6 +99,7 @@ def train_alignment(
         for step in range(steps_per_epoch):
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
             obs = random_shift(obs_batch(frames, index, keys), model, config.shift, generator)
+            obs = random_brightness(obs, model, config.brightness, generator)
             loss = _batch_loss(model, obs, truth[index], grasped[index], text_vocab, text_touch, weight)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

@@ -28,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-seconds", type=float, default=1.0, help="time each measurement at least this long")
     parser.add_argument("--sentences", type=int, default=256, help="distinct sentences for the MiniLM measurement")
     parser.add_argument("--ppo-steps", type=int, default=256, help="rollout length of the PPO update measured")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default 0: torch's own choice)")
     parser.add_argument("--ppo-modes", default="state,rgbd", help="observation modes for the PPO share (comma list)")
 
 
@@ -58,16 +59,20 @@ def _random_batch(space: Any, batch: int, rng: np.random.Generator) -> dict[str,
 
 
 def _rate(work: Any, items: int, min_seconds: float) -> float:
-    """Items per second of `work()`, after a warm-up, timed for at least `min_seconds`."""
+    """Items per second of `work()`: items over the median call time, after a warm-up.
+
+    The median, not the mean, because the machine is shared: a call that stalls behind another
+    process says nothing about the code.
+    """
     for _ in range(2):
         work()
-    calls, started = 0, time.perf_counter()
-    while True:
+    times: list[float] = []
+    started = time.perf_counter()
+    while time.perf_counter() - started < min_seconds or len(times) < 5:
+        begin = time.perf_counter()
         work()
-        calls += 1
-        elapsed = time.perf_counter() - started
-        if elapsed >= min_seconds and calls >= 3:
-            return items * calls / elapsed
+        times.append(time.perf_counter() - begin)
+    return items / float(np.median(times))
 
 
 def bench_extractors(min_seconds: float, goal_dim: int = 384) -> list[dict[str, Any]]:
@@ -187,7 +192,7 @@ class PerceptionTimer:
         self.forward_s = self.backward_s = 0.0
 
 
-def bench_ppo_share(mode: str, encoder: Any, n_steps: int) -> dict[str, Any]:
+def bench_ppo_share(mode: str, encoder: Any, n_steps: int, repeats: int = 3) -> dict[str, Any]:
     """Share of one PPO update's wall time spent in the perception extractor."""
     from stable_baselines3 import PPO
 
@@ -207,19 +212,22 @@ def bench_ppo_share(mode: str, encoder: Any, n_steps: int) -> dict[str, Any]:
     )
     model.learn(total_timesteps=n_steps)  # one rollout + one update: fills the buffer, warms everything up
     timer = PerceptionTimer(model.policy.features_extractor)
-    timer.reset()
-    started = time.perf_counter()
-    model.train()
-    total = time.perf_counter() - started
-    timer.flush()
+    runs = []
+    for _ in range(repeats):  # the update is repeated on the same buffer; the median run is reported
+        timer.reset()
+        started = time.perf_counter()
+        model.train()
+        total = time.perf_counter() - started
+        timer.flush()
+        runs.append((total, timer.forward_s, timer.backward_s))
     env.close()
-    perception = timer.forward_s + timer.backward_s
+    total, forward, backward = sorted(runs)[len(runs) // 2]
     return {
         "obs": mode,
         "update_s": total,
-        "perception_forward_s": timer.forward_s,
-        "perception_backward_s": timer.backward_s,
-        "share": perception / total,
+        "perception_forward_s": forward,
+        "perception_backward_s": backward,
+        "share": (forward + backward) / total,
     }
 
 
@@ -227,6 +235,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run every measurement and print one table per part."""
     import torch
 
+    if getattr(args, "threads", 0) > 0:
+        torch.set_num_threads(args.threads)
     extractor_rows = bench_extractors(args.min_seconds)
     minilm, encoder = bench_minilm(args.sentences)
     ppo_rows = [bench_ppo_share(mode.strip(), encoder, args.ppo_steps) for mode in args.ppo_modes.split(",")]
