@@ -149,6 +149,8 @@ class Interpreter:
             raise PlanningError(f"cannot do {clause.verb_text!r}: it is not one of the robot's skills",
                                 clause.verb_text)
         if match.label == "unknown":
+            if "stacked" in roles.particles:
+                return "stack"
             if roles.states:
                 return "open" if roles.states[-1] == "open" else "close"  # "yank the drawer open"
             if roles.directions and roles.nps:
@@ -186,6 +188,8 @@ class Interpreter:
     def _refine(self, clause: Clause, roles: Roles, skill: str) -> str:
         """Let the clause's structure override the verb's default skill."""
         nps = roles.nps
+        if "stacked" in roles.particles and skill in ("place", "stack", "pick"):
+            return "stack"  # "put the blocks on top of each other"
         if roles.states and (not nps or all(np.pronoun or self._is_drawer(np) for np in nps)):
             return "open" if roles.states[-1] == "open" else "close"
         if skill == "pick" and roles.dests:

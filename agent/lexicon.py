@@ -84,7 +84,7 @@ NEGATIVE_VERBS: tuple[str, ...] = (
     "paint", "sing", "dance", "talk", "speak", "look", "watch", "find", "search", "count", "smell", "heat",
     "boil", "fry", "bake", "fold", "spin", "rotate", "flip", "turn", "shake", "jump", "sleep", "write", "read",
     "say", "tell", "wait", "stop", "help", "call", "play", "fix", "repair", "lock", "unlock", "water", "feed",
-    "wrap", "tie", "sort", "arrange", "organize", "fill", "cover", "destroy", "burn", "melt", "freeze",
+    "wrap", "tie", "fill", "cover", "destroy", "burn", "melt", "freeze",
 )
 """Actions outside the skill set: an action word nearest to one of these is refused."""
 
@@ -110,7 +110,8 @@ SEQUENCE_WORDS = frozenset({"then", "next", "finally", "lastly", "afterwards", "
 NEGATIONS = frozenset({"not", "never", "dont", "don't"})
 STATE_WORDS: dict[str, str] = {"open": "open", "opened": "open", "ajar": "open", "closed": "closed",
                                "shut": "closed", "close": "closed"}
-PARTICLES = frozenset({"up", "down", "away", "back", "out", "off", "over", "aside", "in", "inside", "together"})
+PARTICLES = frozenset({"up", "down", "away", "back", "out", "off", "over", "aside", "in", "inside", "together",
+                       "stacked"})
 CONJUNCTIONS = frozenset({"and", "or", "&", "plus", ","})
 
 LOCATION_PREPOSITIONS: dict[str, str] = {
@@ -165,8 +166,11 @@ PHRASES: dict[str, str] = {
     "one by one": "", "one at a time": "", "in turn": "", "a little bit": "", "a little": "", "a bit": "",
     "a tiny bit": "", "slightly": "", "a tad": "", "as well": "", "upside down": "upsidedown",
     "on its side": "upsidedown", "sideways": "upsidedown",
-    "on top of each other": "", "on top of one another": "", "onto each other": "", "on each other": "",
-    "onto one another": "", "on one another": "", "each other": "", "one another": "",
+    "on top of each other": "stacked", "on top of one another": "stacked", "onto each other": "stacked",
+    "on each other": "stacked", "onto one another": "stacked", "on one another": "stacked",
+    "one on top of the other": "stacked", "into a tower": "stacked", "into a stack": "stacked",
+    "in a tower": "stacked", "in a stack": "stacked", "into a pile": "stacked", "each other": "",
+    "one another": "",
 }
 
 FILLERS = frozenset({

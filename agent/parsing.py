@@ -197,7 +197,7 @@ def _find_verb(tokens: list[str]) -> int | None:
     """Index of the action word: the first known one, else an unknown word that opens the clause."""
     for i, token in enumerate(tokens):
         previous = tokens[i - 1] if i else ""
-        if verb_lemma(token) is None or previous in lx.DETERMINERS or previous in lx.QUANTIFIERS:
+        if verb_lemma(token) is None or token in lx.PARTICLES or previous in lx.DETERMINERS | set(lx.QUANTIFIERS):
             continue
         if token in lx.STATE_WORDS and any(is_content(t) for t in tokens[:i]):
             continue  # "the drawer open" / "leave it open": a state, not an action
