@@ -77,7 +77,7 @@ class FrameSet:
         )
 
     def save(self, path: str | Path) -> Path:
-        """Write to an .npz file atomically."""
+        """Write to a compressed .npz file atomically (camera frames compress several-fold)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {_OBS_PREFIX + key: value for key, value in self.obs.items()}
@@ -85,7 +85,7 @@ class FrameSet:
         handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
         os.close(handle)
         try:
-            np.savez(temp, episode=self.episode, meta=np.array(meta), **arrays)
+            np.savez_compressed(temp, episode=self.episode, meta=np.array(meta), **arrays)
             os.replace(temp, path)
         except BaseException:
             Path(temp).unlink(missing_ok=True)

@@ -199,16 +199,18 @@ def test_real_kitchen_alignment_beats_chance_and_untrained(tmp_path: Path) -> No
     from perception.alignment_training import evaluate_alignment, train_alignment
 
     config = CollectionConfig(obs_mode="rgbd_touch", image_size=64, tasks_per_episode=4)
-    train, space = collect_frames(list(range(12)), config)
-    held_out, _ = collect_frames(list(range(100_000, 100_004)), config)
+    train, space = collect_frames(list(range(24)), config)
+    held_out, _ = collect_frames(list(range(100_000, 100_006)), config)
     text = default_text_encoder("minilm")
-    align = AlignmentConfig(epochs=10)
+    align = AlignmentConfig(epochs=20)
     model, _history, vocab = train_alignment(train, space, text, align, seed=0)
     trained = evaluate_alignment(model, held_out, text, vocab, prior_facts=train.facts)
     torch.manual_seed(0)
     untrained = evaluate_alignment(AlignmentModel(space, text.dim, align).eval(), held_out, text, vocab)
-    assert trained["retrieval_hard"]["top1"] > untrained["retrieval_hard"]["top1"] + 0.4, trained
-    assert trained["retrieval_hard"]["top1"] > 0.6
+    # The mean over predicates is not inflated by facts that hardly ever change ("the mug is on the table").
+    hard, baseline = trained["retrieval_hard"]["macro_top1"], untrained["retrieval_hard"]["macro_top1"]
+    assert hard > baseline + 0.3, (trained["retrieval_hard"], untrained["retrieval_hard"])
+    assert hard > trained["prior_retrieval_hard"]["macro_top1"] + 0.1
     assert trained["grasp"]["accuracy"] > 0.9, trained["grasp"]
 
 
