@@ -59,12 +59,15 @@ class ObjectAttention(nn.Module):
         self.queries = nn.Linear(goal_dim, heads * token_dim)
         self.out = nn.Sequential(nn.Linear(token_dim + OBJECT_FEATURES, token_dim), nn.ReLU())
 
-    def forward(self, objects: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+    def weights(self, objects: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(attention (B, heads, N_OBJECTS), object tokens, raw object rows)."""
         rows = objects[:, : N_OBJECTS * OBJECT_FEATURES].reshape(-1, N_OBJECTS, OBJECT_FEATURES)
         keys = self.rows(rows) + self.slots
         queries = self.queries(goal).view(-1, self.heads, self.token_dim)
-        weights = torch.softmax(queries @ keys.transpose(1, 2) / self.token_dim**0.5, dim=-1)
-        self.last_weights = weights.detach()
+        return torch.softmax(queries @ keys.transpose(1, 2) / self.token_dim**0.5, dim=-1), keys, rows
+
+    def forward(self, objects: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        weights, keys, rows = self.weights(objects, goal)
         return self.out(torch.cat([weights @ keys, weights @ rows], dim=-1))
 
 
@@ -131,7 +134,7 @@ class StandardizedExtractor(MultiModalExtractor):
 
     def standardize(self, observations: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         scaled = dict(observations)
-        for key in self.standardized:
+        for key in self.standardized.keys() & observations.keys():
             mean, std = self.statistics(key)
             scaled[key] = (observations[key].float() - mean) / std
         return scaled

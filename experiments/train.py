@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import pickle
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,8 @@ def embedding_table(config: TrainConfig, paths: RunPaths, encoder: TextEncoder |
     return table
 
 
-def new_model(config: TrainConfig, venv: Any, paths: RunPaths, table: EmbeddingTable) -> Any:
+def new_model(config: TrainConfig, venv: Any, paths: RunPaths, table: EmbeddingTable,
+              statistics: dict[str, Any] | None = None) -> Any:
     """A fresh PPO model whose extractor standardises its inputs with this task's statistics."""
     from stable_baselines3 import PPO
 
@@ -93,7 +95,7 @@ def new_model(config: TrainConfig, venv: Any, paths: RunPaths, table: EmbeddingT
                gae_lambda=config.gae_lambda, clip_range=config.clip_range, ent_coef=config.ent_coef,
                vf_coef=config.vf_coef, max_grad_norm=config.max_grad_norm, target_kl=config.target_kl,
                policy_kwargs=kwargs, tensorboard_log=str(paths.tb), seed=config.seed, device="cpu", verbose=0)
-    model.policy.features_extractor.set_statistics(input_statistics(config, table))
+    model.policy.features_extractor.set_statistics(statistics or input_statistics(config, table))
     return model
 
 
@@ -137,11 +139,16 @@ def train(config: TrainConfig, paths: RunPaths, checkpoint: Checkpoint | None = 
     venv = build_vec_env(config, table, note_dir=paths.workers, vecnormalize=saved_norm)
     eval_env = None
     try:
-        model = loaded_model(checkpoint, venv, paths) if checkpoint else new_model(config, venv, paths, table)
-        eval_env = make_env(config, table, skill_text_fraction=eval_skill_text_fraction(_template_count(config)))
         state = _session_state(checkpoint)
-        if checkpoint is None and config.bc_warmstart:
-            state.bc = _warm_start(model, config, table)
+        if checkpoint is None:
+            started = time.perf_counter()
+            statistics = input_statistics(config, table)
+            model = new_model(config, venv, paths, table, statistics)
+            _warm_start(model, config, table, statistics, state)
+            state.elapsed_s = time.perf_counter() - started  # warm starts count towards the training time
+        else:
+            model = loaded_model(checkpoint, venv, paths)
+        eval_env = make_env(config, table, skill_text_fraction=eval_skill_text_fraction(_template_count(config)))
         resume = (checkpoint.step, checkpoint.state) if checkpoint else None
         session = TrainingSession(config, paths, model, eval_env, state, resume)
         total = config.rounded(config.total_steps)
@@ -167,14 +174,21 @@ def _session_state(checkpoint: Checkpoint | None) -> SessionState:
     if checkpoint is None:
         return SessionState()
     saved = checkpoint.state
-    return SessionState(history=list(saved["history"]), elapsed_s=float(saved["elapsed_s"]), bc=saved.get("bc"))
+    return SessionState(history=list(saved["history"]), elapsed_s=float(saved["elapsed_s"]), bc=saved.get("bc"),
+                        grounding=saved.get("grounding"))
 
 
-def _warm_start(model: Any, config: TrainConfig, table: EmbeddingTable) -> dict[str, Any]:
-    from experiments.training_bc import collect_expert_data, pretrain
+def _warm_start(model: Any, config: TrainConfig, table: EmbeddingTable, statistics: dict[str, Any],
+                state: SessionState) -> None:
+    """Optional pretraining before PPO: grounding (sentence → object attention), then behaviour cloning."""
+    if config.grounding_steps > 0:
+        from experiments.training_grounding import pretrain_grounding
 
-    data = collect_expert_data(config, table, config.bc_episodes)
-    return pretrain(model, data, config)
+        state.grounding = pretrain_grounding(model, config, table, statistics["objects"], config.grounding_steps)
+    if config.bc_warmstart:
+        from experiments.training_bc import collect_expert_data, pretrain
+
+        state.bc = pretrain(model, collect_expert_data(config, table, config.bc_episodes), config)
 
 
 def _finalise(config: TrainConfig, paths: RunPaths, model: Any, session: TrainingSession, command: str,

@@ -53,7 +53,7 @@ def collect_expert_data(config: TrainConfig, table: EmbeddingTable, episodes: in
     """Run the scripted expert for `episodes` seeded episodes of the run's task and keep every step."""
     from envs.experts import make_expert
 
-    env = make_env(config, table, slim_info=False)
+    env = make_env(config, table, slim_info=False, shaping=True)  # critic targets in PPO's own reward
     observations: dict[str, list[np.ndarray]] = {}
     actions: list[np.ndarray] = []
     returns: list[float] = []

@@ -91,6 +91,8 @@ class TrainConfig:
     worker_timeout: float = 300.0
     """Seconds to wait for an env worker's answer before declaring it hung."""
 
+    grounding_steps: int = 0
+    """Before PPO: cross-entropy steps teaching the object attention which object a sentence names (0: off)."""
     bc_warmstart: bool = False
     """Pretrain the actor (and critic) on scripted-expert episodes before PPO."""
     bc_episodes: int = 100

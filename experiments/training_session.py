@@ -58,6 +58,7 @@ class SessionState:
     history: list[dict[str, Any]] = field(default_factory=list)
     elapsed_s: float = 0.0
     bc: dict[str, Any] | None = None
+    grounding: dict[str, Any] | None = None
 
 
 def boundary_seed(seed: int, step: int) -> int:
@@ -132,7 +133,7 @@ class TrainingSession:
     def checkpoint(self, step: int) -> Path:
         saved = {"rng": capture_rng(), "ep_info_buffer": list(self.model.ep_info_buffer or []),
                  "ep_success_buffer": list(self.model.ep_success_buffer or []), "history": self.state.history,
-                 "elapsed_s": self.elapsed_s, "bc": self.state.bc}
+                 "elapsed_s": self.elapsed_s, "bc": self.state.bc, "grounding": self.state.grounding}
         path = save_checkpoint(self.paths.checkpoints, step, self.config, self.model,
                                find_vec_normalize(self.model.get_env()), saved)
         prune_checkpoints(self.paths.checkpoints, self.config.keep_checkpoints)
@@ -156,6 +157,7 @@ class TrainingSession:
         data = {"task": self.config.task, "obs_mode": self.config.obs_mode, "seed": self.config.seed,
                 "bc_warmstart": self.config.bc_warmstart, "steps": int(self.model.num_timesteps),
                 "elapsed_s": round(self.elapsed_s, 2), "history": self.state.history, "bc": self.state.bc,
+                "grounding": self.state.grounding,
                 **(extra or {})}
         atomic_write_text(self.paths.metrics, json.dumps(data, indent=1))
 

@@ -112,3 +112,31 @@ def test_shipped_policies_load_with_their_commands_and_evaluations() -> None:
         policy = load_sb3_policy(card.path)
         assert set(policy.observation_space.spaces) == {"proprio", "objects", "goal"}, task
         assert policy.observation_space["goal"].shape == (card.meta["goal_dim"],)
+
+
+def test_grounding_teaches_attention_which_object_a_sentence_names(tmp_path: Path) -> None:
+    from experiments.train import new_model
+    from experiments.training_config import TrainConfig
+    from experiments.training_env import build_vec_env, input_statistics
+    from experiments.training_grounding import SLOTS, grounding_labels, pretrain_grounding
+    from experiments.training_language import EmbeddingTable, all_texts
+    from experiments.training_session import RunPaths
+    from perception.text import HashingTextEncoder
+
+    config = TrainConfig(task="place_in", encoder="hashing", n_envs=1, n_steps=32, batch_size=32, token_dim=16,
+                         net_arch=(16,), statistics_steps=30, object_heads=2)
+    table = EmbeddingTable.build(HashingTextEncoder(), all_texts("place_in"), "hashing")
+    goals, labels = grounding_labels("place_in", table)
+    assert goals.shape == (len(labels), 384)
+    assert set(labels[:, 0]) == {SLOTS.index(x) for x in ("red_block", "green_block", "blue_block",
+                                                           "yellow_block", "mug")}
+    assert set(labels[:, 1]) == {SLOTS.index("bowl"), -1}  # the drawer is not an object row
+    venv = build_vec_env(config, table)
+    try:
+        statistics = input_statistics(config, table)
+        model = new_model(config, venv, RunPaths(tmp_path), table, statistics)
+        report = pretrain_grounding(model, config, table, statistics["objects"], steps=150)
+    finally:
+        venv.close()
+    assert report["accuracy_before"][0] < 0.5
+    assert report["accuracy_after"][0] > 0.95 and report["accuracy_after"][1] > 0.95
