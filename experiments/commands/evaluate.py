@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("eval", help="evaluate a trained run: success with 95% CIs, videos, curve")
+    parser = subparsers.add_parser("eval", help="evaluate a trained run: success with 95%% CIs, videos, curve")
     parser.add_argument("--run", required=True, help="run name (folder under --runs-dir)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders live")
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes (balanced over arguments)")
