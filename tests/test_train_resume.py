@@ -95,7 +95,6 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path: Path) -> None
     assert torch.equal(ours.state["rng"]["torch"], theirs.state["rng"]["torch"])
 
 
-@pytest.mark.slow
 def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
     """A real kill: SIGKILL the training process after its first checkpoint, then resume from the CLI."""
     killed_at = _kill_after_first_checkpoint(tmp_path, "killed")
