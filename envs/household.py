@@ -111,6 +111,8 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """The scene as of the last step or reset (IK starts from its grasp-point position)."""
         self._last_obs: dict[str, np.ndarray] = {}
         self._images: dict[str, np.ndarray] = {}
+        self._label: tuple[TaskSpec | None, str] = (None, "none")
+        """The task and its `str` (see `_task_label`)."""
 
     def _build_world(self) -> None:
         self.scene = KitchenScene(self.sim)
@@ -192,9 +194,10 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         action = np.asarray(action, dtype=np.float32).reshape(-1)
         if action.shape != self.action_space.shape:
             raise ValueError(f"action must have shape {self.action_space.shape}, got {action.shape}")
-        if not np.all(np.isfinite(action)):
-            raise ValueError(f"action contains NaN or inf: {action.tolist()}")
-        self.robot.apply_action(np.clip(action, -1.0, 1.0), self._state.ee_position)
+        values = action.tolist()  # plain floats: cheaper than numpy calls on four numbers
+        if not all(map(math.isfinite, values)):
+            raise ValueError(f"action contains NaN or inf: {values}")
+        self.robot.apply_action([min(max(v, -1.0), 1.0) for v in values], self._state.ee_position)
         self.sim.step(SUBSTEPS)
         self._elapsed += 1
         state = self._state = self.scene_state()
@@ -250,26 +253,40 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return obs
 
     def _proprio(self, state: SceneState) -> np.ndarray:
+        """Grasp point, yaw (sin, cos), its velocity, gripper width, joints, touch flags, command, time.
+
+        Built as one list of floats and converted once: the float32 values equal converting the
+        float64 concatenation, at a fraction of the cost of concatenating small arrays.
+        """
         left, right = state.finger_contacts
-        scalars = (math.sin(state.ee_yaw), math.cos(state.ee_yaw), state.gripper_width, float(bool(left)),
-                   float(bool(right)), self.robot.gripper_command, self._elapsed / self.horizon,
-                   float(bool(left & right)))
-        values = np.concatenate([state.ee_position, scalars[:2], state.ee_velocity, scalars[2:3],
-                                 state.joint_positions, scalars[3:]])
-        return _finite(values.astype(np.float32))
+        values = [*state.ee_position.tolist(), math.sin(state.ee_yaw), math.cos(state.ee_yaw),
+                  *state.ee_velocity.tolist(), state.gripper_width, *state.joint_positions.tolist(),
+                  float(bool(left)), float(bool(right)), self.robot.gripper_command, self._elapsed / self.horizon,
+                  float(bool(left & right))]
+        return _float32_observation(values)
 
     def _object_features(self, state: SceneState) -> np.ndarray:
-        positions = state.positions
-        x, y, z, w = state.orientations.T
-        yaw = np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-        rows = np.column_stack([positions, np.sin(yaw), np.cos(yaw), positions - state.ee_position])
-        drawer = np.array([state.drawer_opening, *state.drawer_position])
-        return _finite(np.concatenate([rows.ravel(), drawer]).astype(np.float32))
+        """Per object: position, sin and cos of yaw, offset from the grasp point; then the drawer.
+
+        The yaw's arguments are formed on plain floats with the same operations, in the same order,
+        as the array expression they replace, so the values are identical; arctan2, sin and cos stay
+        numpy's, whose results may differ from the math module's in the last bit.
+        """
+        positions = state.positions.tolist()
+        quaternions = state.orientations.tolist()
+        yaw = np.arctan2([2.0 * (w * z + x * y) for x, y, z, w in quaternions],
+                         [1.0 - 2.0 * (y * y + z * z) for x, y, z, w in quaternions])
+        ex, ey, ez = state.ee_position.tolist()
+        values: list[float] = []
+        for (px, py, pz), sin, cos in zip(positions, np.sin(yaw).tolist(), np.cos(yaw).tolist(), strict=True):
+            values += (px, py, pz, sin, cos, px - ex, py - ey, pz - ez)
+        values += (state.drawer_opening, *state.drawer_position.tolist())
+        return _float32_observation(values)
 
     def _info(self, state: SceneState, success: bool, fault: bool, full: bool) -> dict[str, Any]:
         spec = self._spec
         info: dict[str, Any] = {
-            "instruction": self._instruction, "task": str(spec) if spec else "none",
+            "instruction": self._instruction, "task": self._task_label(),
             "task_name": spec.name if spec else "none", "task_args": list(spec.args) if spec else [],
             "is_success": success, "physics_fault": fault, "scene_state": state, "objects": list(OBJECT_IDS),
         }
@@ -277,6 +294,12 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             info["facts"] = pred.symbolic_facts(state)
             info["scene_features"] = self.scene_features(state)
         return info
+
+    def _task_label(self) -> str:
+        """`str(task)` for the info dict, formatted when the task changes rather than every step."""
+        if self._label[0] is not self._spec:
+            self._label = (self._spec, str(self._spec) if self._spec else "none")
+        return self._label[1]
 
     def scene_features(self, state: SceneState | None = None) -> dict[str, float]:
         """Flat named floats (poses, drawer, gripper, physical variables): the table causal studies read."""
@@ -404,19 +427,43 @@ def _check_choice(what: str, value: Any, choices: tuple) -> None:
         raise ValueError(f"unknown {what} {value!r}; expected one of: {', '.join(map(str, choices))}")
 
 
-def _finite(values: np.ndarray) -> np.ndarray:
-    """Observations never carry NaN or inf (checking first is ~5x cheaper than always converting)."""
-    return values if np.isfinite(values).all() else np.nan_to_num(values, posinf=0.0, neginf=0.0)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _float32_observation(values: list[float]) -> np.ndarray:
+    """`values` as float32, with NaN and inf (also from overflowing float32) replaced by 0.
+
+    Observations never carry NaN or inf. Checking first is ~5x cheaper than always converting, and
+    checking the Python floats (a sum of magnitudes, NaN or too large whenever any value is NaN or
+    would not fit a float32) is cheaper than an array check; a false alarm from large finite values
+    only costs a needless conversion, which leaves finite values as they are.
+    """
+    array = np.array(values, dtype=np.float32)
+    if sum(map(abs, values)) < _FLOAT32_MAX:
+        return array
+    return np.nan_to_num(array, posinf=0.0, neginf=0.0)
+
+
+_CENTRE_X, _CENTRE_Y, _CENTRE_Z = WORKSPACE_CENTRE.tolist()
+_HALF_X, _HALF_Y, _HALF_Z = WORKSPACE_HALF.tolist()
+_MAX_SPEED_SQUARED = MAX_SPEED**2
 
 
 def _physics_fault(state: SceneState) -> bool:
     """Objects leaving the workspace, moving absurdly fast, or NaN anywhere: the simulation blew up.
 
     Written as "not all inside" so that NaN (which fails every comparison) counts as a fault too.
+    The checks run on plain floats (a few dozen comparisons are cheaper than a dozen tiny array
+    operations); each compares the same float64 values the array version did, the squared speed
+    summed left to right as numpy sums three elements.
     """
-    inside = (np.abs(state.positions - WORKSPACE_CENTRE) <= WORKSPACE_HALF).all()
-    calm = ((state.velocities * state.velocities).sum(axis=1) <= MAX_SPEED**2).all()
-    return not (inside and calm and np.isfinite(state.ee_position).all())
+    for x, y, z in state.positions.tolist():
+        if not (abs(x - _CENTRE_X) <= _HALF_X and abs(y - _CENTRE_Y) <= _HALF_Y and abs(z - _CENTRE_Z) <= _HALF_Z):
+            return True
+    for vx, vy, vz in state.velocities.tolist():
+        if not vx * vx + vy * vy + vz * vz <= _MAX_SPEED_SQUARED:
+            return True
+    return not all(map(math.isfinite, state.ee_position.tolist()))
 
 
 def _push_path_clear(layout: dict[str, tuple[float, float, float]], name: str, direction: str) -> bool:

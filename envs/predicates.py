@@ -6,6 +6,8 @@ built from them, so "success" and "what the planner believes" can never disagree
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from envs.scene import (
@@ -23,9 +25,36 @@ REACH_TOLERANCE = 0.04
 ON_TABLE_HEIGHT = 0.02
 
 
+_GRASP_OFFSETS = {name: np.array([0.0, 0.0, spec.grasp_height]) for name, spec in SPECS.items()}
+"""Grasp point relative to each object's body origin (read every env step by the reach oracle and reward)."""
+
+
 def grasp_point(state: SceneState, name: str) -> np.ndarray:
     """Where the gripper should close on an object (its centre for blocks, mid-body for the mug)."""
-    return state.position(name) + np.array([0.0, 0.0, SPECS[name].grasp_height])
+    return state.position(name) + _GRASP_OFFSETS[name]
+
+
+def grasp_distance(state: SceneState, name: str) -> float:
+    """Distance from the gripper's grasp point to `name`'s: `distance(state.ee_position, grasp_point(state, name))`.
+
+    The reach oracle and the dense reward read it every step. The offset is formed on plain floats
+    (the same subtractions; only the sign of a zero can differ, which squaring removes) and only
+    the dot product stays numpy's, whose rounding (fused multiply-adds in BLAS) plain Python cannot match.
+    """
+    x, y, z = state.position(name).tolist()
+    ex, ey, ez = state.ee_position.tolist()
+    offset = np.array((ex - x, ey - y, ez - (z + SPECS[name].grasp_height)))
+    return math.sqrt(offset.dot(offset))
+
+
+def distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Euclidean distance between two points: the same float as `np.linalg.norm(a - b)`.
+
+    norm computes `sqrt(v.dot(v))` for a vector; calling that directly skips its generic dispatch,
+    which costs several times the arithmetic on three-element vectors.
+    """
+    offset = a - b
+    return math.sqrt(offset.dot(offset))
 
 
 def bottom_height(state: SceneState, name: str) -> float:
@@ -80,7 +109,7 @@ def drawer_closed(state: SceneState) -> bool:
 
 
 def near(state: SceneState, name: str) -> bool:
-    return bool(np.linalg.norm(state.ee_position - grasp_point(state, name)) < REACH_TOLERANCE)
+    return grasp_distance(state, name) < REACH_TOLERANCE
 
 
 def symbolic_facts(state: SceneState) -> list[list[str]]:

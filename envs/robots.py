@@ -9,6 +9,8 @@ to `JOINT_STEP` radians.
 from __future__ import annotations
 
 import math
+from array import array
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -28,6 +30,12 @@ JOINT_STEP = 0.1
 EE_LO = np.array([0.15, -0.45, 0.012])
 EE_HI = np.array([0.80, 0.45, 0.40])
 CONTROL_MODES = ("ee", "ee_yaw", "joints")
+DRIVEN_JOINTS = [*ARM_JOINTS, *FINGER_JOINTS]
+"""Arm and finger joints, position-controlled together in one simulator call per control step."""
+DRIVE_FORCES = [*ARM_FORCES, FINGER_FORCE, FINGER_FORCE]
+_EE_BOUNDS = tuple(zip(EE_LO.tolist(), EE_HI.tolist(), strict=True))
+_EE_STEP_F32 = float(np.float32(EE_STEP))
+"""EE_STEP as numpy rounds it when scaling a float32 action."""
 
 
 class Panda:
@@ -47,6 +55,13 @@ class Panda:
         self._lower = np.array([lo for lo, _ in limits])
         self._upper = np.array([hi for _, hi in limits])
         self._ranges = self._upper - self._lower
+        # The IK reads these every step; tuples of floats built once spare it four array conversions.
+        # They cover the 7 arm joints of a body with 9 movable joints, so PyBullet ignores them (no
+        # null-space bias towards NEUTRAL); passing 9 entries would change every solution.
+        self._ik_limits = (tuple(self._lower.tolist()), tuple(self._upper.tolist()), tuple(self._ranges.tolist()),
+                           NEUTRAL)
+        self._ik_orientation: tuple[float, tuple[float, ...]] | None = None
+        """(yaw, quaternion) of the last IK target orientation: the yaw only changes in `ee_yaw` mode."""
         for link in FINGER_LINKS:
             sim.set_dynamics("panda", link, lateral_friction=1.5, spinning_friction=0.003)
         self.gripper_command = 1.0
@@ -61,40 +76,44 @@ class Panda:
         self.sim.reset_joints("panda", FINGER_JOINTS, (GRIPPER_OPEN, GRIPPER_OPEN))
         self.gripper_command = 1.0
         self.target_yaw = 0.0
-        self._drive_arm(np.array(NEUTRAL))
-        self._drive_gripper(1.0)
+        self._drive(NEUTRAL, 1.0)
 
     # ----------------------------------------------------------------------------------- control
-    def apply_action(self, action: np.ndarray, ee_position: np.ndarray | None = None) -> None:
+    def apply_action(self, action: Sequence[float], ee_position: np.ndarray | None = None) -> None:
         """Turn a clipped action into motor targets for the next control period.
 
-        `ee_position` is the grasp point's current position when the caller already read it this step.
+        `action` holds float32 values (the env's action dtype), as an array or as plain floats; steps
+        are scaled with float32 rounding either way. `ee_position` is the grasp point's current
+        position when the caller already read it this step.
         """
         if self.control == "joints":
             current = self.sim.get_joint_positions("panda", ARM_JOINTS)
-            self._drive_arm(np.clip(current + JOINT_STEP * action[:7], self._lower, self._upper))
+            steps = JOINT_STEP * np.asarray(action[:7], dtype=np.float32)
+            arm = np.clip(current + steps, self._lower, self._upper).tolist()
         else:
             if self.control == "ee_yaw":
-                self.target_yaw = float(np.clip(self.target_yaw + YAW_STEP * action[3], -math.pi / 2, math.pi / 2))
+                rate = np.float32(action[3])  # float32 arithmetic: target_yaw keeps float32 precision
+                self.target_yaw = float(np.clip(self.target_yaw + YAW_STEP * rate, -math.pi / 2, math.pi / 2))
             current = self.ee_position() if ee_position is None else ee_position
-            target = np.clip(current + EE_STEP * action[:3], EE_LO, EE_HI)
-            self._drive_arm(self._solve_ik(target, self.target_yaw))
-        self._drive_gripper(float(action[-1]))
+            arm = self._solve_ik(_ee_target(current, action[:3]), self.target_yaw)
+        self._drive(arm, float(action[-1]))
 
-    def _solve_ik(self, position: np.ndarray, yaw: float) -> np.ndarray:
-        orientation = self.sim.euler_to_quaternion((math.pi, 0.0, yaw))
-        solution = self.sim.inverse_kinematics(
-            "panda", EE_LINK, position, orientation, self._lower, self._upper, self._ranges, NEUTRAL
-        )
-        return solution[: len(ARM_JOINTS)]
+    def _solve_ik(self, position: list[float], yaw: float) -> list[float]:
+        """Arm joint targets placing the grasp point at `position`, pointing down with heading `yaw`."""
+        solution = self.sim.inverse_kinematics("panda", EE_LINK, position, self._orientation(yaw), *self._ik_limits)
+        return list(solution[: len(ARM_JOINTS)])
 
-    def _drive_arm(self, targets: np.ndarray) -> None:
-        self.sim.control_joints("panda", ARM_JOINTS, targets, ARM_FORCES)
+    def _orientation(self, yaw: float) -> tuple[float, ...]:
+        """Gripper-down quaternion with heading `yaw`, recomputed only when the yaw changes."""
+        if self._ik_orientation is None or self._ik_orientation[0] != yaw:
+            self._ik_orientation = (yaw, tuple(self.sim.euler_to_quaternion((math.pi, 0.0, yaw)).tolist()))
+        return self._ik_orientation[1]
 
-    def _drive_gripper(self, command: float) -> None:
+    def _drive(self, arm: Sequence[float], command: float) -> None:
+        """Set arm targets and open (command > 0) or close the gripper, in one simulator call."""
         self.gripper_command = 1.0 if command > 0.0 else -1.0
         width = GRIPPER_OPEN if command > 0.0 else 0.0
-        self.sim.control_joints("panda", FINGER_JOINTS, (width, width), (FINGER_FORCE, FINGER_FORCE))
+        self.sim.control_joints("panda", DRIVEN_JOINTS, [*arm, width, width], DRIVE_FORCES)
 
     # ------------------------------------------------------------------------------------- reads
     def ee_position(self) -> np.ndarray:
@@ -102,18 +121,35 @@ class Panda:
 
     def ee_state(self) -> tuple[np.ndarray, float, np.ndarray]:
         """Grasp-point position, yaw and linear velocity."""
-        state = self.sim.get_link_state("panda", EE_LINK, velocity=True)
+        position, orientation, velocity = self.sim.get_link_frame("panda", EE_LINK)
         # The gripper points down (roll = pi); its x axis stays horizontal, so yaw is that axis' heading.
-        x_axis = self.sim.rotation_matrix(state.orientation)[:, 0]
-        return state.position, float(math.atan2(x_axis[1], x_axis[0])), state.linear_velocity
+        return np.array(position), self.sim.heading(orientation), np.array(velocity)
 
     def joint_positions(self) -> np.ndarray:
         return self.sim.get_joint_positions("panda", ARM_JOINTS)
 
     def joint_and_finger_positions(self) -> tuple[np.ndarray, float]:
         """Arm joint angles and gripper width from one simulator query."""
-        values = self.sim.get_joint_positions("panda", (*ARM_JOINTS, *FINGER_JOINTS))
-        return values[: len(ARM_JOINTS)], float(values[len(ARM_JOINTS):].sum())
+        values = self.sim.get_joint_positions("panda", DRIVEN_JOINTS)
+        # Python's sum adds from 0.0 like numpy's, so the width is the same float as `values[7:].sum()`.
+        return values[: len(ARM_JOINTS)], sum(values[len(ARM_JOINTS):].tolist())
 
     def gripper_width(self) -> float:
         return float(self.sim.get_joint_positions("panda", FINGER_JOINTS).sum())
+
+
+def _ee_target(current: np.ndarray, moves: Sequence[float]) -> list[float]:
+    """The grasp point moved by `moves` (float32 values, scaled to `EE_STEP`), clipped to `EE_LO`..`EE_HI`.
+
+    The same floats as `np.clip(current + EE_STEP * moves, EE_LO, EE_HI)` with `moves` a float32
+    array, computed on plain floats because three-element arrays cost more than the arithmetic:
+    the product of two float32 numbers is exact in double precision, so rounding it to float32
+    (`_to_float32`) gives numpy's float32 product; min/max clip like np.clip (NaN passes through both).
+    """
+    steps = _to_float32([_EE_STEP_F32 * move for move in moves])
+    return [min(max(c + s, lo), hi) for c, s, (lo, hi) in zip(current.tolist(), steps, _EE_BOUNDS, strict=True)]
+
+
+def _to_float32(values: Sequence[float]) -> list[float]:
+    """Each value rounded to the nearest float32 (as a C cast, and numpy, round), returned as Python floats."""
+    return array("f", values).tolist()

@@ -231,7 +231,7 @@ class KitchenScene:
         return self.sim.get_base_states(RIGID_OBJECTS)
 
     def drawer_opening(self) -> float:
-        return float(self.sim.get_joint_positions("cabinet", [0])[0])
+        return self.sim.get_joint_position("cabinet", 0)
 
     def drawer_position(self, opening: float | None = None) -> np.ndarray:
         """World position of the drawer link frame: the fixed cabinet's origin, slid `opening` along -x."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -275,14 +276,22 @@ class PyBulletSim:
         return np.asarray(pos), np.asarray(orn)
 
     def get_base_states(self, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Positions (N, 3), quaternions (N, 4) and linear velocities (N, 3) of several bodies at once."""
-        client = self._client
-        rows = []
+        """Positions (N, 3), quaternions (N, 4) and linear velocities (N, 3) of several bodies at once.
+
+        PyBullet has no batched base query, so this is two calls per body. It runs every env step:
+        the client id goes in positionally (no keyword parsing, ~0.1 µs a call) and all rows go into
+        one array.
+        """
+        client_id = self._client.client_id
+        bodies = self._bodies
+        flat: list[float] = []
         for name in names:
-            body = self._bodies[name]
-            position, orientation = client.getBasePositionAndOrientation(body)
-            rows.append((*position, *orientation, *client.getBaseVelocity(body)[0]))
-        table = np.array(rows)
+            body = bodies[name]
+            position, orientation = p.getBasePositionAndOrientation(body, client_id)
+            flat += position
+            flat += orientation
+            flat += p.getBaseVelocity(body, client_id)[0]
+        table = np.array(flat).reshape(len(names), 10)
         return table[:, :3], table[:, 3:7], table[:, 7:10]
 
     def get_base_velocity(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -304,6 +313,15 @@ class PyBulletSim:
             angular_velocity=np.asarray(state[7]) if velocity else zeros,
         )
 
+    def get_link_frame(self, name: str, link: int) -> tuple[Vec3, Quat, Vec3]:
+        """World position, quaternion and linear velocity of a link's frame, as PyBullet's plain tuples.
+
+        The per-step twin of `get_link_state(..., velocity=True)`: the same query without building
+        four arrays and a dataclass, for callers that keep only some of the values.
+        """
+        state = self._client.getLinkState(self.body_id(name), link, computeLinkVelocity=1, computeForwardKinematics=1)
+        return state[4], state[5], state[6]
+
     def get_aabb(self, name: str, link: int = -1) -> tuple[np.ndarray, np.ndarray]:
         lo, hi = self._client.getAABB(self.body_id(name), link)
         return np.asarray(lo), np.asarray(hi)
@@ -320,14 +338,27 @@ class PyBulletSim:
     def rotation_matrix(quaternion: Sequence[float]) -> np.ndarray:
         return np.asarray(p.getMatrixFromQuaternion(list(quaternion))).reshape(3, 3)
 
+    @staticmethod
+    def heading(quaternion: Sequence[float]) -> float:
+        """Angle of the frame's x axis in the world xy plane: atan2 of `rotation_matrix(q)[1, 0], [0, 0]`.
+
+        Reads the two entries from PyBullet's row-major tuple instead of building a 3x3 array.
+        """
+        matrix = p.getMatrixFromQuaternion(quaternion)
+        return math.atan2(matrix[3], matrix[0])
+
     # ------------------------------------------------------------------------------------ joints
     def get_joint_positions(self, name: str, joints: Sequence[int]) -> np.ndarray:
         states = self._client.getJointStates(self.body_id(name), list(joints))
-        return np.fromiter((s[0] for s in states), dtype=np.float64, count=len(joints))
+        return np.array([s[0] for s in states], dtype=np.float64)
 
     def get_joint_velocities(self, name: str, joints: Sequence[int]) -> np.ndarray:
         states = self._client.getJointStates(self.body_id(name), list(joints))
         return np.fromiter((s[1] for s in states), dtype=np.float64, count=len(joints))
+
+    def get_joint_position(self, name: str, joint: int) -> float:
+        """Position of one joint (a single-joint query, cheaper than `get_joint_positions` with one index)."""
+        return self._client.getJointState(self.body_id(name), joint)[0]
 
     def reset_joints(self, name: str, joints: Sequence[int], positions: Sequence[float]) -> None:
         body = self.body_id(name)
@@ -362,14 +393,17 @@ class PyBulletSim:
     def inverse_kinematics(
         self, name: str, link: int, position: Sequence[float], orientation: Sequence[float],
         lower: Sequence[float], upper: Sequence[float], ranges: Sequence[float], rest: Sequence[float],
-    ) -> np.ndarray:
-        """Joint targets placing `link` at the pose, biased towards `rest` through null-space limits."""
-        solution = self._client.calculateInverseKinematics(
-            self.body_id(name), link, list(position), list(orientation), lowerLimits=list(lower),
-            upperLimits=list(upper), jointRanges=list(ranges), restPoses=list(rest), maxNumIterations=IK_ITERATIONS,
-            residualThreshold=1e-4,
+    ) -> tuple[float, ...]:
+        """Joint targets (one per movable joint) placing `link` at the pose, biased towards `rest`.
+
+        PyBullet applies the null-space bias only when the four limit sequences have one entry per
+        movable joint of the body; otherwise it silently solves without it. Sequences are passed
+        through as given (PyBullet reads any sequence of floats), so callers can hand in tuples built once.
+        """
+        return self._client.calculateInverseKinematics(
+            self.body_id(name), link, position, orientation, lowerLimits=lower, upperLimits=upper,
+            jointRanges=ranges, restPoses=rest, maxNumIterations=IK_ITERATIONS, residualThreshold=1e-4,
         )
-        return np.asarray(solution)
 
     # ---------------------------------------------------------------------------------- contacts
     def contacts(self, body_a: str, body_b: str | None = None, link_a: int | None = None) -> list[Contact]:
@@ -382,6 +416,18 @@ class PyBulletSim:
             Contact(c[1], c[2], c[3], c[4], c[5], c[7], c[8], c[9], c[10], c[11], c[12], c[13])
             for c in self._client.getContactPoints(**kwargs)
         ]
+
+    def contact_bodies(self, name: str, links: Sequence[int]) -> list[set[int]]:
+        """Ids of the bodies touching each of `links` of body `name`, from a single contact query.
+
+        Same sets as one `contacts(name, link_a=link)` call per link (PyBullet orients every reported
+        contact so that `name` is body A), without building a `Contact` per point.
+        """
+        touching: list[set[int]] = [set() for _ in links]
+        for contact in self._client.getContactPoints(bodyA=self.body_id(name)):
+            if contact[3] in links:
+                touching[links.index(contact[3])].add(contact[2])
+        return touching
 
     def name_of(self, body: int) -> str:
         for name, index in self._bodies.items():

@@ -126,7 +126,7 @@ def dense_reward(spec: TaskSpec, start: SceneState, end: SceneState) -> float:
     name, args = spec.name, spec.args
     ee = end.ee_position
     if name in ("reach", "pick", "place_in", "place_on", "push"):
-        to_object = float(np.linalg.norm(ee - pred.grasp_point(end, args[0])))
+        to_object = pred.grasp_distance(end, args[0])
     if name == "reach":
         return -to_object
     if name == "pick":
@@ -134,11 +134,11 @@ def dense_reward(spec: TaskSpec, start: SceneState, end: SceneState) -> float:
         return -(to_object + 2.0 * lift)
     if name in ("place_in", "place_on"):
         goal = _placement_goal(spec, end)
-        return -(to_object + 2.0 * float(np.linalg.norm(end.position(args[0]) - goal)))
+        return -(to_object + 2.0 * pred.distance(end.position(args[0]), goal))
     if name == "push":
         along, lateral = push_progress(start, end, args[0], args[1])
         return -(to_object + 2.0 * max(0.0, PUSH_GOAL_DISTANCE - along) + lateral)
-    to_handle = float(np.linalg.norm(ee - handle_position(end)))
+    to_handle = pred.distance(ee, handle_position(end))
     if name == "open":
         return -(to_handle + 2.0 * max(0.0, 0.13 - end.drawer_opening))
     return -(to_handle + 2.0 * end.drawer_opening)
