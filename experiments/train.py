@@ -26,7 +26,7 @@ from agent.policy import FORMAT as CARD_FORMAT
 from agent.policy_features import standardized_policy_kwargs
 from experiments.io import atomic_write, atomic_write_text
 from experiments.training_checkpoint import Checkpoint, check_compatible, latest_checkpoint
-from experiments.training_config import TrainConfig, from_mapping, read_yaml, resume_config
+from experiments.training_config import TrainConfig, from_mapping, learning_rate, read_yaml, resume_config
 from experiments.training_env import build_vec_env, input_statistics, make_env
 from experiments.training_eval import eval_skill_text_fraction
 from experiments.training_language import EmbeddingTable, all_texts
@@ -90,7 +90,7 @@ def new_model(config: TrainConfig, venv: Any, paths: RunPaths, table: EmbeddingT
                                         cnn_width=config.cnn_width, object_heads=config.object_heads)
     kwargs.update(net_arch={"pi": list(config.net_arch), "vf": list(config.net_arch)},
                   log_std_init=config.log_std_init)
-    model = PPO("MultiInputPolicy", venv, learning_rate=config.learning_rate, n_steps=config.n_steps,
+    model = PPO("MultiInputPolicy", venv, learning_rate=learning_rate(config), n_steps=config.n_steps,
                batch_size=config.batch_size, n_epochs=config.n_epochs, gamma=config.gamma,
                gae_lambda=config.gae_lambda, clip_range=config.clip_range, ent_coef=config.ent_coef,
                vf_coef=config.vf_coef, max_grad_norm=config.max_grad_norm, target_kl=config.target_kl,

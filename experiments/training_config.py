@@ -20,6 +20,7 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 OBS_MODES = ("state", "rgbd", "rgbd_touch")
 ENCODERS = ("minilm", "hashing")
 FUSIONS = ("concat", "attention")
+LR_SCHEDULES = ("constant", "linear")
 RESUME_MUTABLE = ("total_steps",)
 """The only fields a `--resume` may change (training longer); anything else would break exact resumption."""
 
@@ -42,6 +43,8 @@ class TrainConfig:
     """Text encoder for the instruction embedding: minilm (real) or hashing (fast, tests only)."""
 
     learning_rate: float = 3e-4
+    lr_schedule: str = "constant"
+    """constant, or linear: decays to 0 at `total_steps`, so late updates cannot undo what was learned."""
     n_steps: int = 512
     """Steps per env per rollout."""
     batch_size: int = 256
@@ -105,6 +108,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(self.obs_mode in OBS_MODES, f"obs_mode must be one of {', '.join(OBS_MODES)}, got {self.obs_mode!r}")
         _check(self.encoder in ENCODERS, f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        _check(self.lr_schedule in LR_SCHEDULES,
+               f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         _check(self.fusion in FUSIONS, f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         for name in ("n_envs", "total_steps", "n_steps", "batch_size", "n_epochs", "checkpoint_every",
                      "eval_every", "eval_episodes", "keep_checkpoints", "token_dim", "bc_episodes", "bc_epochs",
@@ -135,6 +140,26 @@ class TrainConfig:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+class LinearSchedule:
+    """SB3 learning-rate schedule: `initial` times the share of training still to run (1 → 0).
+
+    SB3 measures that share as 1 - steps done / total steps of the whole run (also across `--resume`, which
+    continues with `reset_num_timesteps=False`), so an interrupted run follows the same curve. A class rather
+    than a closure keeps it picklable into checkpoints.
+    """
+
+    def __init__(self, initial: float) -> None:
+        self.initial = initial
+
+    def __call__(self, progress_remaining: float) -> float:
+        return self.initial * max(0.0, progress_remaining)
+
+
+def learning_rate(config: TrainConfig) -> float | LinearSchedule:
+    """What PPO gets as its learning rate for this config."""
+    return LinearSchedule(config.learning_rate) if config.lr_schedule == "linear" else config.learning_rate
 
 
 def _check(condition: bool, message: str) -> None:

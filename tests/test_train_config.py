@@ -81,3 +81,16 @@ def test_yaml_round_trip() -> None:
 
     config = TrainConfig(net_arch=(64, 32), target_kl=0.05)
     assert from_mapping(yaml.safe_load(config.to_yaml())) == config
+
+
+def test_linear_learning_rate_schedule_decays_to_zero_and_pickles() -> None:
+    import pickle
+
+    from experiments.training_config import TrainConfig, learning_rate
+
+    assert learning_rate(TrainConfig(learning_rate=1e-3)) == 1e-3
+    schedule = learning_rate(TrainConfig(learning_rate=1e-3, lr_schedule="linear"))
+    assert schedule(1.0) == pytest.approx(1e-3) and schedule(0.25) == pytest.approx(2.5e-4) and schedule(0.0) == 0.0
+    assert pickle.loads(pickle.dumps(schedule))(0.5) == pytest.approx(5e-4)
+    with pytest.raises(ValueError, match="lr_schedule must be one of constant, linear"):
+        TrainConfig(lr_schedule="cosine")
