@@ -121,16 +121,20 @@ class EmbodiedAgent:
         memory: anything the planner accepts as memory (remembered facts, skill statistics).
         record_every: keep every k-th frame for the episode video (0 = no video).
         caption: draws the current skill onto a frame (the experiments layer supplies it).
+        before_planning: called with the world before every (re)plan, e.g. so a value-based affordance
+            model sees the current observation (SayCan scores the next step against what the robot sees).
     """
 
     def __init__(
         self, planner: Planner, policies: PolicyProvider, max_replans: int = 2, memory: Any = None,
         record_every: int = 0, caption: FrameHook | None = None,
+        before_planning: Callable[[SkillWorld], None] | None = None,
     ) -> None:
         if max_replans < 0:
             raise ValueError(f"max_replans must be >= 0, got {max_replans}")
         self.planner, self.policies, self.max_replans, self.memory = planner, policies, max_replans, memory
         self.record_every, self.caption = record_every, caption
+        self.before_planning = before_planning
 
     def run(self, world: SkillWorld, instruction: str) -> EpisodeRecord:
         """Carry out `instruction`; never raises for a failed step (it is recorded), only for bad input."""
@@ -167,6 +171,8 @@ class EmbodiedAgent:
         return record
 
     def _plan(self, world: SkillWorld, instruction: str) -> Plan:
+        if self.before_planning is not None:
+            self.before_planning(world)
         return self.planner.plan(instruction, world.objects(), world.facts(), self.memory)
 
     def _execute(self, world: SkillWorld, call: SkillCall, attempt: int, record: EpisodeRecord) -> StepRecord:

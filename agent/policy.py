@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from agent.loop import SkillPolicy
+from agent.planner.affordance import MIN_AFFORDANCE
 from agent.skills import CONTAINERS, SkillCall, call_text, object_text
+from agent.symbolic import SymbolicState
 from perception.text import TextEncoder
 
 logger = logging.getLogger(__name__)
@@ -159,14 +162,26 @@ class LearnedSkillPolicy:
             raise RuntimeError("call reset(call) before act()")
         if self._goal is None:
             self._goal = self._encoder.encode([goal_text_for(self._call, info)])[0]
+        action, _ = self._policy.predict(self._batch(obs, self._goal), deterministic=True)
+        return np.asarray(action, dtype=np.float32).reshape(-1)
+
+    def value(self, obs: dict[str, np.ndarray], call: SkillCall) -> float:
+        """The critic's estimate of the return of running `call` from `obs` (not for `place`, see below)."""
+        if call.skill == "place":
+            raise ValueError("a place call's goal names the held object; value() takes reach/pick/push/open/close")
+        goal = self._encoder.encode([call.text])[0]
+        obs_tensor, _ = self._policy.obs_to_tensor(self._batch(obs, goal))
+        with torch.no_grad():
+            return float(self._policy.predict_values(obs_tensor).reshape(-1)[0])
+
+    def _batch(self, obs: dict[str, np.ndarray], goal: np.ndarray) -> dict[str, np.ndarray]:
         missing = [k for k in self._keys if k not in obs]
         if missing:
             raise ValueError(f"policy {self.name} needs observation keys {self._keys}; missing {missing} "
                              f"(was it trained in another obs mode? card says {self.card.meta['obs_mode']!r})")
         batch = {k: np.asarray(obs[k]) for k in self._keys}
-        batch[GOAL_KEY] = self._goal
-        action, _ = self._policy.predict(batch, deterministic=True)
-        return np.asarray(action, dtype=np.float32).reshape(-1)
+        batch[GOAL_KEY] = goal
+        return batch
 
 
 class LearnedSkillProvider:
@@ -200,6 +215,9 @@ class LearnedSkillProvider:
             return None, "scripted mode"
         if card is None:
             return None, f"no learned policy for {task}"
+        trained_on = card.meta["eval"].get("by_argument")
+        if trained_on is not None and call.skill != "place" and ", ".join(call.args) not in trained_on:
+            return None, f"learned {task} was never trained on ({', '.join(call.args)})"
         if self.mode == "auto" and card.success_rate < self.threshold:
             return None, f"learned {task} succeeds {card.success_rate:.0%} < threshold {self.threshold:.0%}"
         return card, f"learned {task} ({card.success_rate:.0%} in its evaluation)"
@@ -208,10 +226,17 @@ class LearnedSkillProvider:
         return self.choice(call)[1]
 
     def policy_for(self, call: SkillCall) -> SkillPolicy:
-        card, reason = self.choice(call)
-        if card is None:
-            logger.info("%s: scripted (%s)", call.text, reason)
+        learned = self.learned_policy(call)
+        if learned is None:
+            logger.info("%s: scripted (%s)", call.text, self.explain(call))
             return self.fallback(call)
+        return learned
+
+    def learned_policy(self, call: SkillCall) -> LearnedSkillPolicy | None:
+        """The learned policy this provider would run for `call`, or None when it would use the fallback."""
+        card, _ = self.choice(call)
+        if card is None:
+            return None
         if card.task not in self._loaded:
             self._loaded[card.task] = LearnedSkillPolicy(card, self._encoder_for(card))
         return self._loaded[card.task]
@@ -222,3 +247,68 @@ class LearnedSkillProvider:
 
             self._encoder = default_text_encoder(card.encoder)
         return self._encoder
+
+
+class LearnedValueAffordance:
+    """SayCan's affordance: a learned skill policy's critic, asked how well the call would go right now.
+
+    The critic of a PPO skill policy estimates the return of running its skill from an observation, so it is
+    high where the skill tends to succeed quickly and low where it does not. The raw value is in return
+    units, so it is mapped onto (0, 1] through the card's `value_range`: the 5th and 95th percentiles of the
+    critic's values at the starts of the policy's evaluation episodes, recorded by `embodia eval`.
+
+    Only the next step is scored against the scene, as in SayCan: calls evaluated in hypothetical states
+    deeper in a plan, calls with no learned policy (the provider's choice: also none for arguments the policy
+    was never trained on) or no calibration, and `place` calls (whose goal names the object about to be held)
+    get 1.0, so the language score alone decides among them.
+
+    A policy trained with potential-based shaping has a critic that estimates V − Φ, which grows with the
+    distance still to cover; `potential(call, shaping)` (from the experiments layer, which sees the scene)
+    gives Φ now so that V itself is compared, as the card's `value_range` is.
+
+    Args:
+        provider: decides which calls have a learned policy (the same one that will run them).
+        potential: Φ of the training shaping for a call in the current scene, given the card's `shaping`.
+    """
+
+    def __init__(self, provider: LearnedSkillProvider,
+                 potential: Callable[[SkillCall, dict[str, float]], float] | None = None) -> None:
+        self.provider = provider
+        self.potential = potential
+        self._obs: dict[str, np.ndarray] | None = None
+        self._state: tuple[Any, ...] | None = None
+        self._cache: dict[SkillCall, float] = {}
+
+    def observe(self, obs: dict[str, np.ndarray], objects: Sequence[str], facts: Sequence[Sequence[str]]) -> None:
+        """Remember the current observation and the symbolic state it shows (call before planning)."""
+        state = SymbolicState.from_facts(facts, objects)
+        self._obs = {k: np.asarray(v).copy() for k, v in obs.items()}
+        self._state = _scene_key(state)
+        self._cache = {}
+
+    def affordance(self, call: SkillCall, state: SymbolicState) -> float:
+        if self._obs is None or _scene_key(state) != self._state or call.skill == "place":
+            return 1.0
+        if call not in self._cache:
+            self._cache[call] = self._estimate(call)
+        return self._cache[call]
+
+    def _estimate(self, call: SkillCall) -> float:
+        policy = self.provider.learned_policy(call)
+        value_range = policy.card.meta.get("value_range") if policy is not None else None
+        if policy is None or not value_range:
+            return 1.0
+        low, high = float(value_range[0]), float(value_range[1])
+        shaping = policy.card.meta.get("shaping") or {}
+        if not high > low or (any(shaping.values()) and self.potential is None):
+            return 1.0
+        value = policy.value(self._obs, call)
+        if any(shaping.values()):
+            value += self.potential(call, shaping)
+        scaled = (value - low) / (high - low)
+        return min(1.0, max(MIN_AFFORDANCE, scaled))
+
+
+def _scene_key(state: SymbolicState) -> tuple[Any, ...]:
+    """What a learned skill's value depends on: where things are, what is held, the drawer."""
+    return state.locations, state.holding, state.drawer_open

@@ -63,8 +63,19 @@ def valid_arguments(name: str) -> list[tuple[str, ...]]:
     raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASK_NAMES)}")
 
 
+REACH_SURFACES = ("bowl", "plate")
+"""Extra reach targets: the agent's reach(x) may name the bowl or the plate. Training samples only the
+movables (`valid_arguments`), the objects a reach usually precedes a grasp of."""
+
+
+def accepted_arguments(name: str) -> list[tuple[str, ...]]:
+    """Every argument tuple a task can be set to: `valid_arguments` plus reach to the bowl or the plate."""
+    extra = [(x,) for x in REACH_SURFACES] if name == "reach" else []
+    return valid_arguments(name) + extra
+
+
 def validate_task(name: str, args: Sequence[str]) -> None:
-    options = valid_arguments(name)
+    options = accepted_arguments(name)
     if tuple(args) not in options:
         shown = ", ".join("(" + ", ".join(o) + ")" for o in options[:12])
         raise ValueError(f"invalid arguments {tuple(args)} for task {name!r}; valid: {shown}"

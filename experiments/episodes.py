@@ -36,15 +36,24 @@ def open_session(args: argparse.Namespace, record: bool = False, record_every: i
     """Build env + world + planner + policies (+ memory) from CLI arguments."""
     env = HouseholdEnv(task="none", render_mode="rgb_array" if record else None)
     world = KitchenWorld(env, record=record)
-    planner = factory.make_planner(args)
     provider = factory.make_provider(args, world)
+    affordance = factory.make_value_affordance(provider, world)
+    planner = factory.make_planner(args, affordance=affordance)
     memory = factory.open_memory(args)
     agent = EmbodiedAgent(planner, provider, max_replans=args.max_replans,
                           memory=memory.planner_memory() if memory is not None else None,
-                          record_every=record_every if record else 0)
+                          record_every=record_every if record else 0,
+                          before_planning=_observer(affordance))
     session = Session(env, world, agent, memory)
     agent.caption = lambda frame, call, status: skill_caption(frame, call, status, session.instruction)
     return session
+
+
+def _observer(affordance: Any) -> Any:
+    """Before each plan, show the value-based affordance model the scene (None: nothing to show)."""
+    if affordance is None:
+        return None
+    return lambda world: affordance.observe(world.observation(), world.objects(), world.facts())
 
 
 def run_instruction(session: Session, instruction: str, seed: int | None, out: Path | None, name: str = "episode"

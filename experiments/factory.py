@@ -32,12 +32,12 @@ def make_encoder(kind: str) -> TextEncoder:
     return default_text_encoder(kind)
 
 
-def make_planner(args: argparse.Namespace, encoder: TextEncoder | None = None) -> Any:
+def make_planner(args: argparse.Namespace, encoder: TextEncoder | None = None, affordance: Any = None) -> Any:
     """The planner named by --planner (the LLM one falls back to the grounded planner on bad output)."""
     from agent.planner import GroundedPlanner
 
     encoder = encoder or make_encoder(args.encoder)
-    grounded = GroundedPlanner(encoder)
+    grounded = GroundedPlanner(encoder, affordance=affordance)
     if args.planner == "grounded":
         return grounded
     if not (args.llm_url and args.llm_model) and not args.llm_dir:
@@ -57,6 +57,15 @@ def make_provider(args: argparse.Namespace, world: Any) -> Any:
     from agent.policy import LearnedSkillProvider
 
     return LearnedSkillProvider(fallback=scripted.policy_for, mode=args.skills)
+
+
+def make_value_affordance(provider: Any, world: Any) -> Any:
+    """SayCan affordances from the learned policies' critics, or None when every skill is scripted."""
+    from agent.policy import LearnedSkillProvider, LearnedValueAffordance
+
+    if not isinstance(provider, LearnedSkillProvider):
+        return None
+    return LearnedValueAffordance(provider, potential=world.shaping_potential)
 
 
 def open_memory(args: argparse.Namespace) -> Any:

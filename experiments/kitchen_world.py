@@ -67,6 +67,19 @@ class KitchenWorld:
         self.last_info = result[4]
         return result
 
+    def shaping_potential(self, call: SkillCall, shaping: dict[str, float]) -> float:
+        """Φ(now) of the training shaping a learned policy for `call` was trained with (see agent.policy)."""
+        from experiments.training_language import shaping_potential
+
+        state = self.env.scene_state()
+        spec = task_for_call(call, state.held, self._last_picked)
+        return shaping_potential(spec, state, state, shaping.get("progress_reward", 0.0),
+                                 shaping.get("approach_reward", 0.0))
+
+    def observation(self) -> dict[str, np.ndarray]:
+        """What the robot senses now (what a learned skill's critic is asked about before planning)."""
+        return self.env.observation()
+
     def frame(self) -> np.ndarray | None:
         return self.env.render() if self.record else None
 

@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from agent.policy import DEFAULT_DIR, load_sb3_policy, read_card
 from experiments.io import atomic_write, atomic_write_text
 from experiments.media import save_gif
@@ -41,19 +43,46 @@ def evaluate_run(root: Path, episodes: int, videos: int, seed: int | None, comma
     table = EmbeddingTable.load(paths.embeddings)
     env = make_env(config, table, render=videos > 0,
                    skill_text_fraction=eval_skill_text_fraction(len(TEMPLATES[config.task])))
+    first_seed = EVAL_SEED if seed is None else seed
     try:
-        outcomes = evaluate(env, model_predictor(policy), episodes, EVAL_SEED if seed is None else seed,
+        outcomes = evaluate(env, model_predictor(policy), episodes, first_seed,
                             videos=videos, progress=_bar(progress, episodes, config.task))
+        values = start_values(env, policy, episodes, first_seed, config.progress_reward, config.approach_reward)
     finally:
         env.close()
     written = [str(save_gif(paths.videos / f"episode_{i:02d}.gif", o.frames)) for i, o in enumerate(outcomes)
                if o.frames]
     result = {"command": command, "summary": summarize(outcomes), "videos": written,
-              "episodes": [o.to_json() for o in outcomes]}
+              "value_range": [float(np.percentile(values, 5)), float(np.percentile(values, 95))],
+              "episodes": [{**o.to_json(), "start_value": v} for o, v in zip(outcomes, values, strict=True)]}
     atomic_write_text(paths.eval, json.dumps(result, indent=1))
     _update_card(paths, result)
     refresh_outputs(paths)
     return result
+
+
+def start_values(env: Any, policy: Any, episodes: int, first_seed: int, progress_reward: float = 0.0,
+                 approach_reward: float = 0.0) -> list[float]:
+    """The unshaped value of the first observation of each evaluation episode (same seeds and arguments).
+
+    The critic learnt the shaped return, V − Φ; the training shaping's potential Φ is added back. The spread
+    of these values calibrates the policy as a SayCan affordance (`agent.policy.LearnedValueAffordance`).
+    """
+    import torch
+
+    from experiments.training_language import shaping_potential
+
+    arguments = env.get_wrapper_attr("arguments")
+    base = env.unwrapped
+    values = []
+    for index in range(episodes):
+        obs, _ = env.reset(seed=first_seed + index, options={"args": arguments[index % len(arguments)]})
+        obs_tensor, _ = policy.obs_to_tensor(obs)
+        with torch.no_grad():
+            shaped = float(policy.predict_values(obs_tensor).reshape(-1)[0])
+        state = base.scene_state()
+        values.append(shaped + shaping_potential(base.task, state, state, progress_reward, approach_reward))
+    return values
 
 
 def _bar(enabled: bool, total: int, task: str):
@@ -71,6 +100,10 @@ def _update_card(paths: RunPaths, result: dict[str, Any]) -> None:
                     "rate": summary["rate"], "ci95": summary["ci95"],
                     "by_argument": {k: v["rate"] for k, v in summary["by_argument"].items()}}
     card["eval_command"] = result["command"]
+    card["value_range"] = result["value_range"]
+    config = read_yaml(paths.config)
+    card["shaping"] = {"progress_reward": float(config.get("progress_reward", 0.0)),
+                       "approach_reward": float(config.get("approach_reward", 0.0))}
     atomic_write_text(paths.card, json.dumps(card, indent=1))
 
 

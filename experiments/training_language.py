@@ -213,6 +213,21 @@ def approach_potential(state: Any, name: str) -> float:
     return -(horizontal + abs(float(offset[2]) - min(APPROACH_HOVER, horizontal)))
 
 
+def shaping_potential(spec: Any, start: Any, state: Any, scale: float, approach: float) -> float:
+    """Φ of `ProgressShaping`: `scale` × the task's dense reward term + `approach` × the approach funnel.
+
+    A critic trained on the shaped reward estimates V(s) − Φ(s); adding Φ(s) back gives the value of the
+    unshaped task, which is what an affordance should compare across calls (`agent.policy`).
+    """
+    from envs.tasks import dense_reward
+
+    value = scale * float(dense_reward(spec, start, state)) if scale else 0.0
+    name = spec.args[0] if spec.name in APPROACH_TASKS else None
+    if approach and name is not None and state.held != name:
+        value += approach * approach_potential(state, name)
+    return value
+
+
 class ProgressShaping(gym.Wrapper):
     """Training-only, potential-based reward shaping: add Φ(s') − Φ(s) to the env's reward.
 
@@ -229,15 +244,8 @@ class ProgressShaping(gym.Wrapper):
         self._potential = 0.0
 
     def potential(self) -> float:
-        from envs.tasks import dense_reward
-
         base = self.env.unwrapped
-        state = base.scene_state()
-        value = self.scale * float(dense_reward(base.task, base.start_state, state)) if self.scale else 0.0
-        name = base.task.args[0] if base.task.name in APPROACH_TASKS else None
-        if self.approach and name is not None and state.held != name:
-            value += self.approach * approach_potential(state, name)
-        return value
+        return shaping_potential(base.task, base.start_state, base.scene_state(), self.scale, self.approach)
 
     def reset(self, **kwargs: Any):
         obs, info = self.env.reset(**kwargs)
