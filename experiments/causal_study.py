@@ -216,6 +216,10 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--confounder-range", type=_floats, default=None, help="LO,HI natural range of the confounder")
     parser.add_argument("--confounding-strength", type=float, default=0.8, help="0 (none) to 1 (deterministic)")
     parser.add_argument("--impulse", type=float, default=0.05, help="strike impulse in N*s (strike_distance)")
+    parser.add_argument("--memory", default=None,
+                        help="knowledge store (SQLite file) that receives the study's facts; the planner reads them")
+    parser.add_argument("--encoder", choices=("minilm", "hashing"), default="minilm",
+                        help="text encoder for the facts' retrieval embeddings (with --memory)")
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -255,6 +259,13 @@ def run_study_from_args(args: argparse.Namespace) -> int:
     metrics = run_study(config, progress=lambda message: print(f"[study] {message}", flush=True))
     print(json.dumps({k: metrics[k] for k in ("interventional_effect", "naive", "adjusted")}, indent=2))
     print(f"report: {Path(config.out) / 'report.md'}")
+    if getattr(args, "memory", None):
+        from experiments.memory_bridge import record_study_facts
+        from perception.text import default_text_encoder
+
+        facts = json.loads((Path(config.out) / "facts.json").read_text())
+        written = record_study_facts(args.memory, facts, default_text_encoder(args.encoder))
+        print(f"knowledge store {args.memory}: {written} causal fact(s) written")
     return 0
 
 

@@ -74,3 +74,21 @@ def causal_to_planner_fact(fact: CausalFact) -> MemoryFact | None:
     relation = "hinders" if fact.effect < 0 else "helps"
     confidence = min(1.0, abs(fact.effect) / (abs(fact.effect) + 0.01))
     return MemoryFact(subject, relation, skill, round(confidence, 3))
+
+
+def record_study_facts(path: str | Path, facts: list[dict[str, Any]], encoder: Any = None) -> int:
+    """Write a causal study's `facts.json` records into the store at `path`; returns how many.
+
+    A newer study's claim about the same (subject, object) pair supersedes the older one (store revision).
+    """
+    store = KnowledgeStore(path, encoder)
+    try:
+        for fact in facts:
+            interval = fact.get("interval")
+            store.add_causal_fact(fact["subject"], fact["relation"], fact["object"], float(fact["effect_size"]),
+                                  None if interval is None else (float(interval[0]), float(interval[1])),
+                                  level=float(fact.get("level", 0.95)), n=fact.get("n"),
+                                  source=fact.get("provenance", "study"))
+    finally:
+        store.close()
+    return len(facts)

@@ -182,5 +182,24 @@ def test_small_study_in_the_kitchen(tmp_path: Path) -> None:
     assert metrics["counterfactual"]["rebuild_replay_max_abs_difference"] == 0.0  # rebuilt replays are exact
     facts = json.loads((tmp_path / "run" / "facts.json").read_text())
     assert facts[0]["subject"] == TREATMENT and facts[0]["n"] == 3
+    _facts_reach_the_store(tmp_path, facts)
     with pytest.raises(KeyError, match=r"unknown scene variable 'red_block\.colour'"):
         run_study(StudyConfig(treatment="red_block.colour", values=(0.1, 0.8), episodes=2, out=str(tmp_path / "x")))
+
+
+def _facts_reach_the_store(tmp_path: Path, facts: list[dict]) -> None:
+    """The study's conclusions become causal facts in the knowledge store, provenance included."""
+    from experiments.memory_bridge import record_study_facts
+    from memory import KnowledgeStore
+    from perception.text import HashingTextEncoder
+
+    path = tmp_path / "memory.db"
+    assert record_study_facts(path, facts, HashingTextEncoder()) == len(facts)
+    store = KnowledgeStore(path, HashingTextEncoder())
+    try:
+        stored = {(c.subject, c.relation, c.object): c for c in store.causal_facts()}
+    finally:
+        store.close()
+    first = stored[(facts[0]["subject"], facts[0]["relation"], facts[0]["object"])]
+    assert first.effect == pytest.approx(facts[0]["effect_size"]) and first.n == facts[0]["n"]
+    assert str(first.source) == facts[0]["provenance"]
