@@ -181,7 +181,11 @@ def _session_state(checkpoint: Checkpoint | None) -> SessionState:
 def _warm_start(model: Any, config: TrainConfig, table: EmbeddingTable, statistics: dict[str, Any],
                 state: SessionState) -> None:
     """Optional pretraining before PPO: grounding (sentence → object attention), then behaviour cloning."""
-    if config.grounding_steps > 0:
+    if config.grounding_steps > 0 and model.policy.features_extractor.object_attention is None:
+        # Pixel modes have no per-object rows to attend to; the task's config still asks for grounding.
+        logger.info("grounding skipped: %s observations have no object rows", config.obs_mode)
+        state.grounding = {"skipped": f"no object attention in {config.obs_mode} observations"}
+    elif config.grounding_steps > 0:
         from experiments.training_grounding import pretrain_grounding
 
         state.grounding = pretrain_grounding(model, config, table, statistics["objects"], config.grounding_steps)

@@ -14,7 +14,14 @@ from experiments.io import atomic_write, atomic_write_text
 from experiments.media import save_gif
 from experiments.training_config import from_mapping, read_yaml
 from experiments.training_env import make_env
-from experiments.training_eval import EVAL_SEED, eval_skill_text_fraction, evaluate, model_predictor, summarize
+from experiments.training_eval import (
+    EVAL_SEED,
+    eval_skill_text_fraction,
+    evaluate,
+    model_predictor,
+    run_episode,
+    summarize,
+)
 from experiments.training_language import EmbeddingTable
 from experiments.training_session import RunPaths
 
@@ -30,23 +37,66 @@ def _require_run(paths: RunPaths) -> None:
                                 f"'embodia train --resume --name {paths.root.name}' first")
 
 
-def evaluate_run(root: Path, episodes: int, videos: int, seed: int | None, command: str,
-                 progress: bool = True) -> dict[str, Any]:
-    """Evaluate the run's `policy.pt`; writes eval.json, videos, the curve, report.md and updates the card."""
+def evaluation_env(root: Path, render: bool) -> tuple[Any, Any, Any]:
+    """(config, policy, env) of a run as `embodia eval` sees it: no shaping, skill text as one template."""
     from envs.instructions import TEMPLATES
+
+    paths = RunPaths(root)
+    config = from_mapping(read_yaml(paths.config))
+    policy = load_sb3_policy(paths.policy)
+    table = EmbeddingTable.load(paths.embeddings)
+    env = make_env(config, table, render=render,
+                   skill_text_fraction=eval_skill_text_fraction(len(TEMPLATES[config.task])))
+    return config, policy, env
+
+
+def _worker_state(root: str, render: bool) -> tuple[Any, Any]:
+    _, policy, env = evaluation_env(Path(root), render)
+    return env, model_predictor(policy)
+
+
+def _worker_episode(state: tuple[Any, Any], item: tuple[int, tuple[str, ...], bool]) -> Any:
+    env, predict = state
+    seed, args, record = item
+    return run_episode(env, predict, seed, args, record=record)
+
+
+def evaluate_on_ray(root: Path, episodes: int, videos: int, first_seed: int, workers: int | None = None,
+                    address: str | None = None) -> list[Any]:
+    """The same seeded episodes as `evaluate`, spread over Ray workers (each loads the run once)."""
+    from functools import partial
+
+    from experiments.distributed import ray_map
+    from experiments.training_language import instruction_variants
+
+    config = from_mapping(read_yaml(RunPaths(root).config))
+    arguments = list(instruction_variants(config.task))
+    items = [(first_seed + i, arguments[i % len(arguments)], i < videos) for i in range(episodes)]
+    return ray_map(partial(_worker_state, str(root), videos > 0), _worker_episode, items, workers, address)
+
+
+def evaluate_run(root: Path, episodes: int, videos: int, seed: int | None, command: str,
+                 progress: bool = True, ray: bool = False, ray_address: str | None = None,
+                 ray_workers: int | None = None) -> dict[str, Any]:
+    """Evaluate the run's `policy.pt`; writes eval.json, videos, the curve, report.md and updates the card.
+
+    With `ray`, the episodes run on Ray workers; the seeds and arguments are the serial run's, so the
+    numbers are identical.
+    """
     from experiments.train import refresh_outputs
 
     paths = RunPaths(root)
     _require_run(paths)
-    config = from_mapping(read_yaml(paths.config))
-    policy = load_sb3_policy(paths.policy)
-    table = EmbeddingTable.load(paths.embeddings)
-    env = make_env(config, table, render=videos > 0,
-                   skill_text_fraction=eval_skill_text_fraction(len(TEMPLATES[config.task])))
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
     first_seed = EVAL_SEED if seed is None else seed
+    config, policy, env = evaluation_env(root, render=videos > 0 and not ray)
     try:
-        outcomes = evaluate(env, model_predictor(policy), episodes, first_seed,
-                            videos=videos, progress=_bar(progress, episodes, config.task))
+        if ray:
+            outcomes = evaluate_on_ray(root, episodes, videos, first_seed, ray_workers, ray_address)
+        else:
+            outcomes = evaluate(env, model_predictor(policy), episodes, first_seed,
+                                videos=videos, progress=_bar(progress, episodes, config.task))
         values = start_values(env, policy, episodes, first_seed, config.progress_reward, config.approach_reward)
     finally:
         env.close()

@@ -65,7 +65,7 @@ def test_rgbd_touch_training_with_minilm_goals(tmp_path) -> None:
     argv = ["train", "--task", "reach", "--obs-mode", "rgbd_touch", "--steps", "16", "--runs-dir", str(tmp_path),
             "--name", "mm", "--n-envs", "1", "--quiet", "--encoder", "minilm"]
     for pair in ("n_steps=16", "batch_size=16", "n_epochs=1", "eval_episodes=1", "token_dim=16", "cnn_width=8",
-                 "image_size=32", "statistics_steps=10", "net_arch=[16]"):
+                 "image_size=32", "statistics_steps=10", "net_arch=[16]", "bc_episodes=1", "bc_epochs=1"):
         argv += ["--set", pair]
     assert cli.main(argv) == 0
     from agent.policy import load_sb3_policy
@@ -77,6 +77,9 @@ def test_rgbd_touch_training_with_minilm_goals(tmp_path) -> None:
     assert embeddings.source == "minilm"
     mean, _ = policy.features_extractor.statistics("goal")
     assert float(mean.norm()) > 0.3  # MiniLM sentences share a large common direction, removed here
+    metrics = json.loads((tmp_path / "mm" / "metrics.json").read_text())
+    assert metrics["bc"]["expert_episodes"] == 1  # the reach recipe's warm start works on pixels too
+    assert "skipped" in metrics["grounding"]  # ... while grounding needs per-object rows
 
 
 @pytest.mark.slow

@@ -16,7 +16,8 @@ from experiments.kitchen_world import KitchenWorld, ScriptedProvider
 
 TINY = ["--encoder", "hashing", "--n-envs", "1", "--quiet", "--set", "n_steps=32", "--set", "batch_size=32",
         "--set", "n_epochs=1", "--set", "checkpoint_every=32", "--set", "eval_every=32", "--set", "eval_episodes=2",
-        "--set", "net_arch=[16]", "--set", "token_dim=8", "--set", "statistics_steps=20"]
+        "--set", "net_arch=[16]", "--set", "token_dim=8", "--set", "statistics_steps=20",
+        "--set", "bc_episodes=2", "--set", "bc_epochs=1", "--set", "grounding_steps=5"]
 
 
 def _train(runs: Path, name: str, steps: int = 64, *extra: str) -> int:
@@ -157,3 +158,19 @@ def test_shipping_needs_a_proper_evaluation(tmp_path: Path, capsys) -> None:
     (tmp_path / "fresh" / "policy.json").write_text(json.dumps(card))
     with pytest.raises(ValueError, match="has only its training evaluation"):
         ship_policy(tmp_path / "fresh", tmp_path / "ship")
+
+
+def test_eval_on_ray_gives_exactly_the_serial_numbers(trained_run: Path) -> None:
+    pytest.importorskip("ray", reason="the distributed extra is not installed")
+    from experiments.distributed import shutdown_ray
+
+    run = trained_run / "tiny"
+    results = []
+    for extra in ([], ["--ray", "--ray-workers", "2"]):
+        assert cli.main(["eval", "--run", "tiny", "--runs-dir", str(trained_run), "--episodes", "5", "--videos", "0",
+                         "--quiet", *extra]) == 0
+        results.append(json.loads((run / "eval.json").read_text()))
+    shutdown_ray()
+    serial, parallel = results
+    assert parallel["episodes"] == serial["episodes"] and parallel["summary"] == serial["summary"]
+    assert parallel["value_range"] == serial["value_range"]

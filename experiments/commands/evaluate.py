@@ -11,6 +11,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from experiments.distributed import add_ray_arguments
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a trained run: success with 95%% CIs, videos, curve")
@@ -23,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--policy-dir", type=Path, default=None, help="where shipped policies go "
                                                                       "(default: agent/skill_policies)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_ray_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -34,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
     command = "embodia " + shlex.join(sys.argv[1:]) if sys.argv[1:] else f"embodia eval --run {args.run}"
     result = evaluate_run(args.runs_dir / args.run, args.episodes, args.videos, args.seed, command,
-                          progress=not args.quiet)
+                          progress=not args.quiet, ray=args.ray, ray_address=args.ray_address,
+                          ray_workers=args.ray_workers)
     print("\n".join(summary_lines(result["summary"])))
     print(f"\nreport: {args.runs_dir / args.run / 'report.md'}")
     if args.ship:
