@@ -132,40 +132,87 @@ def natural_draws(config: StudyConfig) -> list[dict[str, float]]:
 Progress = Callable[[str], None]
 
 
-def collect(config: StudyConfig, runner: KitchenUnits, progress: Progress) -> dict[str, list[dict[str, Any]]]:
-    """Run the three regimes; returns records per regime (faulty units are kept, flagged)."""
+UnitItem = tuple[str, int, dict[str, float]]
+"""(regime, seed, scene variables) of one simulated unit: everything needed to re-run it anywhere."""
+
+
+def unit_items(config: StudyConfig) -> list[UnitItem]:
+    """Every unit of the study, observational (some with counterfactual replays) then interventional."""
     draws = natural_draws(config)
-    observational, counterfactual = [], []
+    items: list[UnitItem] = []
     for i, variables in enumerate(draws):
-        seed = config.seed * SEED_STRIDE + i
-        if i < config.counterfactual_units:
-            replay = runner.run_with_counterfactuals(seed, variables, config.treatment, list(config.values))
-            factual = replay.factual
+        regime = "counterfactual" if i < config.counterfactual_units else "observational"
+        items.append((regime, config.seed * SEED_STRIDE + i, variables))
+    for value in config.values:
+        for i in range(config.episodes):
+            variables = {**draws[i % len(draws)], config.treatment: float(value)}
+            items.append(("interventional", config.seed * SEED_STRIDE + i, variables))
+    return items
+
+
+def run_unit(runner: KitchenUnits, item: UnitItem, treatment: str, values: tuple[float, ...]) -> Any:
+    """Simulate one unit (each rebuilds its scene from the seed, so units can run in any process)."""
+    regime, seed, variables = item
+    if regime == "counterfactual":
+        return runner.run_with_counterfactuals(seed, variables, treatment, list(values))
+    return runner.run(seed, variables)
+
+
+def collect(config: StudyConfig, results: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    """The records per regime from `run_unit` results in `unit_items` order (faulty units kept, flagged)."""
+    observational, counterfactual, interventional = [], [], []
+    for (regime, seed, variables), result in zip(unit_items(config), results, strict=True):
+        if regime == "interventional":
+            interventional.append({"seed": seed, **_unit(config, variables, result.outcome), "fault": result.fault})
+            continue
+        factual = result.factual if regime == "counterfactual" else result
+        if regime == "counterfactual":
             counterfactual.append(
                 {
                     "seed": seed,
                     **_unit(config, variables, factual.outcome),
-                    "counterfactuals": [r.outcome for r in replay.rebuilt],
-                    "restored": [r.outcome for r in replay.restored],
-                    "replay_difference": replay.rebuilt_factual.outcome - factual.outcome,
-                    "restore_replay_difference": replay.restored_factual.outcome - factual.outcome,
-                    "fault": replay.fault,
+                    "counterfactuals": [r.outcome for r in result.rebuilt],
+                    "restored": [r.outcome for r in result.restored],
+                    "replay_difference": result.rebuilt_factual.outcome - factual.outcome,
+                    "restore_replay_difference": result.restored_factual.outcome - factual.outcome,
+                    "fault": result.fault,
                 }
             )
-        else:
-            factual = runner.run(seed, variables)
         observational.append({"seed": seed, **_unit(config, variables, factual.outcome), "fault": factual.fault})
-        if (i + 1) % 10 == 0:
-            progress(f"observational {i + 1}/{len(draws)}")
-    interventional = []
-    for value in config.values:
-        for i in range(config.episodes):
-            seed = config.seed * SEED_STRIDE + i
-            variables = {**draws[i % len(draws)], config.treatment: float(value)}
-            result = runner.run(seed, variables)
-            interventional.append({"seed": seed, **_unit(config, variables, result.outcome), "fault": result.fault})
-        progress(f"do({config.treatment}={value}): {config.episodes} units")
     return {"observational": observational, "interventional": interventional, "counterfactual": counterfactual}
+
+
+def simulate(config: StudyConfig, progress: Progress, ray: bool = False, ray_address: str | None = None,
+             ray_workers: int | None = None) -> list[Any]:
+    """Run every unit, serially in one env or spread over Ray workers (same units, same results)."""
+    from functools import partial
+
+    from experiments.causal_sim import KitchenUnits
+
+    items = unit_items(config)
+    make_runner = partial(KitchenUnits, config.outcome, config.pushed_object(), config.direction, config.impulse)
+    work = partial(run_unit, treatment=config.treatment, values=tuple(config.values))
+    done = 0
+
+    def report(_index: int, _result: Any) -> None:
+        nonlocal done
+        done += 1
+        if done % 20 == 0 or done == len(items):
+            progress(f"{done}/{len(items)} units simulated")
+
+    if ray:
+        from experiments.distributed import ray_map
+
+        return ray_map(make_runner, work, items, ray_workers, ray_address, on_result=report)
+    runner = make_runner()
+    try:
+        results = []
+        for index, item in enumerate(items):
+            results.append(work(runner, item))
+            report(index, results[-1])
+        return results
+    finally:
+        runner.close()
 
 
 def _unit(config: StudyConfig, variables: dict[str, float], outcome: float) -> dict[str, Any]:
@@ -176,8 +223,13 @@ def _unit(config: StudyConfig, variables: dict[str, float], outcome: float) -> d
     }
 
 
-def run_study(config: StudyConfig, progress: Progress | None = None) -> dict[str, Any]:
-    """Collect the data in the simulator, analyse it and write the run folder; returns the metrics."""
+def run_study(config: StudyConfig, progress: Progress | None = None, ray: bool = False,
+              ray_address: str | None = None, ray_workers: int | None = None) -> dict[str, Any]:
+    """Collect the data in the simulator, analyse it and write the run folder; returns the metrics.
+
+    With `ray`, the units run on Ray workers; every unit rebuilds its scene from its seed, so the data
+    and the report are the serial run's.
+    """
     from experiments.causal_sim import KitchenUnits
     from experiments.causal_study_analysis import analyse
 
@@ -185,12 +237,12 @@ def run_study(config: StudyConfig, progress: Progress | None = None) -> dict[str
     runner = KitchenUnits(config.outcome, config.pushed_object(), config.direction, config.impulse)
     try:
         known = runner.variable_names()
-        for name in filter(None, (config.treatment, config.confounder)):
-            if name not in known:
-                raise KeyError(f"unknown scene variable {name!r}; valid variables: {', '.join(known)}")
-        records = collect(config, runner, progress)
     finally:
         runner.close()
+    for name in filter(None, (config.treatment, config.confounder)):
+        if name not in known:
+            raise KeyError(f"unknown scene variable {name!r}; valid variables: {', '.join(known)}")
+    records = collect(config, simulate(config, progress, ray, ray_address, ray_workers))
     return analyse(config, records, Path(config.out), progress)
 
 
@@ -220,6 +272,9 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
                         help="knowledge store (SQLite file) that receives the study's facts; the planner reads them")
     parser.add_argument("--encoder", choices=("minilm", "hashing"), default="minilm",
                         help="text encoder for the facts' retrieval embeddings (with --memory)")
+    from experiments.distributed import add_ray_arguments
+
+    add_ray_arguments(parser)
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -256,7 +311,9 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
 def run_study_from_args(args: argparse.Namespace) -> int:
     """CLI handler: run the study and print where its report is."""
     config = config_from_args(args)
-    metrics = run_study(config, progress=lambda message: print(f"[study] {message}", flush=True))
+    metrics = run_study(config, progress=lambda message: print(f"[study] {message}", flush=True),
+                        ray=getattr(args, "ray", False), ray_address=getattr(args, "ray_address", None),
+                        ray_workers=getattr(args, "ray_workers", None))
     print(json.dumps({k: metrics[k] for k in ("interventional_effect", "naive", "adjusted")}, indent=2))
     print(f"report: {Path(config.out) / 'report.md'}")
     if getattr(args, "memory", None):
