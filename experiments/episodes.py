@@ -33,7 +33,15 @@ class Session:
 
 
 def open_session(args: argparse.Namespace, record: bool = False, record_every: int = 2) -> Session:
-    """Build env + world + planner + policies (+ memory) from CLI arguments."""
+    """Build env + world + planner + policies (+ memory) from CLI arguments.
+
+    Learned skills act with one torch thread in every process: the thread count changes float rounding in the
+    policy network, and a different action changes the physics, so this keeps a chain identical whether it
+    runs here or on a Ray worker (and costs nothing for batch-1 inference).
+    """
+    import torch
+
+    torch.set_num_threads(1)
     env = HouseholdEnv(task="none", render_mode="rgb_array" if record else None)
     world = KitchenWorld(env, record=record)
     provider = factory.make_provider(args, world)
