@@ -81,12 +81,23 @@ def collect_expert_data(config: TrainConfig, table: EmbeddingTable, episodes: in
                       successes)
 
 
+def _as_policy_sees(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Expert observations in the layout of the policy's space: SB3 wraps the training envs in
+    `VecTransposeImage`, so its uint8 camera images arrive channels-first while the env gives HxWxC."""
+    if values.shape[1:] == tuple(shape) or values.ndim != 4:
+        return values
+    if values.shape[1:] == (shape[1], shape[2], shape[0]):
+        return np.ascontiguousarray(values.transpose(0, 3, 1, 2))
+    raise ValueError(f"expert observations of shape {values.shape[1:]} do not fit the policy's {tuple(shape)}")
+
+
 def pretrain(model: Any, data: ExpertData, config: TrainConfig) -> dict[str, Any]:
     """Fit the model's policy to the expert data in place; returns the loss curve and timings."""
     policy = model.policy
     policy.set_training_mode(True)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.bc_learning_rate)
-    obs = {key: torch.as_tensor(value) for key, value in data.observations.items()}
+    obs = {key: torch.as_tensor(_as_policy_sees(value, policy.observation_space[key].shape))
+           for key, value in data.observations.items()}
     actions = torch.as_tensor(data.actions)
     returns = torch.as_tensor(data.returns)
     fit_value = not config.normalize_reward
