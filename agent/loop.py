@@ -63,7 +63,12 @@ class SkillPolicy(Protocol):
 
 
 class PolicyProvider(Protocol):
-    """Chooses the policy for a call (and reports why, for the trace)."""
+    """Chooses the policy for a call (and reports why, for the trace).
+
+    A provider may also define `new_episode()` (called when `run` starts) and
+    `record_outcome(call, policy_name, success)` (called after every step), e.g. to stop trusting a learned
+    policy for a call it has just failed.
+    """
 
     def policy_for(self, call: SkillCall) -> SkillPolicy: ...
 
@@ -140,6 +145,9 @@ class EmbodiedAgent:
         """Carry out `instruction`; never raises for a failed step (it is recorded), only for bad input."""
         record = EpisodeRecord(instruction)
         started = time.perf_counter()
+        new_episode = getattr(self.policies, "new_episode", None)  # optional: forget per-episode choices
+        if new_episode is not None:
+            new_episode()
         plan = self._plan(world, instruction)  # PlanningError propagates: the instruction itself is bad
         record.plans.append(plan.to_json(trace=True))
         goals = list(plan.goal)
@@ -193,6 +201,9 @@ class EmbodiedAgent:
                 break
         self._record_frame(world, call, "done" if success else "failed", 0, record)
         logger.info("%s by %s: %s in %d steps", call.text, policy.name, "ok" if success else reason, steps)
+        outcome = getattr(self.policies, "record_outcome", None)  # optional: providers that learn from failures
+        if outcome is not None:
+            outcome(call, policy.name, success)
         return StepRecord(call, policy.name, success, steps, time.perf_counter() - started, attempt, reason)
 
     def _record_frame(self, world: SkillWorld, call: SkillCall, status: str, step: int, record: EpisodeRecord

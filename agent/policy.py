@@ -206,6 +206,21 @@ class LearnedSkillProvider:
         self.cards = find_cards(policy_dir or DEFAULT_DIR) if mode != "scripted" else {}
         self._encoder = encoder
         self._loaded: dict[str, LearnedSkillPolicy] = {}
+        self._failed: set[SkillCall] = set()
+
+    def new_episode(self) -> None:
+        """Forget which calls the learned policies failed (a new scene, a fresh chance)."""
+        self._failed.clear()
+
+    def record_outcome(self, call: SkillCall, policy_name: str, success: bool) -> None:
+        """In `auto` mode, a call a learned policy failed goes to the scripted expert for the rest of the episode.
+
+        Learned skills were trained from the env's reset poses; mid-episode (the arm elsewhere, objects in the
+        bowl or drawer) they can fail where the expert does not, and a retry by the same policy from nearly the
+        same state tends to fail the same way.
+        """
+        if self.mode == "auto" and not success and policy_name.startswith("ppo:"):
+            self._failed.add(call)
 
     def choice(self, call: SkillCall) -> tuple[PolicyCard | None, str]:
         """The card to use for `call` (None: use the fallback) and the reason, for traces and reports."""
@@ -213,6 +228,8 @@ class LearnedSkillProvider:
         card = self.cards.get(task)
         if self.mode == "scripted":
             return None, "scripted mode"
+        if call in self._failed:
+            return None, f"learned {task} failed {call.text!r} earlier in this episode"
         if card is None:
             return None, f"no learned policy for {task}"
         trained_on = card.meta["eval"].get("by_argument")

@@ -82,6 +82,22 @@ def test_provider_modes_and_threshold(tmp_path: Path) -> None:
         LearnedSkillProvider(fallback, "smart")
 
 
+def test_auto_mode_hands_a_call_the_learned_policy_failed_to_the_expert(tmp_path: Path) -> None:
+    _card(tmp_path)
+    call, other = SkillCall("reach", ("mug",)), SkillCall("reach", ("red_block",))
+    auto = LearnedSkillProvider(lambda c: "scripted", "auto", tmp_path, threshold=0.8)
+    auto.record_outcome(call, "scripted", False)  # the expert's failures say nothing about the learned policy
+    assert auto.choice(call)[0] is not None
+    auto.record_outcome(call, "ppo:reach", False)
+    assert auto.choice(call)[0] is None and "failed 'move the gripper to the mug'" in auto.explain(call)
+    assert auto.choice(other)[0] is not None  # only that call
+    auto.new_episode()
+    assert auto.choice(call)[0] is not None
+    learned = LearnedSkillProvider(lambda c: "scripted", "learned", tmp_path)
+    learned.record_outcome(call, "ppo:reach", False)
+    assert learned.choice(call)[0] is not None  # --skills learned always uses the learned policy
+
+
 def test_standardized_extractor_normalises_and_saves_its_statistics(tmp_path: Path) -> None:
     space = spaces.Dict({"objects": spaces.Box(-np.inf, np.inf, (3,), np.float32),
                          "goal": spaces.Box(-1, 1, (4,), np.float32)})
