@@ -27,6 +27,7 @@ $(STAMP): pyproject.toml | $(PY)
 
 demo: setup
 	$(VENV)/bin/embodia demo --out runs/demo
+	$(VENV)/bin/embodia run "move the gripper to the mug" --skills learned --out runs/demo/learned
 
 test: setup
 	$(VENV)/bin/ruff check .

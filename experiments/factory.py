@@ -22,9 +22,10 @@ def add_planner_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     add_planner_arguments(parser)
-    parser.add_argument("--skills", choices=SKILL_MODES, default="auto",
-                        help="skill policies: scripted experts, learned PPO policies, or (auto, the default) the "
-                             "shipped learned policy where its evaluation reached 80%%, else the scripted expert")
+    parser.add_argument("--skills", choices=SKILL_MODES, default="scripted",
+                        help="skill policies: scripted experts (the default: the most reliable mid-task), learned "
+                             "PPO policies, or auto: the shipped learned policy where its evaluation reached 80%%, "
+                             "the scripted expert otherwise and for calls the learned policy failed")
     parser.add_argument("--max-replans", type=int, default=2, help="replans allowed after failed steps")
     parser.add_argument("--memory", default=None, help="knowledge store (SQLite file) the planner reads and writes")
 

@@ -1,7 +1,7 @@
 """`embodia demo`: the full agent loop on instructions of rising length, with GIFs and a report.
 
-The first instruction is a single reach, which the shipped learned policy carries out under the default
-`--skills auto`; the others show planning, stacking and the drawer with whatever skills qualify.
+Skills default to the scripted experts, the most reliable mid-chain; `make demo` also runs one instruction
+with the shipped learned policies (`embodia run ... --skills learned`), and `--skills auto` mixes them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from pathlib import Path
 from experiments import factory
 
 DEMO_INSTRUCTIONS = (
-    "move the gripper to the mug",
     "put the red block in the bowl",
     "stack the blue block on the green block",
     "put the yellow block in the drawer and close it",
