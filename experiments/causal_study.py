@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from experiments.distributed import add_ray_arguments
+
 if TYPE_CHECKING:
     from experiments.causal_sim import KitchenUnits
 
@@ -272,8 +274,6 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
                         help="knowledge store (SQLite file) that receives the study's facts; the planner reads them")
     parser.add_argument("--encoder", choices=("minilm", "hashing"), default="minilm",
                         help="text encoder for the facts' retrieval embeddings (with --memory)")
-    from experiments.distributed import add_ray_arguments
-
     add_ray_arguments(parser)
 
 

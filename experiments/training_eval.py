@@ -67,17 +67,29 @@ def run_episode(env: gym.Env, predict: Predict, seed: int, args: tuple[str, ...]
     return outcome
 
 
-def evaluate(env: gym.Env, predict: Predict, episodes: int, first_seed: int = EVAL_SEED, videos: int = 0,
-             progress: Callable[[Iterable[int]], Iterable[int]] | None = None) -> list[EpisodeOutcome]:
-    """`episodes` seeded episodes balanced over the task's arguments; the first `videos` keep frames."""
+EpisodeItem = tuple[int, tuple[str, ...], bool]
+"""(seed, forced arguments, record frames) of one evaluation episode."""
+
+
+def episode_items(arguments: list[tuple[str, ...]], episodes: int, first_seed: int = EVAL_SEED,
+                  videos: int = 0) -> list[EpisodeItem]:
+    """The evaluation's episodes: consecutive seeds, arguments in turn, frames for the first `videos`.
+
+    Serial and Ray evaluations (and the critic calibration) all run exactly this list.
+    """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
-    arguments = env.get_wrapper_attr("arguments")
-    indices: Iterable[int] = range(episodes)
+    return [(first_seed + i, tuple(arguments[i % len(arguments)]), i < videos) for i in range(episodes)]
+
+
+def evaluate(env: gym.Env, predict: Predict, episodes: int, first_seed: int = EVAL_SEED, videos: int = 0,
+             progress: Callable[[Iterable[EpisodeItem]], Iterable[EpisodeItem]] | None = None
+             ) -> list[EpisodeOutcome]:
+    """`episodes` seeded episodes balanced over the task's arguments; the first `videos` keep frames."""
+    items: Iterable[EpisodeItem] = episode_items(env.get_wrapper_attr("arguments"), episodes, first_seed, videos)
     if progress is not None:
-        indices = progress(indices)
-    return [run_episode(env, predict, first_seed + i, arguments[i % len(arguments)], record=i < videos)
-            for i in indices]
+        items = progress(items)
+    return [run_episode(env, predict, seed, args, record=record) for seed, args, record in items]
 
 
 def rate_row(successes: int, trials: int) -> dict[str, Any]:

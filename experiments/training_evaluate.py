@@ -16,6 +16,8 @@ from experiments.training_config import from_mapping, read_yaml
 from experiments.training_env import make_env
 from experiments.training_eval import (
     EVAL_SEED,
+    EpisodeItem,
+    episode_items,
     eval_skill_text_fraction,
     evaluate,
     model_predictor,
@@ -55,24 +57,21 @@ def _worker_state(root: str, render: bool) -> tuple[Any, Any]:
     return env, model_predictor(policy)
 
 
-def _worker_episode(state: tuple[Any, Any], item: tuple[int, tuple[str, ...], bool]) -> Any:
+def _worker_episode(state: tuple[Any, Any], item: EpisodeItem) -> Any:
     env, predict = state
     seed, args, record = item
     return run_episode(env, predict, seed, args, record=record)
 
 
-def evaluate_on_ray(root: Path, episodes: int, videos: int, first_seed: int, workers: int | None = None,
+def evaluate_on_ray(root: Path, items: list[EpisodeItem], workers: int | None = None,
                     address: str | None = None) -> list[Any]:
-    """The same seeded episodes as `evaluate`, spread over Ray workers (each loads the run once)."""
+    """The evaluation's episodes spread over Ray workers (each loads the run once), results in order."""
     from functools import partial
 
     from experiments.distributed import ray_map
-    from experiments.training_language import instruction_variants
 
-    config = from_mapping(read_yaml(RunPaths(root).config))
-    arguments = list(instruction_variants(config.task))
-    items = [(first_seed + i, arguments[i % len(arguments)], i < videos) for i in range(episodes)]
-    return ray_map(partial(_worker_state, str(root), videos > 0), _worker_episode, items, workers, address)
+    render = any(record for _, _, record in items)
+    return ray_map(partial(_worker_state, str(root), render), _worker_episode, items, workers, address)
 
 
 def evaluate_run(root: Path, episodes: int, videos: int, seed: int | None, command: str,
@@ -87,17 +86,16 @@ def evaluate_run(root: Path, episodes: int, videos: int, seed: int | None, comma
 
     paths = RunPaths(root)
     _require_run(paths)
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
     first_seed = EVAL_SEED if seed is None else seed
     config, policy, env = evaluation_env(root, render=videos > 0 and not ray)
     try:
+        items = episode_items(env.get_wrapper_attr("arguments"), episodes, first_seed, videos)
         if ray:
-            outcomes = evaluate_on_ray(root, episodes, videos, first_seed, ray_workers, ray_address)
+            outcomes = evaluate_on_ray(root, items, ray_workers, ray_address)
         else:
             outcomes = evaluate(env, model_predictor(policy), episodes, first_seed,
                                 videos=videos, progress=_bar(progress, episodes, config.task))
-        values = start_values(env, policy, episodes, first_seed, config.progress_reward, config.approach_reward)
+        values = start_values(env, policy, items, config.progress_reward, config.approach_reward)
     finally:
         env.close()
     written = [str(save_gif(paths.videos / f"episode_{i:02d}.gif", o.frames)) for i, o in enumerate(outcomes)
@@ -111,7 +109,7 @@ def evaluate_run(root: Path, episodes: int, videos: int, seed: int | None, comma
     return result
 
 
-def start_values(env: Any, policy: Any, episodes: int, first_seed: int, progress_reward: float = 0.0,
+def start_values(env: Any, policy: Any, items: list[EpisodeItem], progress_reward: float = 0.0,
                  approach_reward: float = 0.0) -> list[float]:
     """The unshaped value of the first observation of each evaluation episode (same seeds and arguments).
 
@@ -122,11 +120,10 @@ def start_values(env: Any, policy: Any, episodes: int, first_seed: int, progress
 
     from experiments.training_language import shaping_potential
 
-    arguments = env.get_wrapper_attr("arguments")
     base = env.unwrapped
     values = []
-    for index in range(episodes):
-        obs, _ = env.reset(seed=first_seed + index, options={"args": arguments[index % len(arguments)]})
+    for seed, args, _ in items:
+        obs, _ = env.reset(seed=seed, options={"args": args})
         obs_tensor, _ = policy.obs_to_tensor(obs)
         with torch.no_grad():
             shaped = float(policy.predict_values(obs_tensor).reshape(-1)[0])
