@@ -1,58 +1,69 @@
 """`embodia continual`: one language-conditioned PPO policy trained through a task sequence.
 
-Every task phase is the same for all strategies: behaviour-cloning warm start from the scripted expert's
-demonstrations of that task, then PPO on the task's dense reward. The strategy (naive, replay, EWC)
-decides what, if anything, protects earlier tasks. All tasks are evaluated at fixed step intervals, and
-from-scratch single-task references give forward transfer, as in Continual World.
+Each task phase follows the single-task training recipe of `embodia train` (RESULTS.md): the task's
+config file gives its shaping, grounding and behaviour-cloning settings; the phase pretrains the object
+attention on the task's sentences, clones the scripted expert's demonstrations, then runs PPO with a
+learning rate that decays linearly over the phase. One model, with one set of input statistics pooled
+over every task of the sequence, is carried from phase to phase. The strategy (naive, replay, EWC)
+decides what, if anything, protects earlier tasks; its loss is added to every optimizer step of the
+phase, the cloning steps included. All tasks are evaluated at fixed step intervals, and from-scratch
+single-task references (the same phase alone, on a fresh model) give forward transfer, as in
+Continual World.
 """
 
 from __future__ import annotations
 
-import json
+import fcntl
 import logging
-from dataclasses import asdict, dataclass, field
+import pickle
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import DummyVecEnv
 
-from envs.experts import make_expert
-from envs.household import HouseholdEnv
-from experiments.io import atomic_write, atomic_write_text
-from memory.continual import Demonstrations, attach, behaviour_clone, make_strategy, stack_demonstrations
+from experiments.io import atomic_write
+from experiments.training_config import TrainConfig, load_config, parse_assignments
+from experiments.training_eval import eval_skill_text_fraction
+from experiments.training_language import EmbeddingTable, all_texts
+from memory.continual import Demonstrations, attach, make_strategy
 from memory.continual_metrics import Curve
-from perception.extractor import policy_kwargs
-from perception.goal_wrapper import GoalEmbeddingWrapper
+from perception.layout import GOAL_KEY
 from perception.text import TextEncoder
 
 logger = logging.getLogger(__name__)
+EVAL_SEED = 10_000
+SHARED_MODEL_FIELDS = ("net_arch", "token_dim", "fusion", "object_heads", "log_std_init", "obs_mode", "gamma")
+"""Fields that shape the one model every phase trains; they come from the first task's config."""
 
 
 @dataclass(frozen=True)
 class ContinualConfig:
-    """Budgets and hyper-parameters of a continual-learning run."""
+    """Budgets and hyper-parameters of a continual-learning run (everything else: the tasks' configs)."""
 
     tasks: tuple[str, ...] = ("reach", "push", "pick", "open")
     """the task sequence, trained in this order"""
     strategy: str = "naive"
     """naive | replay | ewc"""
-    steps_per_task: int = 15_000
-    """PPO environment steps per task"""
-    eval_every: int = 5_000
-    """evaluate every task after this many steps (and at each phase start)"""
-    eval_episodes: int = 10
+    steps_per_task: int = 10_240
+    """PPO environment steps per task (after its warm starts)"""
+    eval_every: int = 5_120
+    """evaluate every task after this many steps of a phase (and once before any training)"""
+    eval_episodes: int = 20
     """episodes per task per evaluation"""
-    demo_episodes: int = 20
-    """expert episodes recorded per task (warm start, replay memory, EWC Fisher states)"""
-    bc_epochs: int = 30
-    """behaviour-cloning passes over a task's demonstrations at the start of its phase"""
+    bc_episodes: int = 200
+    """expert episodes per task: its warm start, the replay memory and EWC's Fisher states"""
     replay_weight: float = 1.0
-    ewc_weight: float = 100.0
+    ewc_weight: float = 1000.0
+    n_envs: int = 1
     seed: int = 0
+    encoder: str = "minilm"
+    settings: tuple[str, ...] = ()
+    """KEY=VALUE overrides applied to every task's config (as `embodia train --set`)"""
 
 
 @dataclass
@@ -61,37 +72,43 @@ class RunState:
 
     evaluations: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     phases_done: int = 0
+    phase_minutes: list[float] = field(default_factory=list)
 
 
-def make_env(task: str, encoder: TextEncoder) -> GoalEmbeddingWrapper:
-    return GoalEmbeddingWrapper(HouseholdEnv(task=task, obs_mode="state"), encoder)
+def task_configs(config: ContinualConfig) -> dict[str, TrainConfig]:
+    """Each task's training config (`experiments/configs/<task>.yaml`) with the run's budget and seed.
+
+    The fields that shape the model are taken from the first task, so one network fits every phase.
+    """
+    settings = parse_assignments(list(config.settings))
+    first = load_config(config.tasks[0], settings)
+    shared = {name: getattr(first, name) for name in SHARED_MODEL_FIELDS}
+    overrides = {"total_steps": config.steps_per_task, "n_envs": config.n_envs, "seed": config.seed,
+                 "encoder": config.encoder, "bc_episodes": config.bc_episodes}
+    return {task: load_config(task, {**settings, **shared, **overrides}) for task in config.tasks}
 
 
-def collect_demonstrations(task: str, episodes: int, seed: int, encoder: TextEncoder) -> Demonstrations:
-    """(observation with goal, expert action) pairs from successful expert episodes."""
-    env = make_env(task, encoder)
-    pairs = []
-    for episode in range(episodes):
-        obs, info = env.reset(seed=seed + episode)
-        expert = make_expert(env.unwrapped.task)
-        trajectory = []
-        for _ in range(env.unwrapped.horizon):
-            action = expert.act(info["scene_state"])
-            trajectory.append(({k: v.copy() for k, v in obs.items()}, action))
-            obs, _, terminated, truncated, info = env.step(action)
-            if terminated or truncated:
-                break
-        if info["is_success"]:
-            pairs.extend(trajectory)
-    env.close()
-    return stack_demonstrations(task, pairs)
+def embedding_table(tasks: tuple[str, ...], encoder: TextEncoder, source: str) -> EmbeddingTable:
+    """Every sentence of every task in the sequence, embedded once."""
+    texts = list(dict.fromkeys(text for task in tasks for text in all_texts(task)))
+    return EmbeddingTable.build(encoder, texts, source=source)
 
 
-def success_rate(model: PPO, env: GoalEmbeddingWrapper, episodes: int, seed: int) -> float:
+def pooled_statistics(configs: dict[str, TrainConfig], table: EmbeddingTable) -> dict[str, np.ndarray]:
+    """Input statistics of every task's random-action states together (the extractor's standardisation)."""
+    from experiments.training_env import input_statistics
+
+    per_task = [input_statistics(c, table) for c in configs.values()]
+    return {key: per_task[0][key] if key == GOAL_KEY else np.concatenate([s[key] for s in per_task])
+            for key in per_task[0]}
+
+
+def success_rate(model: Any, env: Any, episodes: int, seed: int) -> float:
+    """Deterministic-policy success over `episodes` seeded episodes."""
     wins = 0
     for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        for _ in range(env.unwrapped.horizon):
+        obs, info = env.reset(seed=seed + episode)
+        while True:
             action, _ = model.predict(obs, deterministic=True)
             obs, _, terminated, truncated, info = env.step(action)
             if terminated or truncated:
@@ -101,9 +118,9 @@ def success_rate(model: PPO, env: GoalEmbeddingWrapper, episodes: int, seed: int
 
 
 class _EvaluateAll(BaseCallback):
-    """Evaluates every task each `every` steps of the current phase, on held-out seeds."""
+    """Evaluates every task each `every` steps of the current phase."""
 
-    def __init__(self, evaluate, every: int, offset: int) -> None:
+    def __init__(self, evaluate: Callable[[int], None], every: int, offset: int) -> None:
         super().__init__()
         self._evaluate, self._every, self._offset = evaluate, every, offset
         self._next = every
@@ -115,20 +132,38 @@ class _EvaluateAll(BaseCallback):
         return True
 
 
+class _Progress(BaseCallback):
+    def __init__(self, bar: Any) -> None:
+        super().__init__()
+        self._bar = bar
+
+    def _on_step(self) -> bool:
+        self._bar.update(self.training_env.num_envs)
+        return True
+
+
 class ContinualRun:
     """Trains one policy through `config.tasks` with one strategy; resumable phase by phase."""
 
-    def __init__(self, config: ContinualConfig, encoder: TextEncoder, out: Path, progress=None) -> None:
-        self.config, self.encoder, self.out, self.progress = config, encoder, out, progress
-        self.eval_envs = {task: make_env(task, encoder) for task in config.tasks}
-        self.strategy = make_strategy(config.strategy, seed=config.seed, **self._strategy_kwargs())
-        self.state = RunState({task: [] for task in config.tasks})
+    def __init__(self, config: ContinualConfig, encoder: TextEncoder, out: Path, progress: Any = None) -> None:
+        from experiments.train import new_model
+        from experiments.training_env import build_vec_env, make_env
+
+        self.config, self.out, self.progress = config, out, progress
+        self.configs = task_configs(config)
+        torch.set_num_threads(self.configs[config.tasks[0]].torch_threads)
         torch.manual_seed(config.seed)
-        self.model = PPO("MultiInputPolicy", DummyVecEnv([lambda: make_env(config.tasks[0], encoder)]),
-                         n_steps=1024, batch_size=128, n_epochs=5, learning_rate=3e-4, gamma=0.95,
-                         policy_kwargs={**policy_kwargs(token_dim=64), "net_arch": [128, 128]},
-                         seed=config.seed, device="cpu", verbose=0)
+        self.table = embedding_table(config.tasks, encoder, config.encoder)
+        self.statistics = pooled_statistics(self.configs, self.table)
+        fraction = eval_skill_text_fraction
+        self.eval_envs = {task: make_env(c, self.table, skill_text_fraction=fraction(_templates(task)))
+                          for task, c in self.configs.items()}
+        first = self.configs[config.tasks[0]]
+        self._first_venv = build_vec_env(first, self.table)  # only to build the model; phases set their own
+        self.model = new_model(first, self._first_venv, None, self.table, self.statistics)
+        self.strategy = make_strategy(config.strategy, seed=config.seed, **self._strategy_kwargs())
         self._detach = attach(self.model.policy, self.strategy)
+        self.state = RunState({task: [] for task in config.tasks})
 
     def _strategy_kwargs(self) -> dict[str, float]:
         if self.config.strategy == "replay":
@@ -139,40 +174,50 @@ class ContinualRun:
 
     def evaluate(self, step: int) -> None:
         for index, (task, env) in enumerate(self.eval_envs.items()):
-            rate = success_rate(self.model, env, self.config.eval_episodes, 10_000 + 1000 * index)
+            rate = success_rate(self.model, env, self.config.eval_episodes, EVAL_SEED + 1000 * index)
             self.state.evaluations[task].append((step, rate))
-        logger.info("step %d: %s", step, {t: v[-1][1] for t, v in self.state.evaluations.items()})
+        logger.info("%s seed %d step %d: %s", self.config.strategy, self.config.seed, step,
+                    {t: v[-1][1] for t, v in self.state.evaluations.items()})
 
     def run(self) -> RunState:
-        config = self.config
+        import time
+
         self._load()
-        for phase in range(self.state.phases_done, len(config.tasks)):
-            task = config.tasks[phase]
-            offset = phase * config.steps_per_task
+        for phase in range(self.state.phases_done, len(self.config.tasks)):
+            started = time.perf_counter()
             if phase == 0:
                 self.evaluate(0)  # every task before any training
-            demos = collect_demonstrations(task, config.demo_episodes, config.seed * 1000 + 100 * phase, self.encoder)
-            behaviour_clone(self.model.policy, demos, config.bc_epochs, 128, np.random.default_rng(config.seed))
-            self.model.set_env(DummyVecEnv([lambda task=task: make_env(task, self.encoder)]))
-            callback = _EvaluateAll(self.evaluate, config.eval_every, offset)
-            self.model.learn(config.steps_per_task, callback=[callback, *self._progress_callback()],
-                             reset_num_timesteps=True)
+            demos = self._train_phase(phase)
             self.strategy.end_task(self.model.policy, demos)
             self.state.phases_done = phase + 1
+            self.state.phase_minutes.append(round((time.perf_counter() - started) / 60, 2))
             self._save()
         return self.state
 
-    def _progress_callback(self) -> list[BaseCallback]:
-        if self.progress is None:
-            return []
-        bar = self.progress
+    def _train_phase(self, phase: int) -> Demonstrations:
+        """Warm starts, then PPO on task `phase`; returns the demonstrations the strategy keeps."""
+        from experiments.training_bc import collect_expert_data, pretrain
+        from experiments.training_env import build_vec_env
+        from experiments.training_grounding import pretrain_grounding
 
-        class _Bar(BaseCallback):
-            def _on_step(self) -> bool:
-                bar.update(1)
-                return True
-
-        return [_Bar()]
+        task = self.config.tasks[phase]
+        config = self.configs[task]
+        venv = build_vec_env(config, self.table)
+        try:
+            self.model.set_env(venv)
+            if config.grounding_steps > 0:
+                pretrain_grounding(self.model, config, self.table, self.statistics["objects"],
+                                   config.grounding_steps)
+            data = collect_expert_data(config, self.table, config.bc_episodes)
+            pretrain(self.model, data, config, extra_loss=self.strategy.extra_loss)
+            callbacks: list[BaseCallback] = [_EvaluateAll(self.evaluate, self.config.eval_every,
+                                                          phase * self.config.steps_per_task)]
+            if self.progress is not None:
+                callbacks.append(_Progress(self.progress))
+            self.model.learn(self.config.steps_per_task, callback=callbacks, reset_num_timesteps=True)
+        finally:
+            venv.close()
+        return Demonstrations(task, data.observations, data.actions)
 
     def _save(self) -> None:
         atomic_write(self.out / "checkpoint.pt", lambda tmp: torch.save(
@@ -185,20 +230,29 @@ class ContinualRun:
             return
         try:
             saved = torch.load(path, weights_only=False)
-            if saved["config"] != asdict(self.config):
+            # A field added after the run was saved: the run used its default.
+            if {**asdict(ContinualConfig()), **saved["config"]} != asdict(self.config):
                 raise ValueError("it was made with a different configuration")
             self.model.policy.load_state_dict(saved["policy"])
             self.model.policy.optimizer.load_state_dict(saved["optimizer"])
-        except (ValueError, KeyError, RuntimeError, EOFError) as error:
+            state = RunState(**saved["state"])
+        except (ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
             raise ValueError(f"cannot resume from {path}: {error}; remove it or use another --out") from error
         self._detach()
         self.strategy = saved["strategy"]
         self._detach = attach(self.model.policy, self.strategy)
-        self.state = RunState(**saved["state"])
+        self.state = state
 
     def close(self) -> None:
+        self._first_venv.close()
         for env in self.eval_envs.values():
             env.close()
+
+
+def _templates(task: str) -> int:
+    from envs.instructions import TEMPLATES
+
+    return len(TEMPLATES[task])
 
 
 def curves_of(state: RunState) -> dict[str, Curve]:
@@ -206,16 +260,26 @@ def curves_of(state: RunState) -> dict[str, Curve]:
             for task, rows in state.evaluations.items()}
 
 
-def run_reference(task: str, config: ContinualConfig, encoder: TextEncoder, out: Path, progress=None) -> Curve:
-    """Task `task` alone from scratch with the same budget (the baseline of forward transfer)."""
-    single = ContinualConfig(**{**asdict(config), "tasks": (task,), "strategy": "naive"})
-    run = ContinualRun(single, encoder, out, progress)
-    try:
-        state = run.run()
-    finally:
-        run.close()
+@contextmanager
+def _exclusive(folder: Path) -> Iterator[None]:
+    """Hold a lock on `folder`, so parallel invocations sharing an --out train each reference once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_reference(task: str, config: ContinualConfig, encoder: TextEncoder, out: Path, progress: Any = None
+                  ) -> Curve:
+    """Task `task` alone on a fresh model with the same phase budget (the baseline of forward transfer)."""
+    single = replace(config, tasks=(task,), strategy="naive")
+    with _exclusive(out):
+        run = ContinualRun(single, encoder, out, progress)
+        try:
+            state = run.run()
+        finally:
+            run.close()
     return curves_of(state)[task]
-
-
-def write_results(out: Path, config: ContinualConfig, results: dict[str, Any]) -> None:
-    atomic_write_text(out / "results.json", json.dumps({"config": asdict(config), **results}, indent=2))

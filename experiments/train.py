@@ -81,9 +81,12 @@ def embedding_table(config: TrainConfig, paths: RunPaths, encoder: TextEncoder |
     return table
 
 
-def new_model(config: TrainConfig, venv: Any, paths: RunPaths, table: EmbeddingTable,
+def new_model(config: TrainConfig, venv: Any, paths: RunPaths | None, table: EmbeddingTable,
               statistics: dict[str, Any] | None = None) -> Any:
-    """A fresh PPO model whose extractor standardises its inputs with this task's statistics."""
+    """A fresh PPO model whose extractor standardises its inputs with this task's statistics.
+
+    `paths` gives the TensorBoard folder; None logs nothing (continual runs keep their own records).
+    """
     from stable_baselines3 import PPO
 
     kwargs = standardized_policy_kwargs(token_dim=config.token_dim, fusion=config.fusion,
@@ -94,7 +97,8 @@ def new_model(config: TrainConfig, venv: Any, paths: RunPaths, table: EmbeddingT
                batch_size=config.batch_size, n_epochs=config.n_epochs, gamma=config.gamma,
                gae_lambda=config.gae_lambda, clip_range=config.clip_range, ent_coef=config.ent_coef,
                vf_coef=config.vf_coef, max_grad_norm=config.max_grad_norm, target_kl=config.target_kl,
-               policy_kwargs=kwargs, tensorboard_log=str(paths.tb), seed=config.seed, device="cpu", verbose=0)
+               policy_kwargs=kwargs, tensorboard_log=str(paths.tb) if paths else None, seed=config.seed,
+               device="cpu", verbose=0)
     model.policy.features_extractor.set_statistics(statistics or input_statistics(config, table))
     return model
 

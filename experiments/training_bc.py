@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,8 +92,13 @@ def _as_policy_sees(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     raise ValueError(f"expert observations of shape {values.shape[1:]} do not fit the policy's {tuple(shape)}")
 
 
-def pretrain(model: Any, data: ExpertData, config: TrainConfig) -> dict[str, Any]:
-    """Fit the model's policy to the expert data in place; returns the loss curve and timings."""
+def pretrain(model: Any, data: ExpertData, config: TrainConfig,
+             extra_loss: Callable[[Any], torch.Tensor | None] | None = None) -> dict[str, Any]:
+    """Fit the model's policy to the expert data in place; returns the loss curve and timings.
+
+    `extra_loss(policy)` is added to every minibatch's loss: continual learning uses it so that replay or
+    EWC also guard earlier tasks while a new task's demonstrations are cloned.
+    """
     policy = model.policy
     policy.set_training_mode(True)
     optimizer = torch.optim.Adam(policy.parameters(), lr=config.bc_learning_rate)
@@ -113,8 +119,12 @@ def pretrain(model: Any, data: ExpertData, config: TrainConfig) -> dict[str, Any
             actor_loss = -log_prob.mean()
             value_loss = torch.nn.functional.mse_loss(values.flatten(), returns[batch]) if fit_value \
                 else torch.zeros(())
+            loss = actor_loss + config.vf_coef * value_loss
+            extra = extra_loss(policy) if extra_loss is not None else None
+            if extra is not None:
+                loss = loss + extra
             optimizer.zero_grad()
-            (actor_loss + config.vf_coef * value_loss).backward()
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
             optimizer.step()
             totals += [actor_loss.item() * len(batch), value_loss.item() * len(batch)]

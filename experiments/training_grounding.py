@@ -47,6 +47,10 @@ def pretrain_grounding(model: Any, config: TrainConfig, table: EmbeddingTable, o
         raise ValueError("grounding needs object attention (state mode with object_heads > 0)")
     goals, labels = grounding_labels(config.task, table)
     heads = min(attention.heads, labels.shape[1])
+    if not (labels[:, :heads] >= 0).any():
+        # e.g. "open the drawer": no sentence names an object row, so there is nothing to teach.
+        logger.info("grounding skipped: no %s sentence names an object row", config.task)
+        return {"steps": 0, "skipped": f"no {config.task} sentence names an object row"}
     generator = np.random.default_rng([config.seed, 0x6A0D])
     optimizer = torch.optim.Adam(attention.parameters(), lr=1e-3)
     started = time.perf_counter()
@@ -58,6 +62,8 @@ def pretrain_grounding(model: Any, config: TrainConfig, table: EmbeddingTable, o
         target = torch.as_tensor(labels[sentence, :heads])
         log_weights = torch.log(weights[:, :heads].clamp_min(1e-8))
         mask = target >= 0
+        if not mask.any():
+            continue
         loss = -(log_weights.gather(2, target.clamp_min(0).unsqueeze(-1)).squeeze(-1) * mask).sum() / mask.sum()
         optimizer.zero_grad()
         loss.backward()

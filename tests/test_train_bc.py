@@ -110,3 +110,27 @@ def test_bench_train_table_and_ratio(monkeypatch, capsys) -> None:
     assert "| 2 | 64 |" in out and "1.75x" in out and "meets the 1.6x goal" in out
     with pytest.raises(ValueError, match="--rollout"):
         bench.run(argparse.Namespace(task="reach", steps=16, rollout=32, repeats=1))
+
+
+def test_cloning_adds_the_extra_loss_to_every_minibatch(tmp_path) -> None:
+    """Continual learning passes replay/EWC in as `extra_loss`; it must shape every cloning step."""
+    config, table = _setup("reach")
+    data = collect_expert_data(config, table, episodes=2)
+    venv = build_vec_env(config, table)
+    try:
+        model = new_model(config, venv, None, table)
+        bias = model.policy.action_net.bias
+        calls = []
+
+        def pull_bias_up(policy):
+            calls.append(1)
+            return -1e3 * policy.action_net.bias.sum()  # dominates the cloning loss
+
+        pretrain(model, data, config, extra_loss=pull_bias_up)
+    finally:
+        venv.close()
+    batches = -(-len(data) // config.bc_batch_size)
+    assert len(calls) == config.bc_epochs * batches
+    # The extra term dominates, so Adam moves every bias by one learning rate per step, upwards.
+    expected = torch.full_like(bias, config.bc_learning_rate * len(calls))
+    assert torch.allclose(bias.detach(), expected, atol=2e-3), bias

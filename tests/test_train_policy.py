@@ -156,3 +156,26 @@ def test_grounding_teaches_attention_which_object_a_sentence_names(tmp_path: Pat
         venv.close()
     assert report["accuracy_before"][0] < 0.5
     assert report["accuracy_after"][0] > 0.95 and report["accuracy_after"][1] > 0.95
+
+
+def test_grounding_skips_a_task_whose_sentences_name_no_object(tmp_path) -> None:
+    """"open the drawer" has no object row to attend to: grounding must leave the weights finite, not NaN."""
+    from experiments.train import new_model
+    from experiments.training_config import TrainConfig
+    from experiments.training_env import build_vec_env, input_statistics
+    from experiments.training_grounding import pretrain_grounding
+    from experiments.training_language import EmbeddingTable, all_texts
+    from perception.text import HashingTextEncoder
+
+    config = TrainConfig(task="open", encoder="hashing", n_envs=1, n_steps=32, batch_size=32, token_dim=16,
+                         net_arch=(16,), statistics_steps=30, object_heads=2)
+    table = EmbeddingTable.build(HashingTextEncoder(), all_texts("open"), "hashing")
+    venv = build_vec_env(config, table)
+    try:
+        statistics = input_statistics(config, table)
+        model = new_model(config, venv, None, table, statistics)
+        report = pretrain_grounding(model, config, table, statistics["objects"], steps=20)
+    finally:
+        venv.close()
+    assert report["steps"] == 0 and "names an object row" in report["skipped"]
+    assert all(torch.isfinite(p).all() for p in model.policy.parameters())

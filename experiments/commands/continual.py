@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 STRATEGY_CHOICES = ("naive", "replay", "ewc", "all")
@@ -12,10 +13,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("continual", help="continual learning through a task sequence")
     parser.add_argument("--tasks", default="reach,push,pick,open", help="comma-separated task sequence")
     parser.add_argument("--strategy", choices=STRATEGY_CHOICES, default="all", help="strategy, or all three")
-    parser.add_argument("--steps-per-task", type=int, default=15_000, help="PPO steps per task")
-    parser.add_argument("--eval-every", type=int, default=5_000, help="steps between evaluations")
-    parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per task per evaluation")
-    parser.add_argument("--demo-episodes", type=int, default=20, help="expert episodes per task")
+    parser.add_argument("--steps-per-task", type=int, default=10_240,
+                        help="PPO steps per task, after its grounding and behaviour-cloning warm starts")
+    parser.add_argument("--eval-every", type=int, default=5_120, help="steps between evaluations")
+    parser.add_argument("--eval-episodes", type=int, default=20, help="episodes per task per evaluation")
+    parser.add_argument("--bc-episodes", type=int, default=200,
+                        help="expert episodes per task (warm start, replay memory, EWC Fisher states)")
+    parser.add_argument("--ewc-weight", type=float, default=None, help="EWC penalty weight (default: built in)")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key of every task's training config, e.g. --set bc_epochs=10 (repeatable)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     parser.add_argument("--encoder", choices=("minilm", "hashing"), default="minilm", help="instruction encoder")
     parser.add_argument("--out", type=Path, default=Path("runs/continual"), help="results folder (resumable)")
@@ -37,6 +43,9 @@ def _parse(args: argparse.Namespace) -> tuple[list[str], list[str], list[int]]:
         raise ValueError(f"--steps-per-task ({args.steps_per_task}) must be a multiple of --eval-every "
                          f"({args.eval_every})")
     strategies = ["naive", "replay", "ewc"] if args.strategy == "all" else [args.strategy]
+    from experiments.continual import ContinualConfig, task_configs
+
+    task_configs(ContinualConfig(tasks=tuple(tasks), settings=tuple(args.assignments)))  # bad --set: fail now
     return tasks, strategies, seeds
 
 
@@ -54,11 +63,14 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=total, desc="continual", unit="step") as progress:
         for seed in seeds:
             base = ContinualConfig(tasks=tuple(tasks), steps_per_task=args.steps_per_task, eval_every=args.eval_every,
-                                   eval_episodes=args.eval_episodes, demo_episodes=args.demo_episodes, seed=seed)
+                                   eval_episodes=args.eval_episodes, bc_episodes=args.bc_episodes, seed=seed,
+                                   encoder=args.encoder, settings=tuple(args.assignments))
+            if args.ewc_weight is not None:
+                base = replace(base, ewc_weight=args.ewc_weight)
             references = {task: run_reference(task, base, encoder, args.out / f"reference_{task}_seed{seed}",
                                               progress) for task in tasks}
             for strategy in strategies:
-                config = ContinualConfig(**{**base.__dict__, "strategy": strategy})
+                config = replace(base, strategy=strategy)
                 runner = ContinualRun(config, encoder, args.out / f"{strategy}_seed{seed}", progress)
                 try:
                     state = runner.run()
