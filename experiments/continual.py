@@ -231,7 +231,7 @@ class ContinualRun:
         try:
             saved = torch.load(path, weights_only=False)
             # A field added after the run was saved: the run used its default.
-            if {**asdict(ContinualConfig()), **saved["config"]} != asdict(self.config):
+            if _deciding({**asdict(ContinualConfig()), **saved["config"]}) != _deciding(asdict(self.config)):
                 raise ValueError("it was made with a different configuration")
             self.model.policy.load_state_dict(saved["policy"])
             self.model.policy.optimizer.load_state_dict(saved["optimizer"])
@@ -247,6 +247,14 @@ class ContinualRun:
         self._first_venv.close()
         for env in self.eval_envs.values():
             env.close()
+
+
+def _deciding(config: dict[str, Any]) -> dict[str, Any]:
+    """The fields that change what a run computes: a strategy's weight matters only to that strategy, so
+    from-scratch references (naive) are shared by runs that differ only in, say, the EWC weight."""
+    unused = {"replay": "ewc_weight", "ewc": "replay_weight"}.get(config["strategy"])
+    dropped = {unused} if unused else {"ewc_weight", "replay_weight"}
+    return {k: v for k, v in config.items() if k not in dropped}
 
 
 def _templates(task: str) -> int:

@@ -51,7 +51,12 @@ def _discounted(rewards: list[float], gamma: float) -> list[float]:
 
 def collect_expert_data(config: TrainConfig, table: EmbeddingTable, episodes: int, seed: int = BC_SEED
                         ) -> ExpertData:
-    """Run the scripted expert for `episodes` seeded episodes of the run's task and keep every step."""
+    """Run the scripted expert for `episodes` seeded episodes of the run's task and keep every step.
+
+    With `config.bc_action_noise`, the env executes the expert's action plus Gaussian noise while the data
+    keeps the expert's own action as the label (DART): states off the expert's path, labelled with how
+    the expert steers back.
+    """
     from envs.experts import make_expert
 
     env = make_env(config, table, slim_info=False, shaping=True)  # critic targets in PPO's own reward
@@ -59,6 +64,7 @@ def collect_expert_data(config: TrainConfig, table: EmbeddingTable, episodes: in
     actions: list[np.ndarray] = []
     returns: list[float] = []
     successes = 0
+    noise_rng = np.random.default_rng([config.seed, seed, 0xDA27])
     try:
         for index in range(episodes):
             obs, info = env.reset(seed=seed + index)
@@ -69,7 +75,11 @@ def collect_expert_data(config: TrainConfig, table: EmbeddingTable, episodes: in
                 for key, value in obs.items():
                     observations.setdefault(key, []).append(value)
                 actions.append(action)
-                obs, reward, terminated, truncated, info = env.step(action)
+                executed = action
+                if config.bc_action_noise > 0:
+                    noise = noise_rng.normal(0.0, config.bc_action_noise, action.shape)
+                    executed = np.clip(action + noise, -1.0, 1.0).astype(np.float32)
+                obs, reward, terminated, truncated, info = env.step(executed)
                 rewards.append(float(reward))
                 if terminated or truncated:
                     successes += int(bool(info["is_success"]))

@@ -104,6 +104,10 @@ class TrainConfig:
     bc_batch_size: int = 256
     bc_log_std: float = -1.0
     """Log std of the action distribution after the warm start (BC itself would shrink it to nothing)."""
+    bc_action_noise: float = 0.0
+    """Std of Gaussian noise added to the expert's *executed* actions while recording (DART, Laskey et al.
+    2017); the recorded labels stay clean, so the data shows how the expert recovers from the drift a
+    cloned policy will make."""
 
     def __post_init__(self) -> None:
         _check(self.obs_mode in OBS_MODES, f"obs_mode must be one of {', '.join(OBS_MODES)}, got {self.obs_mode!r}")
@@ -120,6 +124,7 @@ class TrainConfig:
             _check(0.0 <= getattr(self, name) <= 1.0, f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         _check(0 < self.gamma <= 1 and 0 < self.gae_lambda <= 1, "gamma and gae_lambda must be in (0, 1]")
         _check(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
+        _check(self.bc_action_noise >= 0, f"bc_action_noise must be >= 0, got {self.bc_action_noise}")
         _check(self.progress_reward >= 0 and self.approach_reward >= 0, "shaping weights must be >= 0")
         _check(self.progress_reward == 0 or self.reward_type == "dense",
                "progress_reward shapes the dense reward; it needs reward_type dense")

@@ -84,3 +84,16 @@ def test_cli_rejects_unknown_tasks_and_settings_before_any_work(tmp_path, capsys
     error = capsys.readouterr().err
     assert code != 0 and "unknown config keys ['no_such_key']" in error
     assert not (tmp_path / "b").exists()
+
+
+def test_a_strategy_weight_matters_only_to_its_own_strategy(tmp_path, monkeypatch) -> None:
+    """References (naive) are shared across EWC weights; an EWC run with another weight is refused."""
+    monkeypatch.setattr(ContinualRun, "_train_phase", lambda self, phase: _tiny_demos(self, phase))
+    naive = _config(strategy="naive", steps_per_task=128)
+    _run(naive, tmp_path / "naive")
+    _run(replace(naive, ewc_weight=1.0, replay_weight=5.0), tmp_path / "naive")  # same run: resumes
+    ewc = replace(naive, strategy="ewc")
+    _run(ewc, tmp_path / "ewc")
+    _run(replace(ewc, replay_weight=5.0), tmp_path / "ewc")
+    with pytest.raises(ValueError, match="different configuration"):
+        _run(replace(ewc, ewc_weight=1.0), tmp_path / "ewc")

@@ -134,3 +134,15 @@ def test_cloning_adds_the_extra_loss_to_every_minibatch(tmp_path) -> None:
     # The extra term dominates, so Adam moves every bias by one learning rate per step, upwards.
     expected = torch.full_like(bias, config.bc_learning_rate * len(calls))
     assert torch.allclose(bias.detach(), expected, atol=2e-3), bias
+
+
+def test_dart_noise_moves_the_states_but_keeps_the_expert_labels() -> None:
+    clean_config, table = _setup("reach")
+    noisy_config, _ = _setup("reach", bc_action_noise=0.5)
+    clean = collect_expert_data(clean_config, table, episodes=1)
+    noisy = collect_expert_data(noisy_config, table, episodes=1)
+    steps = min(len(clean), len(noisy))
+    assert not np.allclose(clean.observations["proprio"][1:steps], noisy.observations["proprio"][1:steps])
+    assert set(np.unique(noisy.actions[:, 3])) <= {-1.0, 1.0}  # the expert's gripper label, never a noisy one
+    with pytest.raises(ValueError, match="bc_action_noise"):
+        _setup("reach", bc_action_noise=-0.1)
