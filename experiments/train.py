@@ -37,6 +37,7 @@ from experiments.training_session import (
     RunPaths,
     SessionState,
     TrainingSession,
+    UpdateThreadsCallback,
 )
 from perception.text import TextEncoder, default_text_encoder
 
@@ -159,6 +160,8 @@ def train(config: TrainConfig, paths: RunPaths, checkpoint: Checkpoint | None = 
         remaining = total - int(model.num_timesteps)
         if remaining > 0:
             callbacks = [BoundaryCallback(session), ProgressCallback(session, total, enabled=progress)]
+            if config.update_threads != config.torch_threads:
+                callbacks.append(UpdateThreadsCallback(config.torch_threads, config.update_threads))
             model.learn(remaining, callback=callbacks, reset_num_timesteps=checkpoint is None, tb_log_name="ppo")
         session.finish()
         return _finalise(config, paths, model, session, command, table.dim)

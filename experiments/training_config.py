@@ -91,6 +91,9 @@ class TrainConfig:
     """Random-action env steps that set the policy's input standardisation (see agent.policy_features)."""
     torch_threads: int = 1
     """Torch threads of the learner process (1 keeps results independent of the machine's core count)."""
+    update_threads: int = 1
+    """Torch threads during the PPO update only. The env workers idle then, so on a small machine the update
+    can use their cores; while collecting, the learner keeps `torch_threads` and leaves the cores to them."""
     worker_timeout: float = 300.0
     """Seconds to wait for an env worker's answer before declaring it hung."""
 
@@ -117,7 +120,7 @@ class TrainConfig:
         _check(self.fusion in FUSIONS, f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         for name in ("n_envs", "total_steps", "n_steps", "batch_size", "n_epochs", "checkpoint_every",
                      "eval_every", "eval_episodes", "keep_checkpoints", "token_dim", "bc_episodes", "bc_epochs",
-                     "torch_threads", "statistics_steps"):
+                     "torch_threads", "update_threads", "statistics_steps"):
             value = getattr(self, name)
             _check(isinstance(value, int) and value >= 1, f"{name} must be a positive integer, got {value!r}")
         for name in ("skill_text_fraction", "start_held_fraction"):

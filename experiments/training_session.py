@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from experiments.io import atomic_write_text
@@ -171,6 +172,29 @@ class BoundaryCallback(BaseCallback):
 
     def _on_rollout_start(self) -> None:
         self.session.at_boundary(int(self.model.num_timesteps))
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class UpdateThreadsCallback(BaseCallback):
+    """`update` torch threads while PPO updates, `collect` threads while it collects rollouts.
+
+    SB3 calls `_on_rollout_end` just before `train()` and `_on_rollout_start` just after it.
+    """
+
+    def __init__(self, collect: int, update: int) -> None:
+        super().__init__()
+        self.collect, self.update = collect, update
+
+    def _on_rollout_end(self) -> None:
+        torch.set_num_threads(self.update)
+
+    def _on_rollout_start(self) -> None:
+        torch.set_num_threads(self.collect)
+
+    def _on_training_end(self) -> None:
+        torch.set_num_threads(self.collect)
 
     def _on_step(self) -> bool:
         return True
