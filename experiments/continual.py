@@ -13,6 +13,7 @@ Continual World.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import pickle
@@ -222,7 +223,11 @@ class ContinualRun:
     def _save(self) -> None:
         atomic_write(self.out / "checkpoint.pt", lambda tmp: torch.save(
             {"policy": self.model.policy.state_dict(), "optimizer": self.model.policy.optimizer.state_dict(),
-             "strategy": self.strategy, "state": asdict(self.state), "config": asdict(self.config)}, tmp))
+             "strategy": self.strategy, "state": asdict(self.state), "config": asdict(self.config),
+             "task_configs": self._task_configs()}, tmp))
+
+    def _task_configs(self) -> dict[str, dict[str, Any]]:
+        return {task: dataclasses.asdict(c) for task, c in self.configs.items()}
 
     def _load(self) -> None:
         path = self.out / "checkpoint.pt"
@@ -233,6 +238,10 @@ class ContinualRun:
             # A field added after the run was saved: the run used its default.
             if _deciding({**asdict(ContinualConfig()), **saved["config"]}) != _deciding(asdict(self.config)):
                 raise ValueError("it was made with a different configuration")
+            # Runs saved before task configs were recorded carry none; they are taken as they are.
+            if saved.get("task_configs", self._task_configs()) != self._task_configs():
+                changed = sorted(t for t, c in self._task_configs().items() if saved["task_configs"].get(t) != c)
+                raise ValueError(f"the config files of {', '.join(changed)} changed since it was saved")
             self.model.policy.load_state_dict(saved["policy"])
             self.model.policy.optimizer.load_state_dict(saved["optimizer"])
             state = RunState(**saved["state"])

@@ -97,3 +97,19 @@ def test_a_strategy_weight_matters_only_to_its_own_strategy(tmp_path, monkeypatc
     _run(replace(ewc, replay_weight=5.0), tmp_path / "ewc")
     with pytest.raises(ValueError, match="different configuration"):
         _run(replace(ewc, ewc_weight=1.0), tmp_path / "ewc")
+
+
+def test_resume_refuses_a_run_whose_task_config_files_changed(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(ContinualRun, "_train_phase", lambda self, phase: _tiny_demos(self, phase))
+    config = _config(strategy="naive", steps_per_task=128)
+    _run(config, tmp_path)
+    original = task_configs
+
+    def edited(config):
+        configs = original(config)
+        configs["open"] = replace(configs["open"], bc_log_std=-3.0)
+        return configs
+
+    monkeypatch.setattr("experiments.continual.task_configs", edited)
+    with pytest.raises(ValueError, match="config files of open changed"):
+        _run(config, tmp_path)
