@@ -21,6 +21,7 @@ OBS_MODES = ("state", "rgbd", "rgbd_touch")
 ENCODERS = ("minilm", "hashing")
 FUSIONS = ("concat", "attention")
 LR_SCHEDULES = ("constant", "linear")
+VEC_ENVS = ("subproc", "split")
 RESUME_MUTABLE = ("total_steps",)
 """The only fields a `--resume` may change (training longer); anything else would break exact resumption."""
 
@@ -35,6 +36,9 @@ class TrainConfig:
     """Observation mode of the env: state, rgbd or rgbd_touch."""
     n_envs: int = 2
     """Parallel environments; more than one runs each in its own process (SubprocVecEnv)."""
+    vec_env: str = "subproc"
+    """With n_envs > 1: subproc (every env in a worker process) or split (env 0 in the learner's process,
+    the rest in workers: fewer processes than cores on a small machine; identical rollouts)."""
     total_steps: int = 200_000
     """Environment steps to train for (rounded up to whole rollouts)."""
     seed: int = 0
@@ -117,6 +121,7 @@ class TrainConfig:
         _check(self.encoder in ENCODERS, f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
         _check(self.lr_schedule in LR_SCHEDULES,
                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
+        _check(self.vec_env in VEC_ENVS, f"vec_env must be one of {', '.join(VEC_ENVS)}, got {self.vec_env!r}")
         _check(self.fusion in FUSIONS, f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         for name in ("n_envs", "total_steps", "n_steps", "batch_size", "n_epochs", "checkpoint_every",
                      "eval_every", "eval_episodes", "keep_checkpoints", "token_dim", "bc_episodes", "bc_epochs",

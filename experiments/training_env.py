@@ -3,7 +3,8 @@
 Wrapper stack, inside out: `HouseholdEnv` → `LanguageTaskWrapper` (arguments and sentence per episode)
 → `GoalEmbeddingWrapper` (the sentence's embedding as the `goal` observation, from the run's
 `EmbeddingTable`) → SB3 `Monitor` (episode returns) → `CrashNoteWrapper` (worker crash reports).
-Several envs run in `CheckedSubprocVecEnv` worker processes; optionally `VecNormalize` scales rewards.
+Several envs run in `CheckedSubprocVecEnv` worker processes (or, with `vec_env: split`, env 0 in the
+learner's process and the rest in workers); optionally `VecNormalize` scales rewards.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from experiments.training_config import TrainConfig
 from experiments.training_language import EmbeddingTable, LanguageTaskWrapper, ProgressShaping
-from experiments.training_vec import CheckedSubprocVecEnv, CrashNoteWrapper, crash_note_path, default_start_method
+from experiments.training_vec import (
+    CheckedSubprocVecEnv,
+    CrashNoteWrapper,
+    SplitVecEnv,
+    crash_note_path,
+    default_start_method,
+)
 from perception.goal_wrapper import GoalEmbeddingWrapper
 from perception.layout import GOAL_KEY
 
@@ -68,8 +75,9 @@ def build_vec_env(config: TrainConfig, table: EmbeddingTable, note_dir: Path | N
     else:
         if note_dir is not None:
             note_dir.mkdir(parents=True, exist_ok=True)
-        venv = CheckedSubprocVecEnv(fns, timeout=config.worker_timeout, note_dir=note_dir,
-                                    start_method=start_method or default_start_method())
+        kind = SplitVecEnv if config.vec_env == "split" else CheckedSubprocVecEnv
+        venv = kind(fns, timeout=config.worker_timeout, note_dir=note_dir,
+                    start_method=start_method or default_start_method())
     if not config.normalize_reward:
         return venv
     if vecnormalize is not None:

@@ -18,8 +18,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.vec_env import SubprocVecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.patch_gym import _patch_env
 from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
 
 from experiments.io import atomic_write_text
@@ -75,13 +76,15 @@ class CheckedSubprocVecEnv(SubprocVecEnv):
     """
 
     def __init__(self, env_fns: list[Callable[[], gym.Env]], timeout: float = 300.0,
-                 note_dir: str | Path | None = None, start_method: str | None = None) -> None:
+                 note_dir: str | Path | None = None, start_method: str | None = None, first_rank: int = 0) -> None:
         self.timeout = timeout
+        self.first_rank = first_rank
+        """Rank of this object's first env among all of the run's envs (what errors and crash notes use)."""
         self._pending: set[int] = set()
         self.note_dir = Path(note_dir) if note_dir is not None else None
         if self.note_dir is not None:
             for rank in range(len(env_fns)):
-                crash_note_path(self.note_dir, rank).unlink(missing_ok=True)
+                crash_note_path(self.note_dir, first_rank + rank).unlink(missing_ok=True)
         super().__init__(env_fns, start_method=start_method)
 
     def _receive(self, rank: int, doing: str) -> Any:
@@ -94,8 +97,8 @@ class CheckedSubprocVecEnv(SubprocVecEnv):
                 if not process.is_alive():
                     raise EnvWorkerError(self._death_message(rank, doing))
                 if time.monotonic() >= deadline:
-                    raise EnvWorkerError(f"environment worker {rank} (pid {process.pid}) did not answer "
-                                         f"{doing} within {self.timeout:.0f} s; it looks hung")
+                    raise EnvWorkerError(f"environment worker {self.first_rank + rank} (pid {process.pid}) did not "
+                                         f"answer {doing} within {self.timeout:.0f} s; it looks hung")
             answer = remote.recv()
             self._pending.discard(rank)
             return answer
@@ -107,9 +110,9 @@ class CheckedSubprocVecEnv(SubprocVecEnv):
         process.join(timeout=5)
         code = process.exitcode
         how = f"exit code {code}" if code is None or code >= 0 else f"killed by signal {-code}"
-        message = f"environment worker {rank} (pid {process.pid}) died during {doing} ({how})"
+        message = f"environment worker {self.first_rank + rank} (pid {process.pid}) died during {doing} ({how})"
         if self.note_dir is not None:
-            note = crash_note_path(self.note_dir, rank)
+            note = crash_note_path(self.note_dir, self.first_rank + rank)
             if note.is_file():
                 message += f": {note.read_text().strip()}"
         return message
@@ -160,6 +163,101 @@ class CheckedSubprocVecEnv(SubprocVecEnv):
                 process.terminate()
                 process.join()
         self.closed = True
+
+
+class SplitVecEnv(VecEnv):
+    """Env 0 steps in the learner's own process while envs 1.. step in `CheckedSubprocVecEnv` workers.
+
+    With 2 envs on a 2-core machine, `SubprocVecEnv` runs 3 processes (learner + 2 workers) that wake each
+    other on every vector step, and the learner idles while both workers step. Here the learner steps
+    env 0 itself while the worker steps env 1: 2 processes for 2 cores, half the pipe round-trips. Env 0 is
+    driven exactly as SB3's worker loop drives an env, and results are stacked as `SubprocVecEnv` stacks
+    them, so rollouts are bit-identical to `SubprocVecEnv`'s (tests/test_train_vec.py).
+    """
+
+    def __init__(self, env_fns: list[Callable[[], gym.Env]], timeout: float = 300.0,
+                 note_dir: str | Path | None = None, start_method: str | None = None) -> None:
+        if len(env_fns) < 2:
+            raise ValueError(f"SplitVecEnv needs at least 2 envs (1 local + workers), got {len(env_fns)}")
+        self.local = _patch_env(env_fns[0]())
+        try:
+            self.remote = CheckedSubprocVecEnv(env_fns[1:], timeout=timeout, note_dir=note_dir,
+                                               start_method=start_method, first_rank=1)
+        except BaseException:
+            self.local.close()
+            raise
+        self._local_action: Any = None
+        super().__init__(len(env_fns), self.local.observation_space, self.local.action_space)
+
+    def reset(self) -> VecEnvObs:
+        self.remote._seeds, self.remote._options = self._seeds[1:], self._options[1:]
+        options = {"options": self._options[0]} if self._options[0] else {}
+        local_obs, local_info = self.local.reset(seed=self._seeds[0], **options)
+        remote_obs = self.remote.reset()
+        self.reset_infos = [local_info, *self.remote.reset_infos]
+        self._reset_seeds()
+        self._reset_options()
+        return _prepend(local_obs, remote_obs, self.observation_space)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self.remote.step_async(actions[1:])  # the worker steps while the learner steps env 0 in step_wait
+        self._local_action = actions[0]
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, reward, terminated, truncated, info = self.local.step(self._local_action)
+        done = terminated or truncated  # from here on, exactly SB3's worker loop
+        info["TimeLimit.truncated"] = truncated and not terminated
+        reset_info: dict[str, Any] = {}
+        if done:
+            info["terminal_observation"] = obs
+            obs, reset_info = self.local.reset()
+        remote_obs, remote_rews, remote_dones, remote_infos = self.remote.step_wait()
+        self.reset_infos = [reset_info, *self.remote.reset_infos]
+        return (_prepend(obs, remote_obs, self.observation_space), np.concatenate([np.stack([reward]), remote_rews]),
+                np.concatenate([np.stack([done]), remote_dones]), (info, *remote_infos))
+
+    def close(self) -> None:
+        try:
+            self.remote.close()
+        finally:
+            self.local.close()
+
+    def _split(self, indices: VecEnvIndices) -> tuple[bool, list[int]]:
+        chosen = self._get_indices(indices)
+        return 0 in chosen, [i - 1 for i in chosen if i > 0]
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        local, remote = self._split(indices)
+        head = [self.local.get_wrapper_attr(attr_name)] if local else []
+        return head + (self.remote.get_attr(attr_name, remote) if remote else [])
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        local, remote = self._split(indices)
+        if local:
+            setattr(self.local, attr_name, value)
+        if remote:
+            self.remote.set_attr(attr_name, value, remote)
+
+    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
+                   **method_kwargs: Any) -> list[Any]:
+        local, remote = self._split(indices)
+        head = [self.local.get_wrapper_attr(method_name)(*method_args, **method_kwargs)] if local else []
+        tail = self.remote.env_method(method_name, *method_args, indices=remote, **method_kwargs) if remote else []
+        return head + tail
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        from stable_baselines3.common.env_util import is_wrapped
+
+        local, remote = self._split(indices)
+        head = [is_wrapped(self.local, wrapper_class)] if local else []
+        return head + (self.remote.env_is_wrapped(wrapper_class, remote) if remote else [])
+
+
+def _prepend(first: Any, stacked: VecEnvObs, space: gym.spaces.Space) -> VecEnvObs:
+    """Env 0's observation in front of the workers' stacked ones, as `SubprocVecEnv` would stack all."""
+    if isinstance(space, gym.spaces.Dict):
+        return {key: np.concatenate([np.stack([first[key]]), stacked[key]]) for key in space.spaces}
+    return np.concatenate([np.stack([first]), stacked])
 
 
 def default_start_method() -> str:

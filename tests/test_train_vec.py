@@ -90,3 +90,50 @@ def test_healthy_workers_step_like_sb3(tmp_path) -> None:
         assert rewards.tolist() == [1.0, 1.0] and len(infos) == 2
     finally:
         venv.close()
+
+
+def test_split_vec_env_names_its_worker_by_the_run_wide_rank(tmp_path) -> None:
+    """Env 0 steps in process; the worker holds env 1, and its crash must be reported as worker 1."""
+    from experiments.training_vec import SplitVecEnv
+
+    venv = SplitVecEnv(_factories(tmp_path, 1, "raise"), timeout=30, note_dir=tmp_path, start_method="fork")
+    try:
+        with pytest.raises(EnvWorkerError, match=r"environment worker 1 \(pid \d+\) died during step .*"
+                                                 r"FloatingPointError: simulated physics blow-up"):
+            _step_until_error(venv)
+    finally:
+        venv.close()
+    assert all(not p.is_alive() for p in venv.remote.processes)
+
+
+def test_split_vec_env_gives_the_rollout_of_subproc_vec_env() -> None:
+    """Same envs, seeds and actions: identical observations, rewards, dones and infos, resets included."""
+    from experiments.training_config import TrainConfig
+    from experiments.training_env import build_vec_env
+    from experiments.training_language import EmbeddingTable, all_texts
+    from perception.text import HashingTextEncoder
+
+    table = EmbeddingTable.build(HashingTextEncoder(), all_texts("reach"), "hashing")
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(120, 2, 4)).astype(np.float32)
+    records = {}
+    for kind in ("subproc", "split"):
+        venv = build_vec_env(TrainConfig(task="reach", encoder="hashing", n_envs=2, vec_env=kind), table)
+        try:
+            venv.seed(7)
+            steps = [venv.reset()]
+            for action in actions:
+                obs, rewards, dones, infos = venv.step(action)
+                steps.append((obs, rewards, dones, [info.get("is_success") for info in infos]))
+            records[kind] = steps
+            assert venv.get_attr("task_name") == venv.env_method("get_wrapper_attr", "task_name")
+        finally:
+            venv.close()
+    assert any(step[2].any() for step in records["split"][1:]), "the rollout should include an episode end"
+    for ours, theirs in zip(records["split"], records["subproc"], strict=True):
+        if isinstance(ours, dict):
+            ours, theirs = (ours,), (theirs,)
+        for a, b in zip(ours, theirs, strict=True):
+            if isinstance(a, dict):
+                assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+            else:
+                assert np.array_equal(np.asarray(a), np.asarray(b))

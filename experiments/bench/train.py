@@ -21,11 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=4096, help="timed environment steps per setting")
     parser.add_argument("--rollout", type=int, default=1024, help="environment steps per PPO update")
     parser.add_argument("--repeats", type=int, default=1, help="alternating repeats of (1 env, 2 envs)")
+    parser.add_argument("--vec-env", choices=("subproc", "split"), default="subproc",
+                        help="2 envs as 2 worker processes (subproc) or 1 in process + 1 worker (split)")
     parser.add_argument("--update-threads", type=int, default=1,
                         help="torch threads during each PPO update (both settings; the envs idle then)")
 
 
-def _measure(task: str, n_envs: int, steps: int, rollout: int, update_threads: int) -> dict[str, Any]:
+def _measure(task: str, n_envs: int, steps: int, rollout: int, update_threads: int, vec_env: str = "subproc"
+             ) -> dict[str, Any]:
     import torch
 
     from experiments.train import new_model
@@ -37,7 +40,7 @@ def _measure(task: str, n_envs: int, steps: int, rollout: int, update_threads: i
 
     torch.set_num_threads(1)
     config = TrainConfig(task=task, n_envs=n_envs, n_steps=rollout // n_envs, batch_size=256, encoder="hashing",
-                         total_steps=steps, update_threads=update_threads)
+                         total_steps=steps, update_threads=update_threads, vec_env=vec_env)
     table = EmbeddingTable.build(HashingTextEncoder(), all_texts(task), "hashing")
     venv = build_vec_env(config, table)
     try:
@@ -61,12 +64,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for _ in range(args.repeats):
         for n_envs in (1, 2):
-            rows.append(_measure(args.task, n_envs, args.steps, args.rollout, args.update_threads))
+            rows.append(_measure(args.task, n_envs, args.steps, args.rollout, args.update_threads, args.vec_env))
     best = {n: max(r["fps"] for r in rows if r["n_envs"] == n) for n in (1, 2)}
     ratio = best[2] / best[1]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"PPO throughput, task {args.task}, {args.steps} steps per setting, rollout {args.rollout}, "
-          f"{args.update_threads} update thread(s), {os.cpu_count()} CPUs, load average {load:.2f}")
+          f"{args.update_threads} update thread(s), 2 envs {args.vec_env}, {os.cpu_count()} CPUs, "
+          f"load average {load:.2f}")
     print("| envs | frames | seconds | frames/s | learner CPU s |")
     print("|---|---|---|---|---|")
     for row in rows:
@@ -74,5 +78,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
               f"{row['learner_cpu_s']:.1f} |")
     verdict = "meets" if ratio >= GOAL else "misses"
     print(f"2 envs / 1 env: {ratio:.2f}x (best of {args.repeats}); {verdict} the {GOAL}x goal")
-    return {"task": args.task, "update_threads": args.update_threads, "rows": rows, "fps_1": best[1],
-            "fps_2": best[2], "ratio": ratio, "goal": GOAL, "load_average": load, "cpus": os.cpu_count()}
+    return {"task": args.task, "update_threads": args.update_threads, "vec_env": args.vec_env, "rows": rows,
+            "fps_1": best[1], "fps_2": best[2], "ratio": ratio, "goal": GOAL, "load_average": load,
+            "cpus": os.cpu_count()}
