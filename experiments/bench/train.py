@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=4096, help="timed environment steps per setting")
     parser.add_argument("--rollout", type=int, default=1024, help="environment steps per PPO update")
     parser.add_argument("--repeats", type=int, default=1, help="alternating repeats of (1 env, 2 envs)")
-    parser.add_argument("--vec-env", choices=("subproc", "split"), default="subproc",
+    parser.add_argument("--vec-env", choices=("subproc", "split"), default="split",
                         help="2 envs as 2 worker processes (subproc) or 1 in process + 1 worker (split)")
     parser.add_argument("--update-threads", type=int, default=1,
                         help="torch threads during each PPO update (both settings; the envs idle then)")
