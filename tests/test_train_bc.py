@@ -83,10 +83,12 @@ def test_rgbd_touch_training_with_minilm_goals(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_bench_train_measures_both_settings(capsys) -> None:
+@pytest.mark.parametrize("vec_env", ["split", "subproc"])
+def test_bench_train_measures_both_settings(capsys, vec_env: str) -> None:
     from experiments.bench.train import run
 
-    figures = run(argparse.Namespace(task="reach", steps=64, rollout=32, repeats=1))
+    figures = run(argparse.Namespace(task="reach", steps=64, rollout=32, repeats=1, update_threads=2,
+                                     vec_env=vec_env))
     assert [row["n_envs"] for row in figures["rows"]] == [1, 2]
     assert all(row["frames"] == 64 and row["fps"] > 0 for row in figures["rows"])
     assert figures["ratio"] == pytest.approx(figures["fps_2"] / figures["fps_1"])
