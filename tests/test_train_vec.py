@@ -10,7 +10,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from experiments.training_vec import CheckedSubprocVecEnv, CrashNoteWrapper, EnvWorkerError, crash_note_path
+from experiments.training_vec import (
+    CheckedSubprocVecEnv,
+    CrashNoteWrapper,
+    EnvWorkerError,
+    SplitVecEnv,
+    crash_note_path,
+)
 
 
 def _factories(note_dir, faulty_rank: int, fault: str):
@@ -44,15 +50,18 @@ def _step_until_error(venv, steps: int = 10) -> None:
         venv.step(np.zeros(venv.num_envs, dtype=np.int64))
 
 
-def test_exception_in_a_worker_names_it_and_its_cause(tmp_path) -> None:
-    venv = CheckedSubprocVecEnv(_factories(tmp_path, 1, "raise"), timeout=30, note_dir=tmp_path, start_method="fork")
+@pytest.mark.parametrize("kind", [CheckedSubprocVecEnv, SplitVecEnv])
+def test_exception_in_a_worker_names_it_and_its_cause(tmp_path, kind) -> None:
+    """Env 1 crashes; with `SplitVecEnv` env 0 steps in process, and the worker must still be called worker 1."""
+    venv = kind(_factories(tmp_path, 1, "raise"), timeout=30, note_dir=tmp_path, start_method="fork")
     try:
         with pytest.raises(EnvWorkerError, match=r"environment worker 1 \(pid \d+\) died during step .*"
                                                  r"FloatingPointError: simulated physics blow-up"):
             _step_until_error(venv)
     finally:
         venv.close()
-    assert all(not p.is_alive() for p in venv.processes)
+    processes = venv.remote.processes if kind is SplitVecEnv else venv.processes
+    assert all(not p.is_alive() for p in processes)
 
 
 def test_killed_worker_is_reported_with_the_signal(tmp_path) -> None:
@@ -90,20 +99,6 @@ def test_healthy_workers_step_like_sb3(tmp_path) -> None:
         assert rewards.tolist() == [1.0, 1.0] and len(infos) == 2
     finally:
         venv.close()
-
-
-def test_split_vec_env_names_its_worker_by_the_run_wide_rank(tmp_path) -> None:
-    """Env 0 steps in process; the worker holds env 1, and its crash must be reported as worker 1."""
-    from experiments.training_vec import SplitVecEnv
-
-    venv = SplitVecEnv(_factories(tmp_path, 1, "raise"), timeout=30, note_dir=tmp_path, start_method="fork")
-    try:
-        with pytest.raises(EnvWorkerError, match=r"environment worker 1 \(pid \d+\) died during step .*"
-                                                 r"FloatingPointError: simulated physics blow-up"):
-            _step_until_error(venv)
-    finally:
-        venv.close()
-    assert all(not p.is_alive() for p in venv.remote.processes)
 
 
 def test_split_vec_env_gives_the_rollout_of_subproc_vec_env() -> None:
