@@ -113,3 +113,25 @@ def test_resume_refuses_a_run_whose_task_config_files_changed(tmp_path, monkeypa
     monkeypatch.setattr("experiments.continual.task_configs", edited)
     with pytest.raises(ValueError, match="config files of open changed"):
         _run(config, tmp_path)
+
+
+@pytest.mark.slow
+def test_replay_keeps_reach_while_naive_forgets_it_on_the_real_recipe(tmp_path) -> None:
+    """reach then open, the real task recipes on a small budget: replay must keep reach, naive must lose it."""
+    from memory.continual_metrics import forgetting
+    from perception.text import default_text_encoder
+
+    encoder = default_text_encoder("minilm")
+    lost = {}
+    for strategy in ("naive", "replay"):
+        config = ContinualConfig(tasks=("reach", "open"), strategy=strategy, steps_per_task=4096, eval_every=2048,
+                                 eval_episodes=10)
+        run = ContinualRun(config, encoder, tmp_path / strategy)
+        try:
+            state = run.run()
+        finally:
+            run.close()
+        curves = curves_of(state)
+        assert curves["reach"].at(4096) >= 0.7, f"{strategy}: reach should be learned first: {curves['reach']}"
+        lost[strategy] = forgetting(curves, config.tasks, config.steps_per_task)["reach"]
+    assert lost["naive"] >= 0.5 and lost["replay"] <= 0.5 * lost["naive"], lost
