@@ -17,6 +17,7 @@ import dataclasses
 import fcntl
 import logging
 import pickle
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -156,8 +157,7 @@ class ContinualRun:
         torch.manual_seed(config.seed)
         self.table = embedding_table(config.tasks, encoder, config.encoder)
         self.statistics = pooled_statistics(self.configs, self.table)
-        fraction = eval_skill_text_fraction
-        self.eval_envs = {task: make_env(c, self.table, skill_text_fraction=fraction(_templates(task)))
+        self.eval_envs = {task: make_env(c, self.table, skill_text_fraction=eval_skill_text_fraction(task))
                           for task, c in self.configs.items()}
         first = self.configs[config.tasks[0]]
         self._first_venv = build_vec_env(first, self.table)  # only to build the model; phases set their own
@@ -181,8 +181,6 @@ class ContinualRun:
                     {t: v[-1][1] for t, v in self.state.evaluations.items()})
 
     def run(self) -> RunState:
-        import time
-
         self._load()
         for phase in range(self.state.phases_done, len(self.config.tasks)):
             started = time.perf_counter()
@@ -264,12 +262,6 @@ def _deciding(config: dict[str, Any]) -> dict[str, Any]:
     unused = {"replay": "ewc_weight", "ewc": "replay_weight"}.get(config["strategy"])
     dropped = {unused} if unused else {"ewc_weight", "replay_weight"}
     return {k: v for k, v in config.items() if k not in dropped}
-
-
-def _templates(task: str) -> int:
-    from envs.instructions import TEMPLATES
-
-    return len(TEMPLATES[task])
 
 
 def curves_of(state: RunState) -> dict[str, Curve]:

@@ -153,7 +153,7 @@ def train(config: TrainConfig, paths: RunPaths, checkpoint: Checkpoint | None = 
             state.elapsed_s = time.perf_counter() - started  # warm starts count towards the training time
         else:
             model = loaded_model(checkpoint, venv, paths)
-        eval_env = make_env(config, table, skill_text_fraction=eval_skill_text_fraction(_template_count(config)))
+        eval_env = make_env(config, table, skill_text_fraction=eval_skill_text_fraction(config.task))
         resume = (checkpoint.step, checkpoint.state) if checkpoint else None
         session = TrainingSession(config, paths, model, eval_env, state, resume)
         total = config.rounded(config.total_steps)
@@ -169,12 +169,6 @@ def train(config: TrainConfig, paths: RunPaths, checkpoint: Checkpoint | None = 
         venv.close()
         if eval_env is not None:
             eval_env.close()
-
-
-def _template_count(config: TrainConfig) -> int:
-    from envs.instructions import TEMPLATES
-
-    return len(TEMPLATES[config.task])
 
 
 def _session_state(checkpoint: Checkpoint | None) -> SessionState:

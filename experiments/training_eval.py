@@ -117,6 +117,8 @@ def summarize(outcomes: list[EpisodeOutcome]) -> dict[str, Any]:
             "by_argument": _grouped(outcomes, lambda o: ", ".join(o.args))}
 
 
-def eval_skill_text_fraction(env_templates: int) -> float:
-    """Skill-call share that makes it one template among equals in evaluation."""
-    return 1.0 / (env_templates + 1)
+def eval_skill_text_fraction(task: str) -> float:
+    """Skill-call share that makes it one template among equals in evaluation of `task`."""
+    from envs.instructions import TEMPLATES
+
+    return 1.0 / (len(TEMPLATES[task]) + 1)

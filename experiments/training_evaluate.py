@@ -41,14 +41,13 @@ def _require_run(paths: RunPaths) -> None:
 
 def evaluation_env(root: Path, render: bool) -> tuple[Any, Any, Any]:
     """(config, policy, env) of a run as `embodia eval` sees it: no shaping, skill text as one template."""
-    from envs.instructions import TEMPLATES
 
     paths = RunPaths(root)
     config = from_mapping(read_yaml(paths.config))
     policy = load_sb3_policy(paths.policy)
     table = EmbeddingTable.load(paths.embeddings)
     env = make_env(config, table, render=render,
-                   skill_text_fraction=eval_skill_text_fraction(len(TEMPLATES[config.task])))
+                   skill_text_fraction=eval_skill_text_fraction(config.task))
     return config, policy, env
 
 
