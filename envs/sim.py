@@ -132,6 +132,24 @@ class PyBulletSim:
         self._bodies.clear()
         self._configure()
 
+    def swap_world(self, other: PyBulletSim) -> None:
+        """Exchange worlds (client, bodies, renderer) with `other`; both objects stay usable.
+
+        Why: an env can build its next episode's world in a spare client while it has nothing else to do,
+        then take it over in one call. Everything that holds this facade (cameras, touch, the scene) keeps
+        working and now sees the new world. A world built in a fresh or freshly reset client is exactly
+        the world `reset_world` plus the same build gives, so episodes still depend only on their seed.
+        """
+        if self._closed or other._closed:
+            raise RuntimeError("cannot swap worlds with a closed simulator")
+        if (self.timestep, self.solver_iterations) != (other.timestep, other.solver_iterations):
+            raise ValueError(f"worlds differ in physics settings: timestep {self.timestep} vs {other.timestep}, "
+                             f"solver iterations {self.solver_iterations} vs {other.solver_iterations}")
+        for name in ("_client", "_bodies", "_renderer", "_egl_plugin"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            setattr(self, name, theirs)
+            setattr(other, name, mine)
+
     def _load_egl(self) -> None:
         import pkgutil
 

@@ -88,13 +88,13 @@ def new_model(config: TrainConfig, venv: Any, paths: RunPaths | None, table: Emb
 
     `paths` gives the TensorBoard folder; None logs nothing (continual runs keep their own records).
     """
-    from stable_baselines3 import PPO
+    from experiments.training_actors import ActorPPO
 
     kwargs = standardized_policy_kwargs(token_dim=config.token_dim, fusion=config.fusion,
                                         cnn_width=config.cnn_width, object_heads=config.object_heads)
     kwargs.update(net_arch={"pi": list(config.net_arch), "vf": list(config.net_arch)},
                   log_std_init=config.log_std_init)
-    model = PPO("MultiInputPolicy", venv, learning_rate=learning_rate(config), n_steps=config.n_steps,
+    model = ActorPPO("MultiInputPolicy", venv, learning_rate=learning_rate(config), n_steps=config.n_steps,
                batch_size=config.batch_size, n_epochs=config.n_epochs, gamma=config.gamma,
                gae_lambda=config.gae_lambda, clip_range=config.clip_range, ent_coef=config.ent_coef,
                vf_coef=config.vf_coef, max_grad_norm=config.max_grad_norm, target_kl=config.target_kl,
@@ -105,10 +105,10 @@ def new_model(config: TrainConfig, venv: Any, paths: RunPaths | None, table: Emb
 
 
 def loaded_model(checkpoint: Checkpoint, venv: Any, paths: RunPaths) -> Any:
-    from stable_baselines3 import PPO
+    from experiments.training_actors import ActorPPO
 
     try:
-        return PPO.load(io.BytesIO(checkpoint.model_bytes), env=venv, device="cpu", tensorboard_log=str(paths.tb))
+        return ActorPPO.load(io.BytesIO(checkpoint.model_bytes), env=venv, device="cpu", tensorboard_log=str(paths.tb))
     except (ValueError, KeyError, RuntimeError) as error:
         raise ValueError(f"checkpoint {checkpoint.path} does not fit this run's envs: {error}") from error
 

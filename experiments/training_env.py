@@ -75,9 +75,11 @@ def build_vec_env(config: TrainConfig, table: EmbeddingTable, note_dir: Path | N
     else:
         if note_dir is not None:
             note_dir.mkdir(parents=True, exist_ok=True)
-        kind = SplitVecEnv if config.vec_env == "split" else CheckedSubprocVecEnv
+        from experiments.training_actors import ActorWorkers
+
+        kind = {"split": SplitVecEnv, "subproc": CheckedSubprocVecEnv, "actors": ActorWorkers}[config.vec_env]
         venv = kind(fns, timeout=config.worker_timeout, note_dir=note_dir,
-                    start_method=start_method or default_start_method())
+                    start_method=start_method or default_start_method(), spare_worlds=config.spare_worlds)
     if not config.normalize_reward:
         return venv
     if vecnormalize is not None:

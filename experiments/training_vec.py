@@ -19,9 +19,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecEnv
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import (
+    CloudpickleWrapper,
+    VecEnvIndices,
+    VecEnvObs,
+    VecEnvStepReturn,
+)
 from stable_baselines3.common.vec_env.patch_gym import _patch_env
-from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs
+from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs, _worker
 
 from experiments.io import atomic_write_text
 
@@ -29,6 +34,12 @@ POLL_SLICE = 0.5
 """Seconds between liveness checks while waiting for a worker."""
 CLOSE_WAIT = 5.0
 """Seconds `close` waits for a live worker's outstanding answer before sending it the close command."""
+IDLE_AFTER = 0.02
+"""Seconds a worker waits for its next command before it counts as idle and builds a spare world.
+
+Within a rollout the learner answers in about 1 ms, or 17 ms when it resets an env of its own, so the wait
+runs out only while the learner is away for longer: in the PPO update, an evaluation or a checkpoint.
+(A 2 ms threshold also caught the learner's resets, and then a build often delayed the next step.)"""
 
 
 class EnvWorkerError(RuntimeError):
@@ -65,6 +76,45 @@ class CrashNoteWrapper(gym.Wrapper):
             raise
 
 
+class _IdleWorkPipe:
+    """A worker's pipe end that, while no command is waiting, builds spare worlds for the worker's env.
+
+    `recv` waits `IDLE_AFTER` seconds; if nothing came, it asks the env for one more spare world
+    (`HouseholdEnv.prepare_world`, up to `spare_worlds`) and waits again. A command that arrives during a
+    build waits for it (~15 ms), which happens about once per PPO update; the resets it saves cost ~13 ms
+    each, several per rollout. Envs without `prepare_world`
+    are served exactly as SB3's worker serves them.
+    """
+
+    def __init__(self, pipe: Any, spare_worlds: int) -> None:
+        self.pipe, self.spare_worlds = pipe, spare_worlds
+        self.env: gym.Env | None = None
+
+    def recv(self) -> Any:
+        core = getattr(self.env, "unwrapped", None)
+        prepare = getattr(core, "prepare_world", None)
+        while prepare is not None and core.spare_worlds < self.spare_worlds and not self.pipe.poll(IDLE_AFTER):
+            prepare()
+        return self.pipe.recv()
+
+    def send(self, message: Any) -> None:
+        self.pipe.send(message)
+
+    def close(self) -> None:
+        self.pipe.close()
+
+
+def _spare_world_worker(pipe: Any, parent_pipe: Any, env_fn_wrapper: CloudpickleWrapper, spare_worlds: int) -> None:
+    """SB3's worker loop, reading commands through `_IdleWorkPipe` so idle time builds the next worlds."""
+    idle_pipe = _IdleWorkPipe(pipe, spare_worlds)
+
+    def build() -> gym.Env:
+        idle_pipe.env = env_fn_wrapper.var()
+        return idle_pipe.env
+
+    _worker(idle_pipe, parent_pipe, CloudpickleWrapper(build))  # type: ignore[arg-type]
+
+
 class CheckedSubprocVecEnv(SubprocVecEnv):
     """`SubprocVecEnv` whose waits time out and whose dead workers are named.
 
@@ -73,10 +123,18 @@ class CheckedSubprocVecEnv(SubprocVecEnv):
         timeout: seconds to wait for any single answer.
         note_dir: where `CrashNoteWrapper` leaves its notes (None: no notes).
         start_method: multiprocessing start method (SB3's default when None).
+        first_rank: run-wide rank of the first env (what errors and crash notes name).
+        spare_worlds: worlds each worker builds ahead while it waits for the learner (0: none).
     """
 
+    worker_loop: Callable[..., None] = staticmethod(_spare_world_worker)
+    """What each worker process runs, given (pipe, parent pipe, env constructor, spare_worlds)."""
+
     def __init__(self, env_fns: list[Callable[[], gym.Env]], timeout: float = 300.0,
-                 note_dir: str | Path | None = None, start_method: str | None = None, first_rank: int = 0) -> None:
+                 note_dir: str | Path | None = None, start_method: str | None = None, first_rank: int = 0,
+                 spare_worlds: int = 0) -> None:
+        if spare_worlds < 0:
+            raise ValueError(f"spare_worlds must be >= 0, got {spare_worlds}")
         self.timeout = timeout
         self.first_rank = first_rank
         """Rank of this object's first env among all of the run's envs (what errors and crash notes use)."""
@@ -85,7 +143,24 @@ class CheckedSubprocVecEnv(SubprocVecEnv):
         if self.note_dir is not None:
             for rank in range(len(env_fns)):
                 crash_note_path(self.note_dir, first_rank + rank).unlink(missing_ok=True)
-        super().__init__(env_fns, start_method=start_method)
+        self._start_workers(env_fns, start_method or default_start_method(), spare_worlds)
+
+    def _start_workers(self, env_fns: list[Callable[[], gym.Env]], start_method: str, spare_worlds: int) -> None:
+        """`SubprocVecEnv.__init__` with our worker loop (SB3's own, plus idle-time world building)."""
+        self.waiting = False
+        self.closed = False
+        ctx = mp.get_context(start_method)
+        self.remotes, self.work_remotes = zip(*[ctx.Pipe() for _ in env_fns], strict=True)
+        self.processes = []
+        for work_remote, remote, env_fn in zip(self.work_remotes, self.remotes, env_fns, strict=True):
+            args = (work_remote, remote, CloudpickleWrapper(env_fn), spare_worlds)
+            process = ctx.Process(target=type(self).worker_loop, args=args, daemon=True)
+            process.start()
+            self.processes.append(process)
+            work_remote.close()
+        self._send(0, ("get_spaces", None), "start-up")
+        observation_space, action_space = self._receive(0, "start-up")
+        VecEnv.__init__(self, len(env_fns), observation_space, action_space)
 
     def _receive(self, rank: int, doing: str) -> Any:
         """The worker's answer; polls in short slices so a dead worker is noticed even if its pipe stays open
@@ -175,14 +250,16 @@ class SplitVecEnv(VecEnv):
     them, so rollouts are bit-identical to `SubprocVecEnv`'s (tests/test_train_vec.py).
     """
 
+    remote_kind: type[CheckedSubprocVecEnv] = CheckedSubprocVecEnv
+
     def __init__(self, env_fns: list[Callable[[], gym.Env]], timeout: float = 300.0,
-                 note_dir: str | Path | None = None, start_method: str | None = None) -> None:
+                 note_dir: str | Path | None = None, start_method: str | None = None, spare_worlds: int = 0) -> None:
         if len(env_fns) < 2:
             raise ValueError(f"SplitVecEnv needs at least 2 envs (1 local + workers), got {len(env_fns)}")
         self.local = _patch_env(env_fns[0]())
         try:
-            self.remote = CheckedSubprocVecEnv(env_fns[1:], timeout=timeout, note_dir=note_dir,
-                                               start_method=start_method, first_rank=1)
+            self.remote = self.remote_kind(env_fns[1:], timeout=timeout, note_dir=note_dir,
+                                           start_method=start_method, first_rank=1, spare_worlds=spare_worlds)
         except BaseException:
             self.local.close()
             raise
@@ -204,13 +281,7 @@ class SplitVecEnv(VecEnv):
         self._local_action = actions[0]
 
     def step_wait(self) -> VecEnvStepReturn:
-        obs, reward, terminated, truncated, info = self.local.step(self._local_action)
-        done = terminated or truncated  # from here on, exactly SB3's worker loop
-        info["TimeLimit.truncated"] = truncated and not terminated
-        reset_info: dict[str, Any] = {}
-        if done:
-            info["terminal_observation"] = obs
-            obs, reset_info = self.local.reset()
+        obs, reward, done, info, reset_info = vec_env_step(self.local, self._local_action)
         remote_obs, remote_rews, remote_dones, remote_infos = self.remote.step_wait()
         self.reset_infos = [reset_info, *self.remote.reset_infos]
         return (_prepend(obs, remote_obs, self.observation_space), np.concatenate([np.stack([reward]), remote_rews]),
@@ -251,6 +322,20 @@ class SplitVecEnv(VecEnv):
         local, remote = self._split(indices)
         head = [is_wrapped(self.local, wrapper_class)] if local else []
         return head + (self.remote.env_is_wrapped(wrapper_class, remote) if remote else [])
+
+
+def vec_env_step(env: gym.Env, action: Any) -> tuple[Any, float, bool, dict[str, Any], dict[str, Any]]:
+    """One step of one env exactly as SB3's worker loop does it: done = terminated or truncated, the
+    time-limit flag and terminal observation in `info`, and an automatic reset (obs, reward, done, info,
+    reset info)."""
+    obs, reward, terminated, truncated, info = env.step(action)
+    done = terminated or truncated
+    info["TimeLimit.truncated"] = truncated and not terminated
+    reset_info: dict[str, Any] = {}
+    if done:
+        info["terminal_observation"] = obs
+        obs, reset_info = env.reset()
+    return obs, reward, done, info, reset_info
 
 
 def _prepend(first: Any, stacked: VecEnvObs, space: gym.spaces.Space) -> VecEnvObs:

@@ -70,6 +70,30 @@ def test_same_seed_and_actions_give_identical_observations() -> None:
     assert not np.array_equal(a[-1]["proprio"], d[-1]["proprio"]), "different seeds should differ"
 
 
+def test_worlds_built_ahead_give_the_episodes_a_rebuild_gives() -> None:
+    """`prepare_world` builds the next world in a spare client; the episode must not notice."""
+    actions = np.random.default_rng(1).uniform(-1, 1, size=(20, 4)).astype(np.float32)
+    rebuilt = HouseholdEnv(task="any", obs_mode="rgbd_touch", image_size=24)
+    ahead = HouseholdEnv(task="any", obs_mode="rgbd_touch", image_size=24)
+    try:
+        assert ahead.prepare_world() == 1 and ahead.prepare_world() == 2 and ahead.spare_worlds == 2
+        for seed in (7, 3, 11):  # two spares, then a rebuild, with the used clients recycled in between
+            expected = _rollout(rebuilt, seed, actions)
+            got = _rollout(ahead, seed, actions)
+            for x, y in zip(expected, got, strict=True):
+                for key in x:
+                    np.testing.assert_array_equal(x[key], y[key], err_msg=f"seed {seed}, {key}")
+            if seed == 3:
+                assert ahead.prepare_world() == 1  # rebuilt from a finished episode's client
+        assert ahead.resets_from_spare == 3 and ahead.spare_worlds == 0
+        assert rebuilt.resets_from_spare == 0
+    finally:
+        rebuilt.close()
+        clients = [ahead.sim, *(world[0] for world in ahead._spare_worlds), *ahead._used_clients]
+        ahead.close()
+    assert len(clients) >= 2 and all(sim.closed for sim in clients)
+
+
 def test_save_and_restore_resimulate_exactly(state_env: HouseholdEnv) -> None:
     rng = np.random.default_rng(1)
     state_env.reset(seed=5)

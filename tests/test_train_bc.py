@@ -88,7 +88,7 @@ def test_bench_train_measures_both_settings(capsys, vec_env: str) -> None:
     from experiments.bench.train import run
 
     figures = run(argparse.Namespace(task="reach", steps=64, rollout=32, repeats=1, update_threads=2,
-                                     vec_env=vec_env))
+                                     vec_env=vec_env, spare_worlds=2))
     assert [row["n_envs"] for row in figures["rows"]] == [1, 2]
     assert all(row["frames"] == 64 and row["fps"] > 0 for row in figures["rows"])
     assert figures["ratio"] == pytest.approx(figures["fps_2"] / figures["fps_1"])
@@ -101,21 +101,24 @@ def test_bench_train_table_and_ratio(monkeypatch, capsys) -> None:
 
     timings = iter([100.0, 150.0, 120.0, 210.0])
 
-    def fake_measure(task, n_envs, steps, rollout, update_threads, vec_env):
-        assert update_threads == 2
+    def fake_measure(task, n_envs, steps, rollout, update_threads, vec_env, spare_worlds):
+        assert update_threads == 2 and spare_worlds is None
         fps = next(timings)
         return {"n_envs": n_envs, "frames": steps, "seconds": steps / fps, "fps": fps, "learner_cpu_s": 1.0}
 
     monkeypatch.setattr(bench, "_measure", fake_measure)
     figures = bench.run(argparse.Namespace(task="reach", steps=64, rollout=32, repeats=2, update_threads=2,
-                                           vec_env="split"))
+                                           vec_env="split", spare_worlds=None))
     assert figures["fps_1"] == 120.0 and figures["fps_2"] == 210.0 and figures["ratio"] == pytest.approx(1.75)
+    assert figures["paired_ratios"] == [pytest.approx(1.5), pytest.approx(1.75)]
+    assert figures["median_ratio"] == pytest.approx(1.625)
     out = capsys.readouterr().out
     assert "| 2 | 64 |" in out and "1.75x" in out and "meets the 1.6x goal" in out and "2 update thread(s)" in out
+    assert "median 1.62x" in out or "median 1.63x" in out
     assert figures["update_threads"] == 2 and figures["vec_env"] == "split" and "2 envs split" in out
     with pytest.raises(ValueError, match="--rollout"):
         bench.run(argparse.Namespace(task="reach", steps=16, rollout=32, repeats=1, update_threads=1,
-                                     vec_env="subproc"))
+                                     vec_env="subproc", spare_worlds=None))
 
 
 def test_cloning_adds_the_extra_loss_to_every_minibatch(tmp_path) -> None:

@@ -102,7 +102,8 @@ def test_healthy_workers_step_like_sb3(tmp_path) -> None:
 
 
 def test_split_vec_env_gives_the_rollout_of_subproc_vec_env() -> None:
-    """Same envs, seeds and actions: identical observations, rewards, dones and infos, resets included."""
+    """Same envs, seeds and actions: identical observations, rewards, dones and infos, resets included,
+    whether or not the worker resets into worlds it built ahead while idle."""
     from experiments.training_config import TrainConfig
     from experiments.training_env import build_vec_env
     from experiments.training_language import EmbeddingTable, all_texts
@@ -111,24 +112,31 @@ def test_split_vec_env_gives_the_rollout_of_subproc_vec_env() -> None:
     table = EmbeddingTable.build(HashingTextEncoder(), all_texts("reach"), "hashing")
     actions = np.random.default_rng(0).uniform(-1, 1, size=(120, 2, 4)).astype(np.float32)
     records = {}
-    for kind in ("subproc", "split"):
-        venv = build_vec_env(TrainConfig(task="reach", encoder="hashing", n_envs=2, vec_env=kind), table)
+    for kind, spares in (("subproc", 0), ("split", 0), ("split", 3)):
+        config = TrainConfig(task="reach", encoder="hashing", n_envs=2, vec_env=kind, spare_worlds=spares)
+        venv = build_vec_env(config, table)
         try:
             venv.seed(7)
             steps = [venv.reset()]
+            if spares:
+                time.sleep(1.0)  # the worker is idle: it builds its spare worlds now
+                assert venv.get_attr("spare_worlds", indices=[1]) == [spares]
             for action in actions:
                 obs, rewards, dones, infos = venv.step(action)
                 steps.append((obs, rewards, dones, [info.get("is_success") for info in infos]))
-            records[kind] = steps
+            records[kind, spares] = steps
             assert venv.get_attr("task_name") == venv.env_method("get_wrapper_attr", "task_name")
+            used = venv.get_attr("resets_from_spare")
+            assert used[0] == 0 and (used[1] >= 1 if spares else used[1] == 0), used
         finally:
             venv.close()
-    assert any(step[2].any() for step in records["split"][1:]), "the rollout should include an episode end"
-    for ours, theirs in zip(records["split"], records["subproc"], strict=True):
-        if isinstance(ours, dict):
-            ours, theirs = (ours,), (theirs,)
-        for a, b in zip(ours, theirs, strict=True):
-            if isinstance(a, dict):
-                assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
-            else:
-                assert np.array_equal(np.asarray(a), np.asarray(b))
+    assert any(step[2][1] for step in records["split", 3][1:]), "the worker's env should end an episode"
+    for other in (("split", 0), ("split", 3)):
+        for ours, theirs in zip(records[other], records["subproc", 0], strict=True):
+            if isinstance(ours, dict):
+                ours, theirs = (ours,), (theirs,)
+            for a, b in zip(ours, theirs, strict=True):
+                if isinstance(a, dict):
+                    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+                else:
+                    assert np.array_equal(np.asarray(a), np.asarray(b))
