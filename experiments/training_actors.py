@@ -31,9 +31,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import CloudpickleWrapper, VecEnvObs
-from stable_baselines3.common.vec_env.patch_gym import _patch_env
 
-from experiments.training_vec import CheckedSubprocVecEnv, _IdleWorkPipe, vec_env_step
+from experiments.training_vec import CheckedSubprocVecEnv, _IdleWorkPipe, run_worker, vec_env_step
 
 RECORDS_PER_MESSAGE = 16
 """Steps a worker sends per message: fewer wake-ups of the learner (3 processes share 2 cores)."""
@@ -72,70 +71,51 @@ def clip_actions(policy: Any, actions: np.ndarray) -> np.ndarray:
     return np.clip(actions, policy.action_space.low, policy.action_space.high)
 
 
+class _ActorPipe(_IdleWorkPipe):
+    """A worker's pipe end that runs "rollout" commands itself; SB3's worker loop sees every other command.
+
+    It learns the env's current observation from the answers SB3's loop sends to "step" and "reset".
+    """
+
+    def __init__(self, pipe: Any, spare_worlds: int) -> None:
+        super().__init__(pipe, spare_worlds)
+        self.policy: Any = None
+        self.obs: Any = None
+        self._last_command: str | None = None
+
+    def recv(self) -> Any:
+        while True:
+            cmd, data = super().recv()
+            if cmd != "rollout":
+                self._last_command = cmd
+                return cmd, data
+            self._rollout(*data)
+
+    def send(self, message: Any) -> None:
+        if self._last_command in ("step", "reset"):
+            self.obs = message[0]
+        super().send(message)
+
+    def _rollout(self, blob: tuple[str, bytes], n_steps: int, seed: int) -> None:
+        """Act, step and stream `n_steps` records in chunks of `RECORDS_PER_MESSAGE`."""
+        if self.obs is None:
+            raise RuntimeError("actor worker asked for a rollout before its env was reset")
+        self.policy = _load_policy(self.policy, blob)
+        torch.manual_seed(seed)
+        chunk: list[tuple] = []
+        for step in range(n_steps):
+            actions, clipped, values, log_probs = _policy_step(self.policy, self.obs)
+            self.obs, reward, done, info, reset_info = vec_env_step(self.env, clipped[0])
+            chunk.append((actions[0], values[0], log_probs[0], self.obs, reward, done, info, reset_info))
+            if len(chunk) == RECORDS_PER_MESSAGE or step == n_steps - 1:
+                self.pipe.send(chunk)
+                chunk = []
+
+
 def _actor_worker(pipe: Any, parent_pipe: Any, env_fn_wrapper: CloudpickleWrapper, spare_worlds: int) -> None:
-    """A worker that serves SB3's commands and, on "rollout", collects with its own copy of the policy."""
-    parent_pipe.close()
+    """SB3's worker loop, plus rollouts collected with the worker's own copy of the policy."""
     torch.set_num_threads(1)
-    idle_pipe = _IdleWorkPipe(pipe, spare_worlds)
-    env = _patch_env(env_fn_wrapper.var())
-    idle_pipe.env = env
-    policy: Any = None
-    obs: Any = None
-    while True:
-        try:
-            cmd, data = idle_pipe.recv()
-        except (EOFError, KeyboardInterrupt):
-            break
-        if cmd == "close":
-            env.close()
-            pipe.close()
-            break
-        if cmd == "rollout":
-            blob, n_steps, seed = data
-            policy = _load_policy(policy, blob)
-            torch.manual_seed(seed)
-            chunk: list[tuple] = []
-            for step in range(n_steps):
-                actions, clipped, values, log_probs = _policy_step(policy, obs)
-                obs, reward, done, info, reset_info = vec_env_step(env, clipped[0])
-                chunk.append((actions[0], values[0], log_probs[0], obs, reward, done, info, reset_info))
-                if len(chunk) == RECORDS_PER_MESSAGE or step == n_steps - 1:
-                    pipe.send(chunk)
-                    chunk = []
-        else:
-            obs = _serve(env, pipe, cmd, data, obs)
-
-
-def _serve(env: gym.Env, pipe: Any, cmd: str, data: Any, obs: Any) -> Any:
-    """SB3's worker commands (the env's current observation is tracked for the next rollout)."""
-    from stable_baselines3.common.env_util import is_wrapped
-
-    if cmd == "step":
-        obs, reward, done, info, reset_info = vec_env_step(env, data)
-        pipe.send((obs, reward, done, info, reset_info))
-    elif cmd == "reset":
-        maybe_options = {"options": data[1]} if data[1] else {}
-        obs, reset_info = env.reset(seed=data[0], **maybe_options)
-        pipe.send((obs, reset_info))
-    elif cmd == "get_spaces":
-        pipe.send((env.observation_space, env.action_space))
-    elif cmd == "env_method":
-        pipe.send(env.get_wrapper_attr(data[0])(*data[1], **data[2]))
-    elif cmd == "get_attr":
-        pipe.send(env.get_wrapper_attr(data))
-    elif cmd == "has_attr":
-        try:
-            env.get_wrapper_attr(data)
-            pipe.send(True)
-        except AttributeError:
-            pipe.send(False)
-    elif cmd == "set_attr":
-        pipe.send(setattr(env, data[0], data[1]))  # type: ignore[func-returns-value]
-    elif cmd == "is_wrapped":
-        pipe.send(is_wrapped(env, data))
-    else:
-        raise NotImplementedError(f"`{cmd}` is not implemented in the actor worker")
-    return obs
+    run_worker(_ActorPipe(pipe, spare_worlds), parent_pipe, env_fn_wrapper)
 
 
 def _load_policy(policy: Any, blob: tuple[str, bytes]) -> Any:

@@ -104,15 +104,19 @@ class _IdleWorkPipe:
         self.pipe.close()
 
 
-def _spare_world_worker(pipe: Any, parent_pipe: Any, env_fn_wrapper: CloudpickleWrapper, spare_worlds: int) -> None:
-    """SB3's worker loop, reading commands through `_IdleWorkPipe` so idle time builds the next worlds."""
-    idle_pipe = _IdleWorkPipe(pipe, spare_worlds)
+def run_worker(pipe: _IdleWorkPipe, parent_pipe: Any, env_fn_wrapper: CloudpickleWrapper) -> None:
+    """SB3's worker loop, talking through `pipe`, which is handed the worker's env once it is built."""
 
     def build() -> gym.Env:
-        idle_pipe.env = env_fn_wrapper.var()
-        return idle_pipe.env
+        pipe.env = env_fn_wrapper.var()
+        return pipe.env
 
-    _worker(idle_pipe, parent_pipe, CloudpickleWrapper(build))  # type: ignore[arg-type]
+    _worker(pipe, parent_pipe, CloudpickleWrapper(build))  # type: ignore[arg-type]
+
+
+def _spare_world_worker(pipe: Any, parent_pipe: Any, env_fn_wrapper: CloudpickleWrapper, spare_worlds: int) -> None:
+    """SB3's worker loop, reading commands through `_IdleWorkPipe` so idle time builds the next worlds."""
+    run_worker(_IdleWorkPipe(pipe, spare_worlds), parent_pipe, env_fn_wrapper)
 
 
 class CheckedSubprocVecEnv(SubprocVecEnv):

@@ -83,7 +83,7 @@ def test_rgbd_touch_training_with_minilm_goals(tmp_path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("vec_env", ["split", "subproc"])
+@pytest.mark.parametrize("vec_env", ["split", "subproc", "actors"])
 def test_bench_train_measures_both_settings(capsys, vec_env: str) -> None:
     from experiments.bench.train import run
 
