@@ -32,7 +32,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import CloudpickleWrapper, VecEnvObs
 
-from experiments.training_vec import CheckedSubprocVecEnv, _IdleWorkPipe, run_worker, vec_env_step
+from experiments.training_vec import CheckedSubprocVecEnv, _IdleWorkPipe, find_layer, run_worker, vec_env_step
 
 RECORDS_PER_MESSAGE = 16
 """Steps a worker sends per message: fewer wake-ups of the learner (3 processes share 2 cores)."""
@@ -239,7 +239,7 @@ class ActorPPO(PPO):
 
     def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer,
                          n_rollout_steps: int) -> bool:
-        actors = _find_actor_env(env)
+        actors = find_layer(env, ActorWorkers)
         if actors is None:
             return super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)
         if actors is not env:
@@ -285,11 +285,3 @@ class ActorPPO(PPO):
         callback.update_locals(locals())
         callback.on_rollout_end()
         return True
-
-
-def _find_actor_env(env: VecEnv) -> ActorWorkers | None:
-    while env is not None:
-        if isinstance(env, ActorWorkers):
-            return env
-        env = getattr(env, "venv", None)
-    return None

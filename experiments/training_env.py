@@ -25,6 +25,7 @@ from experiments.training_vec import (
     SplitVecEnv,
     crash_note_path,
     default_start_method,
+    find_layer,
 )
 from perception.goal_wrapper import GoalEmbeddingWrapper
 from perception.layout import GOAL_KEY
@@ -90,11 +91,7 @@ def build_vec_env(config: TrainConfig, table: EmbeddingTable, note_dir: Path | N
 
 def find_vec_normalize(venv: VecEnv) -> VecNormalize | None:
     """The VecNormalize layer of a wrapped vec env, if any."""
-    while venv is not None:
-        if isinstance(venv, VecNormalize):
-            return venv
-        venv = getattr(venv, "venv", None)
-    return None
+    return find_layer(venv, VecNormalize)
 
 
 def input_statistics(config: TrainConfig, table: EmbeddingTable) -> dict[str, np.ndarray]:

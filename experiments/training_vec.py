@@ -328,6 +328,15 @@ class SplitVecEnv(VecEnv):
         return head + (self.remote.env_is_wrapped(wrapper_class, remote) if remote else [])
 
 
+def find_layer(venv: VecEnv | None, kind: type[VecEnv]) -> Any:
+    """The layer of type `kind` in a stack of VecEnv wrappers (outermost first), or None."""
+    while venv is not None:
+        if isinstance(venv, kind):
+            return venv
+        venv = getattr(venv, "venv", None)
+    return None
+
+
 def vec_env_step(env: gym.Env, action: Any) -> tuple[Any, float, bool, dict[str, Any], dict[str, Any]]:
     """One step of one env exactly as SB3's worker loop does it: done = terminated or truncated, the
     time-limit flag and terminal observation in `info`, and an automatic reset (obs, reward, done, info,
