@@ -40,7 +40,7 @@ RECORDS_PER_MESSAGE = 16
 
 @dataclass
 class ActorRecords:
-    """The workers' policy outputs for one vector step (rows in env order, env 0 excluded)."""
+    """The workers' policy outputs for one vector step (one row per env, in env order)."""
 
     actions: np.ndarray
     values: np.ndarray
@@ -142,6 +142,7 @@ class ActorWorkers(CheckedSubprocVecEnv):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._outstanding: list[int] = []
+        self._received: list[deque[tuple]] = []
         self._has_policy: list[bool] = []
         super().__init__(*args, **kwargs)
         self._outstanding = [0] * len(self.remotes)
