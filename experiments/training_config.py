@@ -39,9 +39,9 @@ class TrainConfig:
     vec_env: str = "split"
     """With n_envs > 1: split (env 0 in the learner's process, the rest in workers: one process fewer, and
     faster on a small machine) or subproc (every env in a worker process), whose rollouts are identical;
-    or actors (split, but each worker acts with its own copy of the rollout's policy and runs ahead of the
-    learner: fastest, reproducible, though its action noise differs from the other two; see
-    experiments/training_actors.py)."""
+    or actors (every env in a worker that acts with its own copy of the rollout's policy and runs ahead of
+    the learner: fastest, reproducible, though its action noise differs from the other two; state mode
+    only; see experiments/training_actors.py)."""
     total_steps: int = 200_000
     """Environment steps to train for (rounded up to whole rollouts)."""
     seed: int = 0

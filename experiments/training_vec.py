@@ -82,8 +82,7 @@ class _IdleWorkPipe:
     `recv` waits `IDLE_AFTER` seconds; if nothing came, it asks the env for one more spare world
     (`HouseholdEnv.prepare_world`, up to `spare_worlds`) and waits again. A command that arrives during a
     build waits for it (~15 ms), which happens about once per PPO update; the resets it saves cost ~13 ms
-    each, several per rollout. Envs without `prepare_world`
-    are served exactly as SB3's worker serves them.
+    each, several per rollout. Envs without `prepare_world` are served exactly as SB3's worker serves them.
     """
 
     def __init__(self, pipe: Any, spare_worlds: int) -> None:
@@ -254,16 +253,14 @@ class SplitVecEnv(VecEnv):
     them, so rollouts are bit-identical to `SubprocVecEnv`'s (tests/test_train_vec.py).
     """
 
-    remote_kind: type[CheckedSubprocVecEnv] = CheckedSubprocVecEnv
-
     def __init__(self, env_fns: list[Callable[[], gym.Env]], timeout: float = 300.0,
                  note_dir: str | Path | None = None, start_method: str | None = None, spare_worlds: int = 0) -> None:
         if len(env_fns) < 2:
             raise ValueError(f"SplitVecEnv needs at least 2 envs (1 local + workers), got {len(env_fns)}")
         self.local = _patch_env(env_fns[0]())
         try:
-            self.remote = self.remote_kind(env_fns[1:], timeout=timeout, note_dir=note_dir,
-                                           start_method=start_method, first_rank=1, spare_worlds=spare_worlds)
+            self.remote = CheckedSubprocVecEnv(env_fns[1:], timeout=timeout, note_dir=note_dir,
+                                               start_method=start_method, first_rank=1, spare_worlds=spare_worlds)
         except BaseException:
             self.local.close()
             raise
