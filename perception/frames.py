@@ -1,6 +1,6 @@
 """`FrameSet`: observations recorded from the world, each with the facts that were true at the time.
 
-It is the dataset of perception's grounding: collected by `experiments/perception_data.py` (the only
+It is the dataset of perception's grounding: collected by `experiments/kitchen/perception_data.py` (the only
 place that knows the env), consumed here by alignment training, evaluation and embedding export.
 """
 

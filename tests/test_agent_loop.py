@@ -13,7 +13,7 @@ from agent.planner.search import GoalSearch
 from agent.skills import Predicate, SkillCall
 from agent.symbolic import SymbolicState
 from envs.household import HouseholdEnv
-from experiments.kitchen_world import KitchenWorld, ScriptedProvider, ScriptedSkillPolicy, task_for_call
+from experiments.kitchen.world import KitchenWorld, ScriptedProvider, ScriptedSkillPolicy, task_for_call
 
 GOALS = {
     "put the red block in the bowl": [Predicate("in", ("red_block", "bowl"))],

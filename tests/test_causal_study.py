@@ -10,9 +10,9 @@ import pytest
 
 from causal.regression import fit_polynomial
 from causal.spec import parse_scm
-from experiments import causal_study_stats as st
-from experiments.causal_study import StudyConfig, natural_draws
-from experiments.causal_study_analysis import analyse
+from experiments.causal_study import stats as st
+from experiments.causal_study.analysis import analyse
+from experiments.causal_study.study import StudyConfig, natural_draws
 
 TREATMENT, OUTCOME, CONFOUNDER = "red_block.mass", "push_distance", "table.friction"
 
@@ -159,7 +159,7 @@ def test_fact_relations_follow_the_interval() -> None:
 
 def test_small_study_in_the_kitchen(tmp_path: Path) -> None:
     pytest.importorskip("pybullet")
-    from experiments.causal_study import run_study
+    from experiments.causal_study.study import run_study
 
     config = StudyConfig(
         treatment=TREATMENT,
@@ -189,7 +189,7 @@ def test_small_study_in_the_kitchen(tmp_path: Path) -> None:
 
 def _facts_reach_the_store(tmp_path: Path, facts: list[dict]) -> None:
     """The study's conclusions become causal facts in the knowledge store, provenance included."""
-    from experiments.memory_bridge import record_study_facts
+    from experiments.kitchen.memory_bridge import record_study_facts
     from memory import KnowledgeStore
     from perception.text import HashingTextEncoder
 
@@ -208,8 +208,8 @@ def _facts_reach_the_store(tmp_path: Path, facts: list[dict]) -> None:
 def test_study_on_ray_reproduces_the_serial_study(tmp_path: Path) -> None:
     """Units rebuild their scene from the seed, so Ray workers return the serial run's data exactly."""
     pytest.importorskip("ray", reason="the distributed extra is not installed")
-    from experiments.causal_study import run_study
-    from experiments.distributed import shutdown_ray
+    from experiments.causal_study.study import run_study
+    from experiments.common.distributed import shutdown_ray
 
     def config(name: str) -> StudyConfig:
         return StudyConfig(treatment=TREATMENT, values=(0.1, 0.8), outcome="strike_distance", confounder=CONFOUNDER,

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from experiments import cli
-from experiments.continual import ContinualConfig, ContinualRun, curves_of, task_configs
+from experiments.continual.sequence import ContinualConfig, ContinualRun, curves_of, task_configs
 from perception.text import HashingTextEncoder
 
 SMALL = ("n_steps=128", "batch_size=64", "n_epochs=2", "statistics_steps=20", "bc_epochs=2",
@@ -110,7 +110,7 @@ def test_resume_refuses_a_run_whose_task_config_files_changed(tmp_path, monkeypa
         configs["open"] = replace(configs["open"], bc_log_std=-3.0)
         return configs
 
-    monkeypatch.setattr("experiments.continual.task_configs", edited)
+    monkeypatch.setattr("experiments.continual.sequence.task_configs", edited)
     with pytest.raises(ValueError, match="config files of open changed"):
         _run(config, tmp_path)
 

@@ -6,15 +6,15 @@ import sys
 
 import pytest
 
-from experiments.distributed import INSTALL_HINT, WorkerPool, ray_map, require_ray, shutdown_ray
-from experiments.rollouts import expert_episode_summary as _episode
-from experiments.rollouts import make_expert_env as _make_env
+from experiments.common.distributed import INSTALL_HINT, WorkerPool, ray_map, require_ray, shutdown_ray
+from experiments.kitchen.rollouts import expert_episode_summary as _episode
+from experiments.kitchen.rollouts import make_expert_env as _make_env
 
 
 @pytest.fixture(scope="module")
 def local_ray():
     pytest.importorskip("ray", reason=INSTALL_HINT)
-    from experiments.distributed import init_ray
+    from experiments.common.distributed import init_ray
 
     ray = init_ray(num_cpus=2)
     yield ray

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.chains import candidate_tasks, summarise
 from experiments.cli import build_parser
+from experiments.kitchen.chains import candidate_tasks, summarise
 
 
 def _strip_timing(value):
@@ -31,7 +31,7 @@ def test_candidates_respect_the_scene() -> None:
 def test_ray_chains_match_serial_chains_exactly() -> None:
     pytest.importorskip("ray")
     from experiments.commands.eval_chains import run_chains
-    from experiments.distributed import shutdown_ray
+    from experiments.common.distributed import shutdown_ray
 
     base = ["eval-chains", "--chains", "3", "--length", "2", "--seed", "40", "--encoder", "hashing"]
     serial = run_chains(build_parser().parse_args(base))

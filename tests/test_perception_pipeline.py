@@ -11,7 +11,7 @@ import pytest
 from gymnasium import spaces
 
 from experiments.cli import main
-from experiments.perception_data import CollectionConfig, collect_frames, next_task
+from experiments.kitchen.perception_data import CollectionConfig, collect_frames, next_task
 
 SMALL = CollectionConfig(obs_mode="rgbd_touch", image_size=32, tasks_per_episode=2)
 

@@ -154,7 +154,7 @@ def test_cli_llm_planner(server, capsys) -> None:
 def test_local_causal_lm_directory_falls_back_on_gibberish(tmp_path: Path, grounded) -> None:
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-    from experiments.llm_local import HFChatClient
+    from experiments.kitchen.llm_local import HFChatClient
     from perception.text import bundled_minilm_path
 
     tokenizer = AutoTokenizer.from_pretrained(str(bundled_minilm_path()), local_files_only=True)

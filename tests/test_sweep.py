@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.sweep import aggregate, load_sweep, run_trial, trial_command, trial_status
+from experiments.training.sweep import aggregate, load_sweep, run_trial, trial_command, trial_status
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -72,7 +72,7 @@ def test_finished_trials_are_not_run_again_and_partial_ones_resume(sweep, monkey
 
         return Result()
 
-    monkeypatch.setattr("experiments.sweep.subprocess.run", fake_run)
+    monkeypatch.setattr("experiments.training.sweep.subprocess.run", fake_run)
     assert run_trial(sweep, done)["success"] == 0.75 and not launched
     assert run_trial(sweep, partial)["status"] == "partial" and launched[-1][-1] == "--resume"
     assert run_trial(sweep, new)["status"] == "new" and "--resume" not in launched[-1]

@@ -10,12 +10,12 @@ import pytest
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from experiments.train import new_model
-from experiments.training_actors import ActorPPO, ActorWorkers
-from experiments.training_config import TrainConfig
-from experiments.training_env import build_vec_env
-from experiments.training_language import EmbeddingTable, all_texts
-from experiments.training_vec import CrashNoteWrapper, EnvWorkerError, crash_note_path
+from experiments.training.actors import ActorPPO, ActorWorkers
+from experiments.training.config import TrainConfig
+from experiments.training.env import build_vec_env
+from experiments.training.language import EmbeddingTable, all_texts
+from experiments.training.train import new_model
+from experiments.training.vec import CrashNoteWrapper, EnvWorkerError, crash_note_path
 from perception.text import HashingTextEncoder
 
 

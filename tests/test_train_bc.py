@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from experiments import cli
-from experiments.train import new_model
-from experiments.training_bc import collect_expert_data, pretrain
-from experiments.training_config import TrainConfig
-from experiments.training_env import build_vec_env
-from experiments.training_language import EmbeddingTable, all_texts
-from experiments.training_session import RunPaths
+from experiments.training.bc import collect_expert_data, pretrain
+from experiments.training.config import TrainConfig
+from experiments.training.env import build_vec_env
+from experiments.training.language import EmbeddingTable, all_texts
+from experiments.training.session import RunPaths
+from experiments.training.train import new_model
 from perception.text import HashingTextEncoder
 
 

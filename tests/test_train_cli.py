@@ -12,7 +12,7 @@ from agent.policy import LearnedSkillPolicy, LearnedSkillProvider, find_cards
 from agent.skills import SkillCall
 from envs.household import HouseholdEnv
 from experiments import cli
-from experiments.kitchen_world import KitchenWorld, ScriptedProvider
+from experiments.kitchen.world import KitchenWorld, ScriptedProvider
 
 TINY = ["--encoder", "hashing", "--n-envs", "1", "--quiet", "--set", "n_steps=32", "--set", "batch_size=32",
         "--set", "n_epochs=1", "--set", "checkpoint_every=32", "--set", "eval_every=32", "--set", "eval_episodes=2",
@@ -67,7 +67,7 @@ def test_eval_reports_rates_with_intervals_videos_and_ships(trained_run: Path, t
 
 
 def test_shipped_policy_drives_the_agent_in_the_kitchen(trained_run: Path, tmp_path: Path) -> None:
-    from experiments.training_evaluate import ship_policy
+    from experiments.training.run_eval import ship_policy
 
     ship_dir = tmp_path / "policies"
     card = json.loads((trained_run / "tiny" / "policy.json").read_text())
@@ -151,7 +151,7 @@ def test_shipping_needs_a_proper_evaluation(tmp_path: Path, capsys) -> None:
     assert _train(tmp_path, "fresh", 32) == 0
     assert cli.main(["eval", "--run", "fresh", "--runs-dir", str(tmp_path), "--episodes", "1", "--videos", "0",
                      "--quiet"]) == 0
-    from experiments.training_evaluate import ship_policy
+    from experiments.training.run_eval import ship_policy
 
     card = json.loads((tmp_path / "fresh" / "policy.json").read_text())
     card["eval"]["source"] = "training evaluation"
@@ -162,7 +162,7 @@ def test_shipping_needs_a_proper_evaluation(tmp_path: Path, capsys) -> None:
 
 def test_eval_on_ray_gives_exactly_the_serial_numbers(trained_run: Path) -> None:
     pytest.importorskip("ray", reason="the distributed extra is not installed")
-    from experiments.distributed import shutdown_ray
+    from experiments.common.distributed import shutdown_ray
 
     run = trained_run / "tiny"
     results = []

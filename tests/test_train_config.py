@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from envs.tasks import TASK_NAMES
-from experiments.training_config import (
+from experiments.training.config import (
     CONFIG_DIR,
     TrainConfig,
     config_path,
@@ -86,7 +86,7 @@ def test_yaml_round_trip() -> None:
 def test_linear_learning_rate_schedule_decays_to_zero_and_pickles() -> None:
     import pickle
 
-    from experiments.training_config import TrainConfig, learning_rate
+    from experiments.training.config import TrainConfig, learning_rate
 
     assert learning_rate(TrainConfig(learning_rate=1e-3)) == 1e-3
     schedule = learning_rate(TrainConfig(learning_rate=1e-3, lr_schedule="linear"))

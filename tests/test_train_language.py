@@ -10,7 +10,7 @@ import pytest
 from agent.policy import skill_goal_text
 from envs.household import HouseholdEnv
 from envs.tasks import TASK_NAMES, valid_arguments
-from experiments.training_language import (
+from experiments.training.language import (
     SKILL_CALL_TEMPLATE,
     EmbeddingTable,
     LanguageTaskWrapper,
@@ -110,7 +110,7 @@ def test_place_episodes_can_start_with_the_object_grasped() -> None:
 
 def test_progress_shaping_adds_the_change_in_dense_reward() -> None:
     from envs.tasks import dense_reward
-    from experiments.training_language import ProgressShaping
+    from experiments.training.language import ProgressShaping
 
     plain = LanguageTaskWrapper(HouseholdEnv(task="reach"), "reach")
     shaped = ProgressShaping(LanguageTaskWrapper(HouseholdEnv(task="reach"), "reach"), scale=10.0)

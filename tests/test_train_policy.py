@@ -131,12 +131,12 @@ def test_shipped_policies_load_with_their_commands_and_evaluations() -> None:
 
 
 def test_grounding_teaches_attention_which_object_a_sentence_names(tmp_path: Path) -> None:
-    from experiments.train import new_model
-    from experiments.training_config import TrainConfig
-    from experiments.training_env import build_vec_env, input_statistics
-    from experiments.training_grounding import SLOTS, grounding_labels, pretrain_grounding
-    from experiments.training_language import EmbeddingTable, all_texts
-    from experiments.training_session import RunPaths
+    from experiments.training.config import TrainConfig
+    from experiments.training.env import build_vec_env, input_statistics
+    from experiments.training.grounding import SLOTS, grounding_labels, pretrain_grounding
+    from experiments.training.language import EmbeddingTable, all_texts
+    from experiments.training.session import RunPaths
+    from experiments.training.train import new_model
     from perception.text import HashingTextEncoder
 
     config = TrainConfig(task="place_in", encoder="hashing", n_envs=1, n_steps=32, batch_size=32, token_dim=16,
@@ -160,11 +160,11 @@ def test_grounding_teaches_attention_which_object_a_sentence_names(tmp_path: Pat
 
 def test_grounding_skips_a_task_whose_sentences_name_no_object(tmp_path) -> None:
     """"open the drawer" has no object row to attend to: grounding must leave the weights finite, not NaN."""
-    from experiments.train import new_model
-    from experiments.training_config import TrainConfig
-    from experiments.training_env import build_vec_env, input_statistics
-    from experiments.training_grounding import pretrain_grounding
-    from experiments.training_language import EmbeddingTable, all_texts
+    from experiments.training.config import TrainConfig
+    from experiments.training.env import build_vec_env, input_statistics
+    from experiments.training.grounding import pretrain_grounding
+    from experiments.training.language import EmbeddingTable, all_texts
+    from experiments.training.train import new_model
     from perception.text import HashingTextEncoder
 
     config = TrainConfig(task="open", encoder="hashing", n_envs=1, n_steps=32, batch_size=32, token_dim=16,

@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from experiments import cli
-from experiments.train import open_run, train
-from experiments.training_checkpoint import list_checkpoints, load_checkpoint
-from experiments.training_config import load_config
+from experiments.training.checkpoint import list_checkpoints, load_checkpoint
+from experiments.training.config import load_config
+from experiments.training.train import open_run, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["n_steps=16", "batch_size=16", "n_epochs=2", "checkpoint_every=32", "eval_every=100000",

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from experiments.training_vec import (
+from experiments.training.vec import (
     CheckedSubprocVecEnv,
     CrashNoteWrapper,
     EnvWorkerError,
@@ -104,9 +104,9 @@ def test_healthy_workers_step_like_sb3(tmp_path) -> None:
 def test_split_vec_env_gives_the_rollout_of_subproc_vec_env() -> None:
     """Same envs, seeds and actions: identical observations, rewards, dones and infos, resets included,
     whether or not the worker resets into worlds it built ahead while idle."""
-    from experiments.training_config import TrainConfig
-    from experiments.training_env import build_vec_env
-    from experiments.training_language import EmbeddingTable, all_texts
+    from experiments.training.config import TrainConfig
+    from experiments.training.env import build_vec_env
+    from experiments.training.language import EmbeddingTable, all_texts
     from perception.text import HashingTextEncoder
 
     table = EmbeddingTable.build(HashingTextEncoder(), all_texts("reach"), "hashing")

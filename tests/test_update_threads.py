@@ -7,7 +7,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 
-from experiments.training_session import UpdateThreadsCallback
+from experiments.training.session import UpdateThreadsCallback
 
 
 def test_update_runs_with_update_threads_and_collection_with_collect_threads() -> None:

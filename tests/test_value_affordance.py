@@ -16,7 +16,7 @@ from agent.symbolic import SymbolicState
 from envs.household import HouseholdEnv
 from envs.predicates import grasp_point
 from envs.state import MOVABLE
-from experiments.kitchen_world import KitchenWorld, ScriptedProvider
+from experiments.kitchen.world import KitchenWorld, ScriptedProvider
 
 
 @pytest.fixture(scope="module")

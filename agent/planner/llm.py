@@ -2,7 +2,7 @@
 
 Any OpenAI-compatible ``/v1/chat/completions`` endpoint works (vLLM, Ollama, llama.cpp server), reached
 with the standard library only; a local Hugging Face causal LM works through the same `ChatClient`
-protocol (see ``experiments/llm_local.py``). The answer must be exactly the plan JSON (optionally in one
+protocol (see ``experiments/kitchen/llm_local.py``). The answer must be exactly the plan JSON (optionally in one
 ```json fence); it is validated like any plan: known predicates and skills, objects present in the scene,
 every precondition true when simulated, every goal reached. Anything else, and an unreachable server,
 sends the instruction to the fallback planner, and the trace says why.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.media import save_png
+from experiments.common.media import save_png
 
 MODES = (("state", 64), ("rgbd", 64), ("rgbd_touch", 64), ("rgbd", 128), ("rgbd_touch", 128))
 

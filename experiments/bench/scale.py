@@ -18,9 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
-    from experiments.distributed import WorkerPool, shutdown_ray
-    from experiments.rollouts import expert_episode_summary as _episode
-    from experiments.rollouts import make_expert_env as _make_env
+    from experiments.common.distributed import WorkerPool, shutdown_ray
+    from experiments.kitchen.rollouts import expert_episode_summary as _episode
+    from experiments.kitchen.rollouts import make_expert_env as _make_env
 
     items = [(TASKS[i % len(TASKS)], i) for i in range(args.episodes)]
     env = _make_env()

@@ -37,11 +37,11 @@ def _measure(task: str, n_envs: int, steps: int, rollout: int, update_threads: i
              spare_worlds: int | None = None) -> dict[str, Any]:
     import torch
 
-    from experiments.train import new_model
-    from experiments.training_config import load_config
-    from experiments.training_env import build_vec_env
-    from experiments.training_language import EmbeddingTable, all_texts
-    from experiments.training_session import RunPaths, UpdateThreadsCallback
+    from experiments.training.config import load_config
+    from experiments.training.env import build_vec_env
+    from experiments.training.language import EmbeddingTable, all_texts
+    from experiments.training.session import RunPaths, UpdateThreadsCallback
+    from experiments.training.train import new_model
     from perception.text import HashingTextEncoder
 
     torch.set_num_threads(1)

@@ -30,7 +30,7 @@ def _runner(module):
     def run(args: argparse.Namespace) -> int:
         figures = module.run(args)
         if args.json_out is not None:
-            from experiments.io import atomic_write_text
+            from experiments.common.io import atomic_write_text
 
             atomic_write_text(args.json_out, json.dumps(figures, indent=2, default=float))
         return 0

@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sample.add_argument("--out", required=True, help="CSV file to write (atomically)")
     sample.set_defaults(func=_sample)
 
-    from experiments.causal_study import add_study_arguments
+    from experiments.causal_study.study import add_study_arguments
 
     study = actions.add_parser("study", help="interventional vs observational study in the kitchen simulator")
     add_study_arguments(study)
@@ -103,6 +103,6 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from experiments.causal_study import run_study_from_args
+    from experiments.causal_study.study import run_study_from_args
 
     return run_study_from_args(args)

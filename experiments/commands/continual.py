@@ -43,7 +43,7 @@ def _parse(args: argparse.Namespace) -> tuple[list[str], list[str], list[int]]:
         raise ValueError(f"--steps-per-task ({args.steps_per_task}) must be a multiple of --eval-every "
                          f"({args.eval_every})")
     strategies = ["naive", "replay", "ewc"] if args.strategy == "all" else [args.strategy]
-    from experiments.continual import ContinualConfig, task_configs
+    from experiments.continual.sequence import ContinualConfig, task_configs
 
     task_configs(ContinualConfig(tasks=tuple(tasks), settings=tuple(args.assignments)))  # bad --set: fail now
     return tasks, strategies, seeds
@@ -52,9 +52,9 @@ def _parse(args: argparse.Namespace) -> tuple[list[str], list[str], list[int]]:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from experiments.continual import ContinualConfig, ContinualRun, curves_of, run_reference
-    from experiments.continual_report import report
-    from experiments.factory import make_encoder
+    from experiments.continual.report import report
+    from experiments.continual.sequence import ContinualConfig, ContinualRun, curves_of, run_reference
+    from experiments.kitchen.factory import make_encoder
 
     tasks, strategies, seeds = _parse(args)
     encoder = make_encoder(args.encoder)

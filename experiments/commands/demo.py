@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from experiments import factory
+from experiments.kitchen import factory
 
 DEMO_INSTRUCTIONS = (
     "put the red block in the bowl",
@@ -28,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.episodes import describe, open_session, run_instruction
-    from experiments.io import atomic_write_text
+    from experiments.common.io import atomic_write_text
+    from experiments.kitchen.episodes import describe, open_session, run_instruction
 
     session = open_session(args, record=True)
     rows = []

@@ -86,7 +86,7 @@ def plot(embeddings: dict[str, np.ndarray], tags: dict[str, np.ndarray], path: P
 
 
 def _collection_for(space: Any) -> Any:
-    from experiments.perception_data import CollectionConfig
+    from experiments.kitchen.perception_data import CollectionConfig
 
     camera = next(key for key in space.spaces if key.startswith("rgb_"))
     mode = "rgbd_touch" if "touch" in space.spaces else "rgbd"
@@ -95,7 +95,7 @@ def _collection_for(space: Any) -> Any:
 
 def handle(args: argparse.Namespace) -> int:
     """Collect, embed, write the .npz and the plot."""
-    from experiments.perception_data import collect_frames
+    from experiments.kitchen.perception_data import collect_frames
     from perception import default_text_encoder
     from perception.alignment_training import embed_frames, load_alignment
 

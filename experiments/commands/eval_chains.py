@@ -7,8 +7,8 @@ import json
 from functools import partial
 from pathlib import Path
 
-from experiments import factory
-from experiments.distributed import add_ray_arguments
+from experiments.common.distributed import add_ray_arguments
+from experiments.kitchen import factory
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,13 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _open(args: argparse.Namespace):
-    from experiments.episodes import open_session
+    from experiments.kitchen.episodes import open_session
 
     return open_session(args)
 
 
 def _chain(session, seed: int, length: int):
-    from experiments.chains import run_chain
+    from experiments.kitchen.chains import run_chain
 
     return run_chain(session.agent, session.world, seed, length)
 
@@ -43,7 +43,7 @@ def run_chains(args: argparse.Namespace) -> list:
     if args.ray:
         if args.memory:
             raise ValueError("--memory cannot be combined with --ray: episodes would write the store in any order")
-        from experiments.distributed import ray_map
+        from experiments.common.distributed import ray_map
 
         results = ray_map(partial(_open, args), partial(_chain, length=args.length), seeds, args.ray_workers,
                           args.ray_address, on_result=lambda *_: progress.update())
@@ -62,8 +62,8 @@ def run_chains(args: argparse.Namespace) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.chains import summarise
-    from experiments.io import atomic_write_text
+    from experiments.common.io import atomic_write_text
+    from experiments.kitchen.chains import summarise
 
     if args.chains < 1 or args.length < 1:
         raise ValueError(f"--chains and --length must be >= 1, got {args.chains} and {args.length}")

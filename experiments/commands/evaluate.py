@@ -11,7 +11,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from experiments.distributed import add_ray_arguments
+from experiments.common.distributed import add_ray_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.training_evaluate import evaluate_run, ship_policy
-    from experiments.training_report import summary_lines
+    from experiments.training.report import summary_lines
+    from experiments.training.run_eval import evaluate_run, ship_policy
 
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")

@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from experiments.io import atomic_write_text
-from experiments.stats import wilson_interval
+from experiments.common.io import atomic_write_text
+from experiments.common.stats import wilson_interval
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from envs.tasks import TASK_NAMES
-    from experiments.rollouts import run_expert_episode
+    from experiments.kitchen.rollouts import run_expert_episode
 
     tasks = list(TASK_NAMES) if args.tasks == "all" else [t.strip() for t in args.tasks.split(",")]
     unknown = sorted(set(tasks) - set(TASK_NAMES))

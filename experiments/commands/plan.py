@@ -65,7 +65,7 @@ def _build_planner(args: argparse.Namespace):
     from agent.planner.llm import LLMPlanner, OpenAIChatClient
 
     if args.llm_dir is not None:
-        from experiments.llm_local import HFChatClient
+        from experiments.kitchen.llm_local import HFChatClient
 
         return LLMPlanner(HFChatClient(args.llm_dir), grounded)
     if not args.llm_url or not args.llm_model:

@@ -74,7 +74,7 @@ def _validate(args: argparse.Namespace) -> None:
 
 def _frames(args: argparse.Namespace, config: Any) -> tuple[Any, Any, Any]:
     """Training frames, held-out frames and their observation space (collected, or reused on --resume)."""
-    from experiments.perception_data import collect_frames, make_env
+    from experiments.kitchen.perception_data import collect_frames, make_env
     from perception.frames import FrameSet
 
     train_path, eval_path = args.out / "frames_train.npz", args.out / "frames_eval.npz"
@@ -99,7 +99,7 @@ def handle(args: argparse.Namespace) -> int:
     import torch
     import yaml
 
-    from experiments.perception_data import CollectionConfig
+    from experiments.kitchen.perception_data import CollectionConfig
     from perception import default_text_encoder
     from perception.alignment import AlignmentConfig, AlignmentModel
     from perception.alignment_training import evaluate_alignment, load_alignment, save_alignment, train_alignment

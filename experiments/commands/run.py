@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from experiments import factory
+from experiments.kitchen import factory
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Exit 0 when the instruction was accomplished, 1 when execution failed, 2 when it was refused."""
-    from experiments.episodes import describe, open_session, run_instruction
+    from experiments.kitchen.episodes import describe, open_session, run_instruction
 
     session = open_session(args, record=not args.no_video)
     try:

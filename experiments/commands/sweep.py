@@ -8,7 +8,7 @@ from pathlib import Path
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("sweep", help="run a grid of trainings with Ray and aggregate over seeds")
-    parser.add_argument("config", type=Path, help="sweep YAML (see experiments/sweep.py)")
+    parser.add_argument("config", type=Path, help="sweep YAML (see experiments/training/sweep.py)")
     parser.add_argument("--ray-address", default=None, help="Ray cluster ('auto' or HOST:PORT); default: local")
     parser.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs Ray reserves for each trial")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local Ray instance")
@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from experiments.sweep import aggregate, load_sweep, run_trial, trial_command, trial_status, write_summary
+    from experiments.training.sweep import aggregate, load_sweep, run_trial, trial_command, trial_status, write_summary
 
     sweep = load_sweep(args.config)
     if args.dry_run:
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
             status = trial_status(sweep, trial)
             print(f"{status:8s} {' '.join(trial_command(sweep, trial, status == 'partial')[3:])}")
         return 0
-    from experiments.distributed import init_ray
+    from experiments.common.distributed import init_ray
 
     ray = init_ray(args.ray_address, args.num_cpus)
     remote = ray.remote(num_cpus=args.cpus_per_trial)(run_trial)

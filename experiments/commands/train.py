@@ -1,4 +1,4 @@
-"""`embodia train --task TASK`: PPO with language goals; see experiments/train.py for the run folder."""
+"""`embodia train --task TASK`: PPO with language goals; see experiments/training/train.py for the run folder."""
 
 from __future__ import annotations
 
@@ -50,9 +50,9 @@ def default_name(config) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.train import open_run, train
-    from experiments.training_config import load_config, parse_assignments
-    from experiments.training_vec import EnvWorkerError
+    from experiments.training.config import load_config, parse_assignments
+    from experiments.training.train import open_run, train
+    from experiments.training.vec import EnvWorkerError
 
     assignments = parse_assignments(args.assignments)
     command = "embodia " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "embodia train"

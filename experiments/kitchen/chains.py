@@ -19,8 +19,8 @@ from agent.loop import EmbodiedAgent
 from envs.instructions import sample_instruction
 from envs.state import BLOCKS, MOVABLE
 from envs.tasks import DIRECTIONS
-from experiments.kitchen_world import KitchenWorld
-from experiments.stats import wilson_interval
+from experiments.common.stats import wilson_interval
+from experiments.kitchen.world import KitchenWorld
 
 PushCheck = Callable[[str, str], bool]
 

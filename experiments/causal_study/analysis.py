@@ -16,8 +16,8 @@ import numpy as np
 
 from causal.data import write_csv
 from causal.spec import parse_scm
-from experiments import causal_study_stats as st
-from experiments.io import atomic_write_text
+from experiments.causal_study import stats as st
+from experiments.common.io import atomic_write_text
 
 logger = logging.getLogger(__name__)
 Records = dict[str, list[dict[str, Any]]]
@@ -165,8 +165,8 @@ def _write_counterfactuals(out: Path, rows: list[dict[str, float]]) -> None:
 
 def analyse(config, records: Records, out: Path, progress: Callable[[str], None]) -> dict[str, Any]:
     """Compute every number of the study and write the run folder."""
-    from experiments.causal_study import config_dict
-    from experiments.causal_study_report import write_report
+    from experiments.causal_study.report import write_report
+    from experiments.causal_study.study import config_dict
 
     out.mkdir(parents=True, exist_ok=True)
     obs_path = _write_data(out, config, records)

@@ -8,7 +8,7 @@ import numpy as np
 
 from envs.experts import make_expert
 from envs.household import HouseholdEnv
-from experiments.media import caption_frame
+from experiments.common.media import caption_frame
 
 
 def run_expert_episode(

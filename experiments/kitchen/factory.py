@@ -51,7 +51,7 @@ def make_planner(args: argparse.Namespace, encoder: TextEncoder | None = None, a
 
 def make_provider(args: argparse.Namespace, world: Any) -> Any:
     """Skill policies per --skills: scripted experts, learned PPO policies, or learned where good enough."""
-    from experiments.kitchen_world import ScriptedProvider
+    from experiments.kitchen.world import ScriptedProvider
 
     scripted = ScriptedProvider(world)
     if args.skills == "scripted":
@@ -74,6 +74,6 @@ def open_memory(args: argparse.Namespace) -> Any:
     """The knowledge store named by --memory, wrapped for the planner and the loop (None without it)."""
     if not getattr(args, "memory", None):
         return None
-    from experiments.memory_bridge import MemoryBridge
+    from experiments.kitchen.memory_bridge import MemoryBridge
 
     return MemoryBridge(args.memory, make_encoder(args.encoder))

@@ -17,9 +17,9 @@ import numpy as np
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
-from experiments.training_config import TrainConfig
-from experiments.training_language import EmbeddingTable, LanguageTaskWrapper, ProgressShaping
-from experiments.training_vec import (
+from experiments.training.config import TrainConfig
+from experiments.training.language import EmbeddingTable, LanguageTaskWrapper, ProgressShaping
+from experiments.training.vec import (
     CheckedSubprocVecEnv,
     CrashNoteWrapper,
     SplitVecEnv,
@@ -76,7 +76,7 @@ def build_vec_env(config: TrainConfig, table: EmbeddingTable, note_dir: Path | N
     else:
         if note_dir is not None:
             note_dir.mkdir(parents=True, exist_ok=True)
-        from experiments.training_actors import ActorWorkers
+        from experiments.training.actors import ActorWorkers
 
         kind = {"split": SplitVecEnv, "subproc": CheckedSubprocVecEnv, "actors": ActorWorkers}[config.vec_env]
         venv = kind(fns, timeout=config.worker_timeout, note_dir=note_dir,

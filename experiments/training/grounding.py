@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from agent.policy_features import OBJECTS_KEY
-from experiments.training_config import TrainConfig
-from experiments.training_language import EmbeddingTable, instruction_variants
+from experiments.training.config import TrainConfig
+from experiments.training.language import EmbeddingTable, instruction_variants
 from perception.layout import GOAL_KEY
 
 logger = logging.getLogger(__name__)

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from experiments.io import atomic_write
-from experiments.training_config import TrainConfig, load_config, parse_assignments
-from experiments.training_eval import eval_skill_text_fraction
-from experiments.training_language import EmbeddingTable, all_texts
+from experiments.common.io import atomic_write
+from experiments.training.config import TrainConfig, load_config, parse_assignments
+from experiments.training.language import EmbeddingTable, all_texts
+from experiments.training.policy_eval import eval_skill_text_fraction
 from memory.continual import Demonstrations, attach, make_strategy
 from memory.continual_metrics import Curve
 from perception.layout import GOAL_KEY
@@ -98,7 +98,7 @@ def embedding_table(tasks: tuple[str, ...], encoder: TextEncoder, source: str) -
 
 def pooled_statistics(configs: dict[str, TrainConfig], table: EmbeddingTable) -> dict[str, np.ndarray]:
     """Input statistics of every task's random-action states together (the extractor's standardisation)."""
-    from experiments.training_env import input_statistics
+    from experiments.training.env import input_statistics
 
     per_task = [input_statistics(c, table) for c in configs.values()]
     return {key: per_task[0][key] if key == GOAL_KEY else np.concatenate([s[key] for s in per_task])
@@ -148,8 +148,8 @@ class ContinualRun:
     """Trains one policy through `config.tasks` with one strategy; resumable phase by phase."""
 
     def __init__(self, config: ContinualConfig, encoder: TextEncoder, out: Path, progress: Any = None) -> None:
-        from experiments.train import new_model
-        from experiments.training_env import build_vec_env, make_env
+        from experiments.training.env import build_vec_env, make_env
+        from experiments.training.train import new_model
 
         self.config, self.out, self.progress = config, out, progress
         self.configs = task_configs(config)
@@ -195,9 +195,9 @@ class ContinualRun:
 
     def _train_phase(self, phase: int) -> Demonstrations:
         """Warm starts, then PPO on task `phase`; returns the demonstrations the strategy keeps."""
-        from experiments.training_bc import collect_expert_data, pretrain
-        from experiments.training_env import build_vec_env
-        from experiments.training_grounding import pretrain_grounding
+        from experiments.training.bc import collect_expert_data, pretrain
+        from experiments.training.env import build_vec_env
+        from experiments.training.grounding import pretrain_grounding
 
         task = self.config.tasks[phase]
         config = self.configs[task]

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from experiments.training_config import TrainConfig
+from experiments.training.config import TrainConfig
 
 FORMAT = "embodia.train_checkpoint/1"
 NAME = re.compile(r"step_(\d{10})\.ckpt")

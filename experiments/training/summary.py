@@ -1,6 +1,6 @@
 """Aggregate several training runs (seeds) into one curve plot and a results row (for RESULTS.md).
 
-    python -m experiments.training_summary --label "reach (state)" --out docs/results/reach.png \\
+    python -m experiments.training.summary --label "reach (state)" --out docs/results/reach.png \\
         runs/reach_state_s0 runs/reach_state_s1 runs/reach_state_s2
 
 Prints a markdown row: final evaluation success per seed (from `embodia eval` when present, else the
@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from experiments.stats import mean_std, wilson_interval
-from experiments.training_report import first_reaching, plot_learning_curves
+from experiments.common.stats import mean_std, wilson_interval
+from experiments.training.report import first_reaching, plot_learning_curves
 
 
 def run_figures(root: Path, target: float) -> dict[str, Any]:

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from experiments.training_config import TrainConfig
-from experiments.training_env import make_env
-from experiments.training_language import EmbeddingTable
+from experiments.training.config import TrainConfig
+from experiments.training.env import make_env
+from experiments.training.language import EmbeddingTable
 
 logger = logging.getLogger(__name__)
 BC_SEED = 2_000_000

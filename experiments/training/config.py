@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 OBS_MODES = ("state", "rgbd", "rgbd_touch")
 ENCODERS = ("minilm", "hashing")
 FUSIONS = ("concat", "attention")
@@ -41,7 +41,7 @@ class TrainConfig:
     faster on a small machine) or subproc (every env in a worker process), whose rollouts are identical;
     or actors (every env in a worker that acts with its own copy of the rollout's policy and runs ahead of
     the learner: fastest, reproducible, though its action noise differs from the other two; state mode
-    only; see experiments/training_actors.py)."""
+    only; see experiments/training/actors.py)."""
     total_steps: int = 200_000
     """Environment steps to train for (rounded up to whole rollouts)."""
     seed: int = 0

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from experiments.io import atomic_write, atomic_write_text
+from experiments.common.io import atomic_write, atomic_write_text
 
 
 def plot_learning_curves(curves: Sequence[tuple[str, list[dict[str, Any]]]], path: str | Path, title: str,

@@ -16,7 +16,7 @@ from envs.experts import ScriptedExpert, make_expert
 from envs.household import HouseholdEnv
 from envs.state import OBJECT_IDS
 from envs.tasks import TaskSpec
-from experiments.media import caption_frame
+from experiments.common.media import caption_frame
 
 
 def task_for_call(call: SkillCall, held: str | None, last_picked: str | None) -> TaskSpec:
@@ -69,7 +69,7 @@ class KitchenWorld:
 
     def shaping_potential(self, call: SkillCall, shaping: dict[str, float]) -> float:
         """Φ(now) of the training shaping a learned policy for `call` was trained with (see agent.policy)."""
-        from experiments.training_language import shaping_potential
+        from experiments.training.language import shaping_potential
 
         state = self.env.scene_state()
         spec = task_for_call(call, state.held, self._last_picked)

@@ -9,7 +9,7 @@ import imageio.v2 as imageio
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from experiments.io import atomic_write
+from experiments.common.io import atomic_write
 
 CAPTION_HEIGHT = 28
 

@@ -28,7 +28,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 from stable_baselines3.common.vec_env.patch_gym import _patch_env
 from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs, _worker
 
-from experiments.io import atomic_write_text
+from experiments.common.io import atomic_write_text
 
 POLL_SLICE = 0.5
 """Seconds between liveness checks while waiting for a worker."""

@@ -31,8 +31,8 @@ from typing import Any
 
 import yaml
 
-from experiments.io import atomic_write, atomic_write_text
-from experiments.stats import mean_std
+from experiments.common.io import atomic_write, atomic_write_text
+from experiments.common.stats import mean_std
 
 TRAIN_FLAGS = {"steps", "obs_mode", "n_envs", "bc_warmstart", "encoder", "config"}
 GRID_FLAGS = {"task", "seed", *TRAIN_FLAGS}

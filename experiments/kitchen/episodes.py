@@ -10,10 +10,10 @@ from typing import Any
 
 from agent.loop import EmbodiedAgent, EpisodeRecord
 from envs.household import HouseholdEnv
-from experiments import factory
-from experiments.io import atomic_write_text
-from experiments.kitchen_world import KitchenWorld, skill_caption
-from experiments.media import save_gif
+from experiments.common.io import atomic_write_text
+from experiments.common.media import save_gif
+from experiments.kitchen import factory
+from experiments.kitchen.world import KitchenWorld, skill_caption
 
 
 @dataclass

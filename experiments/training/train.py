@@ -24,14 +24,14 @@ import torch
 
 from agent.policy import FORMAT as CARD_FORMAT
 from agent.policy_features import standardized_policy_kwargs
-from experiments.io import atomic_write, atomic_write_text
-from experiments.training_checkpoint import Checkpoint, check_compatible, latest_checkpoint
-from experiments.training_config import TrainConfig, from_mapping, learning_rate, read_yaml, resume_config
-from experiments.training_env import build_vec_env, input_statistics, make_env
-from experiments.training_eval import eval_skill_text_fraction
-from experiments.training_language import EmbeddingTable, all_texts
-from experiments.training_report import plot_learning_curves, write_report
-from experiments.training_session import (
+from experiments.common.io import atomic_write, atomic_write_text
+from experiments.training.checkpoint import Checkpoint, check_compatible, latest_checkpoint
+from experiments.training.config import TrainConfig, from_mapping, learning_rate, read_yaml, resume_config
+from experiments.training.env import build_vec_env, input_statistics, make_env
+from experiments.training.language import EmbeddingTable, all_texts
+from experiments.training.policy_eval import eval_skill_text_fraction
+from experiments.training.report import plot_learning_curves, write_report
+from experiments.training.session import (
     BoundaryCallback,
     ProgressCallback,
     RunPaths,
@@ -88,7 +88,7 @@ def new_model(config: TrainConfig, venv: Any, paths: RunPaths | None, table: Emb
 
     `paths` gives the TensorBoard folder; None logs nothing (continual runs keep their own records).
     """
-    from experiments.training_actors import ActorPPO
+    from experiments.training.actors import ActorPPO
 
     kwargs = standardized_policy_kwargs(token_dim=config.token_dim, fusion=config.fusion,
                                         cnn_width=config.cnn_width, object_heads=config.object_heads)
@@ -105,7 +105,7 @@ def new_model(config: TrainConfig, venv: Any, paths: RunPaths | None, table: Emb
 
 
 def loaded_model(checkpoint: Checkpoint, venv: Any, paths: RunPaths) -> Any:
-    from experiments.training_actors import ActorPPO
+    from experiments.training.actors import ActorPPO
 
     try:
         return ActorPPO.load(io.BytesIO(checkpoint.model_bytes), env=venv, device="cpu", tensorboard_log=str(paths.tb))
@@ -187,11 +187,11 @@ def _warm_start(model: Any, config: TrainConfig, table: EmbeddingTable, statisti
         logger.info("grounding skipped: %s observations have no object rows", config.obs_mode)
         state.grounding = {"skipped": f"no object attention in {config.obs_mode} observations"}
     elif config.grounding_steps > 0:
-        from experiments.training_grounding import pretrain_grounding
+        from experiments.training.grounding import pretrain_grounding
 
         state.grounding = pretrain_grounding(model, config, table, statistics["objects"], config.grounding_steps)
     if config.bc_warmstart:
-        from experiments.training_bc import collect_expert_data, pretrain
+        from experiments.training.bc import collect_expert_data, pretrain
 
         state.bc = pretrain(model, collect_expert_data(config, table, config.bc_episodes), config)
 

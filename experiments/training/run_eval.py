@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 
 from agent.policy import DEFAULT_DIR, load_sb3_policy, read_card
-from experiments.io import atomic_write, atomic_write_text
-from experiments.media import save_gif
-from experiments.training_config import from_mapping, read_yaml
-from experiments.training_env import make_env
-from experiments.training_eval import (
+from experiments.common.io import atomic_write, atomic_write_text
+from experiments.common.media import save_gif
+from experiments.training.config import from_mapping, read_yaml
+from experiments.training.env import make_env
+from experiments.training.language import EmbeddingTable
+from experiments.training.policy_eval import (
     EVAL_SEED,
     EpisodeItem,
     episode_items,
@@ -24,8 +25,7 @@ from experiments.training_eval import (
     run_episode,
     summarize,
 )
-from experiments.training_language import EmbeddingTable
-from experiments.training_session import RunPaths
+from experiments.training.session import RunPaths
 
 
 def _require_run(paths: RunPaths) -> None:
@@ -67,7 +67,7 @@ def evaluate_on_ray(root: Path, items: list[EpisodeItem], workers: int | None = 
     """The evaluation's episodes spread over Ray workers (each loads the run once), results in order."""
     from functools import partial
 
-    from experiments.distributed import ray_map
+    from experiments.common.distributed import ray_map
 
     render = any(record for _, _, record in items)
     return ray_map(partial(_worker_state, str(root), render), _worker_episode, items, workers, address)
@@ -81,7 +81,7 @@ def evaluate_run(root: Path, episodes: int, videos: int, seed: int | None, comma
     With `ray`, the episodes run on Ray workers; the seeds and arguments are the serial run's, so the
     numbers are identical.
     """
-    from experiments.train import refresh_outputs
+    from experiments.training.train import refresh_outputs
 
     paths = RunPaths(root)
     _require_run(paths)
@@ -117,7 +117,7 @@ def start_values(env: Any, policy: Any, items: list[EpisodeItem], progress_rewar
     """
     import torch
 
-    from experiments.training_language import shaping_potential
+    from experiments.training.language import shaping_potential
 
     base = env.unwrapped
     values = []

@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from experiments.distributed import add_ray_arguments
+from experiments.common.distributed import add_ray_arguments
 
 if TYPE_CHECKING:
-    from experiments.causal_sim import KitchenUnits
+    from experiments.causal_study.sim import KitchenUnits
 
 logger = logging.getLogger(__name__)
-OUTCOMES = ("push_distance", "strike_distance")  # procedures measured by experiments.causal_sim
+OUTCOMES = ("push_distance", "strike_distance")  # procedures measured by experiments.causal_study.sim
 NATURAL_RANGES = {"friction": (0.2, 1.0), "mass": (0.05, 1.0), "damping": (1.0, 10.0)}
 SEED_STRIDE = 100_003
 
@@ -189,7 +189,7 @@ def simulate(config: StudyConfig, progress: Progress, ray: bool = False, ray_add
     """Run every unit, serially in one env or spread over Ray workers (same units, same results)."""
     from functools import partial
 
-    from experiments.causal_sim import KitchenUnits
+    from experiments.causal_study.sim import KitchenUnits
 
     items = unit_items(config)
     make_runner = partial(KitchenUnits, config.outcome, config.pushed_object(), config.direction, config.impulse)
@@ -203,7 +203,7 @@ def simulate(config: StudyConfig, progress: Progress, ray: bool = False, ray_add
             progress(f"{done}/{len(items)} units simulated")
 
     if ray:
-        from experiments.distributed import ray_map
+        from experiments.common.distributed import ray_map
 
         return ray_map(make_runner, work, items, ray_workers, ray_address, on_result=report)
     runner = make_runner()
@@ -232,8 +232,8 @@ def run_study(config: StudyConfig, progress: Progress | None = None, ray: bool =
     With `ray`, the units run on Ray workers; every unit rebuilds its scene from its seed, so the data
     and the report are the serial run's.
     """
-    from experiments.causal_sim import KitchenUnits
-    from experiments.causal_study_analysis import analyse
+    from experiments.causal_study.analysis import analyse
+    from experiments.causal_study.sim import KitchenUnits
 
     progress = progress or (lambda message: logger.info(message))
     runner = KitchenUnits(config.outcome, config.pushed_object(), config.direction, config.impulse)
@@ -317,7 +317,7 @@ def run_study_from_args(args: argparse.Namespace) -> int:
     print(json.dumps({k: metrics[k] for k in ("interventional_effect", "naive", "adjusted")}, indent=2))
     print(f"report: {Path(config.out) / 'report.md'}")
     if getattr(args, "memory", None):
-        from experiments.memory_bridge import record_study_facts
+        from experiments.kitchen.memory_bridge import record_study_facts
         from perception.text import default_text_encoder
 
         facts = json.loads((Path(config.out) / "facts.json").read_text())

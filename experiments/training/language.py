@@ -23,7 +23,7 @@ from agent.policy import skill_goal_text
 from envs.experts import make_expert
 from envs.instructions import DIRECTION_PHRASES, OBJECT_PHRASES, TEMPLATES
 from envs.tasks import TaskSpec, valid_arguments
-from experiments.io import atomic_write
+from experiments.common.io import atomic_write
 from perception.text import TextEncoder
 
 SKILL_CALL_TEMPLATE = "<skill call>"

@@ -11,8 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from experiments.io import atomic_write, atomic_write_text
-from experiments.stats import mean_std
+from experiments.common.io import atomic_write, atomic_write_text
+from experiments.common.stats import mean_std
 from memory.continual_metrics import Curve, summarise
 
 

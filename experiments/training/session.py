@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from experiments.io import atomic_write_text
-from experiments.training_checkpoint import capture_rng, prune_checkpoints, restore_rng, save_checkpoint
-from experiments.training_config import TrainConfig
-from experiments.training_env import find_vec_normalize
-from experiments.training_eval import evaluate, model_predictor, summarize
+from experiments.common.io import atomic_write_text
+from experiments.training.checkpoint import capture_rng, prune_checkpoints, restore_rng, save_checkpoint
+from experiments.training.config import TrainConfig
+from experiments.training.env import find_vec_normalize
+from experiments.training.policy_eval import evaluate, model_predictor, summarize
 
 logger = logging.getLogger(__name__)
 

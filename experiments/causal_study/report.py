@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from experiments.io import atomic_write, atomic_write_text
+from experiments.common.io import atomic_write, atomic_write_text
 
 
 def _pyplot():

@@ -32,7 +32,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import CloudpickleWrapper, VecEnvObs
 
-from experiments.training_vec import CheckedSubprocVecEnv, _IdleWorkPipe, find_layer, run_worker, vec_env_step
+from experiments.training.vec import CheckedSubprocVecEnv, _IdleWorkPipe, find_layer, run_worker, vec_env_step
 
 RECORDS_PER_MESSAGE = 16
 """Steps a worker sends per message: fewer wake-ups of the learner (3 processes share 2 cores)."""

@@ -15,8 +15,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from experiments.media import caption_frame
-from experiments.stats import wilson_interval
+from experiments.common.media import caption_frame
+from experiments.common.stats import wilson_interval
 
 Predict = Callable[[dict[str, np.ndarray]], np.ndarray]
 EVAL_SEED = 1_000_000
