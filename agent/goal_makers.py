@@ -1,21 +1,18 @@
-"""Goal predicates for each skill class of a clause (used by `agent.interpret.Interpreter`)."""
+"""Goal predicates for each skill class of a clause, called by `agent.interpret.Interpreter` (a `ClauseInterpreter`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import pairwise
-from typing import TYPE_CHECKING
 
 from agent import lexicon as lx
 from agent.chunking import NounPhrase
 from agent.errors import PlanningError
 from agent.parsing import Clause
+from agent.roles import ClauseInterpreter, Roles
 from agent.skills import BLOCKS, MOVABLE, Predicate, place_relation
 
-if TYPE_CHECKING:
-    from agent.interpret import Interpreter, Roles
-
-GoalMaker = Callable[["Interpreter", Clause, "Roles"], list[Predicate]]
+GoalMaker = Callable[[ClauseInterpreter, Clause, Roles], list[Predicate]]
 
 
 def place_goals(objects: list[str], target: str) -> list[Predicate]:
@@ -33,7 +30,7 @@ def tower_goals(order: list[str]) -> list[Predicate]:
     return [Predicate("on", (upper, lower)) for lower, upper in pairwise(order)]
 
 
-def _default_destination(it: Interpreter, clause: Clause, roles: Roles, obj: str, default: str | None) -> str:
+def _default_destination(it: ClauseInterpreter, clause: Clause, roles: Roles, obj: str, default: str | None) -> str:
     """Where "put it down / away / back" goes when no destination is named."""
     words = set(roles.particles) | set(roles.directions)
     if "back" in words:
@@ -51,7 +48,7 @@ def _default_destination(it: Interpreter, clause: Clause, roles: Roles, obj: str
 THROW_VERBS = frozenset({"throw", "toss", "chuck", "bin", "trash", "dump"})
 
 
-def _goal_place(it: Interpreter, clause: Clause, roles: Roles, default: str | None = None) -> list[Predicate]:
+def _goal_place(it: ClauseInterpreter, clause: Clause, roles: Roles, default: str | None = None) -> list[Predicate]:
     if clause.verb in THROW_VERBS and not roles.dests and {"away", "out"} & {*roles.particles, *roles.directions}:
         raise PlanningError(f"cannot throw things away ({clause.text!r}): there is no bin in the scene",
                             clause.verb_text)
@@ -75,16 +72,16 @@ def _goal_place(it: Interpreter, clause: Clause, roles: Roles, default: str | No
     return goals
 
 
-def _place_one(it: Interpreter, clause: Clause, roles: Roles, obj: str, default: str | None) -> Predicate:
+def _place_one(it: ClauseInterpreter, clause: Clause, roles: Roles, obj: str, default: str | None) -> Predicate:
     target = _default_destination(it, clause, roles, obj, default)
     return place_goals([obj], target)[0]
 
 
-def _goal_hide(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate]:
+def _goal_hide(it: ClauseInterpreter, clause: Clause, roles: Roles) -> list[Predicate]:
     return _goal_place(it, clause, roles, default="drawer")
 
 
-def _goal_release(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate]:
+def _goal_release(it: ClauseInterpreter, clause: Clause, roles: Roles) -> list[Predicate]:
     if roles.nps:
         return _goal_place(it, clause, roles, default="table")
     held = it.scene.state.holding
@@ -94,11 +91,11 @@ def _goal_release(it: Interpreter, clause: Clause, roles: Roles) -> list[Predica
     return place_goals([held], target)
 
 
-def _goal_remove(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate]:
+def _goal_remove(it: ClauseInterpreter, clause: Clause, roles: Roles) -> list[Predicate]:
     return _goal_place(it, clause, roles, default="table")
 
 
-def _goal_pick(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate]:
+def _goal_pick(it: ClauseInterpreter, clause: Clause, roles: Roles) -> list[Predicate]:
     objects = it.movables(clause, roles.nps)
     if not objects:
         raise PlanningError(f"cannot tell what to pick up in {clause.text!r}", clause.text)
@@ -107,18 +104,18 @@ def _goal_pick(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate]
     return [Predicate("holding", (o,)) for o in objects]
 
 
-def _tower_members(it: Interpreter, clause: Clause, roles: Roles) -> list[str]:
+def _tower_members(it: ClauseInterpreter, clause: Clause, roles: Roles) -> list[str]:
     nps = [np for np in roles.nps if not _is_tower(it, np)]
     nps += [c.np for c in roles.withs if c.np is not None]
     return it.movables(clause, nps)
 
 
-def _is_tower(it: Interpreter, np: NounPhrase) -> bool:
+def _is_tower(it: ClauseInterpreter, np: NounPhrase) -> bool:
     match = None if np.pronoun else it.grounder.noun_type(np)
     return match is not None and match.label == "tower"
 
 
-def _goal_stack(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate]:
+def _goal_stack(it: ClauseInterpreter, clause: Clause, roles: Roles) -> list[Predicate]:
     members = _tower_members(it, clause, roles)
     base = [it.destination(clause, d, tuple(members)) for d in roles.dests[:1]]
     order = [*base, *(m for m in members if m not in base)]
@@ -127,7 +124,7 @@ def _goal_stack(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate
     return tower_goals(order)
 
 
-def _drawer_goal(it: Interpreter, clause: Clause, roles: Roles, predicate: str) -> list[Predicate]:
+def _drawer_goal(it: ClauseInterpreter, clause: Clause, roles: Roles, predicate: str) -> list[Predicate]:
     for np in roles.nps:
         for obj in it.objects(clause, [np], "drawer" if np.pronoun else "any"):
             if obj != "drawer":
@@ -140,15 +137,15 @@ def _drawer_goal(it: Interpreter, clause: Clause, roles: Roles, predicate: str) 
     return [Predicate(predicate, ("drawer",))]
 
 
-def _goal_open(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate]:
+def _goal_open(it: ClauseInterpreter, clause: Clause, roles: Roles) -> list[Predicate]:
     return _drawer_goal(it, clause, roles, "open")
 
 
-def _goal_close(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate]:
+def _goal_close(it: ClauseInterpreter, clause: Clause, roles: Roles) -> list[Predicate]:
     return _drawer_goal(it, clause, roles, "closed")
 
 
-def _goal_push(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate]:
+def _goal_push(it: ClauseInterpreter, clause: Clause, roles: Roles) -> list[Predicate]:
     words = [w for w in roles.directions if w in lx.DIRECTION_WORDS]
     if len(words) > 1 and len(words) == len(roles.nps):  # "push the red block left and the blue block right"
         pairs = [(it.movables(clause, [np]), lx.DIRECTION_WORDS[w]) for np, w in zip(roles.nps, words, strict=True)]
@@ -164,7 +161,7 @@ def _goal_push(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate]
     return [Predicate("pushed", (o, direction)) for o in objects]
 
 
-def _goal_reach(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate]:
+def _goal_reach(it: ClauseInterpreter, clause: Clause, roles: Roles) -> list[Predicate]:
     nps = [np for np in roles.nps if np.pronoun is not None or not _is_self(it, np)]
     nps += [c.np for c in [*roles.dests, *roles.unsupported] if c.np is not None]
     targets = it.objects(clause, nps, "any")
@@ -173,12 +170,12 @@ def _goal_reach(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate
     return [Predicate("near", (t,)) for t in targets]
 
 
-def _is_self(it: Interpreter, np: NounPhrase) -> bool:
+def _is_self(it: ClauseInterpreter, np: NounPhrase) -> bool:
     match = it.grounder.noun_type(np)
     return match is not None and match.label == "self"
 
 
-def _goal_empty(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate]:
+def _goal_empty(it: ClauseInterpreter, clause: Clause, roles: Roles) -> list[Predicate]:
     holders = it.objects(clause, roles.nps, "target") if roles.nps else []
     if not holders or "table" in holders:
         raise PlanningError(f"cannot tell where to clear things to in {clause.text!r}", clause.text)
@@ -190,7 +187,7 @@ def _goal_empty(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate
     return [Predicate(place_relation(target), (x, target)) for x in items if x != target]
 
 
-def _goal_unstack(it: Interpreter, clause: Clause, roles: Roles) -> list[Predicate]:
+def _goal_unstack(it: ClauseInterpreter, clause: Clause, roles: Roles) -> list[Predicate]:
     named = it.movables(clause, roles.nps) if roles.nps else []
     stacked = [x for x in MOVABLE if (loc := it.scene.state.location(x)) is not None and loc[1] in BLOCKS]
     objects = [x for x in named if x in stacked] if named and len(named) == 1 else stacked

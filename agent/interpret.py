@@ -9,13 +9,14 @@ Each clause becomes one goal stage. The action word is grounded to a skill class
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
 
 from agent import lexicon as lx
 from agent.chunking import Chunk, NounPhrase
 from agent.errors import PlanningError
+from agent.goal_makers import GOAL_MAKERS
 from agent.grounding import Grounder, Scene, resolve_np
 from agent.parsing import Clause
+from agent.roles import Roles
 from agent.skills import BLOCKS, PLACE_TARGETS, Predicate
 
 PURE_PICK = frozenset({"pick", "grab", "grasp", "lift", "hold", "seize", "snatch", "pluck", "grip", "clutch",
@@ -23,28 +24,6 @@ PURE_PICK = frozenset({"pick", "grab", "grasp", "lift", "hold", "seize", "snatch
 """Pick verbs whose static location phrase describes the object ("grab the block in the bowl")."""
 DROP_VERBS = frozenset({"drop", "lower", "set", "lay", "release"})
 _SLOT_OF_PREP = {"in": "container", "on": "surface", "to": "target"}
-
-
-@dataclass
-class Roles:
-    """A clause's parts after chunking: object groups with destinations, and the rest."""
-
-    groups: list[tuple[list[NounPhrase], Chunk | None]] = field(default_factory=list)
-    sources: list[Chunk] = field(default_factory=list)
-    unsupported: list[Chunk] = field(default_factory=list)
-    withs: list[Chunk] = field(default_factory=list)
-    directions: list[str] = field(default_factory=list)
-    states: list[str] = field(default_factory=list)
-    particles: list[str] = field(default_factory=list)
-    subject_is_object: bool = False
-
-    @property
-    def nps(self) -> list[NounPhrase]:
-        return [np for nps, _dest in self.groups for np in nps]
-
-    @property
-    def dests(self) -> list[Chunk]:
-        return [dest for _nps, dest in self.groups if dest is not None]
 
 
 def _merge_subject(nps: list[NounPhrase], groups: list[tuple[list[NounPhrase], Chunk | None]]):
@@ -181,8 +160,6 @@ class Interpreter:
                 self.objects(clause, [chunk.np], "any", role="source")
                 for np in roles.nps:
                     np.filters.append(chunk)
-        from agent.goal_makers import GOAL_MAKERS
-
         return GOAL_MAKERS[skill](self, clause, roles)
 
     def _refine(self, clause: Clause, roles: Roles, skill: str) -> str:

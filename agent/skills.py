@@ -20,7 +20,7 @@ skill              preconditions                                                
 Only `reach` makes ``near`` true; the other skills move the gripper on and leave ``near`` unset.
 Goal predicates: ``in(x, bowl|drawer)``, ``on(x, plate|table|block)``, ``open(drawer)``, ``closed(drawer)``,
 ``holding(x)``, ``near(x)``, ``pushed(x, d)``. The symbolic state and the checker over this table live in
-`agent.symbolic` (also importable from here).
+`agent.symbolic`.
 """
 
 from __future__ import annotations
@@ -227,15 +227,3 @@ def _as_list(value: Any, what: str) -> list[Any]:
     if not isinstance(value, list):
         raise TypeError(f"{what} must be a JSON list, got {type(value).__name__}")
     return value
-
-
-_SYMBOLIC_NAMES = ("SymbolicState", "apply_call", "applicable_calls", "check_plan", "precondition_failure", "PlanCheck")
-
-
-def __getattr__(name: str) -> Any:
-    """Expose the symbolic state and checker from `agent.symbolic` here too, without an import cycle."""
-    if name in _SYMBOLIC_NAMES:
-        from agent import symbolic
-
-        return getattr(symbolic, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

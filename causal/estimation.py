@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,28 +19,13 @@ import numpy as np
 
 from causal import estimators
 from causal.data import load_data, read_table
+from causal.design import Data, Design, Estimator
+from causal.fitting import bootstrap
 from causal.graph import backdoor_sets, frontdoor_sets
 from causal.regression import choose_degree, fit_polynomial
 from causal.spec import SCM
 
 logger = logging.getLogger(__name__)
-
-Data = dict[str, np.ndarray]
-Estimator = Callable[[Data], np.ndarray]
-
-
-@dataclass(frozen=True)
-class Design:
-    """What to estimate and how: treatment values, outcome transform, adjustment strategy and set."""
-
-    estimand: str
-    treatment: str
-    outcome: str
-    values: tuple[float, ...]
-    outcome_state: int | None
-    strategy: str
-    adjustment: tuple[str, ...]
-
 
 def resolve_path(raw: Any, base_dir: Path) -> Path:
     """A data path as given if it exists, else relative to `base_dir` (the queries file's folder)."""
@@ -179,13 +163,12 @@ def _bootstrap(
 ) -> np.ndarray:
     if n_boot < 10:
         raise ValueError(f"n_bootstrap must be at least 10, got {n_boot}")
-    rng = np.random.default_rng(seed)
     n = len(next(iter(data.values())))
-    draws = []
-    for _ in range(n_boot):
-        index = rng.integers(0, n, n)
-        draws.append(contrast(estimator({k: v[index] for k, v in data.items()})))
-    return np.array(draws)
+
+    def statistic(index: np.ndarray) -> np.ndarray:
+        return contrast(estimator({k: v[index] for k, v in data.items()}))
+
+    return bootstrap(statistic, n, np.random.default_rng(seed), n_boot)
 
 
 def _estimator(scm: SCM, design: Design, data: Data) -> tuple[Estimator, str]:

@@ -9,15 +9,12 @@ closure over the design so the bootstrap can re-run it on resampled tables.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from causal.design import Data, Design, Estimator
 from causal.regression import PolynomialModel
 from causal.spec import SCM
-
-if TYPE_CHECKING:
-    from causal.estimation import Data, Design, Estimator
 
 Fit = Callable[[np.ndarray, np.ndarray, int], PolynomialModel]
 SUBSAMPLE = 300

@@ -83,3 +83,101 @@ def test_the_checker_sees_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import pybullet\nfrom envs.sim import PyBulletSim\n")
     assert _imported_roots(bad) == {"pybullet", "envs"}
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _import_graph(root: Path, packages: set[str]) -> dict[str, set[str]]:
+    """Project module → project modules it imports, anywhere in its text.
+
+    In-function imports and imports under `if TYPE_CHECKING:` count: both are arrows of the design even
+    when they do not run at import time. `from pkg import name` points at `pkg.name` when that is a
+    module, else at `pkg` itself.
+    """
+    paths = {
+        _module_name(path, root): path for package in packages for path in sorted((root / package).rglob("*.py"))
+    }
+    graph: dict[str, set[str]] = {name: set() for name in paths}
+    for name, path in paths.items():
+        is_package = path.name == "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = name.split(".")
+                    base = base if is_package else base[:-1]
+                    base = base[: len(base) - (node.level - 1)]
+                    module = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    module = node.module or ""
+                targets = [f"{module}.{alias.name}" if f"{module}.{alias.name}" in paths else module
+                           for alias in node.names]
+            for target in targets:
+                while target and target not in paths:
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected component of more than one module (Tarjan), each as a sorted list."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for successor in sorted(graph[node]):
+            if successor not in index:
+                visit(successor)
+                low[node] = min(low[node], low[successor])
+            elif successor in on_stack:
+                low[node] = min(low[node], index[successor])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycles_between_project_modules() -> None:
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+    cycles = _cycles(_import_graph(ROOT, PROJECT))
+    assert not cycles, "import circles (in-function and TYPE_CHECKING imports count):\n" + "\n".join(
+        " <-> ".join(cycle) for cycle in cycles
+    )
+
+
+def test_the_cycle_finder_sees_a_planted_cycle(tmp_path: Path) -> None:
+    """A circle hidden in a function body and one under TYPE_CHECKING are both found; a clean chain is not."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("def f():\n    from pkg.b import g\n    return g\n")
+    (package / "b.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import a\n")
+    (package / "c.py").write_text("from pkg import a\n")
+    assert _cycles(_import_graph(tmp_path, {"pkg"})) == [["pkg.a", "pkg.b"]]
+    (package / "b.py").write_text("import json\n")
+    assert _cycles(_import_graph(tmp_path, {"pkg"})) == []

@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from causal.fitting import polynomial_expression
 from causal.regression import fit_polynomial
 from causal.spec import parse_scm
 from experiments.causal_study import stats as st
 from experiments.causal_study.analysis import analyse
-from experiments.causal_study.study import StudyConfig, natural_draws
+from experiments.causal_study.config import StudyConfig
+from experiments.causal_study.study import natural_draws
 
 TREATMENT, OUTCOME, CONFOUNDER = "red_block.mass", "push_distance", "table.friction"
 
@@ -108,7 +110,7 @@ def test_polynomial_expression_is_the_fitted_model() -> None:
     x = rng.uniform(0, 1, size=(200, 2))
     y = 1 + x[:, 0] ** 2 - 3 * x[:, 0] * x[:, 1] + rng.normal(scale=0.01, size=200)
     model = fit_polynomial(x, y, 2)
-    expression = st.polynomial_expression(model, ["a.mass", "b.friction"])
+    expression = polynomial_expression(model, ["a.mass", "b.friction"])
     raw = {
         "scm_type": "nonlinear_additive_noise",
         "nodes": ["a.mass", "b.friction", "y"],

@@ -124,10 +124,3 @@ def test_checker_requires_stages_in_order() -> None:
     stages = [(Predicate("open", ("drawer",)),), (Predicate("closed", ("drawer",)),)]
     assert check_plan(start, calls("open drawer", "close drawer"), stages).valid
     assert not check_plan(start, calls("open drawer"), stages).valid
-
-
-def test_symbolic_names_are_reexported_from_skills() -> None:
-    assert skills.SymbolicState is SymbolicState
-    assert skills.check_plan is check_plan
-    with pytest.raises(AttributeError):
-        _ = skills.no_such_name

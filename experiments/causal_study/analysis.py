@@ -17,6 +17,7 @@ import numpy as np
 from causal.data import write_csv
 from causal.spec import parse_scm
 from experiments.causal_study import stats as st
+from experiments.causal_study.config import config_dict
 from experiments.common.io import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -166,7 +167,6 @@ def _write_counterfactuals(out: Path, rows: list[dict[str, float]]) -> None:
 def analyse(config, records: Records, out: Path, progress: Callable[[str], None]) -> dict[str, Any]:
     """Compute every number of the study and write the run folder."""
     from experiments.causal_study.report import write_report
-    from experiments.causal_study.study import config_dict
 
     out.mkdir(parents=True, exist_ok=True)
     obs_path = _write_data(out, config, records)

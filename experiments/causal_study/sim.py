@@ -19,7 +19,7 @@ from envs.experts import make_expert
 from envs.household import HouseholdEnv
 from envs.state import BLOCKS
 from envs.tasks import DIRECTIONS, push_progress
-from experiments.causal_study.study import OUTCOMES
+from experiments.causal_study.config import OUTCOMES
 
 EXPERT_STEP_LIMIT = 150
 SETTLE_STEPS = 12

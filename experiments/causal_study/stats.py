@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from causal.fitting import bootstrap, fit_equation
 from causal.queries import answer_query
-from causal.regression import PolynomialModel, choose_degree, fit_polynomial, monomials
+from causal.regression import choose_degree, fit_polynomial
 from causal.spec import SCM, parse_scm
 
 LEVEL = 0.95
@@ -52,8 +53,8 @@ def paired_contrast(high: dict[int, float], low: dict[int, float]) -> tuple[floa
     return mean, lo, hi, len(common)
 
 
-def _bootstrap(statistic, n: int, rng: np.random.Generator, draws: int = 300) -> tuple[float, float]:
-    values = [statistic(rng.integers(0, n, n)) for _ in range(draws)]
+def _percentile_interval(statistic, n: int, rng: np.random.Generator, draws: int = 300) -> tuple[float, float]:
+    values = bootstrap(statistic, n, rng, draws)
     low, high = np.percentile(values, [50 * (1 - LEVEL), 100 - 50 * (1 - LEVEL)])
     return float(low), float(high)
 
@@ -67,7 +68,7 @@ def naive_contrast(t: np.ndarray, y: np.ndarray, low: float, high: float, seed: 
         return float(model.predict(np.array([[high]]))[0] - model.predict(np.array([[low]]))[0])
 
     estimate = contrast(np.arange(len(y)))
-    ci = _bootstrap(contrast, len(y), np.random.default_rng(seed))
+    ci = _percentile_interval(contrast, len(y), np.random.default_rng(seed))
     return {
         "answer": estimate,
         "ci": list(ci),
@@ -94,28 +95,6 @@ def adjusted_contrast(
     return answer_query(scm, query)
 
 
-def polynomial_expression(model: PolynomialModel, names: Sequence[str]) -> str:
-    """The fitted polynomial as a safe SCM expression over the (dotted) variable names."""
-    standardized = [
-        f"(({name} - {float(c)!r})/{float(s)!r})" for name, c, s in zip(names, model.center, model.scale, strict=True)
-    ]
-    terms = []
-    for coef, monomial in zip(model.coef, monomials(len(names), model.degree), strict=True):
-        factors = [standardized[i] for i in monomial]
-        terms.append("*".join([repr(float(coef)), *factors]))
-    return " + ".join(terms)
-
-
-def _fit_equation(inputs: dict[str, np.ndarray], y: np.ndarray, max_degree: int = 3) -> dict[str, Any]:
-    names = list(inputs)
-    if not names:
-        return {"parents": [], "expr": repr(float(y.mean())), "noise_std": float(y.std(ddof=1))}
-    x = np.column_stack([inputs[n] for n in names])
-    model = fit_polynomial(x, y, choose_degree(x, y, max_degree=max_degree))
-    residual = y - model.predict(x)
-    return {"parents": names, "expr": polynomial_expression(model, names), "noise_std": float(residual.std(ddof=1))}
-
-
 def fit_study_scm(
     study_id: str,
     treatment: str,
@@ -128,12 +107,12 @@ def fit_study_scm(
     equations: dict[str, Any] = {}
     parents_of_outcome = {treatment: pooled[treatment]}
     if confounder is not None:
-        equations[confounder] = _fit_equation({}, observational[confounder])
-        equations[treatment] = _fit_equation({confounder: observational[confounder]}, observational[treatment])
+        equations[confounder] = fit_equation({}, observational[confounder])
+        equations[treatment] = fit_equation({confounder: observational[confounder]}, observational[treatment])
         parents_of_outcome[confounder] = pooled[confounder]
     else:
-        equations[treatment] = _fit_equation({}, observational[treatment])
-    equations[outcome] = _fit_equation(parents_of_outcome, pooled[outcome])
+        equations[treatment] = fit_equation({}, observational[treatment])
+    equations[outcome] = fit_equation(parents_of_outcome, pooled[outcome])
     nodes = [n for n in (confounder, treatment, outcome) if n is not None]
     raw = {
         "format_version": 1,
