@@ -8,13 +8,12 @@ with errors that name the file, the column and the offending value.
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from atomic_io import atomic_write
 from causal.spec import SCM
 
 
@@ -24,19 +23,15 @@ def write_csv(path: str | Path, columns: Mapping[str, Sequence[object]]) -> Path
     lengths = {len(values) for values in columns.values()}
     if len(lengths) > 1:
         raise ValueError(f"columns have different lengths: { {k: len(v) for k, v in columns.items()} }")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", newline="") as stream:
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w", newline="") as stream:
             writer = csv.writer(stream)
             writer.writerow(list(columns))
             for row in zip(*columns.values(), strict=True):
                 writer.writerow([repr(v) if isinstance(v, float) else v for v in row])
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(path, write)
 
 
 def read_table(path: str | Path) -> dict[str, list[str]]:

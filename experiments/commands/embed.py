@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from atomic_io import atomic_write
 
 DEFAULT_CHECKPOINT = Path("runs") / "perception" / "perception.pt"
 DEFAULT_SEED = 200_000  # clear of pretraining's default training and held-out seeds
@@ -77,11 +77,10 @@ def plot(embeddings: dict[str, np.ndarray], tags: dict[str, np.ndarray], path: P
         axis.set_ylabel(f"PC2 ({100 * ratio[1]:.0f}% var)")
         axis.legend(fontsize=7, markerscale=2)
     figure.tight_layout()
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    figure.savefig(temp, dpi=110)
-    plt.close(figure)
-    os.replace(temp, path)
+    try:
+        atomic_write(path, lambda temp: figure.savefig(temp, dpi=110), suffix=".png")
+    finally:
+        plt.close(figure)
     return path
 
 
@@ -111,12 +110,9 @@ def handle(args: argparse.Namespace) -> int:
     tags = labels(frames.facts)
     facts_json = json.dumps([[list(f) for f in frame] for frame in frames.facts])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    handle_, temp = tempfile.mkstemp(prefix=f".{args.out.name}.", suffix=".npz", dir=args.out.parent)
-    os.close(handle_)
-    np.savez(
+    atomic_write(args.out, lambda temp: np.savez(
         temp, **embeddings, **tags, task=np.array(frames.task), episode=frames.episode, facts_json=np.array(facts_json)
-    )
-    os.replace(temp, args.out)
+    ), suffix=".npz")
     picture = plot(embeddings, tags, args.checkpoint.parent / "embeddings_pca.png")
     print(f"embedded {len(frames)} frames from {args.episodes} episodes -> {args.out}; plot: {picture}")
     return 0

@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+
+from atomic_io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +47,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temporary file + os.replace)."""
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        json.dump(data, stream, indent=2, sort_keys=True)
-    os.replace(temp, path)
+
+    def write(temp: str) -> None:
+        with open(temp, "w") as stream:
+            json.dump(data, stream, indent=2, sort_keys=True)
+
+    atomic_write(path, write, suffix="")
 
 
 def write_text(path: Path, text: str) -> None:
     """Write text atomically."""
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(handle, "w") as stream:
-        stream.write(text)
-    os.replace(temp, path)
+    atomic_write(path, lambda temp: Path(temp).write_text(text), suffix="")
 
 
 def _validate(args: argparse.Namespace) -> None:

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pickle
 import random
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from atomic_io import atomic_write
 from experiments.training.config import TrainConfig
 
 FORMAT = "embodia.train_checkpoint/1"
@@ -79,22 +78,16 @@ def save_checkpoint(directory: Path, step: int, config: TrainConfig, model: Any,
     meta = {"format": FORMAT, "step": step, **{k: config.to_dict()[k] for k in ARCHITECTURE},
             "spaces": describe_spaces(model.observation_space)}
     path = checkpoint_path(directory, step)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    os.close(handle)
-    try:
+
+    def write(temp: str) -> None:
         with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_STORED) as archive:
             archive.writestr("meta.json", json.dumps(meta, indent=1))
             archive.writestr("model.zip", buffer.getvalue())
             archive.writestr("state.pkl", pickle.dumps(state))
             if vecnormalize is not None:
                 archive.writestr("vecnormalize.pkl", pickle.dumps(vecnormalize))
-        with open(temp, "rb") as written:
-            os.fsync(written.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+
+    return atomic_write(path, write, fsync=True)
 
 
 def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
