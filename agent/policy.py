@@ -29,6 +29,7 @@ from agent.loop import SkillPolicy
 from agent.planner.affordance import MIN_AFFORDANCE
 from agent.skills import CONTAINERS, SkillCall, call_text, object_text
 from agent.symbolic import SymbolicState
+from perception.layout import GOAL_KEY
 from perception.text import TextEncoder
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,6 @@ FORMAT = "embodia.skill_policy/1"
 DEFAULT_DIR = Path(__file__).resolve().parent / "skill_policies"
 DEFAULT_THRESHOLD = 0.8
 MODES = ("scripted", "learned", "auto")
-GOAL_KEY = "goal"
 _PLACE_TASK = re.compile(r"(place_in|place_on)\((\w+), (\w+)\)")
 
 

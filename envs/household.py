@@ -1,5 +1,9 @@
 """`HouseholdEnv`: the gymnasium environment that joins sim, scene, robot, sensors and task.
 
+The env is a junction: `envs.observation` assembles observations, `envs.world_pool` keeps spare worlds
+for fast resets, and `envs.task_choice` picks each episode's task and a feasible layout; this module
+owns the episode (reset, step, reward, interventions, rendering) and the public API.
+
 Control runs at `CONTROL_HZ` (= 1 / (SUBSTEPS * TIMESTEP) = 24 Hz): each `step` solves IK once,
 sets motor targets, and advances physics `SUBSTEPS` times. Observation keys depend on `obs_mode`
 and are declared in `__init__`; the task's oracle decides success from (start, now) scene states.
@@ -17,28 +21,19 @@ from gymnasium import spaces
 
 from envs import predicates as pred
 from envs.instructions import sample_instruction
+from envs.observation import OBS_MODES, object_features, observation_space, proprio
 from envs.robots import Panda
 from envs.scene import RIGID_OBJECTS, WORKSPACE_HI, WORKSPACE_LO, KitchenScene
 from envs.sensors import Camera, Touch, front_camera, wrist_camera
 from envs.sim import PyBulletSim
 from envs.state import OBJECT_IDS, SceneState
-from envs.tasks import (
-    TASK_NAMES,
-    TaskSpec,
-    check_success,
-    dense_reward,
-    preconditions,
-    sample_task,
-    valid_arguments,
-)
+from envs.task_choice import TASK_CHOICES, check_choice, choose_task
+from envs.tasks import TASK_NAMES, TaskSpec, check_success, dense_reward, preconditions, sample_task
+from envs.world_pool import WorldPool
 
 TIMESTEP = 1.0 / 240.0
 SUBSTEPS = 10
 CONTROL_HZ = 1.0 / (TIMESTEP * SUBSTEPS)
-OBS_MODES = ("state", "rgbd", "rgbd_touch")
-TASK_CHOICES = (*TASK_NAMES, "any", "none")
-PROPRIO_SIZE = 21
-OBJECT_FEATURES = 8
 MAX_SPEED = 5.0
 FREE_PLAY_HORIZON = 200
 WORKSPACE_CENTRE = (WORKSPACE_LO + WORKSPACE_HI) / 2
@@ -83,23 +78,20 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         render_every: int = 1, reward_type: str = "dense", max_steps: int | None = None,
         render_mode: str | None = None, render_size: int = 224, use_egl: bool = False,
     ) -> None:
-        _check_choice("task", task, TASK_CHOICES)
-        _check_choice("obs_mode", obs_mode, OBS_MODES)
-        _check_choice("reward_type", reward_type, ("dense", "sparse"))
-        _check_choice("render_mode", render_mode, (None, "rgb_array"))
+        check_choice("task", task, TASK_CHOICES)
+        check_choice("obs_mode", obs_mode, OBS_MODES)
+        check_choice("reward_type", reward_type, ("dense", "sparse"))
+        check_choice("render_mode", render_mode, (None, "rgb_array"))
         if render_every < 1 or image_size < 8:
             raise ValueError(f"render_every must be >= 1 and image_size >= 8, got {render_every}, {image_size}")
         self.task_name, self.obs_mode, self.reward_type = task, obs_mode, reward_type
         self.render_mode, self.render_every, self.max_steps = render_mode, render_every, max_steps
         self.sim = PyBulletSim(timestep=TIMESTEP, use_egl=use_egl)
         self.control = control
-        self._use_egl = use_egl
         self.scene, self.robot = self._build_world(self.sim)
         self._object_bodies = {self.sim.body_id(n): n for n in RIGID_OBJECTS}
-        self._spare_worlds: list[tuple[PyBulletSim, KitchenScene, Panda]] = []
-        """Fresh worlds built ahead by `prepare_world`, oldest first."""
-        self._used_clients: list[PyBulletSim] = []
-        """Clients of finished episodes, kept to be rebuilt into spare worlds (a new client costs ~15 ms)."""
+        self._worlds = WorldPool(self._build_world, TIMESTEP, use_egl)
+        """Worlds built ahead by `prepare_world`, and finished episodes' clients to rebuild them in."""
         self.resets_from_spare = 0
         """Resets that swapped in a spare world instead of rebuilding (what `prepare_world` has saved)."""
         self.cameras: list[Camera] = []
@@ -134,49 +126,30 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         only swaps one in. Episodes are bit-identical either way: a world built in a fresh or freshly
         reset client is exactly what `reset` would build in place (tests/test_envs.py).
         """
-        if self._used_clients:
-            sim = self._used_clients.pop()
-            sim.reset_world()
-        else:
-            sim = PyBulletSim(timestep=TIMESTEP, use_egl=self._use_egl)
-        try:
-            scene, robot = self._build_world(sim)
-        except BaseException:
-            sim.close()
-            raise
-        self._spare_worlds.append((sim, scene, robot))
-        return len(self._spare_worlds)
+        return self._worlds.prepare()
 
     @property
     def spare_worlds(self) -> int:
         """Worlds built ahead by `prepare_world` and not yet used."""
-        return len(self._spare_worlds)
+        return len(self._worlds)
 
     def _next_world(self) -> None:
         """An empty kitchen for the next episode: a spare world if one is ready, else rebuilt in place."""
-        if not self._spare_worlds:
+        world = self._worlds.take()
+        if world is None:
             self.sim.reset_world()
             self.scene, self.robot = self._build_world(self.sim)
             return
-        spare, scene, robot = self._spare_worlds.pop(0)
+        spare, scene, robot = world
         self.resets_from_spare += 1
         self.sim.swap_world(spare)  # `spare` now holds the finished episode's client
-        self._used_clients.append(spare)
+        self._worlds.recycle(spare)
         scene.sim = robot.sim = self.sim
         self.scene, self.robot = scene, robot
         self._object_bodies = {self.sim.body_id(n): n for n in RIGID_OBJECTS}
 
     def _make_observation_space(self, size: int) -> spaces.Dict:
-        keys: dict[str, spaces.Space] = {"proprio": spaces.Box(-np.inf, np.inf, (PROPRIO_SIZE,), np.float32)}
-        if self.obs_mode == "state":
-            n = OBJECT_FEATURES * len(RIGID_OBJECTS) + 4
-            keys["objects"] = spaces.Box(-np.inf, np.inf, (n,), np.float32)
-        for camera in self.cameras:
-            keys[f"rgb_{camera.name}"] = spaces.Box(0, 255, (size, size, 3), np.uint8)
-            keys[f"depth_{camera.name}"] = spaces.Box(0.0, np.inf, (size, size, 1), np.float32)
-        if self.obs_mode == "rgbd_touch":
-            keys["touch"] = spaces.Box(-np.inf, np.inf, (Touch.SIZE,), np.float32)
-        return spaces.Dict(keys)
+        return observation_space(self.obs_mode, [camera.name for camera in self.cameras], size, Touch.SIZE)
 
     # --------------------------------------------------------------------------------- episodes
     def reset(
@@ -188,7 +161,7 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if unknown:
             raise KeyError(f"unknown reset options {sorted(unknown)}; expected: variables, task, args, instruction")
         overrides = self.scene.validate_variables(options.get("variables") or {})
-        spec, layout = self._choose_task(options)
+        spec, layout = choose_task(options, self.task_name, self.scene, self.np_random)
         if spec is not None:
             overrides = {**preconditions(spec, self.np_random), **overrides}
         self._next_world()
@@ -203,33 +176,6 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._start = state
         self._last_obs = self._observe(state)
         return self._last_obs, self._info(state, success=False, fault=False, full=True)
-
-    def _choose_task(self, options: dict[str, Any]) -> tuple[TaskSpec | None, dict[str, tuple[float, float, float]]]:
-        """The episode's task and a layout in which it is feasible (a push needs a clear path)."""
-        name = options.get("task", self.task_name)
-        _check_choice("task", name, TASK_CHOICES)
-        if name == "any":
-            name = TASK_NAMES[int(self.np_random.integers(len(TASK_NAMES)))]
-        if "args" in options:
-            if name == "none":
-                raise ValueError("task 'none' takes no arguments")
-            spec = TaskSpec(name, tuple(options["args"]))
-            for _ in range(100):
-                layout = self.scene.sample_layout(self.np_random)
-                if spec.name != "push" or _push_path_clear(layout, *spec.args):
-                    break
-            return spec, layout
-        layout = self.scene.sample_layout(self.np_random)
-        if name == "none":
-            return None, layout
-        if name != "push":
-            return sample_task(name, self.np_random), layout
-        for _ in range(100):
-            feasible = [args for args in valid_arguments("push") if _push_path_clear(layout, *args)]
-            if feasible:
-                return TaskSpec("push", feasible[int(self.np_random.integers(len(feasible)))]), layout
-            layout = self.scene.sample_layout(self.np_random)
-        raise RuntimeError("could not find a layout with room to push any block")
 
     def _describe(self, spec: TaskSpec | None) -> str:
         return "explore the kitchen" if spec is None else sample_instruction(spec.name, spec.args, self.np_random)
@@ -285,9 +231,9 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         )
 
     def _observe(self, state: SceneState) -> dict[str, np.ndarray]:
-        obs = {"proprio": self._proprio(state)}
+        obs = {"proprio": proprio(state, self.robot.gripper_command, self._elapsed, self.horizon)}
         if self.obs_mode == "state":
-            obs["objects"] = self._object_features(state)
+            obs["objects"] = object_features(state)
         if self.cameras and (not self._images or self._elapsed % self.render_every == 0):
             for camera in self.cameras:
                 rgb, depth, _ = camera.render()
@@ -297,37 +243,6 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if self.obs_mode == "rgbd_touch":
             obs["touch"] = self.touch.read()
         return obs
-
-    def _proprio(self, state: SceneState) -> np.ndarray:
-        """Grasp point, yaw (sin, cos), its velocity, gripper width, joints, touch flags, command, time.
-
-        Built as one list of floats and converted once: the float32 values equal converting the
-        float64 concatenation, at a fraction of the cost of concatenating small arrays.
-        """
-        left, right = state.finger_contacts
-        values = [*state.ee_position.tolist(), math.sin(state.ee_yaw), math.cos(state.ee_yaw),
-                  *state.ee_velocity.tolist(), state.gripper_width, *state.joint_positions.tolist(),
-                  float(bool(left)), float(bool(right)), self.robot.gripper_command, self._elapsed / self.horizon,
-                  float(bool(left & right))]
-        return _float32_observation(values)
-
-    def _object_features(self, state: SceneState) -> np.ndarray:
-        """Per object: position, sin and cos of yaw, offset from the grasp point; then the drawer.
-
-        The yaw's arguments are formed on plain floats with the same operations, in the same order,
-        as the array expression they replace, so the values are identical; arctan2, sin and cos stay
-        numpy's, whose results may differ from the math module's in the last bit.
-        """
-        positions = state.positions.tolist()
-        quaternions = state.orientations.tolist()
-        yaw = np.arctan2([2.0 * (w * z + x * y) for x, y, z, w in quaternions],
-                         [1.0 - 2.0 * (y * y + z * z) for x, y, z, w in quaternions])
-        ex, ey, ez = state.ee_position.tolist()
-        values: list[float] = []
-        for (px, py, pz), sin, cos in zip(positions, np.sin(yaw).tolist(), np.cos(yaw).tolist(), strict=True):
-            values += (px, py, pz, sin, cos, px - ex, py - ey, pz - ez)
-        values += (state.drawer_opening, *state.drawer_position.tolist())
-        return _float32_observation(values)
 
     def _info(self, state: SceneState, success: bool, fault: bool, full: bool) -> dict[str, Any]:
         spec = self._spec
@@ -403,7 +318,7 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def set_task(self, name: str, args: tuple[str, ...] | list[str] | None = None, instruction: str | None = None
                  ) -> str:
         """Switch task without touching the scene; success is then judged from the scene as it is now."""
-        _check_choice("task", name, (*TASK_NAMES, "none"))
+        check_choice("task", name, (*TASK_NAMES, "none"))
         if name == "none":
             self._spec = None
         else:
@@ -465,31 +380,8 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         raise KeyError(f"unknown camera {name!r}; this env has: {[c.name for c in self.cameras] or ['front']}")
 
     def close(self) -> None:
-        for sim in [self.sim, *(world[0] for world in self._spare_worlds), *self._used_clients]:
-            sim.close()
-        self._spare_worlds, self._used_clients = [], []
-
-
-def _check_choice(what: str, value: Any, choices: tuple) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; expected one of: {', '.join(map(str, choices))}")
-
-
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def _float32_observation(values: list[float]) -> np.ndarray:
-    """`values` as float32, with NaN and inf (also from overflowing float32) replaced by 0.
-
-    Observations never carry NaN or inf. Checking first is ~5x cheaper than always converting, and
-    checking the Python floats (a sum of magnitudes, NaN or too large whenever any value is NaN or
-    would not fit a float32) is cheaper than an array check; a false alarm from large finite values
-    only costs a needless conversion, which leaves finite values as they are.
-    """
-    array = np.array(values, dtype=np.float32)
-    if sum(map(abs, values)) < _FLOAT32_MAX:
-        return array
-    return np.nan_to_num(array, posinf=0.0, neginf=0.0)
+        self.sim.close()
+        self._worlds.close()
 
 
 _CENTRE_X, _CENTRE_Y, _CENTRE_Z = WORKSPACE_CENTRE.tolist()
@@ -512,20 +404,3 @@ def _physics_fault(state: SceneState) -> bool:
         if not vx * vx + vy * vy + vz * vz <= _MAX_SPEED_SQUARED:
             return True
     return not all(map(math.isfinite, state.ee_position.tolist()))
-
-
-def _push_path_clear(layout: dict[str, tuple[float, float, float]], name: str, direction: str) -> bool:
-    """Room to approach from behind and push ~14 cm without hitting another object or leaving the table."""
-    from envs.scene import SPECS
-    from envs.tasks import DIRECTIONS
-
-    unit = DIRECTIONS[direction]
-    start = np.array(layout[name][:2])
-    for t in np.linspace(-0.09, 0.15, 9):
-        point = start + t * unit
-        if not (0.25 < point[0] < 0.72 and -0.40 < point[1] < 0.09):
-            return False
-        for other, (x, y, _) in layout.items():
-            if other != name and math.hypot(point[0] - x, point[1] - y) < SPECS[other].footprint + 0.045:
-                return False
-    return True

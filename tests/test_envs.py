@@ -89,7 +89,7 @@ def test_worlds_built_ahead_give_the_episodes_a_rebuild_gives() -> None:
         assert rebuilt.resets_from_spare == 0
     finally:
         rebuilt.close()
-        clients = [ahead.sim, *(world[0] for world in ahead._spare_worlds), *ahead._used_clients]
+        clients = [ahead.sim, *(world[0] for world in ahead._worlds.spares), *ahead._worlds.used]
         ahead.close()
     assert len(clients) >= 2 and all(sim.closed for sim in clients)
 

@@ -7,7 +7,11 @@ import shlex
 import sys
 from pathlib import Path
 
-OBS_MODES = ("state", "rgbd", "rgbd_touch")
+
+def _obs_modes() -> tuple[str, ...]:
+    from envs.observation import OBS_MODES
+
+    return OBS_MODES
 
 
 def _task_names() -> tuple[str, ...]:
@@ -22,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="env task; one policy covers all its arguments (required unless --resume)")
     parser.add_argument("--config", default=None, help="config name in experiments/configs or a YAML path "
                                                        "(default: the task's own)")
-    parser.add_argument("--obs-mode", choices=OBS_MODES, default=None, help="observation mode (default: config's)")
+    parser.add_argument("--obs-mode", choices=_obs_modes(), default=None, help="observation mode (default: config's)")
     parser.add_argument("--n-envs", type=int, default=None, help="parallel envs (worker processes when > 1)")
     parser.add_argument("--steps", type=int, default=None, help="total environment steps")
     parser.add_argument("--seed", type=int, default=None, help="random seed")

@@ -85,7 +85,7 @@ class ChainResult:
 
 def run_chain(agent: EmbodiedAgent, world: KitchenWorld, seed: int, length: int) -> ChainResult:
     """Run one chain of `length` instructions from a fresh scene; stop at the first failure."""
-    from envs.household import _push_path_clear  # the env's own clearance test
+    from envs.task_choice import push_path_clear  # the env's own clearance test
 
     world.reset(seed=seed)
     rng = np.random.default_rng(seed + 7919)
@@ -94,7 +94,7 @@ def run_chain(agent: EmbodiedAgent, world: KitchenWorld, seed: int, length: int)
     def push_ok(name: str, direction: str) -> bool:
         scene = world.env.scene_state()
         layout = {n: (*scene.position(n)[:2], 0.0) for n in scene.objects}
-        return _push_path_clear(layout, name, direction)
+        return push_path_clear(layout, name, direction)
 
     for _ in range(length):
         task = draw_task(world.facts(), push_ok, rng)

@@ -16,8 +16,9 @@ from typing import Any
 
 import yaml
 
+from envs.observation import OBS_MODES
+
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-OBS_MODES = ("state", "rgbd", "rgbd_touch")
 ENCODERS = ("minilm", "hashing")
 FUSIONS = ("concat", "attention")
 LR_SCHEDULES = ("constant", "linear")
