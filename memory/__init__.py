@@ -1,4 +1,4 @@
-"""Remembering and continuing to learn: the SQLite knowledge store (and, later, continual-learning strategies).
+"""Remembering and continuing to learn: the SQLite knowledge store and the continual-learning strategies.
 
 The planner's view of the store:
 

@@ -120,6 +120,7 @@ def test_standardized_extractor_normalises_and_saves_its_statistics(tmp_path: Pa
 def test_shipped_policies_load_with_their_commands_and_evaluations() -> None:
     """Every policy in agent/skill_policies loads as the agent loads it and documents how it was made."""
     cards = find_cards(DEFAULT_DIR)
+    assert len(cards) == len(list(DEFAULT_DIR.glob("*.json"))) >= 1, "every shipped card must be found"
     for task, card in cards.items():
         assert card.path.stat().st_size < 1_000_000, f"{card.path.name} is too big to ship"
         assert card.meta["train_command"].startswith("embodia train")

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from experiments.common.io import atomic_write_text
     from experiments.kitchen.episodes import describe, open_session, run_instruction
 
-    session = open_session(args, record=True)
+    session = open_session(factory.AgentOptions.from_args(args), record=True)
     rows = []
     try:
         for index, instruction in enumerate(args.instructions, start=1):

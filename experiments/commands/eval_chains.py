@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _open(args: argparse.Namespace):
     from experiments.kitchen.episodes import open_session
 
-    return open_session(args)
+    return open_session(factory.AgentOptions.from_args(args))
 
 
 def _chain(session, seed: int, length: int):

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     """Exit 0 when the instruction was accomplished, 1 when execution failed, 2 when it was refused."""
     from experiments.kitchen.episodes import describe, open_session, run_instruction
 
-    session = open_session(args, record=not args.no_video)
+    session = open_session(factory.AgentOptions.from_args(args), record=not args.no_video)
     try:
         record = run_instruction(session, args.instruction, args.seed, args.out)
     finally:

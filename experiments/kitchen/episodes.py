@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +31,8 @@ class Session:
         self.env.close()
 
 
-def open_session(args: argparse.Namespace, record: bool = False, record_every: int = 2) -> Session:
-    """Build env + world + planner + policies (+ memory) from CLI arguments.
+def open_session(options: factory.AgentOptions, record: bool = False, record_every: int = 2) -> Session:
+    """Build env + world + planner + policies (+ memory) from the agent options.
 
     Learned skills act with one torch thread in every process: the thread count changes float rounding in the
     policy network, and a different action changes the physics, so this keeps a chain identical whether it
@@ -44,11 +43,11 @@ def open_session(args: argparse.Namespace, record: bool = False, record_every: i
     torch.set_num_threads(1)
     env = HouseholdEnv(task="none", render_mode="rgb_array" if record else None)
     world = KitchenWorld(env, record=record)
-    provider = factory.make_provider(args, world)
+    provider = factory.make_provider(options, world)
     affordance = factory.make_value_affordance(provider, world)
-    planner = factory.make_planner(args, affordance=affordance)
-    memory = factory.open_memory(args)
-    agent = EmbodiedAgent(planner, provider, max_replans=args.max_replans,
+    planner = factory.make_planner(options, affordance=affordance)
+    memory = factory.open_memory(options)
+    agent = EmbodiedAgent(planner, provider, max_replans=options.max_replans,
                           memory=memory.planner_memory() if memory is not None else None,
                           record_every=record_every if record else 0,
                           before_planning=_observer(affordance))

@@ -1,11 +1,23 @@
-"""Builds the pieces a command needs from its arguments: encoder, planner, env, world, skill policies."""
+"""Builds the pieces a command needs from typed options: encoder, planner, skill policies, affordances, memory.
+
+Commands add the shared flags with `add_agent_arguments`, turn the parsed namespace into an `AgentOptions`
+once (`AgentOptions.from_args`), and pass that on; nothing below the command line reads argparse.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from perception.text import TextEncoder, default_text_encoder
+
+if TYPE_CHECKING:
+    from agent.planner import GroundedPlanner
+    from agent.planner.llm import LLMPlanner
+    from agent.policy import LearnedSkillProvider, LearnedValueAffordance
+    from experiments.kitchen.memory_bridge import MemoryBridge
+    from experiments.kitchen.world import KitchenWorld, ScriptedProvider
 
 PLANNERS = ("grounded", "llm")
 SKILL_MODES = ("scripted", "learned", "auto")
@@ -30,38 +42,76 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory", default=None, help="knowledge store (SQLite file) the planner reads and writes")
 
 
+@dataclass(frozen=True)
+class AgentOptions:
+    """How to build the agent: planner back end, text encoder, skill policies, replans and memory."""
+
+    planner: str = "grounded"
+    """"grounded" or "llm" (see `PLANNERS`)."""
+    encoder: str = "minilm"
+    """Text encoder for grounding: "minilm" or "hashing" (fast, for tests)."""
+    llm_url: str | None = None
+    """OpenAI-compatible chat endpoint (with planner "llm")."""
+    llm_model: str | None = None
+    """Model name at `llm_url`."""
+    llm_dir: str | None = None
+    """Local Hugging Face causal-LM directory (with planner "llm")."""
+    skills: str = "scripted"
+    """Skill policies: "scripted", "learned" or "auto" (see `SKILL_MODES`)."""
+    max_replans: int = 2
+    """Replans allowed after failed steps."""
+    memory: str | None = None
+    """Knowledge store (SQLite file) the planner reads and writes; None for none."""
+
+    def __post_init__(self) -> None:
+        if self.planner not in PLANNERS:
+            raise ValueError(f"unknown planner {self.planner!r}; expected one of {', '.join(PLANNERS)}")
+        if self.skills not in SKILL_MODES:
+            raise ValueError(f"unknown skills mode {self.skills!r}; expected one of {', '.join(SKILL_MODES)}")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> AgentOptions:
+        """The options from a namespace parsed with `add_agent_arguments` (flags it lacks keep their default)."""
+        defaults = cls()
+        return cls(**{name: getattr(args, name, getattr(defaults, name)) for name in cls.__dataclass_fields__})
+
+
 def make_encoder(kind: str) -> TextEncoder:
+    """The text encoder named `kind` ("minilm" or "hashing")."""
     return default_text_encoder(kind)
 
 
-def make_planner(args: argparse.Namespace, encoder: TextEncoder | None = None, affordance: Any = None) -> Any:
+def make_planner(options: AgentOptions, encoder: TextEncoder | None = None,
+                 affordance: LearnedValueAffordance | None = None) -> GroundedPlanner | LLMPlanner:
     """The planner named by --planner (the LLM one falls back to the grounded planner on bad output)."""
     from agent.planner import GroundedPlanner
 
-    encoder = encoder or make_encoder(args.encoder)
+    encoder = encoder or make_encoder(options.encoder)
     grounded = GroundedPlanner(encoder, affordance=affordance)
-    if args.planner == "grounded":
+    if options.planner == "grounded":
         return grounded
-    if not (args.llm_url and args.llm_model) and not args.llm_dir:
+    if not (options.llm_url and options.llm_model) and not options.llm_dir:
         raise ValueError("--planner llm needs --llm-url and --llm-model, or --llm-dir")
     from agent.planner.llm import make_llm_planner
 
-    return make_llm_planner(fallback=grounded, url=args.llm_url, model=args.llm_model, model_dir=args.llm_dir)
+    return make_llm_planner(fallback=grounded, url=options.llm_url, model=options.llm_model,
+                            model_dir=options.llm_dir)
 
 
-def make_provider(args: argparse.Namespace, world: Any) -> Any:
+def make_provider(options: AgentOptions, world: KitchenWorld) -> ScriptedProvider | LearnedSkillProvider:
     """Skill policies per --skills: scripted experts, learned PPO policies, or learned where good enough."""
     from experiments.kitchen.world import ScriptedProvider
 
     scripted = ScriptedProvider(world)
-    if args.skills == "scripted":
+    if options.skills == "scripted":
         return scripted
     from agent.policy import LearnedSkillProvider
 
-    return LearnedSkillProvider(fallback=scripted.policy_for, mode=args.skills)
+    return LearnedSkillProvider(fallback=scripted.policy_for, mode=options.skills)
 
 
-def make_value_affordance(provider: Any, world: Any) -> Any:
+def make_value_affordance(provider: ScriptedProvider | LearnedSkillProvider, world: KitchenWorld
+                          ) -> LearnedValueAffordance | None:
     """SayCan affordances from the learned policies' critics, or None when every skill is scripted."""
     from agent.policy import LearnedSkillProvider, LearnedValueAffordance
 
@@ -70,10 +120,10 @@ def make_value_affordance(provider: Any, world: Any) -> Any:
     return LearnedValueAffordance(provider, potential=world.shaping_potential)
 
 
-def open_memory(args: argparse.Namespace) -> Any:
+def open_memory(options: AgentOptions) -> MemoryBridge | None:
     """The knowledge store named by --memory, wrapped for the planner and the loop (None without it)."""
-    if not getattr(args, "memory", None):
+    if not options.memory:
         return None
     from experiments.kitchen.memory_bridge import MemoryBridge
 
-    return MemoryBridge(args.memory, make_encoder(args.encoder))
+    return MemoryBridge(options.memory, make_encoder(options.encoder))
