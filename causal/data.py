@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atomic_io import atomic_write
+from causal.atomic import atomic_write
 from causal.spec import SCM
 
 

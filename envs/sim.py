@@ -23,7 +23,7 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 
-from atomic_io import atomic_write
+from envs.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 

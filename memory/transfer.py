@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from atomic_io import atomic_write
+from memory.atomic import atomic_write
 from memory.records import EpisodeRecord, Provenance, Triple, validate_causal
 from memory.revision import (
     CausalClaim,

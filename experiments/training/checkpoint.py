@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from atomic_io import atomic_write
+from causal.atomic import atomic_write
 from experiments.training.config import TrainConfig
 
 FORMAT = "embodia.train_checkpoint/1"

@@ -1,9 +1,14 @@
-"""Atomic file writes, the one way every package writes a file: a crash never leaves half a file behind.
+"""Atomic file writes: a crash never leaves half a file behind.
 
 `atomic_write` hands the caller a temporary path in the target's folder, then renames it over the target
 with `os.replace` (atomic on POSIX); on any error the temporary file is removed and the old file, if any,
-is untouched. It uses only the standard library, so every package (envs, agent, perception, causal,
-memory, experiments) may import it without breaking the import rules of docs/ARCHITECTURE.md.
+is untouched.
+
+Why four copies: the repository's layout is fixed (no top-level package beside the six) and the import
+rules keep envs, perception, causal and memory independent of each other, so each library package
+carries this standard-library-only module as `<package>/atomic.py`. The copies are byte-identical, and
+tests/test_architecture.py fails if one drifts; experiments/ uses the causal copy (the
+lightest package to import) through `experiments.common.io`.
 """
 
 from __future__ import annotations
