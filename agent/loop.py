@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agent.errors import PlanningError
+from agent.errors import InputError, PlanningError
 from agent.planner.plan import Plan, Planner
 from agent.skills import Predicate, SkillCall
 
@@ -136,7 +136,7 @@ class EmbodiedAgent:
         before_planning: Callable[[SkillWorld], None] | None = None,
     ) -> None:
         if max_replans < 0:
-            raise ValueError(f"max_replans must be >= 0, got {max_replans}")
+            raise InputError(f"max_replans must be >= 0, got {max_replans}")
         self.planner, self.policies, self.max_replans, self.memory = planner, policies, max_replans, memory
         self.record_every, self.caption = record_every, caption
         self.before_planning = before_planning

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from agent.errors import InputError
 from agent.loop import SkillPolicy
 from agent.planner.affordance import MIN_AFFORDANCE
 from agent.skills import CONTAINERS, SkillCall, call_text, object_text
@@ -66,7 +67,7 @@ def goal_text_for(call: SkillCall, info: dict[str, Any]) -> str:
         return call.text
     match = _PLACE_TASK.fullmatch(str(info.get("task", "")))
     if match is None:
-        raise ValueError(f"a learned place policy needs info['task'] like 'place_in(red_block, bowl)', "
+        raise InputError(f"a learned place policy needs info['task'] like 'place_in(red_block, bowl)', "
                          f"got {info.get('task')!r}")
     return skill_goal_text(match[1], (match[2], match[3]))
 
@@ -97,13 +98,13 @@ def read_card(path: str | Path) -> PolicyCard:
     try:
         meta = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not a readable skill-policy card: {error}") from error
+        raise InputError(f"{path} is not a readable skill-policy card: {error}") from error
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
-        raise ValueError(f"{path}: expected a card with format {FORMAT!r}, found {found!r}")
+        raise InputError(f"{path}: expected a card with format {FORMAT!r}, found {found!r}")
     missing = [key for key in REQUIRED_CARD_KEYS if key not in meta]
     if missing or "rate" not in meta.get("eval", {}):
-        raise ValueError(f"{path}: card lacks {missing or ['eval.rate']}; required: {', '.join(REQUIRED_CARD_KEYS)}")
+        raise InputError(f"{path}: card lacks {missing or ['eval.rate']}; required: {', '.join(REQUIRED_CARD_KEYS)}")
     policy_path = path.parent / meta["file"]
     if not policy_path.is_file():
         raise FileNotFoundError(f"{path} names policy file {meta['file']!r}, which is not in {path.parent}")
@@ -127,7 +128,7 @@ def load_sb3_policy(path: str | Path, device: str = "cpu") -> Any:
     try:
         policy = MultiInputActorCriticPolicy.load(str(path), device=device)
     except Exception as error:  # torch/pickle raise many types for a damaged file; report them as one
-        raise ValueError(f"{path} is not a loadable SB3 policy ({type(error).__name__}: {error})") from error
+        raise InputError(f"{path} is not a loadable SB3 policy ({type(error).__name__}: {error})") from error
     policy.set_training_mode(False)
     return policy
 
@@ -143,7 +144,7 @@ class LearnedSkillPolicy:
 
     def __init__(self, card: PolicyCard, encoder: TextEncoder, device: str = "cpu") -> None:
         if encoder.dim != int(card.meta["goal_dim"]):
-            raise ValueError(f"policy {card.path.name} reads {card.meta['goal_dim']}-d goals ({card.encoder}) "
+            raise InputError(f"policy {card.path.name} reads {card.meta['goal_dim']}-d goals ({card.encoder}) "
                              f"but the encoder gives {encoder.dim}-d vectors")
         self.card = card
         self.name = f"ppo:{card.task}"
@@ -168,7 +169,7 @@ class LearnedSkillPolicy:
     def value(self, obs: dict[str, np.ndarray], call: SkillCall) -> float:
         """The critic's estimate of the return of running `call` from `obs` (not for `place`, see below)."""
         if call.skill == "place":
-            raise ValueError("a place call's goal names the held object; value() takes reach/pick/push/open/close")
+            raise InputError("a place call's goal names the held object; value() takes reach/pick/push/open/close")
         goal = self._encoder.encode([call.text])[0]
         obs_tensor, _ = self._policy.obs_to_tensor(self._batch(obs, goal))
         with torch.no_grad():
@@ -177,7 +178,7 @@ class LearnedSkillPolicy:
     def _batch(self, obs: dict[str, np.ndarray], goal: np.ndarray) -> dict[str, np.ndarray]:
         missing = [k for k in self._keys if k not in obs]
         if missing:
-            raise ValueError(f"policy {self.name} needs observation keys {self._keys}; missing {missing} "
+            raise InputError(f"policy {self.name} needs observation keys {self._keys}; missing {missing} "
                              f"(was it trained in another obs mode? card says {self.card.meta['obs_mode']!r})")
         batch = {k: np.asarray(obs[k]) for k in self._keys}
         batch[GOAL_KEY] = goal
@@ -199,9 +200,9 @@ class LearnedSkillProvider:
                  policy_dir: str | Path | None = None, encoder: TextEncoder | None = None,
                  threshold: float = DEFAULT_THRESHOLD) -> None:
         if mode not in MODES:
-            raise ValueError(f"unknown skills mode {mode!r}; expected one of: {', '.join(MODES)}")
+            raise InputError(f"unknown skills mode {mode!r}; expected one of: {', '.join(MODES)}")
         if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+            raise InputError(f"threshold must be in [0, 1], got {threshold}")
         self.fallback, self.mode, self.threshold = fallback, mode, threshold
         self.cards = find_cards(policy_dir or DEFAULT_DIR) if mode != "scripted" else {}
         self._encoder = encoder

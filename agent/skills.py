@@ -29,6 +29,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agent.errors import InputError, InputTypeError
+
 BLOCKS: tuple[str, ...] = ("red_block", "green_block", "blue_block", "yellow_block")
 MOVABLE: tuple[str, ...] = (*BLOCKS, "mug")
 OBJECTS: tuple[str, ...] = (*MOVABLE, "bowl", "plate", "drawer", "table")
@@ -73,7 +75,7 @@ def object_text(name: str) -> str:
 def check_object(name: str, allowed: Sequence[str] = OBJECTS, role: str = "object") -> str:
     """Return `name` if it is one of `allowed`, else raise ValueError naming the valid choices."""
     if name not in allowed:
-        raise ValueError(f"unknown {role} {name!r}; expected one of: {', '.join(allowed)}")
+        raise InputError(f"unknown {role} {name!r}; expected one of: {', '.join(allowed)}")
     return name
 
 
@@ -86,11 +88,11 @@ class Predicate:
 
     def __post_init__(self) -> None:
         if self.predicate not in PREDICATE_ARITY:
-            raise ValueError(f"unknown predicate {self.predicate!r}; expected one of: {', '.join(PREDICATE_ARITY)}")
+            raise InputError(f"unknown predicate {self.predicate!r}; expected one of: {', '.join(PREDICATE_ARITY)}")
         object.__setattr__(self, "args", tuple(self.args))
         arity = PREDICATE_ARITY[self.predicate]
         if len(self.args) != arity:
-            raise ValueError(f"{self.predicate} takes {arity} argument(s), got {list(self.args)}")
+            raise InputError(f"{self.predicate} takes {arity} argument(s), got {list(self.args)}")
         _check_predicate_args(self.predicate, self.args)
 
     def to_json(self) -> dict[str, Any]:
@@ -123,7 +125,7 @@ def _check_predicate_args(name: str, args: tuple[str, ...]) -> None:
         check_object(args[0], MOVABLE, "object of on")
         check_object(args[1], ("plate", "table", *BLOCKS), "support of on")
         if args[0] == args[1]:
-            raise ValueError(f"on({args[0]}, {args[1]}): an object cannot be on itself")
+            raise InputError(f"on({args[0]}, {args[1]}): an object cannot be on itself")
 
 
 @dataclass(frozen=True)
@@ -140,11 +142,11 @@ class SkillCall:
 
     def __post_init__(self) -> None:
         if self.skill not in SKILL_PARAMS:
-            raise ValueError(f"unknown skill {self.skill!r}; expected one of: {', '.join(SKILL_PARAMS)}")
+            raise InputError(f"unknown skill {self.skill!r}; expected one of: {', '.join(SKILL_PARAMS)}")
         object.__setattr__(self, "args", tuple(self.args))
         params = SKILL_PARAMS[self.skill]
         if len(self.args) != len(params):
-            raise ValueError(
+            raise InputError(
                 f"{self.skill} takes {len(params)} argument(s) ({', '.join(params)}), got {list(self.args)}"
             )
         _check_call_args(self.skill, self.args)
@@ -194,7 +196,7 @@ def call_text(skill: str, args: Sequence[str]) -> str:
         return f"push {object_text(args[0])} {_DIRECTION_TEXT[args[1]]}"
     if skill == "reach":
         return f"move the gripper to {object_text(args[0])}"
-    raise ValueError(f"unknown skill {skill!r}; expected one of: {', '.join(SKILL_PARAMS)}")
+    raise InputError(f"unknown skill {skill!r}; expected one of: {', '.join(SKILL_PARAMS)}")
 
 
 def place_relation(target: str) -> str:
@@ -218,12 +220,12 @@ def predicate_text(predicate: Predicate) -> str:
 
 def _check_keys(data: Mapping[str, Any], keys: set[str], what: str) -> None:
     if not isinstance(data, Mapping):
-        raise TypeError(f"{what} must be a JSON object, got {type(data).__name__}")
+        raise InputTypeError(f"{what} must be a JSON object, got {type(data).__name__}")
     if set(data) != keys:
-        raise ValueError(f"{what} must have exactly the keys {sorted(keys)}, got {sorted(data)}")
+        raise InputError(f"{what} must have exactly the keys {sorted(keys)}, got {sorted(data)}")
 
 
 def _as_list(value: Any, what: str) -> list[Any]:
     if not isinstance(value, list):
-        raise TypeError(f"{what} must be a JSON list, got {type(value).__name__}")
+        raise InputTypeError(f"{what} must be a JSON list, got {type(value).__name__}")
     return value

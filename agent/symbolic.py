@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
+from agent.errors import InputError
 from agent.skills import (
     DIRECTIONS,
     MOVABLE,
@@ -154,7 +155,7 @@ class _FactReader:
 
     def read(self, fact: list[str]) -> None:
         if not fact or not all(isinstance(part, str) for part in fact):
-            raise ValueError(f"a fact must be a non-empty list of strings, got {fact!r}")
+            raise InputError(f"a fact must be a non-empty list of strings, got {fact!r}")
         name, args = fact[0], fact[1:]
         if name in ("in", "on") and len(args) == 2:
             self._locate(args[0], (name, args[1]))
@@ -240,7 +241,7 @@ def apply_call(state: SymbolicState, call: SkillCall) -> SymbolicState:
     """The state after `call`; raises ValueError naming the broken precondition."""
     failure = precondition_failure(state, call)
     if failure is not None:
-        raise ValueError(f"{call} is not applicable: {failure}")
+        raise InputError(f"{call} is not applicable: {failure}")
     return successor(state, call)
 
 

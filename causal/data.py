@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from causal.atomic import atomic_write
+from causal.errors import InputError, UnknownNameError
 from causal.spec import SCM
 
 
@@ -42,16 +43,16 @@ def read_table(path: str | Path) -> dict[str, list[str]]:
     with path.open(newline="") as stream:
         rows = list(csv.reader(stream))
     if not rows or not rows[0]:
-        raise ValueError(f"{path}: empty CSV file (expected a header of node names)")
+        raise InputError(f"{path}: empty CSV file (expected a header of node names)")
     header = [name.strip() for name in rows[0]]
     if len(set(header)) != len(header):
-        raise ValueError(f"{path}: duplicate column names in header {header}")
+        raise InputError(f"{path}: duplicate column names in header {header}")
     columns: dict[str, list[str]] = {name: [] for name in header}
     for number, row in enumerate(rows[1:], start=2):
         if not row:
             continue
         if len(row) != len(header):
-            raise ValueError(f"{path}: line {number} has {len(row)} values, the header has {len(header)}")
+            raise InputError(f"{path}: line {number} has {len(row)} values, the header has {len(header)}")
         for name, value in zip(header, row, strict=True):
             columns[name].append(value.strip())
     return columns
@@ -67,7 +68,7 @@ def load_data(scm: SCM, path: str | Path, columns: Iterable[str] | None = None) 
     data: dict[str, np.ndarray] = {}
     for name in wanted:
         if name not in raw:
-            raise KeyError(f"{path}: no column {name!r}; columns are {list(raw)}")
+            raise UnknownNameError(f"{path}: no column {name!r}; columns are {list(raw)}")
         scm.check_node(name, f"column in {path}")
         data[name] = _convert(scm, name, raw[name], path)
     return data
@@ -79,13 +80,13 @@ def _convert(scm: SCM, name: str, values: list[str], path: str | Path) -> np.nda
         lookup = {state: i for i, state in enumerate(states)}
         bad = next((v for v in values if v not in lookup), None)
         if bad is not None:
-            raise ValueError(f"{path}: column {name!r} has value {bad!r}; its states are {list(states)}")
+            raise InputError(f"{path}: column {name!r} has value {bad!r}; its states are {list(states)}")
         return np.array([lookup[v] for v in values], dtype=int)
     try:
         return np.array([float(v) for v in values], dtype=float)
     except ValueError:
         bad = next(v for v in values if not _is_float(v))
-        raise ValueError(f"{path}: column {name!r} has non-numeric value {bad!r}") from None
+        raise InputError(f"{path}: column {name!r} has non-numeric value {bad!r}") from None
 
 
 def _is_float(text: str) -> bool:

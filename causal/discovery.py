@@ -23,6 +23,7 @@ import numpy as np
 
 from causal.citests import FisherZ, GTest, PolynomialResidualTest, dependence_pvalue, distribution_shift_pvalue
 from causal.data import load_data, read_table
+from causal.errors import InputError, UnknownNameError
 from causal.estimation import data_entries
 from causal.pdag import PDAG
 from causal.spec import SCM
@@ -107,14 +108,14 @@ def discover(scm: SCM, query: Mapping[str, Any], base_dir: Path) -> dict[str, An
     """Answer a ``discovery`` query: the CPDAG from observational data, refined by interventional data."""
     alpha = float(query.get("alpha", DEFAULT_ALPHA))
     if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+        raise InputError(f"alpha must be in (0, 1), got {alpha}")
     entries = data_entries(query, base_dir)
     observational_paths = [path for path, targets in entries if not targets]
     if not observational_paths:
-        raise ValueError('discovery needs at least one observational data entry ("targets": [])')
+        raise InputError('discovery needs at least one observational data entry ("targets": [])')
     names = [n for n in scm.nodes if n in read_table(observational_paths[0])]
     if len(names) < 2:
-        raise ValueError(f"discovery needs at least two model nodes among the data columns, got {names}")
+        raise InputError(f"discovery needs at least two model nodes among the data columns, got {names}")
     parts = [load_data(scm, path, names) for path in observational_paths]
     observational = np.concatenate([_matrix(scm, p, names) for p in parts])
     if scm.is_discrete:
@@ -129,7 +130,7 @@ def discover(scm: SCM, query: Mapping[str, Any], base_dir: Path) -> dict[str, An
         if targets:
             unknown = [t for t in targets if t not in names]
             if unknown:
-                raise KeyError(f"intervention targets {unknown} of {path} are not data columns {names}")
+                raise UnknownNameError(f"intervention targets {unknown} of {path} are not data columns {names}")
             interventional.append((_matrix(scm, load_data(scm, path, names), names), {names.index(t) for t in targets}))
     kind = "discrete" if scm.is_discrete else "nonlinear" if scm.scm_type == "nonlinear_additive_noise" else "linear"
     orient_by_interventions(pdag, observational, interventional, kind, alpha)

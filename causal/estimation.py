@@ -20,6 +20,7 @@ import numpy as np
 from causal import estimators
 from causal.data import load_data, read_table
 from causal.design import Data, Design, Estimator
+from causal.errors import InputError, InputTypeError
 from causal.fitting import bootstrap
 from causal.graph import backdoor_sets, frontdoor_sets
 from causal.regression import choose_degree, fit_polynomial
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 def resolve_path(raw: Any, base_dir: Path) -> Path:
     """A data path as given if it exists, else relative to `base_dir` (the queries file's folder)."""
     if not isinstance(raw, str) or not raw:
-        raise ValueError(f"a data entry needs a 'path' string, got {raw!r}")
+        raise InputError(f"a data entry needs a 'path' string, got {raw!r}")
     path = Path(raw)
     if path.is_absolute() or path.exists():
         return path
@@ -41,14 +42,14 @@ def data_entries(query: Mapping[str, Any], base_dir: Path) -> list[tuple[Path, l
     """The query's ``data`` list as (path, intervention targets) pairs."""
     entries = query.get("data")
     if not isinstance(entries, list) or not entries:
-        raise ValueError(f"{query.get('type')} query needs 'data': a non-empty list of {{\"path\": CSV}} objects")
+        raise InputError(f"{query.get('type')} query needs 'data': a non-empty list of {{\"path\": CSV}} objects")
     result = []
     for entry in entries:
         if not isinstance(entry, Mapping):
-            raise TypeError(f"each data entry must be an object with 'path', got {entry!r}")
+            raise InputTypeError(f"each data entry must be an object with 'path', got {entry!r}")
         targets = entry.get("targets") or []
         if not isinstance(targets, list):
-            raise TypeError(f"'targets' of data entry {entry!r} must be a list of node names")
+            raise InputTypeError(f"'targets' of data entry {entry!r} must be a list of node names")
         result.append((resolve_path(entry.get("path"), base_dir), [str(t) for t in targets]))
     return result
 
@@ -60,9 +61,9 @@ def _treatment_values(scm: SCM, query: Mapping[str, Any], estimand: str, treatme
         raw = [query[k] for k in keys if k in query]
     raw = raw if isinstance(raw, list) else [raw]
     if estimand == "ate" and len(raw) != 2:
-        raise ValueError(f"an ate estimation needs 'values': [treatment_value, control_value], got {raw!r}")
+        raise InputError(f"an ate estimation needs 'values': [treatment_value, control_value], got {raw!r}")
     if not raw:
-        raise ValueError("an interventional_mean estimation needs 'values': one treatment value or a list")
+        raise InputError("an interventional_mean estimation needs 'values': one treatment value or a list")
     return tuple(scm.value(treatment, v) for v in raw)
 
 
@@ -89,7 +90,7 @@ def _usable_columns(scm: SCM, query: Mapping[str, Any], entries: list[tuple[Path
 def _load(scm: SCM, entries: list[tuple[Path, list[str]]], columns: list[str]) -> Data:
     parts = [load_data(scm, path, columns) for path, targets in entries if not targets]
     if not parts:
-        raise ValueError("estimation needs at least one observational data entry (with no 'targets')")
+        raise InputError("estimation needs at least one observational data entry (with no 'targets')")
     return {c: np.concatenate([p[c] for p in parts]) for c in columns}
 
 
@@ -97,14 +98,14 @@ def estimate(scm: SCM, query: Mapping[str, Any], base_dir: Path) -> dict[str, An
     """Answer an ``estimation`` query: point estimate, bootstrap interval, method and adjustment set."""
     estimand = query.get("estimand", "ate")
     if estimand not in ("ate", "interventional_mean"):
-        raise ValueError(f"estimand must be 'ate' or 'interventional_mean', got {estimand!r}")
+        raise InputError(f"estimand must be 'ate' or 'interventional_mean', got {estimand!r}")
     treatment = scm.check_node(query.get("treatment"), "treatment node")
     outcome = scm.check_node(query.get("outcome"), "outcome node")
     entries = data_entries(query, base_dir)
     usable = _usable_columns(scm, query, entries)
     for node, role in ((treatment, "treatment"), (outcome, "outcome")):
         if node not in usable:
-            raise ValueError(f"the {role} {node!r} must be an observed column of the data")
+            raise InputError(f"the {role} {node!r} must be an observed column of the data")
     found = _identify(scm, treatment, outcome, usable)
     if found is None:
         return {"identifiable": False, "answer": None, "ci": None, "method": None, "adjustment_set": None}
@@ -128,7 +129,7 @@ def _run(scm: SCM, design: Design, data: Data, query: Mapping[str, Any]) -> dict
     point = contrast(estimator(data))
     confidence = float(query.get("confidence", 0.95))
     if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+        raise InputError(f"confidence must be in (0, 1), got {confidence}")
     draws = _bootstrap(estimator, contrast, data, int(query.get("n_bootstrap", 200)), int(query.get("seed", 0)))
     tail = 50 * (1 - confidence)
     lo, hi = np.percentile(draws, [tail, 100 - tail], axis=0)
@@ -162,7 +163,7 @@ def _bootstrap(
     estimator: Estimator, contrast: Callable[[np.ndarray], np.ndarray], data: Data, n_boot: int, seed: int
 ) -> np.ndarray:
     if n_boot < 10:
-        raise ValueError(f"n_bootstrap must be at least 10, got {n_boot}")
+        raise InputError(f"n_bootstrap must be at least 10, got {n_boot}")
     n = len(next(iter(data.values())))
 
     def statistic(index: np.ndarray) -> np.ndarray:

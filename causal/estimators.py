@@ -13,6 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from causal.design import Data, Design, Estimator
+from causal.errors import InputError
 from causal.regression import PolynomialModel
 from causal.spec import SCM
 
@@ -29,7 +30,7 @@ def outcome_transform(scm: SCM, outcome: str, state: int | None, size: int) -> n
     try:
         return np.array([float(s) for s in scm.states(outcome)])
     except ValueError:
-        raise ValueError(
+        raise InputError(
             f"outcome {outcome!r} has non-numeric states {list(scm.states(outcome))}; "
             f"give 'outcome_state' to estimate a probability"
         ) from None
@@ -61,7 +62,7 @@ def stratified_backdoor(scm: SCM, design: Design, transform: np.ndarray) -> Esti
         for value in design.values:
             cell, seen = _cell_means(strata, y, data[design.treatment] == int(value), size)
             if not seen.any():
-                raise ValueError(f"no row has {design.treatment} = {scm.states(design.treatment)[int(value)]!r}")
+                raise InputError(f"no row has {design.treatment} = {scm.states(design.treatment)[int(value)]!r}")
             means.append(float(np.sum(cell[seen] * weight[seen]) / np.sum(weight[seen])))
         return np.array(means)
 
@@ -88,7 +89,7 @@ def stratified_frontdoor(scm: SCM, design: Design, transform: np.ndarray) -> Est
         for value in design.values:
             p_m = np.bincount(m[x == int(value)], minlength=size).astype(float)
             if p_m.sum() == 0:
-                raise ValueError(f"no row has {design.treatment} = {scm.states(design.treatment)[int(value)]!r}")
+                raise InputError(f"no row has {design.treatment} = {scm.states(design.treatment)[int(value)]!r}")
             means.append(float(p_m @ inner / p_m.sum()))
         return np.array(means)
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from causal.errors import InputError, InputTypeError, UnknownNameError
+
 FUNCTIONS: dict[str, object] = {
     "sin": np.sin,
     "cos": np.cos,
@@ -190,13 +192,13 @@ class _Parser:
             return Call(token.text, argument)
         if self.peek().kind == "op" and self.peek().text == "(":
             known = ", ".join(sorted(FUNCTIONS))
-            raise ValueError(
+            raise InputError(
                 f"unknown function {token.text!r} at position {token.position} in expression {self.text!r}; "
                 f"allowed functions: {known}"
             )
         if self.allowed_names is not None and token.text not in self.allowed_names:
             allowed = ", ".join(sorted(self.allowed_names)) or "(none)"
-            raise ValueError(
+            raise InputError(
                 f"unknown name {token.text!r} at position {token.position} in expression {self.text!r}; "
                 f"expected one of the parents: {allowed}"
             )
@@ -257,7 +259,7 @@ class Expression:
         """
         missing = self.names - set(values)
         if missing:
-            raise KeyError(f"expression {self.text!r} needs values for {sorted(missing)}")
+            raise UnknownNameError(f"expression {self.text!r} needs values for {sorted(missing)}")
         with np.errstate(all="ignore"):
             return _evaluate(self.root, values)
 
@@ -270,9 +272,9 @@ def parse_expression(text: str, allowed_names: Iterable[str] | None = None) -> E
         TypeError: if `text` is not a string.
     """
     if not isinstance(text, str):
-        raise TypeError(f"expression must be a string, got {type(text).__name__}: {text!r}")
+        raise InputTypeError(f"expression must be a string, got {type(text).__name__}: {text!r}")
     if not text.strip():
-        raise ValueError("expression is empty")
+        raise InputError("expression is empty")
     allowed = None if allowed_names is None else set(allowed_names)
     root = _Parser(text, allowed).parse()
     return Expression(text=text, root=root, names=frozenset(_names(root)))

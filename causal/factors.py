@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from causal.errors import InputError
+
 
 @dataclass(frozen=True, eq=False)
 class Factor:
@@ -84,5 +86,5 @@ def eliminate(
     table = np.transpose(joint.table, [joint.variables.index(v) for v in keep])
     total = table.sum()
     if not total > 0:
-        raise ValueError(f"the evidence {evidence} has probability zero under the model")
+        raise InputError(f"the evidence {evidence} has probability zero under the model")
     return table / total

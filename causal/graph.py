@@ -18,8 +18,10 @@ from collections.abc import Iterable
 
 import networkx as nx
 
+from causal.errors import InputError
 
-class NotIdentifiableError(ValueError):
+
+class NotIdentifiableError(InputError):
     """The requested causal effect cannot be identified from the observed variables with this method."""
 
 
@@ -168,7 +170,7 @@ def frontdoor_sets(graph: nx.DiGraph, xs: Iterable[str], ys: Iterable[str], obse
     on_paths = (descendants(graph, xs) & ancestors(graph, ys)) - xs - ys
     candidates = sorted(z for z in on_paths & set(observed) if _mediator_ok(graph, xs, ys, z))
     if len(candidates) > MAX_FRONTDOOR_CANDIDATES:
-        raise ValueError(
+        raise InputError(
             f"front-door search over {len(candidates)} mediators is too large (limit {MAX_FRONTDOOR_CANDIDATES})"
         )
     minimal: list[frozenset[str]] = []

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from causal.errors import InputError
 from causal.spec import SCM, LinearEquation
 
 
@@ -57,7 +58,7 @@ def _solve_consistent(matrix: np.ndarray, rhs: np.ndarray, what: str) -> np.ndar
     solution, *_ = np.linalg.lstsq(matrix, rhs, rcond=None)
     residual = np.linalg.norm(matrix @ solution - rhs)
     if residual > 1e-8 * (1.0 + np.linalg.norm(rhs)) * max(1.0, np.abs(matrix).max()):
-        raise ValueError(f"{what} is impossible under the model (it contradicts a deterministic relation)")
+        raise InputError(f"{what} is impossible under the model (it contradicts a deterministic relation)")
     return solution
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from causal.errors import InputError
 from causal.graph import descendants
 from causal.sampling import draw_noise, structural_mean
 from causal.spec import SCM
@@ -45,7 +46,7 @@ def _target_means(scm: SCM, target: str, noise: Mapping[str, np.ndarray]) -> np.
             return mean
         values[node] = mean + equation.noise_std * noise[node]
         if not np.all(np.isfinite(values[node])):
-            raise ValueError(f"node {node!r}: its equation produced non-finite values (e.g. log of a negative)")
+            raise InputError(f"node {node!r}: its equation produced non-finite values (e.g. log of a negative)")
     raise KeyError(target)
 
 
@@ -102,7 +103,7 @@ def _clamped_pass(
 def _weighted(f: np.ndarray, log_w: np.ndarray, what: str) -> Estimate:
     finite = np.isfinite(log_w)
     if not finite.any():
-        raise ValueError(f"{what} has probability zero under the model (every sample contradicts it)")
+        raise InputError(f"{what} has probability zero under the model (every sample contradicts it)")
     w = np.exp(log_w - log_w[finite].max())
     w /= w.sum()
     value = float(w @ f)
@@ -147,5 +148,5 @@ def counterfactual_mean(
         equation = world.equations[node]
         values[node] = structural_mean(equation, values, n) + equation.noise_std * abducted[node]
     if not np.all(np.isfinite(values[target])):
-        raise ValueError(f"node {target!r}: its counterfactual value is not finite")
+        raise InputError(f"node {target!r}: its counterfactual value is not finite")
     return _weighted(values[target], log_w, f"the evidence {dict(evidence)}")

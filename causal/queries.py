@@ -23,6 +23,7 @@ import numpy as np
 
 from causal import discrete, linear, montecarlo
 from causal.discovery import discover
+from causal.errors import InputError, InputTypeError
 from causal.estimation import estimate
 from causal.graph import backdoor_sets, frontdoor_sets
 from causal.spec import SCM
@@ -32,7 +33,7 @@ Handler = Callable[[SCM, Mapping[str, Any], Path], dict[str, Any]]
 
 def _require(query: Mapping[str, Any], field: str) -> Any:
     if field not in query:
-        raise ValueError(f"{query.get('type')} query is missing field {field!r} (query: {dict(query)})")
+        raise InputError(f"{query.get('type')} query is missing field {field!r} (query: {dict(query)})")
     return query[field]
 
 
@@ -52,7 +53,7 @@ def assignment(scm: SCM, query: Mapping[str, Any], field: str, required: bool = 
     """A ``{node: value}`` field as model values (floats, or state indices for discrete models)."""
     raw = _require(query, field) if required else query.get(field) or {}
     if not isinstance(raw, Mapping):
-        raise TypeError(f"field {field!r} must be an object mapping node names to values, got {raw!r}")
+        raise InputTypeError(f"field {field!r} must be an object mapping node names to values, got {raw!r}")
     return {scm.check_node(node, f"node in {field!r}"): scm.value(node, value) for node, value in raw.items()}
 
 
@@ -71,10 +72,10 @@ def _codes(values: Mapping[str, float]) -> dict[str, int]:
 def _options(query: Mapping[str, Any]) -> dict[str, int | None]:
     samples = query.get("samples")
     if samples is not None and (not isinstance(samples, int) or samples < 1):
-        raise ValueError(f"'samples' must be a positive integer, got {samples!r}")
+        raise InputError(f"'samples' must be a positive integer, got {samples!r}")
     seed = query.get("seed", 0)
     if not isinstance(seed, int):
-        raise ValueError(f"'seed' must be an integer, got {seed!r}")
+        raise InputError(f"'seed' must be an integer, got {seed!r}")
     return {"n": samples, "seed": seed}
 
 
@@ -83,7 +84,7 @@ def numeric_states(scm: SCM, node: str) -> np.ndarray:
     try:
         return np.array([float(s) for s in scm.states(node)])
     except ValueError:
-        raise ValueError(
+        raise InputError(
             f"node {node!r} has non-numeric states {list(scm.states(node))}; ask for a probability "
             f"(target_state / outcome_state) instead of a mean"
         ) from None
@@ -122,7 +123,7 @@ def _observational_mean(scm: SCM, query: Mapping[str, Any], _: Path) -> dict[str
 
 def _require_discrete(scm: SCM, query: Mapping[str, Any]) -> None:
     if not scm.is_discrete:
-        raise ValueError(
+        raise InputError(
             f"{query.get('type')} queries need a discrete model; {scm.id!r} is {scm.scm_type} (ask for a mean instead)"
         )
 
@@ -226,10 +227,10 @@ HANDLERS: dict[str, Handler] = {
 def answer_query(scm: SCM, query: Mapping[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:
     """Answer one query object; relative data paths are resolved against `base_dir` as a fallback."""
     if not isinstance(query, Mapping):
-        raise TypeError(f"a query must be a JSON object, got {query!r}")
+        raise InputTypeError(f"a query must be a JSON object, got {query!r}")
     kind = query.get("type")
     if kind not in HANDLERS:
-        raise ValueError(f"unknown query type {kind!r}; expected one of {sorted(HANDLERS)}")
+        raise InputError(f"unknown query type {kind!r}; expected one of {sorted(HANDLERS)}")
     answer = {"type": kind, **HANDLERS[kind](scm, query, Path(base_dir))}
     if "id" in query:
         answer = {"id": query["id"], **answer}

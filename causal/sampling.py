@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from causal.discrete_spec import DiscreteEquation
+from causal.errors import InputError
 from causal.spec import SCM, Equation, LinearEquation, NonlinearEquation
 
 
@@ -47,7 +48,7 @@ def inverse_cdf(table: np.ndarray, parent_codes: tuple[np.ndarray, ...], u: np.n
 def draw_noise(scm: SCM, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """One exogenous draw per node and unit: Uniform[0, 1) for discrete nodes, N(0, 1) otherwise."""
     if n < 1:
-        raise ValueError(f"the number of samples must be >= 1, got {n}")
+        raise InputError(f"the number of samples must be >= 1, got {n}")
     return {node: rng.random(n) if scm.is_discrete else rng.standard_normal(n) for node in scm.order}
 
 
@@ -63,7 +64,7 @@ def propagate(scm: SCM, noise: Mapping[str, np.ndarray]) -> dict[str, np.ndarray
             continue
         value = structural_mean(equation, values, n) + equation.noise_std * noise[node]
         if not np.all(np.isfinite(value)):
-            raise ValueError(f"node {node!r}: its equation produced non-finite values (e.g. log of a negative)")
+            raise InputError(f"node {node!r}: its equation produced non-finite values (e.g. log of a negative)")
         values[node] = value
     return values
 

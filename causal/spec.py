@@ -28,6 +28,7 @@ import networkx as nx
 import numpy as np
 
 from causal.discrete_spec import DiscreteEquation, parse_discrete_equation, state_name
+from causal.errors import InputError, InputTypeError, UnknownNameError
 from causal.expr import Expression, parse_expression
 
 logger = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class SCM:
     def check_node(self, node: Any, what: str = "node") -> str:
         """Return `node` if the model has it; otherwise raise a KeyError listing the known nodes."""
         if not isinstance(node, str) or node not in self.equations:
-            raise KeyError(f"unknown {what} {node!r}; the model {self.id!r} has nodes {list(self.nodes)}")
+            raise UnknownNameError(f"unknown {what} {node!r}; the model {self.id!r} has nodes {list(self.nodes)}")
         return node
 
     def states(self, node: str) -> tuple[str, ...]:
@@ -102,7 +103,7 @@ class SCM:
         states = self.states(node)
         name = state_name(value)
         if name not in states:
-            raise ValueError(f"node {node!r} has no state {value!r}; its states are {list(states)}")
+            raise InputError(f"node {node!r} has no state {value!r}; its states are {list(states)}")
         return states.index(name)
 
     def value(self, node: str, value: Any) -> float:
@@ -136,37 +137,37 @@ class SCM:
 def to_number(value: Any, what: str) -> float:
     """A finite float from a JSON number (or numeric string), else a ValueError naming `what`."""
     if isinstance(value, bool):
-        raise ValueError(f"{what} must be a number, got {value!r}")
+        raise InputError(f"{what} must be a number, got {value!r}")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number, got {value!r}") from None
+        raise InputError(f"{what} must be a number, got {value!r}") from None
     if not math.isfinite(number):
-        raise ValueError(f"{what} must be finite, got {value!r}")
+        raise InputError(f"{what} must be finite, got {value!r}")
     return number
 
 
 def _noise_std(node: str, raw: Mapping[str, Any]) -> float:
     if "noise_std" not in raw:
-        raise ValueError(f"node {node!r}: equation is missing 'noise_std'")
+        raise InputError(f"node {node!r}: equation is missing 'noise_std'")
     std = to_number(raw["noise_std"], f"node {node!r}: noise_std")
     if std < 0:
-        raise ValueError(f"node {node!r}: noise_std must be >= 0, got {std}")
+        raise InputError(f"node {node!r}: noise_std must be >= 0, got {std}")
     return std
 
 
 def _parse_linear(node: str, raw: Mapping[str, Any], parents: tuple[str, ...]) -> LinearEquation:
     coefficients = raw.get("coefficients", {})
     if not isinstance(coefficients, Mapping):
-        raise TypeError(f"node {node!r}: 'coefficients' must be an object, got {coefficients!r}")
+        raise InputTypeError(f"node {node!r}: 'coefficients' must be an object, got {coefficients!r}")
     for parent in parents:
         if parent not in coefficients:
-            raise ValueError(
+            raise InputError(
                 f"node {node!r}: parent {parent!r} has no coefficient (coefficients: {dict(coefficients)})"
             )
     for name in coefficients:
         if name not in parents:
-            raise ValueError(
+            raise InputError(
                 f"node {node!r}: coefficient for {name!r}, which is not a parent (parents: {list(parents)})"
             )
     values = {p: to_number(coefficients[p], f"node {node!r}: coefficient of {p!r}") for p in parents}
@@ -176,7 +177,7 @@ def _parse_linear(node: str, raw: Mapping[str, Any], parents: tuple[str, ...]) -
 
 def _parse_nonlinear(node: str, raw: Mapping[str, Any], parents: tuple[str, ...]) -> NonlinearEquation:
     if "expr" not in raw:
-        raise ValueError(f"node {node!r}: equation is missing 'expr'")
+        raise InputError(f"node {node!r}: equation is missing 'expr'")
     try:
         expression = parse_expression(raw["expr"], allowed_names=parents)
     except (ValueError, TypeError) as error:
@@ -189,53 +190,53 @@ def _parse_nonlinear(node: str, raw: Mapping[str, Any], parents: tuple[str, ...]
 
 def _parse_parents(node: str, raw: Any, known: set[str]) -> tuple[str, ...]:
     if not isinstance(raw, Mapping):
-        raise TypeError(f"node {node!r}: equation must be an object, got {raw!r}")
+        raise InputTypeError(f"node {node!r}: equation must be an object, got {raw!r}")
     parents = raw.get("parents", [])
     if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
-        raise TypeError(f"node {node!r}: 'parents' must be a list of node names, got {parents!r}")
+        raise InputTypeError(f"node {node!r}: 'parents' must be a list of node names, got {parents!r}")
     if len(set(parents)) != len(parents):
-        raise ValueError(f"node {node!r}: parents listed twice in {parents}")
+        raise InputError(f"node {node!r}: parents listed twice in {parents}")
     for parent in parents:
         if parent not in known:
-            raise ValueError(f"node {node!r}: unknown parent {parent!r}; known nodes: {sorted(known)}")
+            raise InputError(f"node {node!r}: unknown parent {parent!r}; known nodes: {sorted(known)}")
     return tuple(parents)
 
 
 def _parse_nodes(data: Mapping[str, Any]) -> tuple[tuple[str, ...], frozenset[str], Mapping[str, Any]]:
     nodes, latent, equations = data.get("nodes"), data.get("latent", []), data.get("equations")
     if not isinstance(equations, Mapping):
-        raise TypeError(f"'equations' must be an object mapping node names to equations, got {equations!r}")
+        raise InputTypeError(f"'equations' must be an object mapping node names to equations, got {equations!r}")
     if nodes is None:
-        raise ValueError("the model has no 'nodes' list")
+        raise InputError("the model has no 'nodes' list")
     for name, value in (("nodes", nodes), ("latent", latent)):
         if not isinstance(value, list) or not all(isinstance(n, str) and n for n in value):
-            raise TypeError(f"'{name}' must be a list of non-empty node names, got {value!r}")
+            raise InputTypeError(f"'{name}' must be a list of non-empty node names, got {value!r}")
     if len(set(nodes)) != len(nodes):
         duplicated = sorted({n for n in nodes if nodes.count(n) > 1})
-        raise ValueError(f"nodes listed twice: {duplicated}")
+        raise InputError(f"nodes listed twice: {duplicated}")
     extra_latent = [n for n in latent if n not in nodes and n in equations]
     nodes = list(nodes) + extra_latent  # a latent node may be listed only under "latent"
     for name in latent:
         if name not in nodes:
-            raise ValueError(f"latent node {name!r} is neither in 'nodes' nor has an equation")
+            raise InputError(f"latent node {name!r} is neither in 'nodes' nor has an equation")
     for name in equations:
         if name not in nodes:
-            raise ValueError(f"equation for unknown node {name!r}; nodes are {nodes}")
+            raise InputError(f"equation for unknown node {name!r}; nodes are {nodes}")
     for name in nodes:
         if name not in equations:
-            raise ValueError(f"node {name!r} has no equation")
+            raise InputError(f"node {name!r} has no equation")
     return tuple(nodes), frozenset(latent), equations
 
 
 def _check_header(data: Any) -> str:
     if not isinstance(data, Mapping):
-        raise TypeError(f"an SCM must be a JSON object, got {type(data).__name__}")
+        raise InputTypeError(f"an SCM must be a JSON object, got {type(data).__name__}")
     version = data.get("format_version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
-        raise ValueError(f"unsupported format_version {version!r}; expected {FORMAT_VERSION}")
+        raise InputError(f"unsupported format_version {version!r}; expected {FORMAT_VERSION}")
     scm_type = data.get("scm_type")
     if scm_type not in SCM_TYPES:
-        raise ValueError(f"scm_type must be one of {list(SCM_TYPES)}, got {scm_type!r}")
+        raise InputError(f"scm_type must be one of {list(SCM_TYPES)}, got {scm_type!r}")
     return scm_type
 
 
@@ -250,7 +251,7 @@ def _build_graph(nodes: tuple[str, ...], parents: Mapping[str, tuple[str, ...]])
         order = tuple(nx.lexicographical_topological_sort(graph, key=position.__getitem__))
         return graph, order
     path = " -> ".join([edge[0] for edge in cycle] + [cycle[0][0]])
-    raise ValueError(f"the graph has a cycle through node {cycle[0][0]!r}: {path}")
+    raise InputError(f"the graph has a cycle through node {cycle[0][0]!r}: {path}")
 
 
 def parse_scm(data: Any) -> SCM:
@@ -278,10 +279,10 @@ def parse_scm(data: Any) -> SCM:
 def _raw_states(node: str, raw: Mapping[str, Any]) -> tuple[str, ...]:
     states = raw.get("states")
     if not isinstance(states, list) or not states:
-        raise ValueError(f"node {node!r}: 'states' must be a non-empty list, got {states!r}")
+        raise InputError(f"node {node!r}: 'states' must be a non-empty list, got {states!r}")
     names = tuple(state_name(s) for s in states)
     if len(set(names)) != len(names):
-        raise ValueError(f"node {node!r}: states listed twice in {list(names)}")
+        raise InputError(f"node {node!r}: states listed twice in {list(names)}")
     return names
 
 
@@ -293,7 +294,7 @@ def load_scm(path: str | Path) -> SCM:
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
+        raise InputError(f"{path}: not valid JSON ({error})") from None
     try:
         return parse_scm(data)
     except (ValueError, TypeError) as error:

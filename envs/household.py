@@ -20,6 +20,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs import predicates as pred
+from envs.errors import InputError, UnknownNameError
 from envs.instructions import sample_instruction
 from envs.observation import OBS_MODES, object_features, observation_space, proprio
 from envs.robots import Panda
@@ -83,7 +84,7 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         check_choice("reward_type", reward_type, ("dense", "sparse"))
         check_choice("render_mode", render_mode, (None, "rgb_array"))
         if render_every < 1 or image_size < 8:
-            raise ValueError(f"render_every must be >= 1 and image_size >= 8, got {render_every}, {image_size}")
+            raise InputError(f"render_every must be >= 1 and image_size >= 8, got {render_every}, {image_size}")
         self.task_name, self.obs_mode, self.reward_type = task, obs_mode, reward_type
         self.render_mode, self.render_every, self.max_steps = render_mode, render_every, max_steps
         self.sim = PyBulletSim(timestep=TIMESTEP, use_egl=use_egl)
@@ -159,7 +160,8 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         options = dict(options or {})
         unknown = set(options) - {"variables", "task", "args", "instruction"}
         if unknown:
-            raise KeyError(f"unknown reset options {sorted(unknown)}; expected: variables, task, args, instruction")
+            raise UnknownNameError(
+                f"unknown reset options {sorted(unknown)}; expected: variables, task, args, instruction")
         overrides = self.scene.validate_variables(options.get("variables") or {})
         spec, layout = choose_task(options, self.task_name, self.scene, self.np_random)
         if spec is not None:
@@ -311,7 +313,7 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def apply_impulse(self, name: str, impulse: tuple[float, float, float]) -> None:
         """Strike an object: an impulse (N*s) delivered as a force over the next physics substep."""
         if name not in RIGID_OBJECTS:
-            raise KeyError(f"unknown object {name!r}; expected one of {', '.join(RIGID_OBJECTS)}")
+            raise UnknownNameError(f"unknown object {name!r}; expected one of {', '.join(RIGID_OBJECTS)}")
         force = [float(j) / TIMESTEP for j in impulse]
         self.sim.apply_force(name, force)
 
@@ -377,7 +379,7 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         for camera in self.cameras or [self._video_camera]:
             if camera.name == name:
                 return camera.render(segmentation=segmentation)
-        raise KeyError(f"unknown camera {name!r}; this env has: {[c.name for c in self.cameras] or ['front']}")
+        raise UnknownNameError(f"unknown camera {name!r}; this env has: {[c.name for c in self.cameras] or ['front']}")
 
     def close(self) -> None:
         self.sim.close()

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from envs.errors import InputError
 from envs.sim import PyBulletSim, low_poly_panda_urdf
 
 ARM_JOINTS = (0, 1, 2, 3, 4, 5, 6)
@@ -43,7 +44,7 @@ class Panda:
 
     def __init__(self, sim: PyBulletSim, control: str = "ee", low_poly: bool = True) -> None:
         if control not in CONTROL_MODES:
-            raise ValueError(f"unknown control mode {control!r}; expected one of {', '.join(CONTROL_MODES)}")
+            raise InputError(f"unknown control mode {control!r}; expected one of {', '.join(CONTROL_MODES)}")
         self.sim = sim
         self.control = control
         urdf = low_poly_panda_urdf() if low_poly else sim.data_path() / "franka_panda" / "panda.urdf"

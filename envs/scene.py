@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from envs.errors import InputError, UnknownNameError
 from envs.sim import Piece, PyBulletSim
 from envs.state import BLOCK_HALF, BLOCKS, RIGID_OBJECTS
 
@@ -170,24 +171,25 @@ class KitchenScene:
         clean: dict[str, float] = {}
         for name, raw in overrides.items():
             if name not in self.defaults:
-                raise KeyError(f"unknown variable {name!r}; valid variables: {', '.join(self.variable_names())}")
+                raise UnknownNameError(
+                    f"unknown variable {name!r}; valid variables: {', '.join(self.variable_names())}")
             try:
                 value = float(raw)
             except (TypeError, ValueError):
-                raise ValueError(f"variable {name} must be a number, got {raw!r}") from None
+                raise InputError(f"variable {name} must be a number, got {raw!r}") from None
             if not math.isfinite(value):
-                raise ValueError(f"variable {name} must be finite, got {value}")
+                raise InputError(f"variable {name} must be finite, got {value}")
             prop = name.rsplit(".", 1)[1]
             if prop == "mass" and value <= 0:
-                raise ValueError(f"{name} must be positive (kg), got {value}")
+                raise InputError(f"{name} must be positive (kg), got {value}")
             if prop in ("friction", "damping") and value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
+                raise InputError(f"{name} must be >= 0, got {value}")
             if name == "drawer.opening" and not 0.0 <= value <= DRAWER_TRAVEL:
-                raise ValueError(f"drawer.opening must be in [0, {DRAWER_TRAVEL}], got {value}")
+                raise InputError(f"drawer.opening must be in [0, {DRAWER_TRAVEL}], got {value}")
             axis = {"x": 0, "y": 1}.get(prop)
             if axis is not None and not WORKSPACE_LO[axis] < value < WORKSPACE_HI[axis]:
                 bounds = (WORKSPACE_LO[axis], WORKSPACE_HI[axis])
-                raise ValueError(f"{name} must lie on the table, in {bounds}, got {value}")
+                raise InputError(f"{name} must lie on the table, in {bounds}, got {value}")
             clean[name] = value
         return clean
 

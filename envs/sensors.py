@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from envs.errors import InputError
 from envs.robots import EE_LINK, FINGER_LINKS
 from envs.sim import PyBulletSim
 
@@ -23,7 +24,7 @@ class Camera:
         target: tuple[float, float, float], fov: float = 55.0, mount_link: int | None = None,
     ) -> None:
         if width <= 0 or height <= 0:
-            raise ValueError(f"camera size must be positive, got {width}x{height}")
+            raise InputError(f"camera size must be positive, got {width}x{height}")
         self.sim, self.name, self.width, self.height = sim, name, width, height
         self._eye, self._target, self._mount = np.asarray(eye), np.asarray(target), mount_link
         self._projection = sim.projection_matrix(fov, width / height, NEAR, FAR)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from envs.errors import UnknownNameError
+
 BLOCKS: tuple[str, ...] = ("red_block", "green_block", "blue_block", "yellow_block")
 MOVABLE: tuple[str, ...] = (*BLOCKS, "mug")
 RIGID_OBJECTS: tuple[str, ...] = (*MOVABLE, "bowl", "plate")
@@ -102,7 +104,7 @@ class SceneState(_ArrayEquality):
         try:
             return self.positions[self.names.index(name)]
         except ValueError:
-            raise KeyError(f"unknown object {name!r}; expected one of {sorted(self.names)}") from None
+            raise UnknownNameError(f"unknown object {name!r}; expected one of {sorted(self.names)}") from None
 
     @property
     def held(self) -> str | None:

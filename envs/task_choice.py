@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from envs.errors import InputError
 from envs.scene import SPECS, KitchenScene
 from envs.tasks import DIRECTIONS, TASK_NAMES, TaskSpec, sample_task, valid_arguments
 
@@ -21,7 +22,7 @@ Layout = dict[str, tuple[float, float, float]]
 def check_choice(what: str, value: Any, choices: tuple) -> None:
     """Raise a ValueError naming the choices when `value` is not one of them."""
     if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; expected one of: {', '.join(map(str, choices))}")
+        raise InputError(f"unknown {what} {value!r}; expected one of: {', '.join(map(str, choices))}")
 
 
 def choose_task(options: dict[str, Any], default: str, scene: KitchenScene, rng: np.random.Generator
@@ -40,7 +41,7 @@ def choose_task(options: dict[str, Any], default: str, scene: KitchenScene, rng:
         name = TASK_NAMES[int(rng.integers(len(TASK_NAMES)))]
     if "args" in options:
         if name == "none":
-            raise ValueError("task 'none' takes no arguments")
+            raise InputError("task 'none' takes no arguments")
         spec = TaskSpec(name, tuple(options["args"]))
         for _ in range(100):
             layout = scene.sample_layout(rng)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from envs import predicates as pred
+from envs.errors import InputError
 from envs.scene import DRAWER_TRAVEL, HANDLE_OFFSET
 from envs.state import BLOCKS, MOVABLE, SceneState
 
@@ -60,7 +61,7 @@ def valid_arguments(name: str) -> list[tuple[str, ...]]:
         return [(x, d) for x in BLOCKS for d in DIRECTIONS]
     if name in ("open", "close"):
         return [("drawer",)]
-    raise ValueError(f"unknown task {name!r}; valid tasks: {', '.join(TASK_NAMES)}")
+    raise InputError(f"unknown task {name!r}; valid tasks: {', '.join(TASK_NAMES)}")
 
 
 REACH_SURFACES = ("bowl", "plate")
@@ -78,7 +79,7 @@ def validate_task(name: str, args: Sequence[str]) -> None:
     options = accepted_arguments(name)
     if tuple(args) not in options:
         shown = ", ".join("(" + ", ".join(o) + ")" for o in options[:12])
-        raise ValueError(f"invalid arguments {tuple(args)} for task {name!r}; valid: {shown}"
+        raise InputError(f"invalid arguments {tuple(args)} for task {name!r}; valid: {shown}"
                          + (" ..." if len(options) > 12 else ""))
 
 

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
 
+from memory.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 STRATEGIES = ("naive", "replay", "ewc")
@@ -42,7 +44,7 @@ class Demonstrations:
 
 def stack_demonstrations(task: str, pairs: Sequence[tuple[Observation, np.ndarray]]) -> Demonstrations:
     if not pairs:
-        raise ValueError(f"no demonstrations collected for task {task!r}")
+        raise InputError(f"no demonstrations collected for task {task!r}")
     keys = pairs[0][0].keys()
     observations = {k: np.stack([obs[k] for obs, _ in pairs]) for k in keys}
     return Demonstrations(task, observations, np.stack([a for _, a in pairs]).astype(np.float32))
@@ -180,7 +182,7 @@ def make_strategy(name: str, seed: int = 0, **kwargs: float) -> Strategy:
         return Replay(seed=seed, **kwargs)
     if name == "ewc":
         return EWC(seed=seed, **kwargs)
-    raise ValueError(f"unknown continual-learning strategy {name!r}; expected one of: {', '.join(STRATEGIES)}")
+    raise InputError(f"unknown continual-learning strategy {name!r}; expected one of: {', '.join(STRATEGIES)}")
 
 
 def attach(policy: ActorCriticPolicy, strategy: Strategy) -> Callable[[], None]:

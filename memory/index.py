@@ -14,6 +14,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from memory.errors import InputError
+
 
 @runtime_checkable
 class TextEncoder(Protocol):
@@ -75,7 +77,7 @@ class EmbeddingIndex:
 
     def __init__(self, dim: int, capacity: int = 1024) -> None:
         if dim <= 0:
-            raise ValueError(f"dim must be positive, got {dim}")
+            raise InputError(f"dim must be positive, got {dim}")
         self.dim = dim
         self._matrix = np.zeros((max(capacity, 1), dim), dtype=np.float32)
         self._ids = np.zeros(max(capacity, 1), dtype=np.int64)

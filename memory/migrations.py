@@ -20,6 +20,7 @@ import logging
 import sqlite3
 from collections.abc import Callable
 
+from memory.errors import InputError
 from memory.records import DEFAULT_FUNCTIONAL_SLOTS, Provenance, StepOutcome, Triple
 from memory.revision import FactImport, WriteContext, add_fact, new_uid, record_outcome
 
@@ -42,7 +43,7 @@ def _v1_steps(outcomes_json: str) -> list[dict]:
         outcomes = json.loads(outcomes_json or "[]")
         return [StepOutcome.from_json(o).to_json() for o in outcomes]
     except (TypeError, ValueError) as error:
-        raise ValueError(f"v1 episode outcomes are not a list of step objects: {error}") from error
+        raise InputError(f"v1 episode outcomes are not a list of step objects: {error}") from error
 
 
 def _migrate_episodes(conn: sqlite3.Connection, rows: list[tuple]) -> None:

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from memory.errors import InputError
+
 SOURCE_KINDS: tuple[str, ...] = ("episode", "study", "user")
 
 # Relations that hold at most one value per subject at a time, grouped into slots: a new fact in a
@@ -32,19 +34,19 @@ LOCATION_SLOT = "location"
 
 def _require_text(name: str, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+        raise InputError(f"{name} must be a non-empty string, got {value!r}")
     return value
 
 
 def _require_probability(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+        raise InputError(f"{name} must be a number in [0, 1], got {value!r}")
     return float(value)
 
 
 def _require_finite(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+        raise InputError(f"{name} must be a finite number, got {value!r}")
     return float(value)
 
 
@@ -60,9 +62,9 @@ class Provenance:
 
     def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
-            raise ValueError(f"provenance kind must be one of {', '.join(SOURCE_KINDS)}, got {self.kind!r}")
+            raise InputError(f"provenance kind must be one of {', '.join(SOURCE_KINDS)}, got {self.kind!r}")
         if not isinstance(self.ref, str):
-            raise ValueError(f"provenance ref must be a string, got {self.ref!r}")
+            raise InputError(f"provenance ref must be a string, got {self.ref!r}")
 
     @classmethod
     def parse(cls, value: Provenance | str) -> Provenance:
@@ -70,7 +72,7 @@ class Provenance:
         if isinstance(value, Provenance):
             return value
         if not isinstance(value, str):
-            raise ValueError(f"provenance must be 'episode:REF', 'study:REF' or 'user', got {value!r}")
+            raise InputError(f"provenance must be 'episode:REF', 'study:REF' or 'user', got {value!r}")
         kind, _, ref = value.partition(":")
         return cls(kind, ref)
 
@@ -90,7 +92,7 @@ class Triple(NamedTuple):
     def coerce(cls, value: object) -> Triple:
         """Accept a Triple, or a 3- or 4-sequence `(subject, relation, object[, confidence])`."""
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) not in (3, 4):
-            raise ValueError(f"a fact must be (subject, relation, object[, confidence]), got {value!r}")
+            raise InputError(f"a fact must be (subject, relation, object[, confidence]), got {value!r}")
         subject = _require_text("fact subject", value[0])
         relation = _require_text("fact relation", value[1])
         obj = _require_text("fact object", value[2])
@@ -134,12 +136,12 @@ class StepOutcome:
     def __post_init__(self) -> None:
         _require_text("step skill", self.skill)
         if isinstance(self.args, str) or not all(isinstance(a, str) and a for a in self.args):
-            raise ValueError(f"step args must be a sequence of non-empty strings, got {self.args!r}")
+            raise InputError(f"step args must be a sequence of non-empty strings, got {self.args!r}")
         object.__setattr__(self, "args", tuple(self.args))
         if not isinstance(self.success, bool):
-            raise ValueError(f"step success must be a bool, got {self.success!r}")
+            raise InputError(f"step success must be a bool, got {self.success!r}")
         if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
-            raise ValueError(f"step count must be a non-negative int, got {self.steps!r}")
+            raise InputError(f"step count must be a non-negative int, got {self.steps!r}")
 
     def to_json(self) -> dict[str, Any]:
         return {"skill": self.skill, "args": list(self.args), "success": self.success, "steps": self.steps,
@@ -148,7 +150,7 @@ class StepOutcome:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> StepOutcome:
         if not isinstance(data, Mapping) or "skill" not in data:
-            raise ValueError(f"a step outcome must be an object with 'skill', got {data!r}")
+            raise InputError(f"a step outcome must be an object with 'skill', got {data!r}")
         return cls(data["skill"], tuple(data.get("args", ())), data.get("success", False),
                    data.get("steps", 0), data.get("note", ""))
 
@@ -183,12 +185,12 @@ class EpisodeRecord:
         if self.success is None:
             object.__setattr__(self, "success", bool(steps) and all(s.success for s in steps))
         elif not isinstance(self.success, bool):
-            raise ValueError(f"episode success must be a bool or None, got {self.success!r}")
+            raise InputError(f"episode success must be a bool or None, got {self.success!r}")
         try:
             json.dumps(self.plan)
             json.dumps(dict(self.metadata))
         except (TypeError, ValueError) as error:
-            raise ValueError(f"episode plan and metadata must be JSON-compatible: {error}") from error
+            raise InputError(f"episode plan and metadata must be JSON-compatible: {error}") from error
 
 
 @dataclass(frozen=True)
@@ -268,13 +270,13 @@ def validate_causal(relation: str, effect: float, interval: tuple[float, float] 
     _require_text("causal relation", relation)
     _require_finite("causal effect", effect)
     if (relation == "increases" and effect <= 0) or (relation == "decreases" and effect >= 0):
-        raise ValueError(f"relation {relation!r} contradicts effect {effect}; expected the sign to match")
+        raise InputError(f"relation {relation!r} contradicts effect {effect}; expected the sign to match")
     if interval is not None:
         low, high = (_require_finite("interval bound", v) for v in interval)
         if low > high:
-            raise ValueError(f"interval must be (low, high) with low <= high, got {interval!r}")
+            raise InputError(f"interval must be (low, high) with low <= high, got {interval!r}")
     if not 0.0 < _require_finite("interval level", level) < 1.0:
-        raise ValueError(f"interval level must be in (0, 1), got {level!r}")
+        raise InputError(f"interval level must be in (0, 1), got {level!r}")
 
 
 @dataclass(frozen=True)
@@ -309,7 +311,7 @@ def triples_from_scene_facts(scene_facts: Sequence[Sequence[str]]) -> list[Tripl
     triples: list[Triple] = []
     for fact in scene_facts:
         if isinstance(fact, str) or not fact or not all(isinstance(part, str) and part for part in fact):
-            raise ValueError(f"a scene fact must be a non-empty list of strings, got {fact!r}")
+            raise InputError(f"a scene fact must be a non-empty list of strings, got {fact!r}")
         predicate, args = fact[0], list(fact[1:])
         if predicate == "gripper_empty" and not args:
             triples.append(Triple("gripper", "holding", "nothing"))

@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 
 from memory import migrations
+from memory.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ def classify(path: Path) -> int:
         shown = ", ".join(tables[:8]) + (", …" if len(tables) > 8 else "")
         raise _not_a_store(path, f"a SQLite database with application_id {app_id:#x} and tables: {shown}")
     if version > SCHEMA_VERSION:
-        raise ValueError(
+        raise InputError(
             f"{path} has knowledge-store schema version {version}, newer than this release's {SCHEMA_VERSION}; "
             "upgrade embodia to read it"
         )
@@ -158,7 +159,7 @@ def connect(path: Path, busy_timeout_s: float, durable: bool) -> sqlite3.Connect
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode.lower() != "wal":
         conn.close()
-        raise ValueError(f"{path}: could not switch to WAL journal mode (got {mode!r}); is it on a network filesystem?")
+        raise InputError(f"{path}: could not switch to WAL journal mode (got {mode!r}); is it on a network filesystem?")
     conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
@@ -172,7 +173,7 @@ def create(conn: sqlite3.Connection, now: float) -> None:
             # Another process created it between our check and our lock: fine if it is a store now.
             conn.execute("ROLLBACK")
             if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
-                raise ValueError("refusing to create a knowledge store in a database that already has tables")
+                raise InputError("refusing to create a knowledge store in a database that already has tables")
             return
         for statement in _statements(SCHEMA_SQL):
             conn.execute(statement)
@@ -221,7 +222,7 @@ def migrate(conn: sqlite3.Connection, path: Path, version: int, now: float) -> P
     except (ValueError, sqlite3.Error) as error:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
-        raise ValueError(f"{path}: migration from schema v{version} to v{SCHEMA_VERSION} failed and was rolled back "
+        raise InputError(f"{path}: migration from schema v{version} to v{SCHEMA_VERSION} failed and was rolled back "
                          f"(the store is unchanged; a copy is at {saved}): {error}") from error
     except BaseException:
         if conn.in_transaction:

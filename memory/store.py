@@ -27,6 +27,7 @@ from types import MappingProxyType
 import numpy as np
 
 from memory import queries, schema
+from memory.errors import InputError
 from memory.index import TextEncoder, encode_checked, to_blob
 from memory.records import (
     DEFAULT_FUNCTIONAL_SLOTS,
@@ -73,7 +74,7 @@ class KnowledgeStore:
         if encoder is not None and not isinstance(encoder, TextEncoder):
             raise TypeError(f"encoder must have .dim and .encode(texts), got {type(encoder).__name__}")
         if recent_window < 1:
-            raise ValueError(f"recent_window must be >= 1, got {recent_window}")
+            raise InputError(f"recent_window must be >= 1, got {recent_window}")
         self.path = Path(path)
         self._clock = clock
         self._slots = MappingProxyType(dict(DEFAULT_FUNCTIONAL_SLOTS if functional_slots is None else functional_slots))
@@ -194,7 +195,7 @@ class KnowledgeStore:
         fact_vecs = self._vectors([item_text("fact", *t[:3]) for t in record.final_facts])
         with self.write() as ctx:
             if self.conn.execute("SELECT 1 FROM episodes WHERE uid = ?", (uid,)).fetchone():
-                raise ValueError(f"an episode with uid {uid!r} is already stored")
+                raise InputError(f"an episode with uid {uid!r} is already stored")
             cursor = self.conn.execute(
                 "INSERT INTO episodes (uid, instruction, plan_json, steps_json, final_facts_json, success,"
                 " metadata_json, created_at, rev) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -216,7 +217,7 @@ class KnowledgeStore:
     def record_skill_outcome(self, skill: str, args: Sequence[str] = (), success: bool = False) -> None:
         """Record one attempt of a skill outside an episode (e.g. an evaluation run)."""
         if not isinstance(skill, str) or not skill or not isinstance(success, bool):
-            raise ValueError(f"expected a skill name and a bool success, got {skill!r}, {success!r}")
+            raise InputError(f"expected a skill name and a bool success, got {skill!r}, {success!r}")
         with self.write() as ctx:
             record_outcome(self.conn, skill, tuple(args), success, ctx.now)
 
@@ -291,7 +292,7 @@ class KnowledgeStore:
         and on `close()`.
         """
         if self._retriever is None:
-            raise ValueError(f"knowledge store {self.path} has no text encoder; pass encoder= to retrieve")
+            raise InputError(f"knowledge store {self.path} has no text encoder; pass encoder= to retrieve")
         retriever = self._retriever
         encoded = 0
         with self._lock:
@@ -337,9 +338,9 @@ class KnowledgeStore:
         if refresh:
             self.refresh_index()
         if self._retriever is None:
-            raise ValueError(f"knowledge store {self.path} has no text encoder; pass encoder= to search")
+            raise InputError(f"knowledge store {self.path} has no text encoder; pass encoder= to search")
         if kind not in self._retriever.indexes:
-            raise ValueError(f"kind must be one of {', '.join(self._retriever.indexes)}, got {kind!r}")
+            raise InputError(f"kind must be one of {', '.join(self._retriever.indexes)}, got {kind!r}")
         return self._retriever.top(kind, np.asarray(vector, dtype=np.float32), k)
 
     def index_size(self, kind: str = "fact") -> int:
@@ -354,9 +355,9 @@ class KnowledgeStore:
         are candidates even when their embedding is not among the nearest.
         """
         if not isinstance(query, str) or not query.strip():
-            raise ValueError(f"query must be a non-empty string, got {query!r}")
+            raise InputError(f"query must be a non-empty string, got {query!r}")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive int, got {k!r}")
+            raise InputError(f"k must be a positive int, got {k!r}")
         self.refresh_index()
         assert self._retriever is not None
         vector = encode_checked(self._retriever.encoder, [query])[0]

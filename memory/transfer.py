@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memory.atomic import atomic_write
+from memory.errors import InputError
 from memory.records import EpisodeRecord, Provenance, Triple, validate_causal
 from memory.revision import (
     CausalClaim,
@@ -102,16 +103,16 @@ def _check_fields(record: Mapping[str, Any], kind: str) -> None:
     for spec, types in FIELDS[kind].items():
         optional, name = spec.startswith("?"), spec.lstrip("?")
         if name not in record:
-            raise ValueError(f"missing field {name!r}")
+            raise InputError(f"missing field {name!r}")
         value = record[name]
         if value is None and optional:
             continue
         numeric_bool = isinstance(value, bool) and bool not in types and object not in types
         if not isinstance(value, types) or numeric_bool:
             names = "/".join(t.__name__ for t in types)
-            raise ValueError(f"field {name!r} must be {names}{' or null' if optional else ''}, got {value!r}")
+            raise InputError(f"field {name!r} must be {names}{' or null' if optional else ''}, got {value!r}")
         if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"field {name!r} must be finite, got {value!r}")
+            raise InputError(f"field {name!r} must be finite, got {value!r}")
 
 
 def _check_record(record: Mapping[str, Any], kind: str) -> None:
@@ -122,14 +123,14 @@ def _check_record(record: Mapping[str, Any], kind: str) -> None:
     if kind == "fact":
         Triple.coerce((record["subject"], record["relation"], record["object"], record["confidence"]))
         if record["evidence"] < 1:
-            raise ValueError(f"field 'evidence' must be >= 1, got {record['evidence']!r}")
+            raise InputError(f"field 'evidence' must be >= 1, got {record['evidence']!r}")
     elif kind == "episode":
         EpisodeRecord(record["instruction"], record["plan"], record["steps"], record["final_facts"],
                       record["success"], record["metadata"], record["uid"])
     elif kind == "causal":
         interval = record["interval"]
         if interval is not None and len(interval) != 2:
-            raise ValueError(f"field 'interval' must be [low, high] or null, got {interval!r}")
+            raise InputError(f"field 'interval' must be [low, high] or null, got {interval!r}")
         validate_causal(record["relation"], record["effect"], None if interval is None else tuple(interval),
                         record["level"])
 
@@ -146,23 +147,23 @@ def parse_jsonl(path: Path) -> list[dict[str, Any]]:
             try:
                 record = json.loads(text)
                 if not isinstance(record, dict):
-                    raise ValueError(f"expected a JSON object, got {type(record).__name__}")
+                    raise InputError(f"expected a JSON object, got {type(record).__name__}")
                 kind = record.get("type")
                 if not records:
                     if kind != "header" or record.get("format") != FORMAT:
-                        raise ValueError(f"expected the header {{\"type\": \"header\", \"format\": \"{FORMAT}\"}}")
+                        raise InputError(f"expected the header {{\"type\": \"header\", \"format\": \"{FORMAT}\"}}")
                     if record.get("version") != FORMAT_VERSION:
-                        raise ValueError(f"unsupported format version {record.get('version')!r}")
+                        raise InputError(f"unsupported format version {record.get('version')!r}")
                 elif kind not in FIELDS:
-                    raise ValueError(f"unknown record type {kind!r}; expected one of {', '.join(FIELDS)}")
+                    raise InputError(f"unknown record type {kind!r}; expected one of {', '.join(FIELDS)}")
                 else:
                     _check_fields(record, kind)
                     _check_record(record, kind)
             except ValueError as error:
-                raise ValueError(f"{path} line {number}: {error}") from error
+                raise InputError(f"{path} line {number}: {error}") from error
             records.append(record)
     if not records:
-        raise ValueError(f"{path} is empty; expected a header line first")
+        raise InputError(f"{path} is empty; expected a header line first")
     return records[1:]
 
 

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import nn
 
+from perception.errors import InputError
 from perception.extractor import build_encoders
 from perception.frames import FrameSet
 from perception.layout import ModalityLayout, read_layout
@@ -67,7 +68,7 @@ class AlignmentModel(nn.Module):
         super().__init__()
         full = read_layout(observation_space)
         if not full.cameras:
-            raise ValueError("alignment needs at least one rgb_/depth_ camera in the observation space")
+            raise InputError("alignment needs at least one rgb_/depth_ camera in the observation space")
         self.layout = ModalityLayout(full.cameras, full.touch, (), None)
         self.config = config
         self.encoders = build_encoders(self.layout, config.token_dim, config.cnn_width, config.touch_grid)
@@ -95,7 +96,7 @@ class AlignmentModel(nn.Module):
     def embed_touch(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Unit vectors in text space from touch alone."""
         if self.touch_head is None:
-            raise ValueError("this observation space has no 'touch' key")
+            raise InputError("this observation space has no 'touch' key")
         return F.normalize(self.touch_head(self.encoders["touch"](obs)), dim=1)
 
     def embed_text(self, sentences: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,7 @@ from perception.alignment import (
     truth_matrix,
 )
 from perception.checkpoint import load_checkpoint, save_checkpoint
+from perception.errors import InputError
 from perception.frames import FrameSet
 from perception.statements import TOUCH_STATEMENTS, Fact, candidate_sets, fact_text, vocabulary
 from perception.text import TextEncoder
@@ -78,7 +79,7 @@ def train_alignment(
         The trained model, the mean loss per epoch, and the statement vocabulary it was trained on.
     """
     if len(frames) < 2:
-        raise ValueError(f"need at least 2 frames to train on, got {len(frames)}")
+        raise InputError(f"need at least 2 frames to train on, got {len(frames)}")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -248,7 +249,7 @@ def load_alignment(path: str | Path, text_dim: int) -> tuple[AlignmentModel, spa
     """Rebuild the alignment model saved by `save_alignment`."""
     payload = load_checkpoint(path)
     if "heads" not in payload:
-        raise ValueError(f"{path} holds encoders only, not an alignment model (no projection heads)")
+        raise InputError(f"{path} holds encoders only, not an alignment model (no projection heads)")
     config = dict(payload["config"])
     config["touch_grid"] = tuple(config["touch_grid"]) or None
     space = spec_to_space(payload["space"])

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from perception.atomic import atomic_write
+from perception.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(f"{path} is not a perception checkpoint: expected format {FORMAT!r}, found {found!r}")
+        raise InputError(f"{path} is not a perception checkpoint: expected format {FORMAT!r}, found {found!r}")
     return payload
 
 
@@ -53,19 +54,19 @@ def load_encoders(encoders: nn.ModuleDict, path: str | Path, freeze: bool = Fals
     saved: dict[str, dict[str, torch.Tensor]] = payload["encoders"]
     common = [name for name in encoders if name in saved]
     if not common:
-        raise ValueError(
+        raise InputError(
             f"{path} has encoders {sorted(saved)} but this observation space needs {sorted(encoders)}; none match"
         )
     for name in common:
         target = encoders[name].state_dict()
         if set(target) != set(saved[name]):
-            raise ValueError(
+            raise InputError(
                 f"{path}: encoder {name!r} has layers {sorted(saved[name])} but this observation space needs "
                 f"{sorted(target)} (different image size or layout?)"
             )
         for key, tensor in saved[name].items():
             if target[key].shape != tensor.shape:
-                raise ValueError(
+                raise InputError(
                     f"{path}: encoder {name!r} parameter {key!r} has shape {tuple(tensor.shape)} but this "
                     f"observation space needs {tuple(target[key].shape)} (different image size or layout?)"
                 )

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from perception.atomic import atomic_write
+from perception.errors import InputError
 from perception.statements import Fact, as_fact, is_grasping
 
 _OBS_PREFIX = "obs__"
@@ -36,7 +37,7 @@ class FrameSet:
             self.task = [""] * n
         sizes = {key: len(value) for key, value in self.obs.items()}
         if len(self.episode) != n or len(self.task) != n or any(size != n for size in sizes.values()):
-            raise ValueError(
+            raise InputError(
                 f"frame set is ragged: {n} fact lists, {len(self.episode)} episode ids, {len(self.task)} tasks, "
                 f"observation rows {sizes}"
             )
@@ -63,7 +64,7 @@ class FrameSet:
     def concat(parts: Sequence[FrameSet]) -> FrameSet:
         """Join frame sets with the same observation keys."""
         if not parts:
-            raise ValueError("concat needs at least one frame set")
+            raise InputError("concat needs at least one frame set")
         keys = set(parts[0].obs)
         for part in parts[1:]:
             if set(part.obs) != keys:
@@ -94,7 +95,7 @@ class FrameSet:
             raise FileNotFoundError(f"no frame set at {path}")
         with np.load(path) as data:
             if "meta" not in data or "episode" not in data:
-                raise ValueError(f"{path} is not a frame set (expected 'meta' and 'episode' arrays)")
+                raise InputError(f"{path} is not a frame set (expected 'meta' and 'episode' arrays)")
             meta = json.loads(str(data["meta"]))
             obs = {key[len(_OBS_PREFIX) :]: data[key] for key in data.files if key.startswith(_OBS_PREFIX)}
             return cls(obs, meta["facts"], data["episode"], meta["task"])

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from perception.errors import InputError
+
 FUSION_MODES = ("concat", "attention")
 
 
@@ -20,7 +22,7 @@ def fused_dim(mode: str, n_tokens: int, token_dim: int) -> int:
         return n_tokens * token_dim
     if mode == "attention":
         return 2 * token_dim
-    raise ValueError(f"unknown fusion mode {mode!r}; expected one of: {', '.join(FUSION_MODES)}")
+    raise InputError(f"unknown fusion mode {mode!r}; expected one of: {', '.join(FUSION_MODES)}")
 
 
 class ConcatFusion(nn.Module):

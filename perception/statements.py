@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from perception.errors import InputError
+
 Fact = tuple[str, ...]
 
 GRIPPER = "gripper"
@@ -31,7 +33,7 @@ def _name(object_id: str) -> str:
 def as_fact(fact: Sequence[str]) -> Fact:
     """A fact as a tuple of strings (facts arrive as JSON lists)."""
     if isinstance(fact, str) or not fact or not all(isinstance(part, str) for part in fact):
-        raise ValueError(f"a fact is a non-empty list of strings like ['in', 'red_block', 'bowl'], got {fact!r}")
+        raise InputError(f"a fact is a non-empty list of strings like ['in', 'red_block', 'bowl'], got {fact!r}")
     return tuple(fact)
 
 

@@ -18,6 +18,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from perception.errors import InputError
+
 
 @runtime_checkable
 class TextEncoder(Protocol):
@@ -46,7 +48,7 @@ class HashingTextEncoder:
 
     def __init__(self, dim: int = 384) -> None:
         if dim <= 0:
-            raise ValueError(f"dim must be positive, got {dim}")
+            raise InputError(f"dim must be positive, got {dim}")
         self._dim = dim
 
     @property
@@ -156,7 +158,7 @@ _DEFAULT: dict[str, TextEncoder] = {}
 def default_text_encoder(kind: str = "minilm") -> TextEncoder:
     """A process-wide shared encoder: loading MiniLM costs seconds, so load it once."""
     if kind not in ("minilm", "hashing"):
-        raise ValueError(f"unknown text encoder {kind!r}; expected one of: minilm, hashing")
+        raise InputError(f"unknown text encoder {kind!r}; expected one of: minilm, hashing")
     if kind not in _DEFAULT:
         _DEFAULT[kind] = MiniLMEncoder() if kind == "minilm" else HashingTextEncoder()
     return _DEFAULT[kind]

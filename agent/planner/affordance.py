@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from agent.errors import InputError
 from agent.planner.memory import CAUSAL_RELATIONS, MemoryFact, PlannerMemory, SkillStats
 from agent.skills import SkillCall
 from agent.symbolic import SymbolicState
@@ -44,7 +45,7 @@ class ValueFunction(Protocol):
 
 def _clip(value: float) -> float:
     if not math.isfinite(value):
-        raise ValueError(f"an affordance must be a finite number, got {value}")
+        raise InputError(f"an affordance must be a finite number, got {value}")
     return min(1.0, max(MIN_AFFORDANCE, value))
 
 
@@ -60,7 +61,7 @@ class ValueFunctionAffordance:
 
     def __init__(self, value_function: ValueFunction, low: float = 0.0, high: float = 1.0) -> None:
         if not high > low:
-            raise ValueError(f"need high > low for the value range, got low={low}, high={high}")
+            raise InputError(f"need high > low for the value range, got low={low}, high={high}")
         self.value_function = value_function
         self.low, self.high = low, high
 
@@ -131,7 +132,7 @@ class LanguageScorer:
 
     def __init__(self, encoder: TextEncoder, temperature: float = 0.2) -> None:
         if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
+            raise InputError(f"temperature must be positive, got {temperature}")
         self.encoder = encoder
         self.temperature = temperature
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import PlanningError
+from agent.errors import InputError, PlanningError
 from agent.planner.plan import Planner
 from agent.skills import OBJECTS, Predicate
 from agent.symbolic import SymbolicState, check_plan
@@ -30,9 +30,9 @@ def load_cases(path: str | Path) -> list[dict[str, Any]]:
         try:
             case = json.loads(line)
         except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from error
+            raise InputError(f"{path}:{number}: not valid JSON ({error.msg})") from error
         if not isinstance(case, dict) or "instruction" not in case or not ({"goal", "refuse"} & set(case)):
-            raise ValueError(f"{path}:{number}: a case needs 'instruction' and 'goal' or 'refuse', got {line[:80]}")
+            raise InputError(f"{path}:{number}: a case needs 'instruction' and 'goal' or 'refuse', got {line[:80]}")
         cases.append(case)
     return cases
 

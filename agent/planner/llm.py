@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from agent.errors import InputError
 from agent.planner.grounded import start_state
 from agent.planner.memory import MemoryInput, as_memory
 from agent.planner.plan import Plan, Planner, PlanTrace
@@ -66,7 +67,7 @@ class OpenAIChatClient:
     def __init__(self, url: str, model: str, timeout: float = 30.0, api_key: str | None = None,
                  max_tokens: int = 512) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"the LLM URL must start with http:// or https://, got {url!r}")
+            raise InputError(f"the LLM URL must start with http:// or https://, got {url!r}")
         base = url.rstrip("/")
         self.endpoint = base if base.endswith("/chat/completions") else (
             f"{base}/chat/completions" if base.endswith("/v1") else f"{base}/v1/chat/completions")
@@ -119,33 +120,33 @@ def parse_answer(text: str) -> dict[str, Any]:
     try:
         data = json.loads(stripped)
     except json.JSONDecodeError as error:
-        raise ValueError(f"the answer is not a JSON object ({error.msg}): {text[:120]!r}") from error
+        raise InputError(f"the answer is not a JSON object ({error.msg}): {text[:120]!r}") from error
     if not isinstance(data, dict):
-        raise ValueError(f"the answer must be a JSON object, got {type(data).__name__}")
+        raise InputError(f"the answer must be a JSON object, got {type(data).__name__}")
     return data
 
 
 def validate_answer(data: dict[str, Any], state: SymbolicState) -> tuple[tuple[Predicate, ...], tuple[SkillCall, ...]]:
     """Goal and steps of an answer, checked against the domain and simulated from `state`."""
     if set(data) != {"goal", "plan"}:
-        raise ValueError(f"the answer must have exactly the keys 'goal' and 'plan', got {sorted(data)}")
+        raise InputError(f"the answer must have exactly the keys 'goal' and 'plan', got {sorted(data)}")
     if not isinstance(data["goal"], list) or not isinstance(data["plan"], list) or not data["goal"]:
-        raise ValueError("'goal' must be a non-empty list and 'plan' a list")
+        raise InputError("'goal' must be a non-empty list and 'plan' a list")
     goal = tuple(Predicate.from_json(g) for g in data["goal"])
     steps = tuple(SkillCall.from_json(s) for s in data["plan"])
     absent = sorted({a for item in (*goal, *steps) for a in item.args if a in OBJECTS and a not in state.objects})
     if absent:
-        raise ValueError(f"the answer uses objects not in the scene: {', '.join(absent)}")
+        raise InputError(f"the answer uses objects not in the scene: {', '.join(absent)}")
     stages = tuple((p,) for p in goal)
     checked = check_plan(state, steps, ())
     if not checked.valid:
-        raise ValueError(f"the plan breaks a precondition: {checked.reason}")
+        raise InputError(f"the plan breaks a precondition: {checked.reason}")
     final = checked.final_state
     assert final is not None
     reached = check_plan(state, steps, stages)
     kept = stage_goal(stages, len(stages) - 1)
     if not reached.valid or not all(final.holds(p) for p in kept):
-        raise ValueError(f"the plan does not reach its goal: {reached.reason or 'a goal is undone at the end'}")
+        raise InputError(f"the plan does not reach its goal: {reached.reason or 'a goal is undone at the end'}")
     return goal, steps
 
 
@@ -183,7 +184,7 @@ class LLMPlanner:
         try:
             data = parse_answer(self.client.complete(build_messages(instruction, state)))
             if set(data) == {"refuse"}:
-                raise ValueError(f"the model refused {data['refuse']!r}")
+                raise InputError(f"the model refused {data['refuse']!r}")
             goal, steps = validate_answer(data, state)
         except ChatError as error:
             return self._fall_back(instruction, objects, facts, memory, f"LLM unreachable ({error})")

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from agent.errors import InputError, InputTypeError
+
 LOCATION_RELATIONS = ("in", "on")
 STATE_RELATIONS = ("is", "state")
 CAUSAL_RELATIONS = {"hinders": -1.0, "prevents": -1.0, "breaks": -1.0, "helps": 1.0, "enables": 1.0}
@@ -33,7 +35,7 @@ class MemoryFact:
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.confidence) <= 1.0:
-            raise ValueError(f"confidence must be in [0, 1], got {self.confidence} for {self}")
+            raise InputError(f"confidence must be in [0, 1], got {self.confidence} for {self}")
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ class SkillStats:
 
     def __post_init__(self) -> None:
         if not 0 <= self.successes <= self.attempts:
-            raise ValueError(f"need 0 <= successes <= attempts, got {self.successes}/{self.attempts}")
+            raise InputError(f"need 0 <= successes <= attempts, got {self.successes}/{self.attempts}")
 
     @property
     def rate(self) -> float:
@@ -94,11 +96,11 @@ def as_memory(memory: MemoryInput) -> PlannerMemory:
     if isinstance(memory, Mapping):
         unknown = set(memory) - {"facts", "skill_stats"}
         if unknown:
-            raise ValueError(f"memory mapping may hold 'facts' and 'skill_stats', got extra keys {sorted(unknown)}")
+            raise InputError(f"memory mapping may hold 'facts' and 'skill_stats', got extra keys {sorted(unknown)}")
         stats = {str(k): _as_stats(v) for k, v in dict(memory.get("skill_stats", {})).items()}
         return PlannerMemory(_as_facts(memory.get("facts", ())), MappingProxyType(stats))
     if isinstance(memory, (str, bytes)):
-        raise TypeError("memory must be a PlannerMemory, a list of facts or a mapping, got a string")
+        raise InputTypeError("memory must be a PlannerMemory, a list of facts or a mapping, got a string")
     return PlannerMemory(_as_facts(memory))
 
 
@@ -114,7 +116,7 @@ def _as_facts(items: Sequence[Any]) -> tuple[MemoryFact, ...]:
             confidence = float(item[3]) if len(item) == 4 else 1.0
             facts.append(MemoryFact(str(item[0]), str(item[1]), str(item[2]), confidence))
         else:
-            raise TypeError(f"a memory fact is (subject, relation, object[, confidence]), got {item!r}")
+            raise InputTypeError(f"a memory fact is (subject, relation, object[, confidence]), got {item!r}")
     return tuple(facts)
 
 
@@ -125,4 +127,4 @@ def _as_stats(value: Any) -> SkillStats:
         return SkillStats(int(value["successes"]), int(value["attempts"]))
     if isinstance(value, Sequence) and len(value) == 2:
         return SkillStats(int(value[0]), int(value[1]))
-    raise TypeError(f"skill stats are (successes, attempts) or a mapping with those keys, got {value!r}")
+    raise InputTypeError(f"skill stats are (successes, attempts) or a mapping with those keys, got {value!r}")

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from agent.errors import InputError, InputTypeError
 from agent.skills import Predicate, SkillCall
 
 if TYPE_CHECKING:
@@ -162,9 +163,9 @@ class Planner(Protocol):
 def plan_from_json(data: Mapping[str, Any], instruction: str = "") -> Plan:
     """Read the plan JSON back (one stage per goal predicate); raises ValueError/TypeError on bad input."""
     if not isinstance(data, Mapping) or not {"goal", "plan"} <= set(data):
-        raise ValueError(f"a plan JSON object needs the keys 'goal' and 'plan', got {data!r:.200}")
+        raise InputError(f"a plan JSON object needs the keys 'goal' and 'plan', got {data!r:.200}")
     if not isinstance(data["goal"], list) or not isinstance(data["plan"], list):
-        raise TypeError("'goal' and 'plan' must be JSON lists")
+        raise InputTypeError("'goal' and 'plan' must be JSON lists")
     goal = tuple((Predicate.from_json(g),) for g in data["goal"])
     steps = tuple(SkillCall.from_json(s) for s in data["plan"])
     return Plan(instruction, goal, steps)

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from experiments.common.errors import InputError
+
 GOAL_P95_MS = 20.0
 
 
@@ -140,7 +142,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Measure every size, print the table, and return the figures."""
     sizes = [int(s) for s in str(args.sizes).split(",") if s.strip()]
     if not sizes or min(sizes) < 1 or args.queries < 1 or args.k < 1 or args.batch < 1:
-        raise ValueError(f"sizes, --queries, --k and --batch must be positive, got {args.sizes!r}, "
+        raise InputError(f"sizes, --queries, --k and --batch must be positive, got {args.sizes!r}, "
                          f"{args.queries}, {args.k}, {args.batch}")
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="embodia_bench_memory_") as temp:

@@ -16,6 +16,8 @@ import statistics
 import time
 from typing import Any
 
+from experiments.common.errors import InputError
+
 GOAL = 1.6
 
 
@@ -69,7 +71,7 @@ def _measure(task: str, n_envs: int, steps: int, rollout: int, update_threads: i
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.steps < args.rollout or args.rollout % 2:
-        raise ValueError(f"--steps ({args.steps}) must be >= --rollout ({args.rollout}), and --rollout even")
+        raise InputError(f"--steps ({args.steps}) must be >= --rollout ({args.rollout}), and --rollout even")
     rows: list[dict[str, Any]] = []
     for _ in range(args.repeats):
         for n_envs in (1, 2):

@@ -9,6 +9,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from experiments.common.errors import InputError
+
 OUTCOMES = ("push_distance", "strike_distance")  # procedures measured by experiments.causal_study.sim
 
 
@@ -51,17 +53,17 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         if self.scene != "kitchen":
-            raise ValueError(f"unknown scene {self.scene!r}; expected 'kitchen'")
+            raise InputError(f"unknown scene {self.scene!r}; expected 'kitchen'")
         if self.outcome not in OUTCOMES:
-            raise ValueError(f"unknown outcome {self.outcome!r}; expected one of {', '.join(OUTCOMES)}")
+            raise InputError(f"unknown outcome {self.outcome!r}; expected one of {', '.join(OUTCOMES)}")
         if len(self.values) < 2 or len(set(self.values)) != len(self.values):
-            raise ValueError(f"--values needs at least two distinct numbers, got {list(self.values)}")
+            raise InputError(f"--values needs at least two distinct numbers, got {list(self.values)}")
         if self.episodes < 2 or self.counterfactual_units < 0 or self.observational_episodes < 0:
-            raise ValueError("episodes must be >= 2 and the other counts >= 0")
+            raise InputError("episodes must be >= 2 and the other counts >= 0")
         if self.confounder == self.treatment:
-            raise ValueError("the confounder must differ from the treatment")
+            raise InputError("the confounder must differ from the treatment")
         if not 0.0 <= self.confounding_strength <= 1.0:
-            raise ValueError(f"confounding strength must be in [0, 1], got {self.confounding_strength}")
+            raise InputError(f"confounding strength must be in [0, 1], got {self.confounding_strength}")
 
     @property
     def n_observational(self) -> int:

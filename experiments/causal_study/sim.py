@@ -20,6 +20,7 @@ from envs.household import HouseholdEnv
 from envs.state import BLOCKS
 from envs.tasks import DIRECTIONS, push_progress
 from experiments.causal_study.config import OUTCOMES
+from experiments.common.errors import InputError
 
 EXPERT_STEP_LIMIT = 150
 SETTLE_STEPS = 12
@@ -65,13 +66,13 @@ class KitchenUnits:
 
     def __init__(self, outcome: str, target: str, direction: str = "left", impulse: float = 0.05) -> None:
         if outcome not in OUTCOMES:
-            raise ValueError(f"unknown outcome {outcome!r}; expected one of {', '.join(OUTCOMES)}")
+            raise InputError(f"unknown outcome {outcome!r}; expected one of {', '.join(OUTCOMES)}")
         if target not in BLOCKS:
-            raise ValueError(f"the pushed object must be a block ({', '.join(BLOCKS)}), got {target!r}")
+            raise InputError(f"the pushed object must be a block ({', '.join(BLOCKS)}), got {target!r}")
         if direction not in DIRECTIONS:
-            raise ValueError(f"unknown direction {direction!r}; expected one of {', '.join(DIRECTIONS)}")
+            raise InputError(f"unknown direction {direction!r}; expected one of {', '.join(DIRECTIONS)}")
         if not impulse > 0:
-            raise ValueError(f"impulse must be positive, got {impulse}")
+            raise InputError(f"impulse must be positive, got {impulse}")
         self.outcome, self.target, self.direction, self.impulse = outcome, target, direction, impulse
         self.env = HouseholdEnv(task="push")
 

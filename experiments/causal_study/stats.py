@@ -21,6 +21,7 @@ from causal.fitting import bootstrap, fit_equation
 from causal.queries import answer_query
 from causal.regression import choose_degree, fit_polynomial
 from causal.spec import SCM, parse_scm
+from experiments.common.errors import InputError
 
 LEVEL = 0.95
 
@@ -48,7 +49,7 @@ def paired_contrast(high: dict[int, float], low: dict[int, float]) -> tuple[floa
     """Interventional effect of moving the treatment from low to high, paired over units (seeds)."""
     common = sorted(set(high) & set(low))
     if len(common) < 2:
-        raise ValueError(f"need at least two units measured at both treatment values, got {len(common)}")
+        raise InputError(f"need at least two units measured at both treatment values, got {len(common)}")
     mean, lo, hi = t_interval([high[s] - low[s] for s in common])
     return mean, lo, hi, len(common)
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from experiments.causal_study.config import OUTCOMES, StudyConfig
 from experiments.common.distributed import add_ray_arguments
+from experiments.common.errors import InputError, UnknownNameError
 
 if TYPE_CHECKING:
     from experiments.causal_study.sim import KitchenUnits
@@ -43,7 +44,7 @@ def _natural_range(config: StudyConfig) -> tuple[float, float]:
         return config.confounder_range
     prop = config.confounder.rsplit(".", 1)[1] if config.confounder else ""
     if prop not in NATURAL_RANGES:
-        raise ValueError(f"no default natural range for {config.confounder!r}; pass --confounder-range LO,HI")
+        raise InputError(f"no default natural range for {config.confounder!r}; pass --confounder-range LO,HI")
     return NATURAL_RANGES[prop]
 
 
@@ -178,7 +179,7 @@ def run_study(config: StudyConfig, progress: Progress | None = None, ray: bool =
         runner.close()
     for name in filter(None, (config.treatment, config.confounder)):
         if name not in known:
-            raise KeyError(f"unknown scene variable {name!r}; valid variables: {', '.join(known)}")
+            raise UnknownNameError(f"unknown scene variable {name!r}; valid variables: {', '.join(known)}")
     records = collect(config, simulate(config, progress, ray, ray_address, ray_workers))
     return analyse(config, records, Path(config.out), progress)
 
@@ -222,7 +223,7 @@ def _floats(text: str) -> tuple[float, ...]:
 def config_from_args(args: argparse.Namespace) -> StudyConfig:
     """Build the frozen config from parsed CLI arguments."""
     if args.confounder_range is not None and len(args.confounder_range) != 2:
-        raise ValueError(f"--confounder-range expects LO,HI, got {args.confounder_range}")
+        raise InputError(f"--confounder-range expects LO,HI, got {args.confounder_range}")
     out = args.out or f"runs/causal_{args.treatment.replace('.', '_')}_{args.outcome}"
     return StudyConfig(
         treatment=args.treatment,

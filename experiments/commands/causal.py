@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from experiments.common.errors import InputError, InputTypeError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `causal` and its actions (query, sample, study) to the top-level parser."""
@@ -51,7 +53,7 @@ def _read_json(path: str, what: str) -> Any:
     try:
         return json.loads(file.read_text())
     except json.JSONDecodeError as error:
-        raise ValueError(f"{file}: not valid JSON ({error})") from None
+        raise InputError(f"{file}: not valid JSON ({error})") from None
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -61,7 +63,7 @@ def _query(args: argparse.Namespace) -> int:
     scm = load_scm(args.model)
     queries = _read_json(args.queries, "queries")
     if not isinstance(queries, (dict, list)):
-        raise TypeError(f"{args.queries}: expected a query object or a list of them, got {type(queries).__name__}")
+        raise InputTypeError(f"{args.queries}: expected a query object or a list of them, got {type(queries).__name__}")
     answers = answer_queries(scm, queries, base_dir=Path(args.queries).parent)
     if args.json:
         print(json.dumps(answers, indent=2, allow_nan=False))
@@ -79,7 +81,7 @@ def parse_interventions(items: list[str]) -> dict[str, str]:
     for item in items:
         node, sep, value = item.partition("=")
         if not sep or not node.strip() or not value.strip():
-            raise ValueError(f"--do expects NODE=VALUE, got {item!r}")
+            raise InputError(f"--do expects NODE=VALUE, got {item!r}")
         result[node.strip()] = value.strip()
     return result
 
@@ -93,7 +95,7 @@ def _sample(args: argparse.Namespace) -> int:
 
     scm = load_scm(args.model)
     if args.n < 1:
-        raise ValueError(f"-n must be at least 1, got {args.n}")
+        raise InputError(f"-n must be at least 1, got {args.n}")
     do = parse_interventions(args.do)
     values = sample(scm, args.n, np.random.default_rng(args.seed), do=do)
     nodes = scm.nodes if args.include_latent else scm.observed

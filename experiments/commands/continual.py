@@ -6,6 +6,8 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from experiments.common.errors import InputError
+
 STRATEGY_CHOICES = ("naive", "replay", "ewc", "all")
 
 
@@ -34,13 +36,13 @@ def _parse(args: argparse.Namespace) -> tuple[list[str], list[str], list[int]]:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     unknown = sorted(set(tasks) - set(TASK_NAMES))
     if unknown or len(tasks) < 2:
-        raise ValueError(f"--tasks needs at least two of: {', '.join(TASK_NAMES)}; got {args.tasks!r}")
+        raise InputError(f"--tasks needs at least two of: {', '.join(TASK_NAMES)}; got {args.tasks!r}")
     try:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
-        raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+        raise InputError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
     if args.steps_per_task < args.eval_every or args.steps_per_task % args.eval_every:
-        raise ValueError(f"--steps-per-task ({args.steps_per_task}) must be a multiple of --eval-every "
+        raise InputError(f"--steps-per-task ({args.steps_per_task}) must be a multiple of --eval-every "
                          f"({args.eval_every})")
     strategies = ["naive", "replay", "ewc"] if args.strategy == "all" else [args.strategy]
     from experiments.continual.sequence import ContinualConfig, task_configs

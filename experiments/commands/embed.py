@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from causal.atomic import atomic_write
+from experiments.common.errors import InputError
 
 DEFAULT_CHECKPOINT = Path("runs") / "perception" / "perception.pt"
 DEFAULT_SEED = 200_000  # clear of pretraining's default training and held-out seeds
@@ -99,7 +100,7 @@ def handle(args: argparse.Namespace) -> int:
     from perception.alignment_training import embed_frames, load_alignment
 
     if args.episodes < 1:
-        raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
+        raise InputError(f"--episodes must be at least 1, got {args.episodes}")
     if not args.checkpoint.is_file():
         raise FileNotFoundError(f"no checkpoint at {args.checkpoint}; run `embodia pretrain-perception` first")
     text = default_text_encoder(args.text_encoder)

@@ -8,6 +8,7 @@ from functools import partial
 from pathlib import Path
 
 from experiments.common.distributed import add_ray_arguments
+from experiments.common.errors import InputError
 from experiments.kitchen import factory
 
 
@@ -42,7 +43,7 @@ def run_chains(args: argparse.Namespace) -> list:
     progress = tqdm(total=len(seeds), desc="chains")
     if args.ray:
         if args.memory:
-            raise ValueError("--memory cannot be combined with --ray: episodes would write the store in any order")
+            raise InputError("--memory cannot be combined with --ray: episodes would write the store in any order")
         from experiments.common.distributed import ray_map
 
         results = ray_map(partial(_open, args), partial(_chain, length=args.length), seeds, args.ray_workers,
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from experiments.kitchen.chains import summarise
 
     if args.chains < 1 or args.length < 1:
-        raise ValueError(f"--chains and --length must be >= 1, got {args.chains} and {args.length}")
+        raise InputError(f"--chains and --length must be >= 1, got {args.chains} and {args.length}")
     results = run_chains(args)
     summary = summarise(results, args.length)
     chains = [{"seed": r.seed, "completed": r.completed,

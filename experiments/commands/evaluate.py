@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from experiments.common.distributed import add_ray_arguments
+from experiments.common.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from experiments.training.run_eval import evaluate_run, ship_policy
 
     if args.episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+        raise InputError(f"--episodes must be >= 1, got {args.episodes}")
     command = "embodia " + shlex.join(sys.argv[1:]) if sys.argv[1:] else f"embodia eval --run {args.run}"
     result = evaluate_run(args.runs_dir / args.run, args.episodes, args.videos, args.seed, command,
                           progress=not args.quiet, ray=args.ray, ray_address=args.ray_address,

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from experiments.common.errors import InputError
 from experiments.common.io import atomic_write_text
 from experiments.common.stats import wilson_interval
 
@@ -28,9 +29,9 @@ def run(args: argparse.Namespace) -> int:
     tasks = list(TASK_NAMES) if args.tasks == "all" else [t.strip() for t in args.tasks.split(",")]
     unknown = sorted(set(tasks) - set(TASK_NAMES))
     if unknown:
-        raise ValueError(f"unknown tasks {unknown}; valid tasks: {', '.join(TASK_NAMES)}")
+        raise InputError(f"unknown tasks {unknown}; valid tasks: {', '.join(TASK_NAMES)}")
     if args.episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+        raise InputError(f"--episodes must be >= 1, got {args.episodes}")
     results = {}
     for task in tasks:
         outcomes = [run_expert_episode(task, args.seed + i) for i in tqdm(range(args.episodes), desc=task)]

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from experiments.common.errors import InputError
+
 DEFAULT_DB = Path("runs") / "memory.sqlite"
 
 
@@ -83,7 +85,7 @@ def _query(args: argparse.Namespace) -> int:
     from perception.text import default_text_encoder
 
     if args.k < 1:
-        raise ValueError(f"--k must be >= 1, got {args.k}")
+        raise InputError(f"--k must be >= 1, got {args.k}")
     with _open(args, create=False, encoder=default_text_encoder(args.encoder)) as store:
         result = store.retrieve(args.text, k=args.k)
     hits = [*result.facts, *result.episodes, *result.causal]

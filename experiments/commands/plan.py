@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.skills import OBJECTS
+from experiments.common.errors import InputError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,7 +53,7 @@ def _json_arg(text: str | None, what: str) -> Any:
     try:
         return json.loads(source)
     except json.JSONDecodeError as error:
-        raise ValueError(f"--{what} must be JSON (or a .json file), got {text[:80]!r}: {error.msg}") from error
+        raise InputError(f"--{what} must be JSON (or a .json file), got {text[:80]!r}: {error.msg}") from error
 
 
 def _build_planner(args: argparse.Namespace):
@@ -69,7 +70,7 @@ def _build_planner(args: argparse.Namespace):
 
         return LLMPlanner(HFChatClient(args.llm_dir), grounded)
     if not args.llm_url or not args.llm_model:
-        raise ValueError("--planner llm needs --llm-url and --llm-model (or --llm-dir for a local model)")
+        raise InputError("--planner llm needs --llm-url and --llm-model (or --llm-dir for a local model)")
     return LLMPlanner(OpenAIChatClient(args.llm_url, args.llm_model, timeout=args.llm_timeout), grounded)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from causal.atomic import atomic_write
+from experiments.common.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,11 @@ def write_text(path: Path, text: str) -> None:
 
 def _validate(args: argparse.Namespace) -> None:
     if args.episodes < 1:
-        raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
+        raise InputError(f"--episodes must be at least 1, got {args.episodes}")
     if args.eval_episodes is not None and args.eval_episodes < 1:
-        raise ValueError(f"--eval-episodes must be at least 1, got {args.eval_episodes}")
+        raise InputError(f"--eval-episodes must be at least 1, got {args.eval_episodes}")
     if args.epochs < 1 or args.batch_size < 2:
-        raise ValueError(f"--epochs must be >= 1 and --batch-size >= 2, got {args.epochs}, {args.batch_size}")
+        raise InputError(f"--epochs must be >= 1 and --batch-size >= 2, got {args.epochs}, {args.batch_size}")
     if args.resume and not (args.out / "frames_train.npz").is_file():
         raise FileNotFoundError(f"--resume: no frames_train.npz in {args.out}; run once without --resume first")
 

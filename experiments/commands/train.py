@@ -7,6 +7,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from experiments.common.errors import InputError
+
 
 def _obs_modes() -> tuple[str, ...]:
     from envs.observation import OBS_MODES
@@ -62,11 +64,11 @@ def run(args: argparse.Namespace) -> int:
     command = "embodia " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "embodia train"
     if args.resume:
         if args.name is None:
-            raise ValueError("--resume needs the --name of the run to continue")
+            raise InputError("--resume needs the --name of the run to continue")
         config, paths, checkpoint = open_run(args.name, args.runs_dir, True, None, {**assignments, **_flags(args)})
     else:
         if args.task is None and args.config is None:
-            raise ValueError(f"--task is required; valid tasks: {', '.join(_task_names())}")
+            raise InputError(f"--task is required; valid tasks: {', '.join(_task_names())}")
         config = load_config(args.config or args.task, assignments, _flags(args))
         config, paths, checkpoint = open_run(args.name or default_name(config), args.runs_dir, False, config)
     print(f"run {paths.root}: {config.task} / {config.obs_mode}, {config.rounded(config.total_steps)} steps, "

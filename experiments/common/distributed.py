@@ -13,6 +13,8 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from experiments.common.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "install the optional extra: pip install 'embodia[distributed]' (make test installs it too)"
@@ -31,7 +33,7 @@ def require_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ValueError(f"Ray is not installed; {INSTALL_HINT}") from None
+        raise InputError(f"Ray is not installed; {INSTALL_HINT}") from None
     return ray
 
 

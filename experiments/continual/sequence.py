@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
+from experiments.common.errors import InputError
 from experiments.common.io import atomic_write
 from experiments.training.config import TrainConfig, load_config, parse_assignments
 from experiments.training.language import EmbeddingTable, all_texts
@@ -235,16 +236,16 @@ class ContinualRun:
             saved = torch.load(path, weights_only=False)
             # A field added after the run was saved: the run used its default.
             if _deciding({**asdict(ContinualConfig()), **saved["config"]}) != _deciding(asdict(self.config)):
-                raise ValueError("it was made with a different configuration")
+                raise InputError("it was made with a different configuration")
             # Runs saved before task configs were recorded carry none; they are taken as they are.
             if saved.get("task_configs", self._task_configs()) != self._task_configs():
                 changed = sorted(t for t, c in self._task_configs().items() if saved["task_configs"].get(t) != c)
-                raise ValueError(f"the config files of {', '.join(changed)} changed since it was saved")
+                raise InputError(f"the config files of {', '.join(changed)} changed since it was saved")
             self.model.policy.load_state_dict(saved["policy"])
             self.model.policy.optimizer.load_state_dict(saved["optimizer"])
             state = RunState(**saved["state"])
         except (ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
-            raise ValueError(f"cannot resume from {path}: {error}; remove it or use another --out") from error
+            raise InputError(f"cannot resume from {path}: {error}; remove it or use another --out") from error
         self._detach()
         self.strategy = saved["strategy"]
         self._detach = attach(self.model.policy, self.strategy)

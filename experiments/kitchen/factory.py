@@ -10,6 +10,7 @@ import argparse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from experiments.common.errors import InputError
 from perception.text import TextEncoder, default_text_encoder
 
 if TYPE_CHECKING:
@@ -65,9 +66,9 @@ class AgentOptions:
 
     def __post_init__(self) -> None:
         if self.planner not in PLANNERS:
-            raise ValueError(f"unknown planner {self.planner!r}; expected one of {', '.join(PLANNERS)}")
+            raise InputError(f"unknown planner {self.planner!r}; expected one of {', '.join(PLANNERS)}")
         if self.skills not in SKILL_MODES:
-            raise ValueError(f"unknown skills mode {self.skills!r}; expected one of {', '.join(SKILL_MODES)}")
+            raise InputError(f"unknown skills mode {self.skills!r}; expected one of {', '.join(SKILL_MODES)}")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> AgentOptions:
@@ -91,7 +92,7 @@ def make_planner(options: AgentOptions, encoder: TextEncoder | None = None,
     if options.planner == "grounded":
         return grounded
     if not (options.llm_url and options.llm_model) and not options.llm_dir:
-        raise ValueError("--planner llm needs --llm-url and --llm-model, or --llm-dir")
+        raise InputError("--planner llm needs --llm-url and --llm-model, or --llm-dir")
     from agent.planner.llm import make_llm_planner
 
     return make_llm_planner(fallback=grounded, url=options.llm_url, model=options.llm_model,

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from envs.experts import make_expert
 from envs.household import HouseholdEnv
 from envs.tasks import TaskSpec, valid_arguments
+from experiments.common.errors import InputError
 from perception.frames import FrameSet
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class CollectionConfig:
 def make_env(config: CollectionConfig) -> HouseholdEnv:
     """The kitchen configured for collection (renders only the steps that are recorded)."""
     if config.obs_mode not in ("rgbd", "rgbd_touch"):
-        raise ValueError(
+        raise InputError(
             f"collection needs camera images: obs_mode must be rgbd or rgbd_touch, got {config.obs_mode!r}"
         )
     return HouseholdEnv(
@@ -125,7 +126,7 @@ def collect_episode(env: HouseholdEnv, seed: int, config: CollectionConfig, fram
 def collect_frames(seeds: list[int], config: CollectionConfig, progress: bool = False) -> tuple[FrameSet, spaces.Dict]:
     """Frames from one episode per seed, plus the observation space they follow."""
     if not seeds:
-        raise ValueError("collect_frames needs at least one episode seed")
+        raise InputError("collect_frames needs at least one episode seed")
     env = make_env(config)
     frames: dict[str, list] = {"__facts": [], "__episode": [], "__task": []}
     try:

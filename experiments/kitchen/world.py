@@ -16,6 +16,7 @@ from envs.experts import ScriptedExpert, make_expert
 from envs.household import HouseholdEnv
 from envs.state import OBJECT_IDS
 from envs.tasks import TaskSpec
+from experiments.common.errors import InputError
 from experiments.common.media import caption_frame
 
 
@@ -25,7 +26,7 @@ def task_for_call(call: SkillCall, held: str | None, last_picked: str | None) ->
         target = call.args[0]
         item = held or last_picked
         if item is None:
-            raise ValueError(f"cannot {call.text}: the gripper holds nothing and nothing was picked before")
+            raise InputError(f"cannot {call.text}: the gripper holds nothing and nothing was picked before")
         return TaskSpec("place_in" if target in CONTAINERS else "place_on", (item, target))
     return TaskSpec(call.skill, tuple(call.args))
 

@@ -32,6 +32,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import CloudpickleWrapper, VecEnvObs
 
+from experiments.common.errors import InputError
 from experiments.training.vec import CheckedSubprocVecEnv, _IdleWorkPipe, find_layer, run_worker, vec_env_step
 
 RECORDS_PER_MESSAGE = 16
@@ -248,7 +249,7 @@ class ActorPPO(PPO):
                              f"{type(env).__name__} (reward normalisation or image transposition would have "
                              f"to happen in the workers too); use vec_env 'split'")
         if self.use_sde:
-            raise ValueError("vec_env 'actors' does not support gSDE exploration")
+            raise InputError("vec_env 'actors' does not support gSDE exploration")
         assert self._last_obs is not None, "no previous observation was provided"
         self.policy.set_training_mode(False)
         rollout_buffer.reset()

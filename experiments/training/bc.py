@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from experiments.common.errors import InputError
 from experiments.training.config import TrainConfig
 from experiments.training.env import make_env
 from experiments.training.language import EmbeddingTable
@@ -99,7 +100,7 @@ def _as_policy_sees(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         return values
     if values.shape[1:] == (shape[1], shape[2], shape[0]):
         return np.ascontiguousarray(values.transpose(0, 3, 1, 2))
-    raise ValueError(f"expert observations of shape {values.shape[1:]} do not fit the policy's {tuple(shape)}")
+    raise InputError(f"expert observations of shape {values.shape[1:]} do not fit the policy's {tuple(shape)}")
 
 
 def pretrain(model: Any, data: ExpertData, config: TrainConfig,

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from causal.atomic import atomic_write
+from experiments.common.errors import InputError
 from experiments.training.config import TrainConfig
 
 FORMAT = "embodia.train_checkpoint/1"
@@ -115,16 +116,16 @@ def load_checkpoint(path: Path) -> Checkpoint:
             names = set(archive.namelist())
             missing = [m for m in MEMBERS if m not in names]
             if missing:
-                raise ValueError(f"missing members {missing}")
+                raise InputError(f"missing members {missing}")
             meta = json.loads(archive.read("meta.json"))
             if meta.get("format") != FORMAT:
-                raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
+                raise InputError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
             model_bytes = archive.read("model.zip")
             state = pickle.loads(archive.read("state.pkl"))
             vecnormalize = archive.read("vecnormalize.pkl") if "vecnormalize.pkl" in names else None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, pickle.UnpicklingError,
             json.JSONDecodeError, ValueError, KeyError, AttributeError, ImportError) as error:
-        raise ValueError(f"corrupt or foreign checkpoint {path}: {error}") from error
+        raise InputError(f"corrupt or foreign checkpoint {path}: {error}") from error
     return Checkpoint(path, int(meta["step"]), meta, model_bytes, vecnormalize, state)
 
 
@@ -134,7 +135,7 @@ def check_compatible(checkpoint: Checkpoint, config: TrainConfig) -> None:
     differs = {k: (checkpoint.meta.get(k), v) for k, v in wanted.items() if checkpoint.meta.get(k) != v}
     if differs:
         listing = ", ".join(f"{k}: checkpoint {a!r} vs run {b!r}" for k, (a, b) in differs.items())
-        raise ValueError(f"checkpoint {checkpoint.path} is incompatible with this run ({listing})")
+        raise InputError(f"checkpoint {checkpoint.path} is incompatible with this run ({listing})")
 
 
 def latest_checkpoint(directory: Path) -> Checkpoint | None:

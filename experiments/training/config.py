@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from envs.observation import OBS_MODES
+from experiments.common.errors import InputError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 ENCODERS = ("minilm", "hashing")
@@ -190,7 +191,7 @@ def learning_rate(config: TrainConfig) -> float | LinearSchedule:
 
 def _check(condition: bool, message: str) -> None:
     if not condition:
-        raise ValueError(message)
+        raise InputError(message)
 
 
 def field_names() -> list[str]:
@@ -203,7 +204,7 @@ def from_mapping(values: Mapping[str, Any], base: TrainConfig | None = None) -> 
     known = set(field_names())
     unknown = {k: v for k, v in values.items() if k not in known}
     if unknown:
-        raise ValueError(f"unknown config keys {sorted(unknown)}; valid keys: {', '.join(field_names())}")
+        raise InputError(f"unknown config keys {sorted(unknown)}; valid keys: {', '.join(field_names())}")
     clean = {k: _coerce(k, v) for k, v in values.items()}
     return dataclasses.replace(base, **clean)
 
@@ -213,21 +214,21 @@ def _coerce(name: str, value: Any) -> Any:
     default = getattr(TrainConfig(), name)
     if name == "net_arch":
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and v > 0 for v in value):
-            raise ValueError(f"net_arch must be a list of positive integers, got {value!r}")
+            raise InputError(f"net_arch must be a list of positive integers, got {value!r}")
         return tuple(value)
     if name == "target_kl":
         return None if value is None else float(value)
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise ValueError(f"{name} must be true or false, got {value!r}")
+            raise InputError(f"{name} must be true or false, got {value!r}")
         return value
     if isinstance(default, float) and not isinstance(value, bool):
         try:
             return float(value)  # YAML reads "1e-4" (no dot) as a string
         except (TypeError, ValueError):
-            raise ValueError(f"{name} must be a float, got {value!r}") from None
+            raise InputError(f"{name} must be a float, got {value!r}") from None
     if not isinstance(value, type(default)) or isinstance(value, bool) != isinstance(default, bool):
-        raise ValueError(f"{name} must be a {type(default).__name__}, got {value!r}")
+        raise InputError(f"{name} must be a {type(default).__name__}, got {value!r}")
     return value
 
 
@@ -251,11 +252,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise ValueError(f"{path} is not valid YAML: {error}") from error
+        raise InputError(f"{path} is not valid YAML: {error}") from error
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
+        raise InputError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
     return data
 
 
@@ -265,11 +266,11 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+            raise InputError(f"--set expects KEY=VALUE, got {pair!r}")
         try:
             values[key.strip()] = yaml.safe_load(raw)
         except yaml.YAMLError as error:
-            raise ValueError(f"--set {pair!r}: value is not valid YAML ({error})") from error
+            raise InputError(f"--set {pair!r}: value is not valid YAML ({error})") from error
     return values
 
 
@@ -287,6 +288,6 @@ def resume_config(stored: TrainConfig, requested: Mapping[str, Any]) -> TrainCon
     refused = sorted(set(changed) - set(RESUME_MUTABLE))
     if refused:
         listing = ", ".join(f"{k}: {getattr(stored, k)!r} -> {changed[k]!r}" for k in refused)
-        raise ValueError(f"--resume continues the stored config; cannot change {listing} "
+        raise InputError(f"--resume continues the stored config; cannot change {listing} "
                          f"(only {', '.join(RESUME_MUTABLE)} may change); start a new --name instead")
     return from_mapping(changed, stored)

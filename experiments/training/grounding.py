@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from agent.policy_features import OBJECTS_KEY
+from experiments.common.errors import InputError
 from experiments.training.config import TrainConfig
 from experiments.training.language import EmbeddingTable, instruction_variants
 from perception.layout import GOAL_KEY
@@ -44,7 +45,7 @@ def pretrain_grounding(model: Any, config: TrainConfig, table: EmbeddingTable, o
     extractor = model.policy.features_extractor
     attention = extractor.object_attention
     if attention is None:
-        raise ValueError("grounding needs object attention (state mode with object_heads > 0)")
+        raise InputError("grounding needs object attention (state mode with object_heads > 0)")
     goals, labels = grounding_labels(config.task, table)
     heads = min(attention.heads, labels.shape[1])
     if not (labels[:, :heads] >= 0).any():

@@ -23,6 +23,7 @@ from agent.policy import skill_goal_text
 from envs.experts import make_expert
 from envs.instructions import DIRECTION_PHRASES, OBJECT_PHRASES, TEMPLATES
 from envs.tasks import TaskSpec, valid_arguments
+from experiments.common.errors import InputError, UnknownNameError
 from experiments.common.io import atomic_write
 from perception.text import TextEncoder
 
@@ -99,7 +100,7 @@ class EmbeddingTable:
             raise TypeError("encode() takes a sequence of strings, got a single str; wrap it in a list")
         missing = [t for t in texts if t not in self._index]
         if missing:
-            raise KeyError(f"sentences not in the embedding table ({self.source}): {missing[:3]}; "
+            raise UnknownNameError(f"sentences not in the embedding table ({self.source}): {missing[:3]}; "
                            f"the table holds {len(self._index)} sentences of this task")
         return self._vectors[[self._index[t] for t in texts]].copy()
 
@@ -121,7 +122,7 @@ class EmbeddingTable:
             with np.load(path, allow_pickle=True) as data:
                 return cls([str(t) for t in data["texts"]], data["vectors"], str(data["source"]))
         except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as error:
-            raise ValueError(f"{path} is not a readable embedding table: {error}") from error
+            raise InputError(f"{path} is not a readable embedding table: {error}") from error
 
 
 class LanguageTaskWrapper(gym.Wrapper):

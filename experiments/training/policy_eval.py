@@ -15,6 +15,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from experiments.common.errors import InputError
 from experiments.common.media import caption_frame
 from experiments.common.stats import wilson_interval
 
@@ -78,7 +79,7 @@ def episode_items(arguments: list[tuple[str, ...]], episodes: int, first_seed: i
     Serial and Ray evaluations (and the critic calibration) all run exactly this list.
     """
     if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
+        raise InputError(f"episodes must be >= 1, got {episodes}")
     return [(first_seed + i, tuple(arguments[i % len(arguments)]), i < videos) for i in range(episodes)]
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from agent.policy import DEFAULT_DIR, load_sb3_policy, read_card
+from experiments.common.errors import InputError
 from experiments.common.io import atomic_write, atomic_write_text
 from experiments.common.media import save_gif
 from experiments.training.config import from_mapping, read_yaml
@@ -159,7 +160,7 @@ def ship_policy(root: Path, policy_dir: Path | None = None) -> Path:
     _require_run(paths)
     card = json.loads(paths.card.read_text())
     if card.get("eval", {}).get("source") != "embodia eval":
-        raise ValueError(f"run {root.name} has only its training evaluation; run 'embodia eval --run {root.name}' "
+        raise InputError(f"run {root.name} has only its training evaluation; run 'embodia eval --run {root.name}' "
                          f"before shipping so the card records a proper evaluation")
     target = Path(policy_dir or DEFAULT_DIR)
     target.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from experiments.common.errors import InputError
 from experiments.common.io import atomic_write, atomic_write_text
 from experiments.common.stats import mean_std
 
@@ -71,21 +72,21 @@ def load_sweep(path: str | Path) -> Sweep:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
-        raise ValueError(f"{path} is not valid YAML: {error}") from None
+        raise InputError(f"{path} is not valid YAML: {error}") from None
     if not isinstance(data, dict) or "name" not in data or "grid" not in data:
         found = sorted(data) if isinstance(data, dict) else data
-        raise ValueError(f"{path}: a sweep needs 'name' and 'grid' keys, got {found!r}")
+        raise InputError(f"{path}: a sweep needs 'name' and 'grid' keys, got {found!r}")
     unknown = set(data) - {"name", "runs_dir", "train", "grid"}
     if unknown:
-        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; expected name, runs_dir, train, grid")
+        raise InputError(f"{path}: unknown keys {sorted(unknown)}; expected name, runs_dir, train, grid")
     grid, train = data["grid"], data.get("train") or {}
     if not isinstance(grid, dict) or not grid or not all(isinstance(v, list) and v for v in grid.values()):
-        raise ValueError(f"{path}: 'grid' must map each key to a non-empty list, got {grid!r}")
+        raise InputError(f"{path}: 'grid' must map each key to a non-empty list, got {grid!r}")
     if "task" not in grid and "config" not in train:
-        raise ValueError(f"{path}: the grid needs a 'task' list (or train.config)")
+        raise InputError(f"{path}: the grid needs a 'task' list (or train.config)")
     bad_train = set(train) - TRAIN_FLAGS
     if bad_train:
-        raise ValueError(f"{path}: unknown train flags {sorted(bad_train)}; expected some of {sorted(TRAIN_FLAGS)}")
+        raise InputError(f"{path}: unknown train flags {sorted(bad_train)}; expected some of {sorted(TRAIN_FLAGS)}")
     keys = list(grid)
     trials = []
     for combo in itertools.product(*(grid[k] for k in keys)):

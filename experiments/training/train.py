@@ -24,6 +24,7 @@ import torch
 
 from agent.policy import FORMAT as CARD_FORMAT
 from agent.policy_features import standardized_policy_kwargs
+from experiments.common.errors import InputError
 from experiments.common.io import atomic_write, atomic_write_text
 from experiments.training.checkpoint import Checkpoint, check_compatible, latest_checkpoint
 from experiments.training.config import TrainConfig, from_mapping, learning_rate, read_yaml, resume_config
@@ -55,7 +56,7 @@ def open_run(name: str, runs_dir: Path, resume: bool, config: TrainConfig | None
     paths = RunPaths(runs_dir / name)
     if not resume:
         if paths.config.exists() or paths.checkpoints.exists():
-            raise ValueError(f"run folder {paths.root} already exists; pass --resume to continue it "
+            raise InputError(f"run folder {paths.root} already exists; pass --resume to continue it "
                              f"or choose another --name")
         assert config is not None, "a fresh run needs a config"
         return config, paths, None
@@ -110,12 +111,12 @@ def loaded_model(checkpoint: Checkpoint, venv: Any, paths: RunPaths) -> Any:
     try:
         return ActorPPO.load(io.BytesIO(checkpoint.model_bytes), env=venv, device="cpu", tensorboard_log=str(paths.tb))
     except (ValueError, KeyError, RuntimeError) as error:
-        raise ValueError(f"checkpoint {checkpoint.path} does not fit this run's envs: {error}") from error
+        raise InputError(f"checkpoint {checkpoint.path} does not fit this run's envs: {error}") from error
 
 
 def _check_tensorboard() -> None:
     if importlib.util.find_spec("tensorboard") is None:
-        raise ValueError("TensorBoard logging needs the 'tensorboard' package (a project dependency): "
+        raise InputError("TensorBoard logging needs the 'tensorboard' package (a project dependency): "
                          "pip install tensorboard")
 
 

@@ -28,6 +28,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 from stable_baselines3.common.vec_env.patch_gym import _patch_env
 from stable_baselines3.common.vec_env.subproc_vec_env import _stack_obs, _worker
 
+from experiments.common.errors import InputError
 from experiments.common.io import atomic_write_text
 
 POLL_SLICE = 0.5
@@ -137,7 +138,7 @@ class CheckedSubprocVecEnv(SubprocVecEnv):
                  note_dir: str | Path | None = None, start_method: str | None = None, first_rank: int = 0,
                  spare_worlds: int = 0) -> None:
         if spare_worlds < 0:
-            raise ValueError(f"spare_worlds must be >= 0, got {spare_worlds}")
+            raise InputError(f"spare_worlds must be >= 0, got {spare_worlds}")
         self.timeout = timeout
         self.first_rank = first_rank
         """Rank of this object's first env among all of the run's envs (what errors and crash notes use)."""

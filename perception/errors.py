@@ -1,0 +1,30 @@
+"""The perception package's input errors: what the CLI reports as bad input (exit 2) rather than as a bug.
+
+Each library package carries its own copy of these classes (the packages may not import each other);
+the CLI recognises them by their `input_error` mark, not by their module.
+"""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Bad input from the person or file at the other end: a value out of range, a malformed file, a bad name.
+
+    It is a `ValueError`, so callers that catch ValueError keep working. The class attribute `input_error`
+    is the mark the `embodia` CLI looks for: such errors become one line on stderr and exit code 2, while a
+    plain ValueError, KeyError or TypeError raised from deeper code is treated as a bug (traceback, exit 3).
+    """
+
+    input_error = True
+
+
+class UnknownNameError(InputError, KeyError):
+    """A name that is not one of the known ones (a variable, an object, a task); also a `KeyError`."""
+
+    def __str__(self) -> str:
+        """The message itself, without the quotes KeyError puts around it."""
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
+class InputTypeError(InputError, TypeError):
+    """A value of the wrong kind in an input file (a list where an object belongs); also a `TypeError`."""
