@@ -133,9 +133,9 @@ class _Parser:
         self.index += 1
         return token
 
-    def fail(self, token: Token, expected: str) -> ValueError:
+    def fail(self, token: Token, expected: str) -> InputError:
         shown = "end of expression" if token.kind == "end" else f"token {token.text!r}"
-        return ValueError(
+        return InputError(
             f"unexpected {shown} at position {token.position} in expression {self.text!r}; expected {expected}"
         )
 

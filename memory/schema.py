@@ -110,8 +110,8 @@ CREATE TABLE embeddings (
 """
 
 
-def _not_a_store(path: Path, why: str) -> ValueError:
-    return ValueError(f"{path} is not an Embodia knowledge store ({why}); refusing to use or overwrite it")
+def _not_a_store(path: Path, why: str) -> InputError:
+    return InputError(f"{path} is not an Embodia knowledge store ({why}); refusing to use or overwrite it")
 
 
 def inspect(path: Path) -> tuple[int, int, list[str]]:
