@@ -2,7 +2,8 @@
 
 `atomic_write` hands the caller a temporary path in the target's folder, then renames it over the target
 with `os.replace` (atomic on POSIX); on any error the temporary file is removed and the old file, if any,
-is untouched.
+is untouched. That includes KeyboardInterrupt (and SIGTERM, which the `embodia` CLI turns into one), so an
+interrupted export leaves no temporary file; only SIGKILL can, and the hidden ``.<name>.*`` file is then inert.
 
 Why four copies: the repository's layout is fixed (no top-level package beside the six) and the import
 rules keep envs, perception, causal and memory independent of each other, so each library package
@@ -28,7 +29,7 @@ def atomic_write(
     suffix: str = ".tmp",
     prefix: str | None = None,
     fsync: bool = False,
-    shared_mode: bool = False,
+    shared_mode: bool = True,
 ) -> Path:
     """Call `write(tmp_path)`, then rename the temporary file over `path` in one step.
 
@@ -39,8 +40,8 @@ def atomic_write(
             matplotlib's .png) need the real one.
         prefix: Start of the temporary name (default ``.<name>.``, a hidden file beside the target).
         fsync: Flush the written bytes to disk before the rename (for files a crash must not lose).
-        shared_mode: Give the file the usual permissions (0666 minus the umask) instead of the
-            owner-only 0600 that a temporary file is created with.
+        shared_mode: Give the file the usual permissions (0666 minus the umask, so 0644 under the common
+            umask 022) instead of the owner-only 0600 that `mkstemp` creates; pass False only for a secret.
 
     Returns:
         The target path.

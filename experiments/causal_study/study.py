@@ -30,6 +30,7 @@ import numpy as np
 from experiments.causal_study.config import OUTCOMES, StudyConfig
 from experiments.common.distributed import add_ray_arguments
 from experiments.common.errors import InputError, UnknownNameError
+from experiments.common.jsonio import to_json_text
 
 if TYPE_CHECKING:
     from experiments.causal_study.sim import KitchenUnits
@@ -250,7 +251,7 @@ def run_study_from_args(args: argparse.Namespace) -> int:
     metrics = run_study(config, progress=lambda message: print(f"[study] {message}", flush=True),
                         ray=getattr(args, "ray", False), ray_address=getattr(args, "ray_address", None),
                         ray_workers=getattr(args, "ray_workers", None))
-    print(json.dumps({k: metrics[k] for k in ("interventional_effect", "naive", "adjusted")}, indent=2))
+    print(to_json_text({k: metrics[k] for k in ("interventional_effect", "naive", "adjusted")}))
     print(f"report: {Path(config.out) / 'report.md'}")
     if getattr(args, "memory", None):
         from experiments.kitchen.memory_bridge import record_study_facts

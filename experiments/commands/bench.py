@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import json
 from pathlib import Path
+
+from experiments.common.jsonio import write_json
 
 TARGETS = ("env", "perception", "train", "memory", "scale")
 
@@ -30,9 +31,8 @@ def _runner(module):
     def run(args: argparse.Namespace) -> int:
         figures = module.run(args)
         if args.json_out is not None:
-            from experiments.common.io import atomic_write_text
 
-            atomic_write_text(args.json_out, json.dumps(figures, indent=2, default=float))
+            write_json(args.json_out, figures)
         return 0
 
     return run

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.common.errors import InputError, InputTypeError
+from experiments.common.jsonio import to_json_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,12 +67,12 @@ def _query(args: argparse.Namespace) -> int:
         raise InputTypeError(f"{args.queries}: expected a query object or a list of them, got {type(queries).__name__}")
     answers = answer_queries(scm, queries, base_dir=Path(args.queries).parent)
     if args.json:
-        print(json.dumps(answers, indent=2, allow_nan=False))
+        print(to_json_text(answers))
         return 0
     for number, answer in enumerate(answers if isinstance(answers, list) else [answers], start=1):
         details = {k: v for k, v in answer.items() if k not in ("type", "answer", "sets")}
         shown = answer.get("answer", answer.get("sets", answer.get("directed")))
-        print(f"{number}. {answer['type']}: {shown}  {json.dumps(details)}")
+        print(f"{number}. {answer['type']}: {shown}  {to_json_text(details, indent=None)}")
     return 0
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 from functools import partial
 from pathlib import Path
 
 from experiments.common.distributed import add_ray_arguments
 from experiments.common.errors import InputError
+from experiments.common.jsonio import write_json
 from experiments.kitchen import factory
 
 
@@ -63,7 +63,6 @@ def run_chains(args: argparse.Namespace) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.common.io import atomic_write_text
     from experiments.kitchen.chains import summarise
 
     if args.chains < 1 or args.length < 1:
@@ -72,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     summary = summarise(results, args.length)
     chains = [{"seed": r.seed, "completed": r.completed,
                "instructions": [t.instruction for t in r.tasks], "records": r.records} for r in results]
-    atomic_write_text(args.out / "summary.json", json.dumps(summary, indent=2))
-    atomic_write_text(args.out / "chains.json", json.dumps(chains, indent=1))
+    write_json(args.out / "summary.json", summary)
+    write_json(args.out / "chains.json", chains, indent=1)
     print(f"skills: {args.skills}   chains: {summary['chains']}   length: {args.length}")
     for row in summary["positions"]:
         low, high = row["ci95"]

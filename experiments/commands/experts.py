@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from experiments.common.errors import InputError
 from experiments.common.io import atomic_write_text
+from experiments.common.jsonio import write_json
 from experiments.common.stats import wilson_interval
 
 
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
                      f"[{row['ci95'][0]:.2f}, {row['ci95'][1]:.2f}] | {row['mean_steps']:.1f} |")
     table = "\n".join(lines)
     print(table)
-    atomic_write_text(args.out / "results.json", json.dumps(results, indent=2))
+    write_json(args.out / "results.json", results)
     seeds = f"seeds {args.seed}..{args.seed + args.episodes - 1}"
     atomic_write_text(args.out / "results.md", f"# Scripted experts\n\n{seeds}\n\n{table}\n")
     return 0

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from experiments.common.errors import InputError
+from experiments.common.jsonio import to_json_text
 
 DEFAULT_DB = Path("runs") / "memory.sqlite"
 
@@ -96,7 +96,7 @@ def _query(args: argparse.Namespace) -> int:
             body = {"instruction": item.instruction, "success": item.success, "plan": item.plan} \
                 if hit.kind == "episode" else (_causal_row(item) if hit.kind == "causal" else _fact_row(item))
             rows.append({"kind": hit.kind, "score": hit.score, "similarity": hit.similarity, **body})
-        print(json.dumps({"query": result.query, "entities": list(result.entities), "hits": rows}, indent=2))
+        print(to_json_text({"query": result.query, "entities": list(result.entities), "hits": rows}))
         return 0
     print(f"query: {result.query!r}   entities: {', '.join(result.entities) or '-'}")
     for hit in sorted(hits, key=lambda h: -h.score):
@@ -111,7 +111,7 @@ def _facts(args: argparse.Namespace) -> int:
         facts = store.facts_about(args.entity, include_history=args.history)
         causal = store.causal_facts(args.entity, include_history=args.history)
     if args.json:
-        print(json.dumps({"entity": args.entity, "facts": [_fact_row(f) for f in facts],
+        print(to_json_text({"entity": args.entity, "facts": [_fact_row(f) for f in facts],
                           "causal": [_causal_row(c) for c in causal]}, indent=2))
         return 0
     if not facts and not causal:

@@ -14,6 +14,7 @@ from typing import Any
 
 from agent.skills import OBJECTS
 from experiments.common.errors import InputError
+from experiments.common.jsonio import to_json_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -80,7 +81,7 @@ def handle(args: argparse.Namespace) -> int:
     memory = _json_arg(str(args.memory), "memory") if args.memory is not None else None
     plan = _build_planner(args).plan(args.instruction, _objects(args.objects), facts, memory)
     if args.json:
-        print(json.dumps(plan.to_json(trace=args.trace)))
+        print(to_json_text(plan.to_json(trace=args.trace), indent=None))
         if "fallback" in plan.trace.planner:  # keep stdout pure JSON but tell the person
             print(f"embodia plan: note: {plan.trace.notes[0]}", file=sys.stderr)
     else:

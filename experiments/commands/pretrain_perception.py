@@ -9,7 +9,6 @@ frame, and writes to the run folder: `perception.pt` (loadable by `MultiModalExt
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from dataclasses import asdict
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from causal.atomic import atomic_write
+from experiments.common import jsonio
 from experiments.common.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temporary file + os.replace)."""
 
-    def write(temp: str) -> None:
-        with open(temp, "w") as stream:
-            json.dump(data, stream, indent=2, sort_keys=True)
-
-    atomic_write(path, write, suffix="")
+    jsonio.write_json(path, data, sort_keys=True)
 
 
 def write_text(path: Path, text: str) -> None:

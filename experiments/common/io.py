@@ -16,7 +16,7 @@ from causal import atomic
 def atomic_write(path: str | Path, write: Callable[[str], None], suffix: str = "") -> Path:
     """Call `write(tmp_path)`, then rename the temporary file over `path` in one step."""
     path = Path(path)
-    return atomic.atomic_write(path, write, suffix=suffix or path.suffix, shared_mode=True)
+    return atomic.atomic_write(path, write, suffix=suffix or path.suffix)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+
+from experiments.common.jsonio import write_json
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -44,7 +45,7 @@ def report(results: dict[str, dict[int, dict[str, Any]]], tasks: list[str], step
                                     "curves": {t: list(zip(c.steps, c.success, strict=True))
                                                for t, c in run["curves"].items()}}
                         for seed, run in seeds.items()} for s, seeds in results.items()}
-    atomic_write_text(out / "results.json", json.dumps(serialisable, indent=2))
+    write_json(out / "results.json", serialisable)
     _plot(results, tasks, steps_per_task, out / "curves.png")
     return table
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.loop import EmbodiedAgent, EpisodeRecord
 from envs.household import HouseholdEnv
-from experiments.common.io import atomic_write_text
+from experiments.common.jsonio import write_json
 from experiments.common.media import save_gif
 from experiments.kitchen import factory
 from experiments.kitchen.world import KitchenWorld, skill_caption
@@ -75,7 +74,7 @@ def run_instruction(session: Session, instruction: str, seed: int | None, out: P
         session.agent.memory = session.memory.planner_memory()
     if out is not None:
         trace = {"seed": seed, **record.to_json()}
-        atomic_write_text(out / f"{name}.json", json.dumps(trace, indent=2))
+        write_json(out / f"{name}.json", trace)
         if record.frames:
             save_gif(out / f"{name}.gif", record.frames)
     return record

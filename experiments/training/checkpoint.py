@@ -29,6 +29,7 @@ import torch
 
 from causal.atomic import atomic_write
 from experiments.common.errors import InputError
+from experiments.common.jsonio import to_json_text
 from experiments.training.config import TrainConfig
 
 FORMAT = "embodia.train_checkpoint/1"
@@ -82,7 +83,7 @@ def save_checkpoint(directory: Path, step: int, config: TrainConfig, model: Any,
 
     def write(temp: str) -> None:
         with zipfile.ZipFile(temp, "w", compression=zipfile.ZIP_STORED) as archive:
-            archive.writestr("meta.json", json.dumps(meta, indent=1))
+            archive.writestr("meta.json", to_json_text(meta, indent=1))
             archive.writestr("model.zip", buffer.getvalue())
             archive.writestr("state.pkl", pickle.dumps(state))
             if vecnormalize is not None:

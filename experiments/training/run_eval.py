@@ -11,7 +11,8 @@ import numpy as np
 
 from agent.policy import DEFAULT_DIR, load_sb3_policy, read_card
 from experiments.common.errors import InputError
-from experiments.common.io import atomic_write, atomic_write_text
+from experiments.common.io import atomic_write
+from experiments.common.jsonio import write_json
 from experiments.common.media import save_gif
 from experiments.training.config import from_mapping, read_yaml
 from experiments.training.env import make_env
@@ -103,7 +104,7 @@ def evaluate_run(root: Path, episodes: int, videos: int, seed: int | None, comma
     result = {"command": command, "summary": summarize(outcomes), "videos": written,
               "value_range": [float(np.percentile(values, 5)), float(np.percentile(values, 95))],
               "episodes": [{**o.to_json(), "start_value": v} for o, v in zip(outcomes, values, strict=True)]}
-    atomic_write_text(paths.eval, json.dumps(result, indent=1))
+    write_json(paths.eval, result, indent=1)
     _update_card(paths, result)
     refresh_outputs(paths)
     return result
@@ -151,7 +152,7 @@ def _update_card(paths: RunPaths, result: dict[str, Any]) -> None:
     config = read_yaml(paths.config)
     card["shaping"] = {"progress_reward": float(config.get("progress_reward", 0.0)),
                        "approach_reward": float(config.get("approach_reward", 0.0))}
-    atomic_write_text(paths.card, json.dumps(card, indent=1))
+    write_json(paths.card, card, indent=1)
 
 
 def ship_policy(root: Path, policy_dir: Path | None = None) -> Path:
@@ -167,6 +168,6 @@ def ship_policy(root: Path, policy_dir: Path | None = None) -> Path:
     task = card["task"]
     atomic_write(target / f"{task}.pt", lambda tmp: shutil.copyfile(paths.policy, tmp))
     card["file"] = f"{task}.pt"
-    path = atomic_write_text(target / f"{task}.json", json.dumps(card, indent=1))
+    path = write_json(target / f"{task}.json", card, indent=1)
     read_card(path)  # the shipped pair must load as the agent will load it
     return path

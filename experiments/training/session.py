@@ -10,7 +10,6 @@ a real SIGKILL).
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from experiments.common.io import atomic_write_text
+from experiments.common.jsonio import write_json
 from experiments.training.checkpoint import capture_rng, prune_checkpoints, restore_rng, save_checkpoint
 from experiments.training.config import TrainConfig
 from experiments.training.env import find_vec_normalize
@@ -160,7 +159,7 @@ class TrainingSession:
                 "elapsed_s": round(self.elapsed_s, 2), "history": self.state.history, "bc": self.state.bc,
                 "grounding": self.state.grounding,
                 **(extra or {})}
-        atomic_write_text(self.paths.metrics, json.dumps(data, indent=1))
+        write_json(self.paths.metrics, data, indent=1)
 
 
 class BoundaryCallback(BaseCallback):

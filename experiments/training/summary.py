@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from experiments.common.jsonio import to_json_text
 from experiments.common.stats import mean_std, wilson_interval
 from experiments.training.report import first_reaching, plot_learning_curves
 
@@ -66,7 +67,7 @@ def main() -> None:
     result = summarize(args.runs, args.target)
     plot_learning_curves([(r["run"], r["history"]) for r in result["rows"]], args.out, args.label, args.target)
     print(markdown_row(args.label, result, args.target))
-    print(json.dumps({k: v for k, v in result.items() if k != "rows"}, default=float))
+    print(to_json_text({k: v for k, v in result.items() if k != "rows"}, indent=None))
 
 
 if __name__ == "__main__":

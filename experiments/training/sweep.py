@@ -33,6 +33,7 @@ import yaml
 
 from experiments.common.errors import InputError
 from experiments.common.io import atomic_write, atomic_write_text
+from experiments.common.jsonio import write_json
 from experiments.common.stats import mean_std
 
 TRAIN_FLAGS = {"steps", "obs_mode", "n_envs", "bc_warmstart", "encoder", "config"}
@@ -170,7 +171,7 @@ def write_summary(sweep: Sweep, results: list[dict[str, Any]], rows: list[dict[s
     lines += [""] + [f"- {r['trial']}: {r['error']}" for r in failed]
     table = "\n".join(lines) + "\n"
     atomic_write_text(sweep.folder / "summary.md", table + "\n![success](summary.png)\n")
-    atomic_write_text(sweep.folder / "summary.json", json.dumps({"trials": results, "groups": rows}, indent=2))
+    write_json(sweep.folder / "summary.json", {"trials": results, "groups": rows})
     _plot(rows, sweep.folder / "summary.png")
     return table
 

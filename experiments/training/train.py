@@ -26,6 +26,7 @@ from agent.policy import FORMAT as CARD_FORMAT
 from agent.policy_features import standardized_policy_kwargs
 from experiments.common.errors import InputError
 from experiments.common.io import atomic_write, atomic_write_text
+from experiments.common.jsonio import write_json
 from experiments.training.checkpoint import Checkpoint, check_compatible, latest_checkpoint
 from experiments.training.config import TrainConfig, from_mapping, learning_rate, read_yaml, resume_config
 from experiments.training.env import build_vec_env, input_statistics, make_env
@@ -213,7 +214,7 @@ def _finalise(config: TrainConfig, paths: RunPaths, model: Any, session: Trainin
             "train_minutes": round(session.elapsed_s / 60, 2),
             "eval": {"source": "training evaluation", "episodes": last["eval_episodes"],
                      "rate": last["eval_success"], "ci95": last["eval_ci95"]}}
-    atomic_write_text(paths.card, json.dumps(card, indent=1))
+    write_json(paths.card, card, indent=1)
     refresh_outputs(paths)
     return json.loads(paths.metrics.read_text())
 
