@@ -13,11 +13,12 @@ from pathlib import Path
 
 from experiments.common.distributed import add_ray_arguments
 from experiments.common.errors import InputError
+from experiments.common.names import name_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a trained run: success with 95%% CIs, videos, curve")
-    parser.add_argument("--run", required=True, help="run name (folder under --runs-dir)")
+    parser.add_argument("--run", required=True, type=name_argument, help="run name (a folder under --runs-dir)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders live")
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes (balanced over arguments)")
     parser.add_argument("--videos", type=int, default=3, help="episodes to save as GIFs")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from experiments.common.errors import InputError
+from experiments.common.names import name_argument
 
 
 def _obs_modes() -> tuple[str, ...]:
@@ -32,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--n-envs", type=int, default=None, help="parallel envs (worker processes when > 1)")
     parser.add_argument("--steps", type=int, default=None, help="total environment steps")
     parser.add_argument("--seed", type=int, default=None, help="random seed")
-    parser.add_argument("--name", default=None, help="run name (folder under --runs-dir); default from the task")
+    parser.add_argument("--name", type=name_argument, default=None,
+                        help="run name: a plain folder name under --runs-dir (no / or ..); default from the task")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders live")
     parser.add_argument("--resume", action="store_true", help="continue the named run from its last checkpoint")
     parser.add_argument("--bc-warmstart", action="store_true", default=None,

@@ -34,6 +34,7 @@ import yaml
 from experiments.common.errors import InputError
 from experiments.common.io import atomic_write, atomic_write_text
 from experiments.common.jsonio import write_json
+from experiments.common.names import plain_name
 from experiments.common.stats import mean_std
 
 TRAIN_FLAGS = {"steps", "obs_mode", "n_envs", "bc_warmstart", "encoder", "config"}
@@ -93,8 +94,9 @@ def load_sweep(path: str | Path) -> Sweep:
     for combo in itertools.product(*(grid[k] for k in keys)):
         values = tuple(zip(keys, combo, strict=True))
         slug = "_".join(f"{k}{v}" for k, v in values).replace("/", "-").replace(" ", "")
-        trials.append(Trial(slug, values))
-    return Sweep(str(data["name"]), Path(data.get("runs_dir", "runs/sweeps")), dict(train), tuple(trials))
+        trials.append(Trial(plain_name(slug, f"{path}: trial name"), values))
+    name = plain_name(str(data["name"]), f"{path}: sweep name")
+    return Sweep(name, Path(data.get("runs_dir", "runs/sweeps")), dict(train), tuple(trials))
 
 
 def trial_command(sweep: Sweep, trial: Trial, resume: bool) -> list[str]:

@@ -27,6 +27,7 @@ from agent.policy_features import standardized_policy_kwargs
 from experiments.common.errors import InputError
 from experiments.common.io import atomic_write, atomic_write_text
 from experiments.common.jsonio import write_json
+from experiments.common.names import plain_name
 from experiments.training.checkpoint import Checkpoint, check_compatible, latest_checkpoint
 from experiments.training.config import TrainConfig, from_mapping, learning_rate, read_yaml, resume_config
 from experiments.training.env import build_vec_env, input_statistics, make_env
@@ -54,7 +55,7 @@ def open_run(name: str, runs_dir: Path, resume: bool, config: TrainConfig | None
     A fresh run needs a new folder; `resume` needs an existing one and returns its newest checkpoint
     (None if it was killed before the first), refusing a damaged or incompatible one.
     """
-    paths = RunPaths(runs_dir / name)
+    paths = RunPaths(runs_dir / plain_name(name))
     if not resume:
         if paths.config.exists() or paths.checkpoints.exists():
             raise InputError(f"run folder {paths.root} already exists; pass --resume to continue it "
