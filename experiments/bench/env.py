@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.common import args as args_types
 from experiments.common.media import save_png
 
 MODES = (("state", 64), ("rgbd", 64), ("rgbd_touch", 64), ("rgbd", 128), ("rgbd_touch", 128))
@@ -24,7 +25,8 @@ MODES = (("state", 64), ("rgbd", 64), ("rgbd_touch", 64), ("rgbd", 128), ("rgbd_
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=300, help="env steps per measurement block")
     parser.add_argument("--blocks", type=int, default=5, help="blocks per measurement (median taken)")
-    parser.add_argument("--out", type=Path, default=Path("runs/bench_env"), help="folder for sample frames")
+    parser.add_argument("--out", type=args_types.output_dir, default=Path("runs/bench_env"),
+                        help="folder for sample frames")
     parser.add_argument("--no-panda-gym", action="store_true", help="skip the panda-gym comparison")
 
 

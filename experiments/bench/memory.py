@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from experiments.common import args as args_types
 from experiments.common.errors import InputError
 
 GOAL_P95_MS = 20.0
@@ -42,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=5, help="results per kind")
     parser.add_argument("--batch", type=int, default=1000, help="facts per insert transaction")
     parser.add_argument("--dim", type=int, default=384, help="embedding size (384 = MiniLM)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=args_types.seed, default=0)
     parser.add_argument("--no-minilm", action="store_true", help="skip timing MiniLM query encoding")
     parser.add_argument("--dir", type=Path, default=None, help="where the stores go (default: a temp folder)")
 

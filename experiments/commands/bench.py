@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-from pathlib import Path
 
+from experiments.common import args as args_types
 from experiments.common.jsonio import write_json
 
 TARGETS = ("env", "perception", "train", "memory", "scale")
@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             continue
         module = importlib.import_module(module_name)
         sub = targets.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
-        sub.add_argument("--json-out", type=Path, default=None, help="also write the figures as JSON here")
+        sub.add_argument("--json-out", type=args_types.output_file, default=None,
+                         help="also write the figures as JSON here")
         if hasattr(module, "add_arguments"):
             module.add_arguments(sub)
         sub.set_defaults(func=_runner(module))

@@ -12,12 +12,12 @@ TypeError/FileNotFoundError and turned into messages by `experiments.cli`).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
+from experiments.common import args as args_types
 from experiments.common.errors import InputError, InputTypeError
-from experiments.common.jsonio import to_json_text
+from experiments.common.jsonio import parse_json, to_json_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,10 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sample = actions.add_parser("sample", help="draw data from an SCM into a CSV file")
     sample.add_argument("model", help="SCM JSON file")
     sample.add_argument("-n", type=int, required=True, help="number of rows")
-    sample.add_argument("--seed", type=int, default=0, help="random seed (same seed, same rows)")
+    sample.add_argument("--seed", type=args_types.seed, default=0, help="random seed (same seed, same rows)")
     sample.add_argument("--do", action="append", default=[], metavar="NODE=VALUE", help="intervention; repeatable")
     sample.add_argument("--include-latent", action="store_true", help="also write the latent nodes")
-    sample.add_argument("--out", required=True, help="CSV file to write (atomically)")
+    sample.add_argument("--out", required=True, type=args_types.output_file, help="CSV file to write (atomically)")
     sample.set_defaults(func=_sample)
 
     from experiments.causal_study.study import add_study_arguments
@@ -51,10 +51,7 @@ def _read_json(path: str, what: str) -> Any:
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"{what} file not found: {file}")
-    try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as error:
-        raise InputError(f"{file}: not valid JSON ({error})") from None
+    return parse_json(file.read_text(), str(file))
 
 
 def _query(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from experiments.common import args as args_types
 from experiments.common.errors import InputError
 
 STRATEGY_CHOICES = ("naive", "replay", "ewc", "all")
@@ -26,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="override a key of every task's training config, e.g. --set bc_epochs=10 (repeatable)")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, e.g. 0,1,2")
     parser.add_argument("--encoder", choices=("minilm", "hashing"), default="minilm", help="instruction encoder")
-    parser.add_argument("--out", type=Path, default=Path("runs/continual"), help="results folder (resumable)")
+    parser.add_argument("--out", type=args_types.output_dir, default=Path("runs/continual"),
+                        help="results folder (resumable)")
     parser.set_defaults(func=run)
 
 

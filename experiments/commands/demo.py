@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from experiments.common import args as args_types
 from experiments.kitchen import factory
 
 DEMO_INSTRUCTIONS = (
@@ -20,8 +21,8 @@ DEMO_INSTRUCTIONS = (
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="run the agent on a few instructions; GIFs and report in --out")
-    parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
-    parser.add_argument("--seed", type=int, default=0, help="scene seed for every instruction")
+    parser.add_argument("--out", type=args_types.output_dir, default=Path("runs/demo"), help="output folder")
+    parser.add_argument("--seed", type=args_types.seed, default=0, help="scene seed for every instruction")
     parser.add_argument("instructions", nargs="*", default=list(DEMO_INSTRUCTIONS), help="instructions to run")
     factory.add_agent_arguments(parser)
     parser.set_defaults(func=run)

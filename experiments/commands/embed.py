@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from causal.atomic import atomic_write
+from experiments.common import args as args_types
 from experiments.common.errors import InputError
 
 DEFAULT_CHECKPOINT = Path("runs") / "perception" / "perception.pt"
@@ -26,14 +27,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `embed` sub-command."""
     parser = subparsers.add_parser("embed", help="export perception embeddings of kitchen frames (+ PCA plot)")
     parser.add_argument("--episodes", type=int, default=10, help="episodes to collect (default: 10)")
-    parser.add_argument("--out", type=Path, required=True, help="output .npz file")
+    parser.add_argument("--out", type=args_types.output_file, required=True, help="output .npz file")
     parser.add_argument(
         "--checkpoint",
         type=Path,
         default=DEFAULT_CHECKPOINT,
         help=f"pretrained perception (default: {DEFAULT_CHECKPOINT})",
     )
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"first episode seed (default: {DEFAULT_SEED})")
+    parser.add_argument("--seed", type=args_types.seed, default=DEFAULT_SEED,
+                        help=f"first episode seed (default: {DEFAULT_SEED})")
     parser.add_argument(
         "--text-encoder",
         choices=("minilm", "hashing"),

@@ -6,6 +6,7 @@ import argparse
 from functools import partial
 from pathlib import Path
 
+from experiments.common import args as args_types
 from experiments.common.distributed import add_ray_arguments
 from experiments.common.errors import InputError
 from experiments.common.jsonio import write_json
@@ -16,8 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval-chains", help="long-horizon evaluation over chains of instructions")
     parser.add_argument("--chains", type=int, default=100, help="number of chains")
     parser.add_argument("--length", type=int, default=5, help="instructions per chain")
-    parser.add_argument("--seed", type=int, default=0, help="first chain seed (chain i uses seed + i)")
-    parser.add_argument("--out", type=Path, default=Path("runs/eval_chains"), help="results folder")
+    parser.add_argument("--seed", type=args_types.seed, default=0, help="first chain seed (chain i uses seed + i)")
+    parser.add_argument("--out", type=args_types.output_dir, default=Path("runs/eval_chains"), help="results folder")
     factory.add_agent_arguments(parser)
     add_ray_arguments(parser)
     parser.set_defaults(func=run)

@@ -11,6 +11,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from experiments.common import args as args_types
 from experiments.common.distributed import add_ray_arguments
 from experiments.common.errors import InputError
 from experiments.common.names import name_argument
@@ -22,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders live")
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes (balanced over arguments)")
     parser.add_argument("--videos", type=int, default=3, help="episodes to save as GIFs")
-    parser.add_argument("--seed", type=int, default=None, help="first episode seed (default: the fixed eval seed)")
+    parser.add_argument("--seed", type=args_types.seed, default=None,
+                        help="first episode seed (default: the fixed eval seed)")
     parser.add_argument("--ship", action="store_true", help="copy the policy and its card into --policy-dir")
     parser.add_argument("--policy-dir", type=Path, default=None, help="where shipped policies go "
                                                                       "(default: agent/skill_policies)")

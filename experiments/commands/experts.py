@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from experiments.common import args as args_types
 from experiments.common.errors import InputError
 from experiments.common.io import atomic_write_text
 from experiments.common.jsonio import write_json
@@ -15,8 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("experts", help="measure the scripted experts' success rates")
     parser.add_argument("--episodes", type=int, default=100, help="episodes per task")
     parser.add_argument("--tasks", default="all", help="comma-separated task names, or 'all'")
-    parser.add_argument("--seed", type=int, default=0, help="first episode seed")
-    parser.add_argument("--out", type=Path, default=Path("runs/experts"), help="folder for results.json / .md")
+    parser.add_argument("--seed", type=args_types.seed, default=0, help="first episode seed")
+    parser.add_argument("--out", type=args_types.output_dir, default=Path("runs/experts"),
+                        help="folder for results.json / .md")
     parser.set_defaults(func=run)
 
 

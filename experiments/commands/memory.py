@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from experiments.common import args as args_types
 from experiments.common.errors import InputError
 from experiments.common.jsonio import to_json_text
 
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.set_defaults(func=_add_fact)
 
     export = commands.add_parser("export", parents=[common], help="write the store as JSON Lines (atomically)")
-    export.add_argument("--out", type=Path, required=True)
+    export.add_argument("--out", type=args_types.output_file, required=True)
     export.set_defaults(func=_export)
 
     load = commands.add_parser("import", parents=[common], help="merge a JSON Lines export (all or nothing)")

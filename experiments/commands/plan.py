@@ -7,14 +7,13 @@ which `experiments.cli` prints on stderr with exit code 2.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from agent.skills import OBJECTS
 from experiments.common.errors import InputError
-from experiments.common.jsonio import to_json_text
+from experiments.common.jsonio import parse_json, to_json_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,10 +50,7 @@ def _json_arg(text: str | None, what: str) -> Any:
         return None
     path = Path(text)
     source = path.read_text() if text.endswith(".json") or path.is_file() else text
-    try:
-        return json.loads(source)
-    except json.JSONDecodeError as error:
-        raise InputError(f"--{what} must be JSON (or a .json file), got {text[:80]!r}: {error.msg}") from error
+    return parse_json(source, f"--{what} {text[:80]!r} (JSON or a .json file)")
 
 
 def _build_planner(args: argparse.Namespace):

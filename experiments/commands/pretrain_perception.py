@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from causal.atomic import atomic_write
+from experiments.common import args as args_types
 from experiments.common import jsonio
 from experiments.common.errors import InputError
 
@@ -30,8 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("pretrain-perception", help="contrastive vision/touch-language pretraining")
     parser.add_argument("--episodes", type=int, default=200, help="training episodes (default: 200)")
     parser.add_argument("--eval-episodes", type=int, default=None, help="held-out episodes (default: episodes/4, >=4)")
-    parser.add_argument("--seed", type=int, default=0, help="first training episode seed; also seeds training")
-    parser.add_argument("--out", type=Path, required=True, help="run folder, e.g. runs/perception")
+    parser.add_argument("--seed", type=args_types.seed, default=0,
+                        help="first training episode seed; also seeds training")
+    parser.add_argument("--out", type=args_types.output_dir, required=True, help="run folder, e.g. runs/perception")
     parser.add_argument("--obs-mode", choices=("rgbd", "rgbd_touch"), default="rgbd_touch")
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--tasks-per-episode", type=int, default=4, help="expert tasks chained per episode")

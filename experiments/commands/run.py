@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from experiments.common import args as args_types
 from experiments.kitchen import factory
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("run", help="plan and execute one instruction in the kitchen")
     parser.add_argument("instruction", help='e.g. "put the yellow block in the drawer"')
-    parser.add_argument("--seed", type=int, default=0, help="scene seed")
-    parser.add_argument("--out", type=Path, default=Path("runs/run"), help="folder for episode.json / episode.gif")
+    parser.add_argument("--seed", type=args_types.seed, default=0, help="scene seed")
+    parser.add_argument("--out", type=args_types.output_dir, default=Path("runs/run"),
+                        help="folder for episode.json / episode.gif")
     parser.add_argument("--no-video", action="store_true", help="skip the GIF (faster)")
     factory.add_agent_arguments(parser)
     parser.set_defaults(func=run)

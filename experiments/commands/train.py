@@ -7,6 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from experiments.common import args as args_types
 from experiments.common.errors import InputError
 from experiments.common.names import name_argument
 
@@ -31,8 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                        "(default: the task's own)")
     parser.add_argument("--obs-mode", choices=_obs_modes(), default=None, help="observation mode (default: config's)")
     parser.add_argument("--n-envs", type=int, default=None, help="parallel envs (worker processes when > 1)")
-    parser.add_argument("--steps", type=int, default=None, help="total environment steps")
-    parser.add_argument("--seed", type=int, default=None, help="random seed")
+    parser.add_argument("--steps", type=args_types.positive_int, default=None,
+                        help="total environment steps, rounded UP to whole rollouts (n_steps x n_envs); the run "
+                             "says so when it rounds, and metrics.json records requested_steps and steps")
+    parser.add_argument("--seed", type=args_types.seed, default=None, help="random seed")
     parser.add_argument("--name", type=name_argument, default=None,
                         help="run name: a plain folder name under --runs-dir (no / or ..); default from the task")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders live")
@@ -57,6 +60,19 @@ def default_name(config) -> str:
     return f"{config.task}_{config.obs_mode}_s{config.seed}{suffix}"
 
 
+def _remove_unstarted_run(paths) -> None:
+    """Remove a run folder this command created if it failed before its first checkpoint.
+
+    Otherwise the half-made folder (config.yaml, no checkpoint) would make the corrected re-run fail with
+    "already exists" and a `--resume` start from step 0. A folder that holds a checkpoint is kept.
+    """
+    import shutil
+
+    has_checkpoint = paths.checkpoints.is_dir() and any(paths.checkpoints.iterdir())
+    if not has_checkpoint:
+        shutil.rmtree(paths.root, ignore_errors=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from experiments.training.config import load_config, parse_assignments
     from experiments.training.train import open_run, train
@@ -73,14 +89,23 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--task is required; valid tasks: {', '.join(_task_names())}")
         config = load_config(args.config or args.task, assignments, _flags(args))
         config, paths, checkpoint = open_run(args.name or default_name(config), args.runs_dir, False, config)
-    print(f"run {paths.root}: {config.task} / {config.obs_mode}, {config.rounded(config.total_steps)} steps, "
+    total = config.rounded(config.total_steps)
+    if total != config.total_steps:
+        print(f"embodia train: note: {config.total_steps:,} steps rounded up to {total:,}, whole rollouts of "
+              f"n_steps x n_envs = {config.n_steps} x {config.n_envs} (metrics.json records both)", file=sys.stderr)
+    print(f"run {paths.root}: {config.task} / {config.obs_mode}, {total} steps, "
           f"{config.n_envs} env(s), seed {config.seed}"
           + (f", resuming at step {checkpoint.step}" if checkpoint else ""))
+    made_folder = not paths.root.exists()
     try:
         summary = train(config, paths, checkpoint, progress=not args.quiet, command=command)
     except EnvWorkerError as error:
         print(f"embodia train: error: {error}", file=sys.stderr)
         return 1
+    except Exception:
+        if made_folder:
+            _remove_unstarted_run(paths)
+        raise
     print(f"done: {summary['steps']} steps in {summary['elapsed_s'] / 60:.1f} min "
           f"({summary['steps_per_second']:.0f} steps/s); final eval success {summary['final_eval_success']:.2f} "
           f"[{summary['final_eval_ci95'][0]:.2f}, {summary['final_eval_ci95'][1]:.2f}]")

@@ -8,19 +8,46 @@ paths that were replaced (``"rows[3].rate"``); in a top-level list, each object 
 reader can therefore tell "no value" from "the value was NaN or infinite".
 
 numpy scalars and arrays, tuples, sets and paths are converted to plain JSON on the way.
+
+Reading user-supplied JSON (`parse_json`) is bounded: Python's parser recurses once per nesting level, so ten
+thousand ``[`` end in a RecursionError (a crash, not a user error); the depth is checked first, iteratively.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
+from experiments.common.errors import InputError
 from experiments.common.io import atomic_write_text
 
 NON_FINITE_KEY = "non_finite"
+MAX_JSON_DEPTH = 64
+# A whole string token (so brackets inside strings are skipped) or one bracket.
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+
+
+def parse_json(text: str, what: str = "JSON", max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse user-supplied JSON text; InputError (naming `what`) when it is malformed or nests too deeply."""
+    depth = 0
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise InputError(f"{what}: JSON nests deeper than {max_depth} levels (at character {match.start()})")
+        elif token in "]}":
+            depth -= 1
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(f"{what}: not valid JSON ({error})") from None
+    except RecursionError:  # belt and braces: the scan above should have refused it
+        raise InputError(f"{what}: JSON nests too deeply") from None
 
 
 def finite_or_null(value: Any, path: str = "", found: list[str] | None = None) -> Any:

@@ -24,6 +24,16 @@ ENCODERS = ("minilm", "hashing")
 FUSIONS = ("concat", "attention")
 LR_SCHEDULES = ("constant", "linear")
 VEC_ENVS = ("subproc", "split", "actors")
+MAX_SEED = 2**32 - 1
+MAX_ROLLOUT_BUFFER_BYTES = 16 * 2**30
+"""Refuse configs whose PPO rollout buffer alone would need more than this (checked before anything is built)."""
+STATE_FLOATS_PER_STEP = 1024
+"""Upper estimate of one step's state-mode observation (proprio, objects, touch, goal) in floats."""
+SIZE_LIMITS = {"n_envs": 256, "image_size": 512, "token_dim": 4096, "cnn_width": 1024, "object_heads": 64,
+               "statistics_steps": 1_000_000, "eval_episodes": 100_000, "bc_episodes": 100_000,
+               "bc_batch_size": 1_000_000, "batch_size": 10_000_000, "torch_threads": 1024, "update_threads": 1024,
+               "total_steps": 10**12}
+"""Upper bounds of sizes: past them a typo (an extra zero) would exhaust memory or run for years."""
 RESUME_MUTABLE = ("total_steps",)
 """The only fields a `--resume` may change (training longer); anything else would break exact resumption."""
 
@@ -147,6 +157,32 @@ class TrainConfig:
         _check(0 < self.gamma <= 1 and 0 < self.gae_lambda <= 1, "gamma and gae_lambda must be in (0, 1]")
         _check(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
         _check(self.bc_action_noise >= 0, f"bc_action_noise must be >= 0, got {self.bc_action_noise}")
+        self._check_sizes()
+
+    def _check_sizes(self) -> None:
+        """Refuse sizes that would exhaust memory before anything is allocated or any folder is made."""
+        _check(isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED,
+               f"seed must be an integer in [0, {MAX_SEED}], got {self.seed!r}")
+        _check(self.image_size >= 8, f"image_size must be >= 8, got {self.image_size}")
+        for name in ("object_heads", "grounding_steps"):
+            _check(isinstance(getattr(self, name), int) and getattr(self, name) >= 0,
+                   f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+        for name, limit in SIZE_LIMITS.items():
+            _check(getattr(self, name) <= limit, f"{name} must be at most {limit:,}, got {getattr(self, name):,}")
+        _check(all(width <= 16_384 for width in self.net_arch), f"net_arch layers must be <= 16384, got "
+                                                                  f"{list(self.net_arch)}")
+        need = self.rollout_buffer_bytes()
+        _check(need <= MAX_ROLLOUT_BUFFER_BYTES,
+               f"n_steps x n_envs = {self.n_steps:,} x {self.n_envs} = {self.rollout_size:,} steps per rollout would "
+               f"need about {need / 2**30:,.1f} GiB of rollout buffer ({self.obs_mode} observations); the limit is "
+               f"{MAX_ROLLOUT_BUFFER_BYTES // 2**30} GiB: lower n_steps or n_envs")
+
+    def rollout_buffer_bytes(self) -> int:
+        """Estimated size of SB3's rollout buffer (float32 observations) for one rollout of this config."""
+        floats = STATE_FLOATS_PER_STEP
+        if self.obs_mode != "state":
+            floats += 2 * self.image_size**2 * 4  # front and wrist cameras, RGB + depth
+        return self.rollout_size * floats * 4
         _check(self.progress_reward >= 0 and self.approach_reward >= 0, "shaping weights must be >= 0")
         _check(self.progress_reward == 0 or self.reward_type == "dense",
                "progress_reward shapes the dense reward; it needs reward_type dense")

@@ -155,7 +155,8 @@ class TrainingSession:
 
     def write_metrics(self, extra: dict[str, Any] | None = None) -> None:
         data = {"task": self.config.task, "obs_mode": self.config.obs_mode, "seed": self.config.seed,
-                "bc_warmstart": self.config.bc_warmstart, "steps": int(self.model.num_timesteps),
+                "bc_warmstart": self.config.bc_warmstart, "requested_steps": self.config.total_steps,
+                "steps": int(self.model.num_timesteps),
                 "elapsed_s": round(self.elapsed_s, 2), "history": self.state.history, "bc": self.state.bc,
                 "grounding": self.state.grounding,
                 **(extra or {})}
