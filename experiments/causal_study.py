@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from experiments.causal_sim import KitchenUnits
 
 logger = logging.getLogger(__name__)
-OUTCOMES = ("push_distance", "strike_distance")  # procedures measured by experiments.causal_sim
+OUTCOMES = ("push_distance", "strike_distance", "lift_height")  # procedures measured by experiments.causal_sim
 NATURAL_RANGES = {"friction": (0.2, 1.0), "mass": (0.05, 1.0), "damping": (1.0, 10.0)}
 SEED_STRIDE = 100_003
 
@@ -48,7 +48,7 @@ class StudyConfig:
     values: tuple[float, ...]
     """Treatment values for do(); their range is also the treatment's natural range."""
     outcome: str = "push_distance"
-    """push_distance (scripted expert push) or strike_distance (fixed impulse)."""
+    """push_distance (scripted expert push), strike_distance (fixed impulse) or lift_height (expert pick)."""
     confounder: str | None = None
     """Scene variable that drives both treatment and outcome in the observational regime."""
     episodes: int = 20
