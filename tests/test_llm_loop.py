@@ -135,3 +135,21 @@ def test_an_unreachable_server_falls_back_in_the_loop(tmp_path) -> None:
                  "--llm-model", "x", "--llm-timeout", "2", "--encoder", "hashing", "--out", str(tmp_path)])
     trace = json.loads((tmp_path / "episode.json").read_text())
     assert code == 0 and trace["plans"][0]["trace"]["notes"][0].startswith("LLM unreachable")
+
+
+def test_run_takes_a_local_model_directory(tmp_path) -> None:
+    """--llm-dir works in the loop: a tiny random GPT-2 answers gibberish, so the run falls back and says so."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    from perception.text import bundled_minilm_path
+
+    model_dir = tmp_path / "tiny-lm"
+    tokenizer = AutoTokenizer.from_pretrained(str(bundled_minilm_path()), local_files_only=True)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=1024, n_embd=16, n_layer=1, n_head=2)
+                    ).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    code = main(["run", "open the drawer", "--no-video", "--planner", "llm", "--llm-dir", str(model_dir),
+                 "--encoder", "hashing", "--out", str(tmp_path / "out")])
+    trace = json.loads((tmp_path / "out" / "episode.json").read_text())
+    assert code == 0 and trace["success"]
+    assert trace["plans"][0]["trace"]["notes"][0].startswith("LLM answer rejected")
