@@ -17,11 +17,17 @@ from agent.errors import PlanningError
 from agent.grounding import Grounder, Scene
 from agent.interpret import Interpreter
 from agent.parsing import Clause, parse_instruction
-from agent.planner.affordance import AffordanceModel, LanguageScorer, affordance_with_memory
+from agent.planner.affordance import (
+    AffordanceModel,
+    CausalAffordance,
+    LanguageScorer,
+    ProductAffordance,
+    affordance_with_memory,
+)
 from agent.planner.memory import MemoryInput, PlannerMemory, as_memory
 from agent.planner.plan import Plan, PlanTrace
 from agent.planner.search import GoalSearch, SayCanDecoder
-from agent.skills import MOVABLE, OBJECTS, Predicate, SkillCall
+from agent.skills import DIRECTIONS, MOVABLE, OBJECTS, Predicate, SkillCall
 from agent.symbolic import SymbolicState
 from perception.text import TextEncoder
 
@@ -65,12 +71,14 @@ class GroundedPlanner:
         memory = as_memory(memory)
         trace = PlanTrace(planner=self.name)
         state = start_state(objects, facts, memory, trace.notes)
-        affordance = affordance_with_memory(self.affordance, memory)
+        affordance = affordance_with_memory(self.affordance, memory, causal=False)
         clauses = parse_instruction(instruction)
         if not clauses:
             phrase = instruction.strip()
             raise PlanningError(f"nothing to do in {phrase!r}: the instruction names no action or object", phrase)
-        scene = Scene(state.objects, state, self._chooser(instruction, state, affordance, trace))
+        chooser = self._chooser(instruction, clauses, state,
+                                affordance_with_memory(self.affordance, memory), trace)
+        scene = Scene(state.objects, state, chooser)
         staged = subsume_holding(Interpreter(self.grounder, scene).stages(clauses))
         trace.groundings.extend(scene.groundings)
         trace.notes.extend(scene.notes)
@@ -94,7 +102,7 @@ class GroundedPlanner:
         present = objects if objects is not None else OBJECTS
         state = start_state(present, facts, memory, trace.notes)
         contexts = _stage_contexts(plan)
-        affordance = affordance_with_memory(self.affordance, memory)
+        affordance = affordance_with_memory(self.affordance, memory, causal=False)
         return self._search(plan.instruction, plan.stages, contexts, state, affordance, trace, from_stage)
 
     def _search(self, instruction: str, stages: tuple[tuple[Predicate, ...], ...], contexts: list[str],
@@ -106,19 +114,58 @@ class GroundedPlanner:
         trace.contexts = list(contexts)
         return Plan(instruction, stages, tuple(decoded.steps), tuple(decoded.step_stages), trace)
 
-    def _chooser(self, instruction: str, state: SymbolicState, affordance: AffordanceModel, trace: PlanTrace):
-        """SayCan for ambiguous references: rank options by language score x affordance of acting on them."""
+    def _chooser(self, instruction: str, clauses: list[Clause], state: SymbolicState, affordance: AffordanceModel,
+                 trace: PlanTrace):
+        """SayCan for ambiguous references: rank options by language score x affordance of acting on them.
+
+        The language score compares the instruction with picking (or reaching) each option, as always;
+        the affordance is that of the call the option's clause makes on it (``push(x, left)`` for "push a
+        block to the left", ``pick(x)`` for "put a block in the bowl"), so evidence about one skill
+        never steers a choice made for another. Causal facts count only here: they decide which object
+        when the instruction leaves the choice, and the trace says which facts did.
+        """
 
         def choose(options: list[str], count: int, phrase: str) -> list[str]:
             calls = [SkillCall("pick", (o,)) if o in MOVABLE else SkillCall("reach", (o,)) for o in options]
             language = self.scorer.scores(instruction, calls)
-            scores = [lang * affordance.affordance(call, state) for lang, call in zip(language, calls, strict=True)]
+            clause = next((c for c in clauses if phrase.lower() in c.text.lower()), None)
+            acting = [self._acting_call(clause, o, call) for o, call in zip(options, calls, strict=True)]
+            scores = [lang * affordance.affordance(call, state) for lang, call in zip(language, acting, strict=True)]
             ranked = sorted(range(len(options)), key=lambda i: -scores[i])
             trace.groundings.append({"phrase": phrase, "options": {o: round(s, 4) for o, s in zip(options, scores,
                                                                                                   strict=True)}})
+            self._note_causal(affordance, acting, trace)
             return [options[i] for i in sorted(ranked[:count])]
 
         return choose
+
+    def _acting_call(self, clause: Clause | None, obj: str, default: SkillCall) -> SkillCall:
+        """The call the clause makes on `obj`: a push when it gives a direction or a push verb, a reach for
+        a reach verb, a pick for everything else that moves an object (pick, put, stack, hide...)."""
+        if obj not in MOVABLE or clause is None:
+            return default
+        directions = [c.word for c in clause.chunks if c.kind == "dir"]
+        label = self.grounder.verb(clause.verb).label if clause.verb else "unknown"
+        if directions or label == "push":
+            direction = next((d for d in directions if d in DIRECTIONS), DIRECTIONS[0])
+            return SkillCall("push", (obj, direction))
+        if label == "reach":
+            return SkillCall("reach", (obj,))
+        return SkillCall("pick", (obj,))
+
+    @staticmethod
+    def _note_causal(affordance: AffordanceModel, calls: list[SkillCall], trace: PlanTrace) -> None:
+        models = affordance.models if isinstance(affordance, ProductAffordance) else [affordance]
+        for model in models:
+            if not isinstance(model, CausalAffordance):
+                continue
+            for call in calls:
+                for fact in model.relevant(call):
+                    note = (f"causal: {fact.subject} {fact.relation} {fact.object} (confidence {fact.confidence:.2f}"
+                            + (f"; {fact.evidence}" if fact.evidence else "") + f") -> affordance of {call} "
+                            f"{model.affordance(call, SymbolicState.initial()):.2f}")
+                    if note not in trace.notes:
+                        trace.notes.append(note)
 
 
 def _stage_contexts(plan: Plan) -> list[str]:

@@ -5,9 +5,12 @@ with no memory at all. Three hooks use it:
 
 * remembered locations (``("red_block", "in", "drawer", 0.9)``) fill in the start state where the
   current scene facts say nothing (or when there are none);
-* per-skill success statistics become an affordance prior (see `agent.planner.affordance`);
+* per-skill success statistics become an affordance: the same Beta prior for tried and untried calls,
+  updated by each call's record, so a success raises a call's affordance and a failure lowers it (see
+  `agent.planner.affordance.SkillStatsAffordance`);
 * causal facts (``("red_block.mass", "hinders", "pick(red_block)", 0.8)``) scale the affordance of the
-  calls they name.
+  calls they concern when the planner chooses among objects an instruction leaves open ("pick up a
+  block"); the subject keeps the study's treatment variable and ``evidence`` its finding.
 """
 
 from __future__ import annotations
@@ -24,12 +27,17 @@ CAUSAL_RELATIONS = {"hinders": -1.0, "prevents": -1.0, "breaks": -1.0, "helps": 
 
 @dataclass(frozen=True)
 class MemoryFact:
-    """A remembered (subject, relation, object) triple with a confidence in [0, 1]."""
+    """A remembered (subject, relation, object) triple with a confidence in [0, 1].
+
+    `evidence` says where a fact comes from in words (for a causal fact, the study's finding, e.g.
+    ``"red_block.mass decreases lift_height by 0.061 [-0.070, -0.052] (n=16)"``); traces show it.
+    """
 
     subject: str
     relation: str
     object: str
     confidence: float = 1.0
+    evidence: str = ""
 
     def __post_init__(self) -> None:
         if not 0.0 <= float(self.confidence) <= 1.0:
@@ -49,7 +57,10 @@ class SkillStats:
 
     @property
     def rate(self) -> float:
-        """Posterior mean success rate under a uniform Beta(1, 1) prior (never exactly 0 or 1)."""
+        """Posterior mean success rate under a uniform Beta(1, 1) prior (never exactly 0 or 1).
+
+        `SkillStatsAffordance` uses the same posterior for every call, tried or not (1/2 when untried).
+        """
         return (self.successes + 1) / (self.attempts + 2)
 
 
@@ -109,7 +120,7 @@ def _as_facts(items: Sequence[Any]) -> tuple[MemoryFact, ...]:
             facts.append(item)
         elif isinstance(item, Mapping):
             facts.append(MemoryFact(str(item["subject"]), str(item["relation"]), str(item["object"]),
-                                    float(item.get("confidence", 1.0))))
+                                    float(item.get("confidence", 1.0)), str(item.get("evidence", ""))))
         elif isinstance(item, Sequence) and len(item) in (3, 4) and not isinstance(item, str):
             confidence = float(item[3]) if len(item) == 4 else 1.0
             facts.append(MemoryFact(str(item[0]), str(item[1]), str(item[2]), confidence))

@@ -8,7 +8,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-TARGETS = ("env", "perception", "train", "memory", "scale")
+TARGETS = ("env", "perception", "train", "memory", "scale", "planner", "feedback")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

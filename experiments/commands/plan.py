@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.skills import OBJECTS
+from experiments import factory
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,10 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--encoder", choices=("minilm", "hashing"), default="minilm",
                         help="text encoder for grounding (hashing: fast, for tests)")
     parser.add_argument("--planner", choices=("grounded", "llm"), default="grounded")
-    parser.add_argument("--llm-url", default=None, help="OpenAI-compatible server, e.g. http://127.0.0.1:8000")
-    parser.add_argument("--llm-model", default=None, help="model name to send to the server")
-    parser.add_argument("--llm-dir", type=Path, default=None, help="local Hugging Face causal-LM directory")
-    parser.add_argument("--llm-timeout", type=float, default=30.0, help="seconds to wait for the server")
+    factory.add_llm_arguments(parser)
     parser.set_defaults(func=handle)
 
 
@@ -62,15 +60,8 @@ def _build_planner(args: argparse.Namespace):
     grounded = GroundedPlanner(default_text_encoder(args.encoder))
     if args.planner == "grounded":
         return grounded
-    from agent.planner.llm import LLMPlanner, OpenAIChatClient
-
-    if args.llm_dir is not None:
-        from experiments.kitchen.llm_local import HFChatClient
-
-        return LLMPlanner(HFChatClient(args.llm_dir), grounded)
-    if not args.llm_url or not args.llm_model:
-        raise ValueError("--planner llm needs --llm-url and --llm-model (or --llm-dir for a local model)")
-    return LLMPlanner(OpenAIChatClient(args.llm_url, args.llm_model, timeout=args.llm_timeout), grounded)
+    return factory.make_llm_planner(grounded, url=args.llm_url, model=args.llm_model, model_dir=args.llm_dir,
+                                    timeout=args.llm_timeout)
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -18,9 +18,16 @@ from agent.planner.memory import SkillStats as PlannerSkillStats
 from memory import EpisodeRecord, KnowledgeStore, StepOutcome, triples_from_scene_facts
 from memory.records import CausalFact
 
-OUTCOME_SKILLS = {"push_distance": "push", "push": "push", "pick_success": "pick", "grasp": "pick",
-                  "drawer_opening": "open", "open_success": "open"}
-"""Study outcomes and the skill whose success they measure."""
+OUTCOME_SKILLS = {"push_distance": "push", "strike_distance": "push", "lift_height": "pick", "push": "push",
+                  "pick_success": "pick", "grasp": "pick", "drawer_opening": "open", "open_success": "open"}
+"""Study outcomes and the skill whose success they measure; for each, more is better for the skill.
+
+push_distance (the scripted push) and strike_distance (how far a fixed impulse slides the object) measure how
+far pushing moves it; lift_height (the scripted pick) how high a grasp lifts it. `OUTCOME_SCALE` is the effect
+at which the planner's confidence in a finding reaches one half."""
+OUTCOME_SCALE = 0.01
+"""Metres: a 1 cm effect gives confidence 0.5, a 10 cm one 0.91."""
+MOVABLE_OBJECTS = ("red_block", "green_block", "blue_block", "yellow_block", "mug")
 
 
 class MemoryBridge:
@@ -60,20 +67,30 @@ class MemoryBridge:
 
 
 def causal_to_planner_fact(fact: CausalFact) -> MemoryFact | None:
-    """("red_block.mass", "decreases", "push_distance", effect<0) → (red_block, hinders, push).
+    """("red_block.mass", "decreases", "lift_height", -0.37 [-0.38, -0.37]) -> (red_block.mass, hinders,
+    pick(red_block)), with the finding in words as its evidence.
 
-    The confidence grows with how clearly the interval excludes zero; effects whose interval
-    straddles zero say nothing the planner should act on.
+    The subject keeps the treatment variable; the target is the skill the outcome measures, on the
+    treatment's object when that object is movable (a block's mass concerns picking that block) and on
+    every call of the skill otherwise (``table.friction`` concerns every push). The planner reads a
+    finding as "this variable, as it is here, hinders (or helps) that skill on that object", which holds
+    when the study contrasted the scene's current value with a nominal one, as `embodia bench feedback`
+    does. The confidence grows with the effect's size (`OUTCOME_SCALE`); findings whose interval
+    straddles zero, and facts about outcomes no skill is measured by, say nothing the planner acts on.
     """
     skill = OUTCOME_SKILLS.get(fact.object)
-    if skill is None or "." not in fact.subject:
+    if skill is None or "." not in fact.subject or fact.effect == 0:
         return None
     if fact.ci_low is not None and fact.ci_high is not None and fact.ci_low <= 0.0 <= fact.ci_high:
         return None
-    subject = fact.subject.split(".", 1)[0]
+    entity = fact.subject.split(".", 1)[0]
+    target = f"{skill}({entity})" if entity in MOVABLE_OBJECTS else skill
     relation = "hinders" if fact.effect < 0 else "helps"
-    confidence = min(1.0, abs(fact.effect) / (abs(fact.effect) + 0.01))
-    return MemoryFact(subject, relation, skill, round(confidence, 3))
+    confidence = min(1.0, abs(fact.effect) / (abs(fact.effect) + OUTCOME_SCALE))
+    interval = "" if fact.ci_low is None or fact.ci_high is None else f" [{fact.ci_low:.4g}, {fact.ci_high:.4g}]"
+    evidence = (f"{fact.subject} {fact.relation} {fact.object} by {abs(fact.effect):.4g}{interval}"
+                + (f" (n={fact.n})" if fact.n else "") + f", {fact.source}")
+    return MemoryFact(fact.subject, relation, target, round(confidence, 3), evidence)
 
 
 def record_study_facts(path: str | Path, facts: list[dict[str, Any]], encoder: Any = None) -> int:
