@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.skills import OBJECTS
-from experiments import factory
+from experiments.kitchen import factory
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
