@@ -18,6 +18,7 @@ import numpy as np
 from agent import lexicon as lx
 from agent.chunking import NounPhrase, lemma
 from agent.errors import PlanningError
+from agent.recall import History
 from agent.skills import BLOCK_COLOURS, CONTAINERS, MOVABLE, OBJECTS, PLACE_TARGETS
 from agent.symbolic import SymbolicState
 from perception.text import TextEncoder
@@ -156,6 +157,8 @@ class Scene:
     discourse: Discourse = field(default_factory=Discourse)
     groundings: list[dict[str, object]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    history: History | None = None
+    """Past episodes when the planner was given memory (None: no memory, so nothing can be recalled)."""
 
 
 def resolve_np(grounder: Grounder, np: NounPhrase, slot: str, scene: Scene, exclude: Sequence[str] = ()) -> list[str]:
@@ -171,6 +174,8 @@ def resolve_np(grounder: Grounder, np: NounPhrase, slot: str, scene: Scene, excl
             scene.notes.append(f"read {np.text!r} as {held}, which the gripper holds")
         scene.groundings.append({"phrase": np.text, "objects": objects, "by": "pronoun"})
         return objects
+    if _names_nothing(np):
+        raise PlanningError(f"cannot ground {np.text!r}: it names no object", np.text)
     match = grounder.noun_type(np)
     if match is not None and match.label in ("self", "tower"):
         return [match.label]
@@ -180,6 +185,26 @@ def resolve_np(grounder: Grounder, np: NounPhrase, slot: str, scene: Scene, excl
     how = f"{match.label} ({match.exemplar!r} {match.score:.2f})" if match else "by colour/quantifier"
     scene.groundings.append({"phrase": np.text, "objects": chosen, "by": how})
     return chosen
+
+
+def candidates_np(grounder: Grounder, np: NounPhrase, slot: str, scene: Scene) -> list[str]:
+    """Every object a (non-pronoun) noun phrase could mean in the scene, before any tie is broken.
+
+    Memory uses it: "the block you put in the drawer" may mean any block the scene has, and memory picks one.
+    """
+    if _names_nothing(np):
+        raise PlanningError(f"cannot ground {np.text!r}: it names no object", np.text)
+    match = grounder.noun_type(np)
+    if match is not None and match.label in ("self", "tower"):
+        return [match.label]
+    candidates = _apply_modifiers(grounder, np, _candidates(np, match, scene), scene, ())
+    return [c for c in candidates if SLOTS[slot](c)]
+
+
+def _names_nothing(np: NounPhrase) -> bool:
+    """A bare determiner ("the", what is left of "the 🥣"): no word says which object, so none may be picked."""
+    return (np.determiner is not None and not np.content and not np.colours and np.quantifier is None
+            and np.count is None and not np.other and not np.plural and not np.exclude and not np.filters)
 
 
 def _candidates(np: NounPhrase, match: Match | None, scene: Scene) -> list[str]:
