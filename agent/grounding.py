@@ -168,10 +168,11 @@ def resolve_np(grounder: Grounder, np: NounPhrase, slot: str, scene: Scene, excl
             objects = scene.discourse.resolve(np, slot, exclude)
         except PlanningError:
             held = scene.state.holding
-            if held is None or not SLOTS[slot](held) or held in exclude:
-                raise
-            objects = [held]  # "put it in the bowl" with nothing mentioned: what the gripper holds
-            scene.notes.append(f"read {np.text!r} as {held}, which the gripper holds")
+            if held is not None and SLOTS[slot](held) and held not in exclude:
+                objects = [held]  # "put it in the bowl" with nothing mentioned: what the gripper holds
+                scene.notes.append(f"read {np.text!r} as {held}, which the gripper holds")
+            else:
+                objects = _last_handled(np, slot, scene, exclude)  # "put it back": what the last episode moved
         scene.groundings.append({"phrase": np.text, "objects": objects, "by": "pronoun"})
         return objects
     if _names_nothing(np):
@@ -199,6 +200,25 @@ def candidates_np(grounder: Grounder, np: NounPhrase, slot: str, scene: Scene) -
         return [match.label]
     candidates = _apply_modifiers(grounder, np, _candidates(np, match, scene), scene, ())
     return [c for c in candidates if SLOTS[slot](c)]
+
+
+def _last_handled(np: NounPhrase, slot: str, scene: Scene, exclude: Sequence[str]) -> list[str]:
+    """A pronoun nothing in the instruction or the gripper explains: the object the last episode handled."""
+    history = scene.history
+    episode = history.last_action() if history else None
+    if episode is None or np.plural:
+        why = "" if np.plural else (": nothing before it names an object, the gripper is empty, and I do not "
+                                    "remember an earlier episode" + ("" if history else " (no past episodes are in "
+                                                                    "memory)"))
+        raise PlanningError(f"cannot tell what {np.text!r} refers to{why}", np.text)
+    handled = [m.obj for m in reversed(episode.moves())] + list(reversed(episode.picked()))
+    handled += [o for o, _d in reversed(episode.pushed())]
+    fits = [o for o in handled if SLOTS[slot](o) and o not in exclude and o in scene.objects]
+    if not fits:
+        raise PlanningError(f"cannot tell what {np.text!r} refers to: {episode.label} moved nothing it could be",
+                            np.text)
+    scene.notes.append(f"memory: read {np.text!r} as {fits[0]}, which {episode.label} handled")
+    return [fits[0]]
 
 
 def _names_nothing(np: NounPhrase) -> bool:
