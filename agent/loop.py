@@ -202,25 +202,26 @@ class EmbodiedAgent:
         goals = list(stage_goal(stages, len(stages) - 1)) if stages else []
         attempt = 0
         queue = list(plan.steps)
-        while queue:
-            call = queue.pop(0)
-            step = self._execute(world, call, attempt, record)
-            record.steps.append(step)
-            if step.success:
-                continue
-            if attempt >= self.max_replans:
-                record.error = f"gave up after {attempt} replans: {call.text} failed ({step.reason})"
+        while True:
+            while queue:
+                call = queue.pop(0)
+                step = self._execute(world, call, attempt, record)
+                record.steps.append(step)
+                if step.success:
+                    continue
+                if attempt >= self.max_replans:
+                    record.error = f"gave up after {attempt} replans: {call.text} failed ({step.reason})"
+                    break
+                attempt += 1
+                queue = self._replan(world, instruction, record, call.text, step.reason)
+            unmet = self._unmet_now(goals, world)
+            if record.error or not unmet or attempt >= self.max_replans:
                 break
-            attempt += 1
-            try:
-                plan = self._plan(world, instruction)
-            except PlanningError as error:
-                record.error = f"replanning failed: {error}"
+            attempt += 1  # every step reported success, yet the scene shows a goal unmet: close the loop
+            queue = self._replan(world, instruction, record, "the last step",
+                                 "goal not reached: " + ", ".join(f"{p}({', '.join(a)})" for p, *a in unmet))
+            if not queue:
                 break
-            record.replans.append({"after": call.text, "reason": step.reason, "facts": world.facts(),
-                                   "new_plan": [c.to_json() for c in plan.steps]})
-            record.plans.append(plan.to_json(trace=True))
-            queue = list(plan.steps)
         record.final_facts = world.facts()
         record.unmet_goals = self._unmet(goals, record)
         record.success = (bool(stages) or record.answer is not None) and not record.unmet_goals and not record.error
@@ -228,6 +229,25 @@ class EmbodiedAgent:
         if self.store is not None:
             self.store.record_episode(record)
         return record
+
+    def _replan(self, world: SkillWorld, instruction: str, record: EpisodeRecord, after: str, reason: str
+                ) -> list[SkillCall]:
+        """A new plan from the scene as it is now, recorded in the trace; [] (and `record.error`) when none."""
+        try:
+            plan = self._plan(world, instruction)
+        except PlanningError as error:
+            record.error = f"replanning failed: {error}"
+            return []
+        record.replans.append({"after": after, "reason": reason, "facts": world.facts(),
+                               "new_plan": [c.to_json() for c in plan.steps]})
+        record.plans.append(plan.to_json(trace=True))
+        return list(plan.steps)
+
+    @staticmethod
+    def _unmet_now(goals: Sequence[Predicate], world: SkillWorld) -> list[list[str]]:
+        """Goals readable off the scene's facts that do not hold now (others are judged at the end)."""
+        facts = {tuple(f) for f in world.facts()}
+        return [[g.predicate, *g.args] for g in goals if g.predicate in CHECKABLE and (g.predicate, *g.args) not in facts]
 
     def _instruction_goal(self, world: SkillWorld, instruction: str, plan: Plan, record: EpisodeRecord
                           ) -> tuple[tuple[Predicate, ...], ...]:
