@@ -286,9 +286,10 @@ def _recall_objects(relative: _Relative, grounder: Grounder, scene: Scene) -> li
     matches = _matching(history, relative, candidates, place) if history else []
     if len(candidates) == 1:  # the scene settles it: memory may only comment
         obj = candidates[0]
-        if matches and obj not in [o for o, _e in matches]:
-            scene.notes.append(f"memory says {phrase!r} was {matches[0][0]} ({matches[0][1].label}), but the "
-                               f"instruction names {obj}; kept {obj}")
+        others = _matching(history, relative, list(MOVABLE), place) if history and not matches else []
+        if others:
+            scene.notes.append(f"memory says {phrase.split(' you ', 1)[1]!r} was {others[0][0]} "
+                               f"({others[0][1].label}), but the instruction names {obj}; kept {obj}")
         return [obj]
     if not matches:
         what = surface(" ".join([*(w for w in relative.np.text.split() if w not in lx.DETERMINERS), "I",
