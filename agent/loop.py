@@ -76,7 +76,7 @@ class EpisodeMemoryStore(Protocol):
 
 
 GoalReader = Callable[[str, Sequence[str], Facts, Any], tuple[tuple[Predicate, ...], ...]]
-"""(instruction, objects, facts, memory) -> the instruction's grounded goal stages (e.g. `GroundedPlanner.goal_stages`)."""
+"""(instruction, objects, facts, memory) -> the instruction's grounded goal stages (`GroundedPlanner.goal_stages`)."""
 
 
 class PolicyProvider(Protocol):
@@ -247,7 +247,8 @@ class EmbodiedAgent:
     def _unmet_now(goals: Sequence[Predicate], world: SkillWorld) -> list[list[str]]:
         """Goals readable off the scene's facts that do not hold now (others are judged at the end)."""
         facts = {tuple(f) for f in world.facts()}
-        return [[g.predicate, *g.args] for g in goals if g.predicate in CHECKABLE and (g.predicate, *g.args) not in facts]
+        return [[g.predicate, *g.args] for g in goals
+                if g.predicate in CHECKABLE and (g.predicate, *g.args) not in facts]
 
     def _instruction_goal(self, world: SkillWorld, instruction: str, plan: Plan, record: EpisodeRecord
                           ) -> tuple[tuple[Predicate, ...], ...]:

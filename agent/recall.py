@@ -156,8 +156,8 @@ class History:
         return next((e for e in self.newest_first() if e.answer is None and e.goal), None)
 
 
-def fill_unknowns(facts: Sequence[Sequence[str]], objects: Iterable[str], remembered: Mapping[str, tuple[str, str, float]]
-                  ) -> tuple[list[list[str]], list[str]]:
+def fill_unknowns(facts: Sequence[Sequence[str]], objects: Iterable[str],
+                  remembered: Mapping[str, tuple[str, str, float]]) -> tuple[list[list[str]], list[str]]:
     """Fill in where unseen objects are from memory; never replace what the scene reports.
 
     An object is unseen when the facts say ``["unknown", x]`` (e.g. perception cannot see into the closed

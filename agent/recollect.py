@@ -223,6 +223,7 @@ class _Relative:
 
 
 def _find_relative(tokens: list[str], begin: int = 0) -> _Relative | None:
+    """The first "the <NP> [that] you <past verb> [<preposition> <NP>]" at or after `begin`."""
     for i in range(max(begin, 1), len(tokens)):
         if tokens[i] != "you":
             continue
@@ -232,14 +233,7 @@ def _find_relative(tokens: list[str], begin: int = 0) -> _Relative | None:
         if v >= len(tokens) or tokens[v] not in RECALL_VERBS:
             continue
         start = i - 1 if tokens[i - 1] in ("that", "which") else i
-        np_start = start
-        while np_start > 0 and tokens[np_start - 1] not in _BOUNDARY and tokens[np_start - 1] not in lx.FILLERS:
-            word = tokens[np_start - 1]
-            if verb_lemma(word) is not None and word not in lx.DETERMINERS and np_start == start:
-                break
-            np_start -= 1
-            if word in lx.DETERMINERS or word in lx.QUANTIFIERS:
-                break
+        np_start = _np_start(tokens, start)
         opens = np_start < start and (tokens[np_start] in lx.DETERMINERS or tokens[np_start] in lx.QUANTIFIERS)
         np = _first_np(tokens[np_start:start]) if opens else None
         if np is None or np.pronoun is not None or not (np.content or np.colours):
@@ -247,16 +241,34 @@ def _find_relative(tokens: list[str], begin: int = 0) -> _Relative | None:
         end = v + 1
         while end < len(tokens) and tokens[end] in lx.PARTICLES and not _np_at(tokens, end + 1):
             end += 1
-        preposition, place = None, None
-        if end < len(tokens) and (tokens[end] in lx.LOCATION_PREPOSITIONS or tokens[end] in lx.SOURCE_PREPOSITIONS):
-            stop = end + 1
-            while stop < len(tokens) and tokens[stop] not in _BOUNDARY:
-                stop += 1
-            place = _first_np(tokens[end + 1 : stop])
-            if place is not None:
-                preposition, end = tokens[end], stop
+        preposition, place, end = _place_phrase(tokens, end)
         return _Relative(np_start, end, np, tokens[v], preposition, place)
     return None
+
+
+def _np_start(tokens: list[str], start: int) -> int:
+    """Where the noun phrase before a relative clause begins (at its determiner)."""
+    np_start = start
+    while np_start > 0 and tokens[np_start - 1] not in _BOUNDARY and tokens[np_start - 1] not in lx.FILLERS:
+        word = tokens[np_start - 1]
+        if verb_lemma(word) is not None and word not in lx.DETERMINERS and np_start == start:
+            break
+        np_start -= 1
+        if word in lx.DETERMINERS or word in lx.QUANTIFIERS:
+            break
+    return np_start
+
+
+def _place_phrase(tokens: list[str], end: int) -> tuple[str | None, NounPhrase | None, int]:
+    """The "in the drawer" / "out of the bowl" that ends a relative clause, if any, and where it stops."""
+    if end >= len(tokens) or (tokens[end] not in lx.LOCATION_PREPOSITIONS and tokens[end] not in
+                              lx.SOURCE_PREPOSITIONS):
+        return None, None, end
+    stop = end + 1
+    while stop < len(tokens) and tokens[stop] not in _BOUNDARY:
+        stop += 1
+    place = _first_np(tokens[end + 1 : stop])
+    return (None, None, end) if place is None else (tokens[end], place, stop)
 
 
 def _np_at(tokens: list[str], index: int) -> bool:

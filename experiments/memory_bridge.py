@@ -54,7 +54,8 @@ class MemoryBridge:
             self.store.add_facts([(m.obj, f"put_{m.after[0]}", m.after[1]) for m in moves], source=f"episode:{uid}")
         return episode_id
 
-    def episodes(self, instruction: str | None = None, recent: int = 50, retrieved: int = 5) -> tuple[EpisodeMemory, ...]:
+    def episodes(self, instruction: str | None = None, recent: int = 50, retrieved: int = 5
+                 ) -> tuple[EpisodeMemory, ...]:
         """Past episodes for the planner, oldest first: the newest `recent`, plus those retrieval finds nearest
         `instruction` (when the store has a text encoder)."""
         chosen = {e.id: e for e in self.store.episodes(limit=recent)}

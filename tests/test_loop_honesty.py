@@ -110,7 +110,7 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def test_run_refuses_emoji_with_exit_2(capsys, tmp_path: Path) -> None:
-    code, out, err = run_cli(capsys, "run", "put the 🔴 block in the 🥣", "--encoder", "hashing", "--no-video",
+    code, _out, err = run_cli(capsys, "run", "put the 🔴 block in the 🥣", "--encoder", "hashing", "--no-video",
                              "--out", str(tmp_path / "r"))
     assert code == 2 and "the 🔴 block" in err
 
@@ -157,7 +157,7 @@ def test_eval_chains_writes_its_episodes_to_the_store(capsys, tmp_path: Path) ->
     from memory import KnowledgeStore
 
     path = tmp_path / "store.sqlite"
-    code, out, err = run_cli(capsys, "eval-chains", "--chains", "1", "--length", "2", "--seed", "3", "--encoder",
+    code, _out, err = run_cli(capsys, "eval-chains", "--chains", "1", "--length", "2", "--seed", "3", "--encoder",
                              "hashing", "--memory", str(path), "--out", str(tmp_path / "chains"))
     assert code == 0, err
     chains = json.loads((tmp_path / "chains" / "chains.json").read_text())

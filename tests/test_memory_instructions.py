@@ -127,7 +127,7 @@ def test_where_did_you_put_is_an_answer_not_an_action(planner: GroundedPlanner) 
     "do that again", "do the same with the green block", "where did you put the mug?",
 ])
 def test_without_memory_the_planner_says_it_does_not_remember(planner: GroundedPlanner, instruction: str) -> None:
-    with pytest.raises(PlanningError, match="(I do not remember|do not remember an earlier episode)"):
+    with pytest.raises(PlanningError, match=r"(I do not remember|do not remember an earlier episode)"):
         planner.plan(instruction, facts=SCENE)
 
 

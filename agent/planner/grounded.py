@@ -26,10 +26,10 @@ from agent.planner.memory import (
     PlannerMemory,
     as_memory,
 )
-from agent.recall import History, fill_unknowns
-from agent.recollect import recollect
 from agent.planner.plan import Plan, PlanTrace
 from agent.planner.search import GoalSearch, SayCanDecoder
+from agent.recall import History, fill_unknowns
+from agent.recollect import recollect
 from agent.skills import MOVABLE, OBJECTS, Predicate, SkillCall
 from agent.symbolic import SymbolicState
 from perception.text import TextEncoder
@@ -208,8 +208,8 @@ def check_memory_relations(memory: PlannerMemory) -> None:
     known = {*LOCATION_RELATIONS, *STATE_RELATIONS, *CAUSAL_RELATIONS}
     for fact in memory.facts:
         if fact.relation not in known:
-            raise ValueError(f"unknown relation {fact.relation!r} in remembered fact "
-                             f"({fact.subject}, {fact.relation}, {fact.object}); expected one of {', '.join(sorted(known))}")
+            raise ValueError(f"unknown relation {fact.relation!r} in remembered fact ({fact.subject}, "
+                             f"{fact.relation}, {fact.object}); expected one of {', '.join(sorted(known))}")
 
 
 def subsume_holding(staged: list[tuple[Clause, list[Predicate]]]) -> list[tuple[Clause, list[Predicate]]]:

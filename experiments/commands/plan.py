@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help='start state as JSON facts, e.g. \'[["in","red_block","drawer"]]\', or a .json file')
     parser.add_argument("--memory", type=Path, default=None,
                         help='a knowledge store (SQLite file, as `run --memory` writes) or a JSON file '
-                             '{"facts": [[subject, relation, object, confidence]], "skill_stats": {...}, "episodes": [...]}')
+                             '{"facts": [[subject, relation, object, confidence]], "skill_stats": {...}, '
+                             '"episodes": [...]}')
     parser.add_argument("--encoder", choices=("minilm", "hashing"), default="minilm",
                         help="text encoder for grounding (hashing: fast, for tests)")
     parser.add_argument("--planner", choices=("grounded", "llm"), default="grounded")

@@ -92,7 +92,8 @@ def run_case(session: Any, case: MemoryCase, with_store: bool, encoder: str) -> 
             for instruction in case.setup:
                 record = agent.run(world, instruction)
                 if not record.success:
-                    row.update(setup_ok=False, error=f"setup {instruction!r} failed: {record.error or record.unmet_goals}")
+                    why = record.error or f"unmet {record.unmet_goals}"
+                    row.update(setup_ok=False, error=f"setup {instruction!r} failed: {why}")
                     return row
             try:
                 record = agent.run(world, case.probe)
