@@ -40,7 +40,7 @@ _WHERE_VERBS = frozenset({"put", "place", "placed", "leave", "left", "hide", "hi
 _REPEAT_WORDS = frozenset({"do", "repeat", "again", "that", "it", "same", "thing", "this", "what", "last", "once",
                            "more", "the", "one", "did", "just", "you", "please", "now", "exactly", "then", "can",
                            "could", "would", "will", "time", "as", "before", "so", "okay", "ok", "a", "action",
-                           "step", "like"})
+                           "step", "like", "try", "go", "ahead"})
 _REPEAT_MARKERS = frozenset({"again", "repeat", "same"})
 _SUBSTITUTE = frozenset({"with", "for", "to", "using"})
 _BOUNDARY = (set(lx.LOCATION_PREPOSITIONS) | lx.SOURCE_PREPOSITIONS | lx.UNSUPPORTED_PREPOSITIONS | lx.CONJUNCTIONS
@@ -73,7 +73,7 @@ def recollect(instruction: str, grounder: Grounder, scene: Scene) -> Recollectio
         PlanningError: when the instruction needs memory that is absent ("I do not remember ...").
     """
     tokens = tokenize(instruction)
-    words = [t for t in tokens if t not in (".", "!", "?")]
+    words = [t for t in tokens if t not in (".", "!", "?", ",", ";", ":")]
     if words[:1] == ["where"]:
         return Recollection(instruction, answer=_answer_where(words[1:], grounder, scene))
     repeat = _repeat_parts(words)
@@ -163,7 +163,8 @@ def _repeat_parts(words: list[str]) -> list[str] | None:
     """The words after "with" in a repeat ("do the same with the blue block"), [] for a plain repeat, else None."""
     cut = next((i for i, w in enumerate(words) if w in _SUBSTITUTE), len(words))
     head, tail = words[:cut], words[cut + 1 :]
-    if not head or not set(head) & _REPEAT_MARKERS or not set(head) <= _REPEAT_WORDS:
+    marked = set(head) & _REPEAT_MARKERS or ("more" in head and {"once", "time"} & set(head))
+    if not head or not marked or not set(head) <= _REPEAT_WORDS:
         return None
     if cut < len(words) and not tail:
         return None

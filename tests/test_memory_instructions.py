@@ -96,6 +96,8 @@ def test_unseen_objects_are_filled_from_memory(planner: GroundedPlanner) -> None
     ("return the mug to where it was", ["in(mug, bowl)"]),
     ("do the same with the green block", ["on(green_block, plate)"]),
     ("do that again", ["on(mug, plate)"]),
+    ("try that again", ["on(mug, plate)"]),
+    ("once more, please", ["on(mug, plate)"]),
 ])
 def test_memory_dependent_goals(planner: GroundedPlanner, instruction: str, expected: list[str]) -> None:
     assert goal(planner.plan(instruction, facts=SCENE, memory=MEMORY)) == expected
