@@ -44,7 +44,7 @@ def _default_destination(it: ClauseInterpreter, clause: Clause, roles: Roles, ob
     raise PlanningError(f"cannot tell where to put things in {clause.text!r}: name a place", clause.text)
 
 
-def _back_destination(it: Interpreter, clause: Clause, obj: str) -> str:
+def _back_destination(it: ClauseInterpreter, clause: Clause, obj: str) -> str:
     """Where "put it back (where it was)" puts `obj`.
 
     When an earlier clause of this instruction moved it ("pick up the mug and put it back"), the scene settles

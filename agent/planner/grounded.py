@@ -110,7 +110,7 @@ class GroundedPlanner:
         result = _Interpreted(state, affordance, trace)
         if recalled.answer is not None or recalled.stages:
             trace.groundings.extend(scene.groundings)
-            trace.notes[:] = scene.notes
+            trace.notes[:] = _merged_notes(scene.notes, trace.notes)
             result.answer, result.stages, result.contexts = recalled.answer, recalled.stages, recalled.contexts
             return result
         clauses = parse_instruction(recalled.text)
@@ -119,7 +119,7 @@ class GroundedPlanner:
             raise PlanningError(f"nothing to do in {phrase!r}: the instruction names no action or object", phrase)
         staged = subsume_holding(Interpreter(self.grounder, scene).stages(clauses))
         trace.groundings.extend(scene.groundings)
-        trace.notes[:] = scene.notes
+        trace.notes[:] = _merged_notes(scene.notes, trace.notes)
         if not staged:
             raise PlanningError(f"nothing to do in {instruction.strip()!r}", instruction.strip())
         result.stages = tuple(tuple(goals) for _clause, goals in staged)
@@ -216,6 +216,11 @@ class _Interpreted:
     stages: tuple[tuple[Predicate, ...], ...] = ()
     contexts: list[str] = field(default_factory=list)
     answer: str | None = None
+
+
+def _merged_notes(scene_notes: list[str], trace_notes: list[str]) -> list[str]:
+    """The scene's notes (it started from a copy of the trace's) plus those the chooser added to the trace."""
+    return [*scene_notes, *(note for note in trace_notes if note not in scene_notes)]
 
 
 def _clauses_or_none(instruction: str) -> list[Clause]:
