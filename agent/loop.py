@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from agent.errors import PlanningError
+from agent.planner.memory import with_outcomes
 from agent.planner.plan import Plan, Planner
 from agent.planner.search import stage_goal
 from agent.skills import Predicate, SkillCall
@@ -176,6 +177,7 @@ class EmbodiedAgent:
         self.record_every, self.caption = record_every, caption
         self.before_planning = before_planning
         self.store = store
+        self._last_plan: Plan | None = None
         self.goal_reader = goal_reader if goal_reader is not None else _default_goal_reader(planner)
 
     def run(self, world: SkillWorld, instruction: str) -> EpisodeRecord:
@@ -214,12 +216,14 @@ class EmbodiedAgent:
                     break
                 attempt += 1
                 queue = self._replan(world, instruction, record, call.text, step.reason)
+                goals = self._goals_after_replan(goals, record)
             unmet = self._unmet_now(goals, world)
             if record.error or not unmet or attempt >= self.max_replans:
                 break
             attempt += 1  # every step reported success, yet the scene shows a goal unmet: close the loop
             queue = self._replan(world, instruction, record, "the last step",
                                  "goal not reached: " + ", ".join(f"{p}({', '.join(a)})" for p, *a in unmet))
+            goals = self._goals_after_replan(goals, record)
             if not queue:
                 break
         record.final_facts = world.facts()
@@ -232,16 +236,37 @@ class EmbodiedAgent:
 
     def _replan(self, world: SkillWorld, instruction: str, record: EpisodeRecord, after: str, reason: str
                 ) -> list[SkillCall]:
-        """A new plan from the scene as it is now, recorded in the trace; [] (and `record.error`) when none."""
+        """A new plan from the scene as it is now, recorded in the trace; [] (and `record.error`) when none.
+
+        The planner sees this episode's step outcomes as skill statistics, so a call that just failed is
+        less likely to be chosen again where the instruction leaves a choice.
+        """
+        outcomes = [(str(step.call), step.success) for step in record.steps]
+        self._last_plan = None
         try:
-            plan = self._plan(world, instruction)
+            plan = self._plan(world, instruction, with_outcomes(self.memory, outcomes))
         except PlanningError as error:
             record.error = f"replanning failed: {error}"
             return []
         record.replans.append({"after": after, "reason": reason, "facts": world.facts(),
                                "new_plan": [c.to_json() for c in plan.steps]})
+        self._last_plan = plan
         record.plans.append(plan.to_json(trace=True))
         return list(plan.steps)
+
+    def _goals_after_replan(self, goals: list[Predicate], record: EpisodeRecord) -> list[Predicate]:
+        """The goals to judge by after a replan.
+
+        When the grounded reading of the instruction is the plan's own (`goal_source == "plan"`), a replan
+        reads the instruction again in the scene as it now is and may make an open choice differently
+        ("pick up a block" after the red block's pick failed: the green one), so its final goals replace the
+        old ones. A goal read from the instruction separately (an LLM's plan) stays as it was.
+        """
+        plan = self._last_plan
+        if record.goal_source != "plan" or plan is None or not plan.stages:
+            return goals
+        record.goal = [[p.to_json() for p in stage] for stage in plan.stages]
+        return list(stage_goal(plan.stages, len(plan.stages) - 1))
 
     @staticmethod
     def _unmet_now(goals: Sequence[Predicate], world: SkillWorld) -> list[list[str]]:
@@ -264,10 +289,11 @@ class EmbodiedAgent:
             record.error = f"cannot judge success: the instruction's goal could not be grounded ({error})"
             return ()
 
-    def _plan(self, world: SkillWorld, instruction: str) -> Plan:
+    def _plan(self, world: SkillWorld, instruction: str, memory: Any = None) -> Plan:
         if self.before_planning is not None:
             self.before_planning(world)
-        return self.planner.plan(instruction, world.objects(), world.facts(), self.memory)
+        return self.planner.plan(instruction, world.objects(), world.facts(),
+                                 self.memory if memory is None else memory)
 
     def _execute(self, world: SkillWorld, call: SkillCall, attempt: int, record: EpisodeRecord) -> StepRecord:
         policy = self.policies.policy_for(call)

@@ -121,6 +121,27 @@ def as_memory(memory: MemoryInput) -> PlannerMemory:
     return PlannerMemory(_as_facts(memory))
 
 
+def with_outcomes(memory: MemoryInput, outcomes: Sequence[tuple[str, bool]]) -> PlannerMemory:
+    """`memory` plus skill-call outcomes seen since it was read, e.g. this episode's failed step.
+
+    The embodied loop replans with this, so a call that has just failed scores lower at once (one failure
+    moves an untried call from 1/2 to 1/3) and an open choice ("pick up a block") moves to another object
+    instead of repeating the failure. `outcomes` are ``(str(call), success)`` pairs, e.g. ``("pick(red_block)",
+    False)``; they add to the call's remembered record and to its bare skill's.
+    """
+    base = as_memory(memory)
+    if not outcomes:
+        return base
+    counts = {key: [stats.successes, stats.attempts] for key, stats in base.skill_stats.items()}
+    for call, success in outcomes:
+        for key in {call, call.split("(", 1)[0]}:
+            record = counts.setdefault(key, [0, 0])
+            record[0] += int(bool(success))
+            record[1] += 1
+    stats = {key: SkillStats(successes, attempts) for key, (successes, attempts) in counts.items()}
+    return PlannerMemory(base.facts, MappingProxyType(stats), base.episodes)
+
+
 def _as_facts(items: Sequence[Any]) -> tuple[MemoryFact, ...]:
     facts = []
     for item in items:
