@@ -118,7 +118,7 @@ def conditional_mean(
     if not given:
         n = n or DEFAULT_SAMPLES
         mean, cov = world_means([scm], target, n, seed)
-        return Estimate(float(mean[0]), float(math.sqrt(cov[0, 0])), n)
+        return Estimate(float(mean[0]), float(math.sqrt(max(cov[0, 0], 0.0))), n)  # E[f²]−E[f]² can round below 0
     if target in given:
         return Estimate(float(given[target]), 0.0, 0)
     n = n or DEFAULT_WEIGHTED_SAMPLES

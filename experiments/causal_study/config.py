@@ -11,7 +11,7 @@ from typing import Any
 
 from experiments.common.errors import InputError
 
-OUTCOMES = ("push_distance", "strike_distance")  # procedures measured by experiments.causal_study.sim
+OUTCOMES = ("push_distance", "strike_distance", "lift_height")  # procedures measured by experiments.causal_study.sim
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class StudyConfig:
     values: tuple[float, ...]
     """Treatment values for do(); their range is also the treatment's natural range."""
     outcome: str = "push_distance"
-    """push_distance (scripted expert push) or strike_distance (fixed impulse)."""
+    """push_distance (scripted expert push), strike_distance (fixed impulse) or lift_height (expert pick)."""
     confounder: str | None = None
     """Scene variable that drives both treatment and outcome in the observational regime."""
     episodes: int = 20

@@ -82,7 +82,7 @@ def finite_or_null(value: Any, path: str = "", found: list[str] | None = None) -
         return str(value)
     if hasattr(value, "__float__"):  # e.g. a torch scalar
         return finite_or_null(float(value), path, found)
-    raise TypeError(f"cannot write {type(value).__name__} at {path or '$'} as JSON")
+    return value  # json.dumps' `default=` (if given) converts it, or json raises TypeError
 
 
 def strict_json(data: Any) -> Any:
