@@ -45,13 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _read_json(path: str, what: str) -> Any:
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"{what} file not found: {file}")
-    try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{file}: not valid JSON ({error})") from None
+    from causal.jsonfile import read_json
+
+    return read_json(path, what)
 
 
 def _query(args: argparse.Namespace) -> int:
