@@ -189,14 +189,16 @@ def pool_size(workers: int | None, cpus: float, items: int | None = None) -> int
 class WorkerPool:
     """Ray actors that each build `make_state()` once and then apply `work(state, item)` to many items.
 
-    The pool has `pool_size(workers, CPUs Ray reports, max_items)` actors of one CPU each, so the
-    number of processes (and the memory) is set by the cluster, not by how much work there is.
+    The pool has `pool_size(workers, CPUs in the cluster, max_items)` actors of one CPU each, so the
+    number of processes (and the memory) is set by the cluster, not by how much work there is. The
+    cluster's total is used, not `available_resources()`: CPUs of a just-closed pool are freed
+    asynchronously, and counting them out would shrink the next pool.
     """
 
     def __init__(self, make_state: Callable[[], Any], work: Callable[[Any, Any], Any], workers: int | None = None,
                  address: str | None = None, max_items: int | None = None) -> None:
         self._ray = init_ray(address)
-        count = pool_size(workers, self._ray.available_resources().get("CPU", 1), max_items)
+        count = pool_size(workers, self._ray.cluster_resources().get("CPU", 1), max_items)
         actor_class = self._ray.remote(num_cpus=1)(_Worker)
         self._actors = [actor_class.remote(make_state, work) for _ in range(count)]
         logger.info("Ray pool: %d workers", count)
