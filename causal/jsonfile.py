@@ -1,4 +1,8 @@
-"""Read untrusted JSON files (SCMs, queries) with bounds: size, nesting depth and finite numbers only.
+"""JSON in and out of the causal package: bounded reading of untrusted files, strict writing.
+
+Reading (SCMs, queries) is bounded in size and nesting depth and accepts finite numbers only.
+Writing never produces the non-standard ``NaN``/``Infinity`` tokens: `finite_or_null` replaces a
+non-finite float by None (JSON null), and `dumps_strict` serialises with ``allow_nan=False``.
 
 Python's `json` parser recurses once per nesting level, so a file of ten thousand ``[`` ends in a
 RecursionError (a crash, not a user error), and it accepts the non-standard ``NaN``/``Infinity``
@@ -9,7 +13,9 @@ ValueError that names the file and the limit before the parser runs.
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +83,19 @@ def read_json(path: str | Path, what: str = "JSON", max_bytes: int = MAX_JSON_BY
     except ValueError as error:
         message = str(error)
         raise ValueError(message if message.startswith(str(file)) else f"{file}: {message}") from None
+
+
+def finite_or_null(value: Any) -> Any:
+    """`value` with every non-finite float (nan, inf) replaced by None, through dicts, lists and tuples."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return value
+
+
+def dumps_strict(value: Any, **kwargs: Any) -> str:
+    """`json.dumps` that writes null where a number is not finite, so the output is always standard JSON."""
+    return json.dumps(finite_or_null(value), allow_nan=False, **kwargs)

@@ -25,6 +25,7 @@ from causal import discrete, linear, montecarlo
 from causal.discovery import discover
 from causal.estimation import estimate
 from causal.graph import backdoor_sets, frontdoor_sets
+from causal.jsonfile import finite_or_null
 from causal.spec import SCM
 
 Handler = Callable[[SCM, Mapping[str, Any], Path], dict[str, Any]]
@@ -235,17 +236,6 @@ def _check_answer(value: Any, query: Mapping[str, Any]) -> None:
                          f"or takes the log/sqrt of a negative number")
 
 
-def _finite_or_null(value: Any) -> Any:
-    """Secondary numbers that cannot be computed (an interval bound, a standard error) become None (JSON null)."""
-    if isinstance(value, float):
-        return value if np.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {key: _finite_or_null(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_null(item) for item in value]
-    return value
-
-
 def answer_query(scm: SCM, query: Mapping[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:
     """Answer one query object; relative data paths are resolved against `base_dir` as a fallback.
 
@@ -259,7 +249,7 @@ def answer_query(scm: SCM, query: Mapping[str, Any], base_dir: str | Path = ".")
         raise ValueError(f"unknown query type {kind!r}; expected one of {sorted(HANDLERS)}")
     answer = {"type": kind, **HANDLERS[kind](scm, query, Path(base_dir))}
     _check_answer(answer["answer"] if "answer" in answer else None, query)
-    answer = {key: _finite_or_null(value) for key, value in answer.items()}
+    answer = finite_or_null(answer)
     if "id" in query:
         answer = {"id": query["id"], **answer}
     return answer

@@ -194,12 +194,8 @@ def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return code, captured.out, captured.err
 
 
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# Port 1 on loopback: nothing listens there, and unlike a port freed by bind(0)/close() no other process can take it.
+CLOSED_PORT = 1
 
 
 CLI_ROWS: list[tuple[str, Callable[[Path], list[str]], str]] = [
@@ -241,8 +237,9 @@ CLI_ROWS: list[tuple[str, Callable[[Path], list[str]], str]] = [
         "memory", "query", "where is the mug", "--encoder", "hashing", "--db", str(tmp / "none.sqlite")],
      r"knowledge store not found: .*none\.sqlite; make one with `embodia memory add-fact SUBJECT RELATION OBJECT"),
     ("eval-chains with an unreachable --ray-address", lambda tmp: [
-        "eval-chains", "--chains", "2", "--length", "1", "--ray", "--ray-address", f"127.0.0.1:{_closed_port()}",
-        "--out", str(tmp / "ec")], r"cannot reach the Ray cluster at --ray-address '127\.0\.0\.1:\d+': Connection"),
+        "eval-chains", "--chains", "2", "--length", "1", "--ray", "--ray-address", f"127.0.0.1:{CLOSED_PORT}",
+        "--out", str(tmp / "ec")],
+     r"cannot reach the Ray cluster at --ray-address '127\.0\.0\.1:1': Connection refused"),
 ]
 
 
@@ -259,3 +256,12 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path, capsys: pytest.Capt
     assert len(messages) == 1 and re.search(pattern, messages[0]), err
     assert out.strip() == "", out
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_json_written_by_causal_is_strict() -> None:
+    """Non-finite secondary numbers become null; the output never holds the non-JSON tokens NaN/Infinity."""
+    from causal.jsonfile import dumps_strict, parse_json
+
+    text = dumps_strict({"answer": 1.5, "ci": (float("nan"), float("inf")), "rows": [{"se": -float("inf")}]})
+    assert text == '{"answer": 1.5, "ci": [null, null], "rows": [{"se": null}]}'
+    assert parse_json(text) == {"answer": 1.5, "ci": [None, None], "rows": [{"se": None}]}

@@ -237,4 +237,8 @@ def test_small_study_without_a_confounder_runs(tmp_path: Path) -> None:
     metrics = run_study(config)
     assert metrics["interventional_effect"]["answer"] < 0 and metrics["interventional_effect"]["n_units"] == 3
     assert all(row["standard_error"] >= 0 for row in metrics["scm_curve"])
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["adjusted"]["adjustment_set"] == []
+    from causal.jsonfile import read_json
+
+    for name in ("metrics.json", "facts.json", "study_scm.json", "config.json"):  # strict JSON: no NaN/Infinity
+        read_json(tmp_path / "run" / name)
+    assert read_json(tmp_path / "run" / "metrics.json")["adjusted"]["adjustment_set"] == []

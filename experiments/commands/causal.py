@@ -12,7 +12,6 @@ TypeError/FileNotFoundError and turned into messages by `experiments.cli`).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +50,7 @@ def _read_json(path: str, what: str) -> Any:
 
 
 def _query(args: argparse.Namespace) -> int:
+    from causal.jsonfile import dumps_strict
     from causal.queries import answer_queries
     from causal.spec import load_scm
 
@@ -60,12 +60,12 @@ def _query(args: argparse.Namespace) -> int:
         raise TypeError(f"{args.queries}: expected a query object or a list of them, got {type(queries).__name__}")
     answers = answer_queries(scm, queries, base_dir=Path(args.queries).parent)
     if args.json:
-        print(json.dumps(answers, indent=2, allow_nan=False))
+        print(dumps_strict(answers, indent=2))
         return 0
     for number, answer in enumerate(answers if isinstance(answers, list) else [answers], start=1):
         details = {k: v for k, v in answer.items() if k not in ("type", "answer", "sets")}
         shown = answer.get("answer", answer.get("sets", answer.get("directed")))
-        print(f"{number}. {answer['type']}: {shown}  {json.dumps(details)}")
+        print(f"{number}. {answer['type']}: {shown}  {dumps_strict(details)}")
     return 0
 
 
