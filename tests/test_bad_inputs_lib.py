@@ -68,6 +68,12 @@ def fact(uid: str, active: bool = True, superseded_by: str | None = None, **extr
             "evidence": 1, "active": active, "superseded_by": superseded_by, **extra}
 
 
+def causal(uid: str, superseded_by: str | None = None) -> dict[str, Any]:
+    return {"type": "causal", "uid": uid, "subject": "red_block.mass", "relation": "decreases",
+            "object": "push_distance", "effect": -0.03, "interval": [-0.04, -0.02], "level": 0.95, "n": 10,
+            "source": "study:s", "created_at": 1.0, "active": superseded_by is None, "superseded_by": superseded_by}
+
+
 def jsonl(path: Path, *records: dict[str, Any], raw: str = "") -> Path:
     lines = [json.dumps(HEADER), *(json.dumps(r) for r in records)]
     return write(path, "\n".join(lines) + "\n" + raw)
@@ -121,6 +127,12 @@ LIBRARY_ROWS: list[tuple[str, Callable[[Path], Any], type[BaseException], str]] 
     ("import: superseded_by cycle", lambda tmp: import_jsonl(KnowledgeStore(tmp / "s.db"), jsonl(
         tmp / "e.jsonl", fact("a", False, "b"), fact("b", False, "c"), fact("c", False, "b"))), ValueError,
      r"superseded_by chain loops: b -> c -> b"),
+    ("import: causal superseded_by dangling", lambda tmp: import_jsonl(KnowledgeStore(tmp / "s.db"), jsonl(
+        tmp / "e.jsonl", causal("c1", superseded_by="c9"), causal("c2"))), ValueError,
+     r"line 2: causal 'c1' is superseded_by 'c9', which is not a causal in the file"),
+    ("import: causal interval NaN", lambda tmp: import_jsonl(KnowledgeStore(tmp / "s.db"), jsonl(
+        tmp / "e.jsonl", raw=json.dumps(causal("c1")).replace("-0.04", "NaN"))), ValueError,
+     r"'interval' must be \[low, high\] \(finite numbers\)"),
     ("import: evidence 1e30", lambda tmp: import_jsonl(KnowledgeStore(tmp / "s.db"), jsonl(
         tmp / "e.jsonl", fact("a", evidence=1e30))), ValueError, r"field 'evidence' must be int, got 1e\+30"),
     ("import: evidence 10**30", lambda tmp: import_jsonl(KnowledgeStore(tmp / "s.db"), jsonl(
