@@ -201,22 +201,26 @@ def _check_links(path: Path, records: list[dict[str, Any]], lines: list[int]) ->
         seen[key] = number
     for kind in ("fact", "causal"):
         successor = {r["uid"]: r["superseded_by"] for r in records if r["type"] == kind}
-        for record, number in zip(records, lines, strict=True):
-            target = record.get("superseded_by") if record["type"] == kind else None
-            if target is None:
-                continue
-            if target == record["uid"]:
-                raise ValueError(f"{path} line {number}: {kind} {target!r} is superseded_by itself")
-            if target not in successor:
-                raise ValueError(f"{path} line {number}: {kind} {record['uid']!r} is superseded_by {target!r}, "
+        where = {r["uid"]: number for r, number in zip(records, lines, strict=True) if r["type"] == kind}
+        for uid, target in successor.items():
+            if target == uid:
+                raise ValueError(f"{path} line {where[uid]}: {kind} {uid!r} is superseded_by itself")
+            if target is not None and target not in successor:
+                raise ValueError(f"{path} line {where[uid]}: {kind} {uid!r} is superseded_by {target!r}, "
                                  f"which is not a {kind} in the file (dangling reference)")
-            chain, current = [record["uid"]], target
-            while current is not None:
+        terminated: set[str] = set()  # chains already followed to their end: each uid is walked once
+        for uid in successor:
+            chain: dict[str, int] = {}  # uid -> position on this walk (dicts keep order, lookups are O(1))
+            current: str | None = uid
+            while current is not None and current not in terminated:
                 if current in chain:
-                    cycle = " -> ".join([*chain[chain.index(current):], current])
-                    raise ValueError(f"{path} line {number}: superseded_by chain loops: {cycle}")
-                chain.append(current)
+                    loop = [*list(chain)[chain[current]:], current]
+                    shown = loop if len(loop) <= 8 else [*loop[:4], "...", *loop[-2:]]
+                    cycle = " -> ".join(shown) + ("" if len(loop) <= 8 else f" ({len(loop) - 1} records)")
+                    raise ValueError(f"{path} line {where[current]}: superseded_by chain loops: {cycle}")
+                chain[current] = len(chain)
                 current = successor[current]
+            terminated.update(chain)
 
 
 def _import_facts(conn: sqlite3.Connection, facts: list[dict[str, Any]], ctx: Any, tally: dict[str, int]) -> None:
