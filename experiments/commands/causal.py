@@ -17,7 +17,7 @@ from typing import Any
 
 from experiments.common import args as args_types
 from experiments.common.errors import InputError, InputTypeError
-from experiments.common.jsonio import parse_json, to_json_text
+from experiments.common.jsonio import to_json_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,10 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _read_json(path: str, what: str) -> Any:
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"{what} file not found: {file}")
-    return parse_json(file.read_text(), str(file))
+    from causal.jsonfile import read_json
+
+    return read_json(path, what)
 
 
 def _query(args: argparse.Namespace) -> int:
