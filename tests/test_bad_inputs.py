@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from test_bad_inputs_lib import corrupt_store as damaged_store  # a real store with damaged data pages
 
 from experiments import cli
 
@@ -43,11 +44,28 @@ def _write(tmp: Path, name: str, text: str | bytes) -> Path:
     return path
 
 
-def _scm(tmp: Path) -> Path:
+def _scm(tmp: Path, y: str = "sin(x)") -> Path:
     return _write(tmp, "model.json", json.dumps({
         "format_version": 1, "id": "m", "scm_type": "nonlinear_additive_noise", "nodes": ["x", "y"],
         "equations": {"x": {"expr": "0", "parents": [], "noise_std": 1},
-                      "y": {"expr": "sin(x)", "parents": ["x"], "noise_std": 0}}}))
+                      "y": {"expr": y, "parents": ["x"], "noise_std": 0}}}))
+
+
+def _query(tmp: Path, **extra: object) -> Path:
+    return _write(tmp, "query.json", json.dumps({"type": "interventional_mean", "target": "y", "do": {"x": 0.3},
+                                                 "samples": 2000, **extra}))
+
+
+def _duplicated(tmp: Path) -> Path:
+    lines = _memory_export(tmp).read_text().splitlines()
+    return _write(tmp, "dup.jsonl", "\n".join([lines[0], lines[1], lines[1]]) + "\n")
+
+
+def _self_superseded(tmp: Path) -> Path:
+    lines = _memory_export(tmp).read_text().splitlines()
+    record = json.loads(lines[1])
+    record["superseded_by"] = record["uid"]
+    return _write(tmp, "self.jsonl", "\n".join([lines[0], json.dumps(record)]) + "\n")
 
 
 def _sweep(tmp: Path, name: str) -> Path:
@@ -94,7 +112,7 @@ ROWS: list[Row] = [
                                            str(_write(t, "m.json", "[" * 3000 + "]" * 3000))], "nests deeper"),
     ("plan --memory corrupt store", lambda t: ["plan", "pick up the red block", "--encoder", "hashing", "--memory",
                                                str(_write(t, "m.db", b"SQLite format 3\x00" + os.urandom(3000)))],
-     "not an Embodia knowledge store"),
+     "is corrupt"),
     ("memory add-fact: corrupt store", lambda t: ["memory", "add-fact", "a", "in", "b", "--db",
                                                   str(_write(t, "junk.db", b"\x00garbage" * 400))],
      "not an Embodia knowledge store"),
@@ -107,7 +125,24 @@ ROWS: list[Row] = [
     ("train --set n_envs=100000", lambda t: ["train", "--task", "reach", "--set", "n_envs=100000",
                                              "--runs-dir", str(t / "runs")], "n_envs"),
     ("train --steps 0", lambda t: ["train", "--task", "reach", "--steps", "0", "--runs-dir", str(t)], "--steps"),
-    # item 6 rows fixed in library code and merged: planner honesty, LLM bounds
+    # items 4-6 rows fixed in library code (causal limits, store integrity, import checks, planner honesty, LLM)
+    ("causal query: deep expression", lambda t: ["causal", "query", str(_scm(t, "(" * 3000 + "x" + ")" * 3000)),
+                                                 str(_query(t))], "nests deeper"),
+    ("causal query: long expression", lambda t: ["causal", "query", str(_scm(t, "+".join(["x"] * 20000))),
+                                                 str(_query(t))], "characters long"),
+    ("causal query: X/0", lambda t: ["causal", "query", str(_scm(t, "x/0")), str(_query(t)), "--json"], "non-finite"),
+    ("causal query: 10**10**10", lambda t: ["causal", "query", str(_scm(t, "10**10**10 + x")), str(_query(t))],
+     "finite"),
+    ("causal query: samples 10**12", lambda t: ["causal", "query", str(_scm(t)), str(_query(t, samples=10**12))],
+     "exceeds the cap"),
+    ("causal sample -n 10**12", lambda t: ["causal", "sample", str(_scm(t)), "-n", str(10**12), "--out",
+                                           str(t / "s.csv")], "limit"),
+    ("memory import: duplicate uid", lambda t: ["memory", "import", str(_duplicated(t)), "--db", str(t / "into.db")],
+     "duplicate uid"),
+    ("memory import: superseded_by itself", lambda t: ["memory", "import", str(_self_superseded(t)), "--db",
+                                                       str(t / "into.db")], "superseded_by itself"),
+    ("memory add-fact: damaged pages", lambda t: ["memory", "add-fact", "a", "on", "b", "--db",
+                                                  str(damaged_store(t / "s.db"))], "is corrupt"),
     ("plan: emoji object", lambda t: ["plan", "put the 🔴 block in the 🥣", "--encoder", "hashing"], "symbol"),
     ("plan: unknown predicate", lambda t: ["plan", "pick up the red block", "--encoder", "hashing", "--facts",
                                            '[["glows", "red_block"]]'], "unknown fact"),
