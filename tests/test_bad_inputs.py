@@ -8,7 +8,6 @@ error about another option).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -111,7 +110,7 @@ ROWS: list[Row] = [
     ("plan --memory deep JSON", lambda t: ["plan", "pick up the red block", "--encoder", "hashing", "--memory",
                                            str(_write(t, "m.json", "[" * 3000 + "]" * 3000))], "nests deeper"),
     ("plan --memory corrupt store", lambda t: ["plan", "pick up the red block", "--encoder", "hashing", "--memory",
-                                               str(_write(t, "m.db", b"SQLite format 3\x00" + os.urandom(3000)))],
+                                               str(_write(t, "m.db", b"SQLite format 3\x00" + b"\x00\xff" * 1500))],
      "is corrupt"),
     ("memory add-fact: corrupt store", lambda t: ["memory", "add-fact", "a", "in", "b", "--db",
                                                   str(_write(t, "junk.db", b"\x00garbage" * 400))],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,12 @@ def _train(runs: Path, name: str, steps: int = 64, *extra: str) -> int:
                      *TINY, *extra])
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("runs")
@@ -42,6 +49,10 @@ def test_train_writes_the_run_folder(trained_run: Path) -> None:
     metrics = json.loads((run / "metrics.json").read_text())
     assert [h["step"] for h in metrics["history"]] == [32, 64]
     assert metrics["steps"] == 64 and 0.0 <= metrics["final_eval_success"] <= 1.0
+    assert metrics["requested_steps"] == 64
+    shared = 0o666 & ~_umask()
+    for name in ("config.yaml", "metrics.json", "policy.json", "report.md", "checkpoints/step_0000000064.ckpt"):
+        assert (run / name).stat().st_mode & 0o777 == shared, name  # not mkstemp's owner-only 0600
     assert (run / "plots/learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Training run `tiny`" in (run / "report.md").read_text()
 
