@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from experiments.causal_study.config import OUTCOMES, StudyConfig
+from experiments.common import args as args_types
 from experiments.common.distributed import add_ray_arguments
 from experiments.common.errors import InputError, UnknownNameError
 from experiments.common.jsonio import to_json_text
@@ -200,8 +201,9 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--episodes", type=int, default=20, help="units per treatment value (interventional)")
     parser.add_argument("--obs-episodes", type=int, default=0, help="observational units (0: episodes x values)")
     parser.add_argument("--cf-units", type=int, default=10, help="units replayed for ground-truth counterfactuals")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="run folder (default runs/causal_<treatment>_<outcome>)")
+    parser.add_argument("--seed", type=args_types.seed, default=0)
+    parser.add_argument("--out", type=args_types.output_dir, default=None,
+                        help="run folder (default runs/causal_<treatment>_<outcome>)")
     parser.add_argument("--object", dest="target", default="", help="block pushed (default: the treatment's)")
     parser.add_argument("--direction", default="left", help="push direction: left, right, forward, backward")
     parser.add_argument("--confounder-range", type=_floats, default=None, help="LO,HI natural range of the confounder")
@@ -225,7 +227,7 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     """Build the frozen config from parsed CLI arguments."""
     if args.confounder_range is not None and len(args.confounder_range) != 2:
         raise InputError(f"--confounder-range expects LO,HI, got {args.confounder_range}")
-    out = args.out or f"runs/causal_{args.treatment.replace('.', '_')}_{args.outcome}"
+    out = str(args.out) if args.out else f"runs/causal_{args.treatment.replace('.', '_')}_{args.outcome}"
     return StudyConfig(
         treatment=args.treatment,
         values=tuple(args.values),

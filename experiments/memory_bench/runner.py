@@ -18,13 +18,14 @@ from typing import Any
 
 from agent.errors import PlanningError
 from agent.skills import Predicate
+from experiments.common import args as args_types
 from experiments.common.errors import InputError
 from experiments.memory_bench.cases import MemoryCase, memory_cases
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `embodia bench memory-instructions`."""
-    parser.add_argument("--seed", type=int, default=0, help="first scene seed (cases use seed + offset)")
+    parser.add_argument("--seed", type=args_types.seed, default=0, help="first scene seed (cases use seed + offset)")
     parser.add_argument("--encoder", choices=("minilm", "hashing"), default="minilm",
                         help="text encoder for grounding and the store's retrieval")
     parser.add_argument("--kinds", nargs="+", default=None,
@@ -32,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="at most this many cases (for a quick check)")
     parser.add_argument("--conditions", nargs="+", default=["store", "none"], choices=("store", "none"),
                         help="with the knowledge store, without it (the baseline), or both")
-    parser.add_argument("--out", type=Path, default=None, help="also write every case's episodes here as JSON")
+    parser.add_argument("--out", type=args_types.output_dir, default=None,
+                        help="also write every case's episodes here as JSON")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
