@@ -54,7 +54,7 @@ def _json_arg(text: str | None, what: str) -> Any:
     except UnicodeDecodeError as error:
         raise InputError(f"--{what} {text[:80]!r} is not a UTF-8 JSON file ({error.reason} at byte {error.start})"
                          ) from error
-    return parse_json(source, f"--{what} {text[:80]!r} (JSON or a .json file)")
+    return parse_json(source, f"--{what} must be JSON (or a .json file), got {text[:80]!r}")
 
 
 def _build_planner(args: argparse.Namespace):
