@@ -145,38 +145,48 @@ def _check_record(record: Mapping[str, Any], kind: str) -> None:
 
 
 def parse_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read and validate every line; raise ValueError naming the file and line of the first bad one."""
+    """Read and validate every line; raise InputError naming the file and line of the first bad one."""
     if not path.is_file():
         raise FileNotFoundError(f"import file not found: {path}")
     records: list[dict[str, Any]] = []
     lines: list[int] = []
-    with path.open(encoding="utf-8") as stream:
-        for number, text in enumerate(stream, start=1):
-            if not text.strip():
-                continue
-            try:
-                record = json.loads(text)
-                if not isinstance(record, dict):
-                    raise InputError(f"expected a JSON object, got {type(record).__name__}")
-                kind = record.get("type")
-                if not records:
-                    if kind != "header" or record.get("format") != FORMAT:
-                        raise InputError(f"expected the header {{\"type\": \"header\", \"format\": \"{FORMAT}\"}}")
-                    if record.get("version") != FORMAT_VERSION:
-                        raise InputError(f"unsupported format version {record.get('version')!r}")
-                elif kind not in FIELDS:
-                    raise InputError(f"unknown record type {kind!r}; expected one of {', '.join(FIELDS)}")
-                else:
-                    _check_fields(record, kind)
-                    _check_record(record, kind)
-            except ValueError as error:
-                raise InputError(f"{path} line {number}: {error}") from error
-            records.append(record)
-            lines.append(number)
+    try:
+        with path.open(encoding="utf-8") as stream:
+            for number, text in enumerate(stream, start=1):
+                if not text.strip():
+                    continue
+                try:
+                    records.append(_parse_line(text, header=not records))
+                except ValueError as error:
+                    raise InputError(f"{path} line {number}: {error}") from error
+                except RecursionError:
+                    raise InputError(f"{path} line {number}: JSON nests too deeply") from None
+                lines.append(number)
+    except UnicodeDecodeError as error:  # raised by the line iterator, so outside the per-line checks
+        raise InputError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     if not records:
         raise InputError(f"{path} is empty; expected a header line first")
     _check_links(path, records[1:], lines[1:])
     return records[1:]
+
+
+def _parse_line(text: str, header: bool) -> dict[str, Any]:
+    """One line of an export: the header first, then records whose fields are checked like live writes."""
+    record = json.loads(text)
+    if not isinstance(record, dict):
+        raise InputError(f"expected a JSON object, got {type(record).__name__}")
+    kind = record.get("type")
+    if header:
+        if kind != "header" or record.get("format") != FORMAT:
+            raise InputError(f"expected the header {{\"type\": \"header\", \"format\": \"{FORMAT}\"}}")
+        if record.get("version") != FORMAT_VERSION:
+            raise InputError(f"unsupported format version {record.get('version')!r}")
+    elif kind not in FIELDS:
+        raise InputError(f"unknown record type {kind!r}; expected one of {', '.join(FIELDS)}")
+    else:
+        _check_fields(record, kind)
+        _check_record(record, kind)
+    return record
 
 
 def _check_links(path: Path, records: list[dict[str, Any]], lines: list[int]) -> None:

@@ -60,6 +60,11 @@ def _duplicated(tmp: Path) -> Path:
     return _write(tmp, "dup.jsonl", "\n".join([lines[0], lines[1], lines[1]]) + "\n")
 
 
+def _deep_import(tmp: Path) -> Path:
+    header = _memory_export(tmp).read_text().splitlines()[0]
+    return _write(tmp, "deep.jsonl", header + "\n" + "[" * 100_000 + "\n")
+
+
 def _self_superseded(tmp: Path) -> Path:
     lines = _memory_export(tmp).read_text().splitlines()
     record = json.loads(lines[1])
@@ -119,6 +124,13 @@ ROWS: list[Row] = [
                                                 str(t / "into.db")], "evidence"),
     ("memory import: evidence 0", lambda t: ["memory", "import", str(_with_evidence(t, "0")), "--db",
                                              str(t / "into.db")], "evidence"),
+    ("sweep: binary file", lambda t: ["sweep", str(_write(t, "s.yaml", b"\xff\xfe\x00junk"))], "not valid YAML"),
+    ("train --config binary", lambda t: ["train", "--config", str(_write(t, "c.yaml", b"\xff\xfe\x00junk")),
+                                         "--runs-dir", str(t)], "not valid YAML"),
+    ("memory import: binary file", lambda t: ["memory", "import", str(_write(t, "b.jsonl", b"\xff\xfe\x00junk")),
+                                              "--db", str(t / "into.db")], "not UTF-8"),
+    ("memory import: deep line", lambda t: ["memory", "import", str(_deep_import(t)), "--db", str(t / "into.db")],
+     "nests too deeply"),
     ("train --set n_steps=1e11", lambda t: ["train", "--task", "reach", "--set", "n_steps=100000000000",
                                             "--encoder", "hashing", "--runs-dir", str(t / "runs")], "rollout buffer"),
     ("train --set n_envs=100000", lambda t: ["train", "--task", "reach", "--set", "n_envs=100000",

@@ -286,8 +286,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """A YAML mapping from a file, with errors that name the file."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as error:
         raise InputError(f"{path} is not valid YAML: {error}") from error
     if data is None:
         return {}

@@ -72,8 +72,8 @@ def load_sweep(path: str | Path) -> Sweep:
     if not path.is_file():
         raise FileNotFoundError(f"sweep config not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as error:
         raise InputError(f"{path} is not valid YAML: {error}") from None
     if not isinstance(data, dict) or "name" not in data or "grid" not in data:
         found = sorted(data) if isinstance(data, dict) else data
