@@ -106,6 +106,8 @@ def format_user_error(error: BaseException) -> str:
     """The error's message on one line (KeyError's quotes removed, a path error's file named)."""
     if isinstance(error, OSError) and error.filename is not None and error.strerror:
         text = f"{error.strerror}: {error.filename}"
+        if error.filename2 is not None:
+            text += f" -> {error.filename2}"
     elif isinstance(error, KeyError) and len(error.args) == 1:
         text = str(error.args[0])
     else:
