@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except SystemExit as stop:  # --help / --version print and exit 0; anything else passes through
+    except SystemExit as stop:  # argparse's --help exits 0; a command's own SystemExit keeps its code
         return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else EXIT_USER_ERROR)
     except Exception as error:  # the one place that classifies every failure
         if isinstance(error, UsageError):
