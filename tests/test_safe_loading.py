@@ -337,3 +337,19 @@ def test_perception_checkpoint_refuses_a_planted_payload(tmp_path: Path) -> None
     with pytest.raises(ValueError, match="not a readable torch file"):
         load_perception_checkpoint(path)
 
+
+
+# --- perception frame sets -----------------------------------------------------------------------------------
+
+def test_frame_set_refuses_a_planted_payload(tmp_path: Path) -> None:
+    from perception.frames import FrameSet
+
+    marker, path = tmp_path / "ran", tmp_path / "frames.npz"
+    np.savez(path, episode=np.zeros(1), meta=np.array(json.dumps({"facts": [], "task": "reach"})),
+             **{"obs__goal": np.array([Payload(marker)], dtype=object)})
+    with pytest.raises(ValueError, match="holds pickled objects, not a frame set"):
+        FrameSet.load(path)
+    assert not marker.exists()
+    path.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a readable frame set"):
+        FrameSet.load(path)

@@ -129,7 +129,7 @@ class EmbeddingTable:
             with np.load(path, allow_pickle=False) as data:
                 texts, vectors, source = data["texts"], data["vectors"], data["source"]
         except ValueError as error:
-            if "allow_pickle" in str(error):
+            if "Object arrays" in str(error):
                 raise ValueError(f"{path} holds pickled objects (an embedding table written by an older version "
                                  f"of embodia, or a planted file); it is not read because loading it could run "
                                  f"code: delete it to recompute the table") from error
