@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import pickle
 import random
 import zipfile
@@ -210,17 +209,18 @@ def test_old_pickled_checkpoints_are_refused_as_from_an_older_version(tmp_path: 
 
 
 @pytest.mark.parametrize("damage", ["truncate", "empty member"])
-def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path: Path, damage: str, caplog) -> None:
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(tmp_path: Path, damage: str) -> None:
     _save(tmp_path, 32)
     newest = _save(tmp_path, 64)
     if damage == "truncate":
         newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
     else:
         _rewrite(newest, **{"state.json": b""})
-    with caplog.at_level(logging.WARNING, logger="experiments.training.checkpoint"):
-        checkpoint = latest_checkpoint(tmp_path)
+    checkpoint = latest_checkpoint(tmp_path)
     assert checkpoint is not None and checkpoint.step == 32
-    assert "step_0000000064.ckpt" in caplog.text and "falling back to the previous good checkpoint" in caplog.text
+    assert len(checkpoint.skipped) == 1 and "corrupt or foreign checkpoint" in checkpoint.skipped[0]
+    assert "step_0000000064.ckpt" in checkpoint.skipped[0]
+    assert latest_checkpoint(tmp_path / "none") is None
 
 
 def test_every_checkpoint_damaged_is_an_error_naming_the_newest(tmp_path: Path) -> None:
@@ -353,3 +353,36 @@ def test_frame_set_refuses_a_planted_payload(tmp_path: Path) -> None:
     path.write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a readable frame set"):
         FrameSet.load(path)
+
+
+# --- a real run: damaged newest checkpoint, resume from the one before, same weights -----------------------
+
+def test_resume_after_a_truncated_newest_checkpoint_matches_the_uninterrupted_run(tmp_path: Path, capsys) -> None:
+    from experiments.training.checkpoint import list_checkpoints
+    from experiments.training.config import load_config
+    from experiments.training.train import open_run, train
+
+    tiny = {"n_steps": 16, "batch_size": 16, "n_epochs": 2, "checkpoint_every": 32, "eval_every": 100000,
+            "eval_episodes": 1, "net_arch": [16], "token_dim": 8, "keep_checkpoints": 10, "statistics_steps": 20,
+            "bc_episodes": 2, "bc_epochs": 1, "grounding_steps": 5, "lr_schedule": "constant"}
+
+    def fresh(name: str, total: int) -> None:
+        config = load_config("reach", tiny, {"encoder": "hashing", "n_envs": 1, "total_steps": total})
+        train(*open_run(name, tmp_path, False, config), progress=False)
+
+    fresh("resumed", 64)
+    newest = list_checkpoints(tmp_path / "resumed" / "checkpoints")[-1][1]
+    assert newest.name == "step_0000000064.ckpt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # a copy cut short
+    argv = ["train", "--resume", "--name", "resumed", "--runs-dir", str(tmp_path), "--steps", "128", "--quiet"]
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    assert "resuming at step 32" in captured.out
+    assert "warning: corrupt or foreign checkpoint" in captured.err and "step_0000000064.ckpt" in captured.err
+    assert "falling back to the previous good checkpoint" in captured.err
+    fresh("straight", 128)
+    ours = load_checkpoint(list_checkpoints(tmp_path / "resumed" / "checkpoints")[-1][1])
+    theirs = load_checkpoint(list_checkpoints(tmp_path / "straight" / "checkpoints")[-1][1])
+    assert ours.step == theirs.step == 128
+    for key, value in theirs.model_state["policy"].items():
+        assert torch.equal(ours.model_state["policy"][key], value), f"{key} differs after the fallback resume"

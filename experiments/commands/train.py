@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--task is required; valid tasks: {', '.join(_task_names())}")
         config = load_config(args.config or args.task, assignments, _flags(args))
         config, paths, checkpoint = open_run(args.name or default_name(config), args.runs_dir, False, config)
+    for reason in checkpoint.skipped if checkpoint else ():
+        print(f"embodia train: warning: {reason}; falling back to the previous good checkpoint", file=sys.stderr)
     if args.resume and checkpoint is None:
         print(f"embodia train: note: run {paths.root} has no checkpoint to resume (it stopped before its first, "
               f"due at step {config.rounded(config.checkpoint_every)}): starting it again from step 0 with its "

@@ -73,6 +73,8 @@ class Checkpoint:
         vecnormalize: the reward-normalisation statistics, or None when the run does not normalise.
         state: the RNG states (`rng`: python, numpy, torch as their getstate functions return them) and the
             session's bookkeeping (`SESSION_KEYS`).
+        skipped: why each newer checkpoint was passed over (damaged files `latest_checkpoint` fell back from);
+            the caller tells the user.
     """
 
     path: Path
@@ -82,6 +84,7 @@ class Checkpoint:
     counters: dict[str, Any]
     vecnormalize: dict[str, Any] | None
     state: dict[str, Any]
+    skipped: tuple[str, ...] = ()
 
 
 def checkpoint_path(directory: Path, step: int) -> Path:
@@ -317,24 +320,23 @@ def check_compatible(checkpoint: Checkpoint, config: TrainConfig) -> None:
 def latest_checkpoint(directory: Path) -> Checkpoint | None:
     """The newest readable checkpoint in `directory`, or None when there is none at all.
 
-    A damaged newest checkpoint (a truncated copy, a disk error) is skipped with a warning and the one
-    before it is used; when every checkpoint is damaged, the newest one's error is raised. A checkpoint of
-    the old pickled format is never skipped over silently: it raises `OldCheckpointError`.
+    A damaged newest checkpoint (a truncated copy, a disk error) is passed over and the one before it is
+    used; the returned checkpoint lists why in `skipped`, for the caller to warn. When every checkpoint is
+    damaged, the newest one's error is raised. A checkpoint of the old pickled format is never passed over
+    silently: it raises `OldCheckpointError`.
     """
-    found = list_checkpoints(directory)
-    first_error: ValueError | None = None
-    for _, path in reversed(found):
+    errors: list[ValueError] = []
+    for _, path in reversed(list_checkpoints(directory)):
         try:
             checkpoint = load_checkpoint(path)
         except OldCheckpointError:
             raise
         except ValueError as error:
-            first_error = first_error or error
-            logger.warning("skipping %s", error)
+            logger.info("skipping %s", error)
+            errors.append(error)
             continue
-        if first_error is not None:
-            logger.warning("falling back to the previous good checkpoint %s (step %d)", path.name, checkpoint.step)
+        checkpoint.skipped = tuple(str(error) for error in errors)
         return checkpoint
-    if first_error is not None:
-        raise first_error
+    if errors:
+        raise errors[0]
     return None
