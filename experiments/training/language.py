@@ -132,7 +132,7 @@ class EmbeddingTable:
             if "Object arrays" in str(error):
                 raise ValueError(f"{path} holds pickled objects (an embedding table written by an older version "
                                  f"of embodia, or a planted file); it is not read because loading it could run "
-                                 f"code: delete it to recompute the table") from error
+                                 f"code: delete it, and `embodia train --resume` recomputes the table") from error
             raise ValueError(f"{path} is not a readable embedding table: {error}") from error
         except (OSError, KeyError, EOFError, zipfile.BadZipFile) as error:
             raise ValueError(f"{path} is not a readable embedding table: {error}") from error
