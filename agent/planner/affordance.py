@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from agent.planner.memory import CAUSAL_RELATIONS, MemoryFact, PlannerMemory, SkillStats
-from agent.skills import SkillCall
+from agent.skills import MOVABLE, SKILL_PARAMS, SkillCall
 from agent.symbolic import SymbolicState
 from perception.text import TextEncoder
 
@@ -70,19 +70,51 @@ class ValueFunctionAffordance:
 
 
 class SkillStatsAffordance:
-    """Success rates from memory: the call's own record if there is one, else its skill's, else 1."""
+    """Success rates from memory, scored the same way for calls that were tried and calls that were not.
+
+    The rule (one prior, one posterior for every call): a call's success probability has a Beta prior
+    with mean ``m`` and weight 2 (two pseudo-attempts), where ``m`` is the posterior mean of its skill's
+    own record (key ``"pick"``) if memory has one, else 1/2 (the uniform Beta(1, 1)). The call's own
+    record (key ``"pick(red_block)"``) of ``s`` successes in ``n`` attempts updates it to the posterior
+    mean ``(s + 2m) / (n + 2)``. An untried call scores ``m``; every recorded success raises a call's
+    affordance and every failure lowers it (``(s + 1 + 2m) / (n + 3) > (s + 2m) / (n + 2)`` exactly when
+    the current mean is below 1), so the planner prefers what has worked over what it has never tried.
+    With no statistics at all the model is not used (see `affordance_with_memory`), so memory-free
+    planning stays unchanged.
+    """
+
+    PRIOR_WEIGHT = 2.0
 
     def __init__(self, stats: Mapping[str, SkillStats]) -> None:
         self.stats = dict(stats)
 
+    def prior_mean(self, skill: str) -> float:
+        """The mean a call of `skill` starts from: the skill's own posterior mean, or 1/2."""
+        record = self.stats.get(skill)
+        return 0.5 if record is None else record.rate
+
     def affordance(self, call: SkillCall, state: SymbolicState) -> float:
-        record = self.stats.get(str(call)) or self.stats.get(call.skill)
-        return 1.0 if record is None else _clip(record.rate)
+        """Posterior mean success rate of `call` (see the class docstring)."""
+        mean = self.prior_mean(call.skill)
+        record = self.stats.get(str(call)) if str(call) != call.skill else None
+        if record is None:
+            return _clip(mean)
+        return _clip((record.successes + self.PRIOR_WEIGHT * mean) / (record.attempts + self.PRIOR_WEIGHT))
 
 
 class CausalAffordance:
-    """Scales a call's affordance by causal facts naming it, its skill, or one of its arguments.
+    """Scales a call's affordance by the causal facts that concern it.
 
+    A fact ``(subject, relation, target, confidence)`` concerns a call when its target is
+
+    * a call with arguments, ``"pick(red_block)"`` or ``"push(red_block)"``: the same skill, and the
+      fact's arguments are the call's first arguments (``push(red_block)`` covers every direction);
+    * a bare skill, ``"push"``: the same skill, and the subject's entity (``red_block`` of
+      ``red_block.mass``) is one of the call's arguments, or is not a movable object at all (a fact
+      about ``table.friction`` concerns every push);
+    * an object id: one of the call's arguments.
+
+    A fact about one block's mass therefore never changes what the planner expects of another block.
     A fact that hinders with confidence c multiplies by (1 - 0.9 c); one that helps moves the value
     towards 1 by half of c.
     """
@@ -90,15 +122,32 @@ class CausalAffordance:
     def __init__(self, facts: Sequence[MemoryFact]) -> None:
         self.facts = [f for f in facts if f.relation in CAUSAL_RELATIONS]
 
+    def relevant(self, call: SkillCall) -> list[MemoryFact]:
+        """The facts that concern `call` (see the class docstring)."""
+        return [f for f in self.facts if concerns(f, call)]
+
     def affordance(self, call: SkillCall, state: SymbolicState) -> float:
+        """1 scaled down by hindering and up by helping facts about `call`."""
         value = 1.0
-        for fact in self.facts:
-            if fact.object in (str(call), call.skill, *call.args):
-                if CAUSAL_RELATIONS[fact.relation] < 0:
-                    value *= 1.0 - 0.9 * fact.confidence
-                else:
-                    value += (1.0 - value) * 0.5 * fact.confidence
+        for fact in self.relevant(call):
+            if CAUSAL_RELATIONS[fact.relation] < 0:
+                value *= 1.0 - 0.9 * fact.confidence
+            else:
+                value += (1.0 - value) * 0.5 * fact.confidence
         return _clip(value)
+
+
+def concerns(fact: MemoryFact, call: SkillCall) -> bool:
+    """Whether a causal fact's target covers `call` (rules in `CausalAffordance`)."""
+    target = fact.object.replace(" ", "")
+    if "(" in target and target.endswith(")"):
+        skill, _, inner = target[:-1].partition("(")
+        args = tuple(a for a in inner.split(",") if a)
+        return skill == call.skill and call.args[: len(args)] == args
+    if target in SKILL_PARAMS:
+        entity = fact.subject.split(".", 1)[0]
+        return target == call.skill and (entity in call.args or entity not in MOVABLE)
+    return target in call.args
 
 
 class ProductAffordance:
@@ -114,12 +163,20 @@ class ProductAffordance:
         return _clip(value)
 
 
-def affordance_with_memory(base: AffordanceModel | None, memory: PlannerMemory) -> AffordanceModel:
-    """The planner's affordance: its own model (if any) times what memory adds."""
+def affordance_with_memory(base: AffordanceModel | None, memory: PlannerMemory,
+                           causal: bool = True) -> AffordanceModel:
+    """The planner's affordance: its own model (if any) times what memory adds.
+
+    Args:
+        base: The planner's own model (e.g. a learned critic), or None.
+        memory: Skill statistics and causal facts to multiply in.
+        causal: Whether causal facts count. The grounded planner uses them only to choose among the
+            objects an instruction leaves open, never to reorder or change what an instruction names.
+    """
     models: list[AffordanceModel] = [base] if base is not None else []
     if memory.skill_stats:
         models.append(SkillStatsAffordance(memory.skill_stats))
-    if memory.causal_facts():
+    if causal and memory.causal_facts():
         models.append(CausalAffordance(memory.causal_facts()))
     if not models:
         return UniformAffordance()

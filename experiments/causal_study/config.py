@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-OUTCOMES = ("push_distance", "strike_distance")  # procedures measured by experiments.causal_study.sim
+OUTCOMES = ("push_distance", "strike_distance", "lift_height")  # procedures measured by experiments.causal_study.sim
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class StudyConfig:
     values: tuple[float, ...]
     """Treatment values for do(); their range is also the treatment's natural range."""
     outcome: str = "push_distance"
-    """push_distance (scripted expert push) or strike_distance (fixed impulse)."""
+    """push_distance (scripted expert push), strike_distance (fixed impulse) or lift_height (expert pick)."""
     confounder: str | None = None
     """Scene variable that drives both treatment and outcome in the observational regime."""
     episodes: int = 20

@@ -4,8 +4,10 @@ A *unit* is one seeded scene (layout from the seed) with some physical variables
 environment (`reset(options={"variables": ...})` is a real do()). Its outcome is measured by a fixed
 procedure: the scripted expert pushing an object (`push_distance`) or a fixed-impulse strike
 (`strike_distance`), both reported as the object's displacement along the push direction once it
-has settled. Because `save_state()` / `restore_state()` re-simulate exactly, the same unit can be
-replayed under another value of the treatment: a ground-truth counterfactual.
+has settled, or the scripted expert picking it (`lift_height`: how far above its start the object is
+once the grasp has held it for a moment; near 0 when it slipped out or was too heavy to lift).
+Because `save_state()` / `restore_state()` re-simulate exactly, the same unit can be replayed under
+another value of the treatment: a ground-truth counterfactual.
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ class KitchenUnits:
     """Runs units of a study in one `HouseholdEnv` (reset per unit; snapshots live until the next reset).
 
     Args:
-        outcome: "push_distance" (scripted expert push) or "strike_distance" (impulse of `impulse` N*s).
-        target: the object pushed or struck (a block).
+        outcome: "push_distance" (scripted expert push), "strike_distance" (impulse of `impulse` N*s) or
+            "lift_height" (scripted expert pick).
+        target: the object pushed, struck or picked (a block).
         direction: push direction, one of `envs.tasks.DIRECTIONS`.
         impulse: strike impulse for "strike_distance".
     """
@@ -81,16 +84,16 @@ class KitchenUnits:
 
     def reset(self, seed: int, variables: Mapping[str, float]) -> None:
         """Start a unit: the seeded layout, with `variables` set by do() at reset."""
-        self.env.reset(
-            seed=seed, options={"variables": dict(variables), "task": "push", "args": [self.target, self.direction]}
-        )
+        task, args = ("pick", [self.target]) if self.outcome == "lift_height" else ("push", [self.target,
+                                                                                              self.direction])
+        self.env.reset(seed=seed, options={"variables": dict(variables), "task": task, "args": args})
 
     def measure(self) -> UnitResult:
         """Run the outcome procedure from the current state and return the displacement."""
         env = self.env
         start = env.scene_state()
         fault, steps = False, 0
-        if self.outcome == "push_distance":
+        if self.outcome in ("push_distance", "lift_height"):
             expert = make_expert(env.task)
             while not expert.done and steps < EXPERT_STEP_LIMIT and not fault:
                 _, _, _, _, info = env.step(expert.act(env.scene_state()))
@@ -98,11 +101,14 @@ class KitchenUnits:
         else:
             unit = DIRECTIONS[self.direction]
             env.apply_impulse(self.target, (self.impulse * unit[0], self.impulse * unit[1], 0.0))
-        for _ in range(SETTLE_STEPS if self.outcome == "push_distance" else STRIKE_STEPS):
+        for _ in range(STRIKE_STEPS if self.outcome == "strike_distance" else SETTLE_STEPS):
             if fault:
                 break
             _, _, _, _, info = env.step(IDLE_ACTION)
             fault, steps = bool(info["physics_fault"]), steps + 1
+        if self.outcome == "lift_height":
+            rise = env.scene_state().position(self.target)[2] - start.position(self.target)[2]
+            return UnitResult(float(rise), fault, steps)
         along, _ = push_progress(start, env.scene_state(), self.target, self.direction)
         return UnitResult(float(along), fault, steps)
 

@@ -1,4 +1,4 @@
-"""`embodia bench TARGET`: side-by-side benchmarks; each target lives in experiments/bench/TARGET.py."""
+"""`embodia bench TARGET`: side-by-side benchmarks; each target is a module named in TARGETS."""
 
 from __future__ import annotations
 
@@ -8,15 +8,21 @@ import importlib.util
 import json
 from pathlib import Path
 
-TARGETS = ("env", "perception", "train", "memory", "scale")
+TARGETS = {"env": "experiments.bench.env", "perception": "experiments.bench.perception",
+           "train": "experiments.bench.train", "memory": "experiments.bench.memory", "scale": "experiments.bench.scale",
+           "planner": "experiments.bench.planner", "feedback": "experiments.bench.feedback",
+           "memory-instructions": "experiments.memory_bench.runner"}
+"""Bench targets and the module that runs each (it defines `run(args)` and optionally `add_arguments`)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="run a benchmark (ratios measured side by side in one run)")
     targets = parser.add_subparsers(dest="target", required=True, metavar="TARGET")
-    for name in TARGETS:
-        module_name = f"experiments.bench.{name}"
-        if importlib.util.find_spec(module_name) is None:
+    for name, module_name in TARGETS.items():
+        try:
+            if importlib.util.find_spec(module_name) is None:
+                continue
+        except ModuleNotFoundError:  # its package is absent
             continue
         module = importlib.import_module(module_name)
         sub = targets.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])

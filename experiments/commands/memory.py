@@ -51,9 +51,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.set_defaults(func=_stats)
 
 
+MAKE_A_STORE = ("make one with `embodia memory add-fact SUBJECT RELATION OBJECT --db {db}`, "
+                "`embodia memory import EXPORT.jsonl --db {db}`, or by running episodes with "
+                "`embodia run \"INSTRUCTION\" --memory {db}`")
+
+
 def _open(args: argparse.Namespace, *, create: bool, encoder: Any = None) -> Any:
     from memory import KnowledgeStore
 
+    if not create and not args.db.exists():
+        raise FileNotFoundError(f"knowledge store not found: {args.db}; " + MAKE_A_STORE.format(db=args.db))
     return KnowledgeStore(args.db, encoder=encoder, create=create)
 
 

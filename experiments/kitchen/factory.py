@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from perception.text import TextEncoder, default_text_encoder
 
@@ -23,13 +23,32 @@ PLANNERS = ("grounded", "llm")
 SKILL_MODES = ("scripted", "learned", "auto")
 
 
+def llm_timeout(text: str) -> float:
+    """argparse type of --llm-timeout: a finite number of seconds > 0 (anything else exits 2)."""
+    from agent.planner.llm import validate_timeout
+
+    try:
+        return validate_timeout(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
+    """--llm-url/--llm-model/--llm-dir/--llm-timeout, shared by every command that plans."""
+    parser.add_argument("--llm-url", default=None, help="OpenAI-compatible chat endpoint (with --planner llm); "
+                        "an API key is read from $EMBODIA_LLM_API_KEY or $OPENAI_API_KEY and never logged")
+    parser.add_argument("--llm-model", default=None, help="model name at --llm-url")
+    parser.add_argument("--llm-dir", default=None, help="local Hugging Face causal-LM directory (with --planner llm)")
+    parser.add_argument("--llm-timeout", type=llm_timeout, default=30.0,
+                        help="total seconds per LLM request (connect + answer), a finite number > 0")
+
+
 def add_planner_arguments(parser: argparse.ArgumentParser) -> None:
+    """--planner/--encoder and the LLM flags."""
     parser.add_argument("--planner", choices=PLANNERS, default="grounded", help="planner back end")
     parser.add_argument("--encoder", choices=("minilm", "hashing"), default="minilm",
                         help="text encoder used for grounding (hashing: fast, for tests only)")
-    parser.add_argument("--llm-url", default=None, help="OpenAI-compatible chat endpoint (with --planner llm)")
-    parser.add_argument("--llm-model", default=None, help="model name at --llm-url")
-    parser.add_argument("--llm-dir", default=None, help="local Hugging Face causal-LM directory (with --planner llm)")
+    add_llm_arguments(parser)
 
 
 def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +75,8 @@ class AgentOptions:
     """Model name at `llm_url`."""
     llm_dir: str | None = None
     """Local Hugging Face causal-LM directory (with planner "llm")."""
+    llm_timeout: float = 30.0
+    """Total seconds per LLM request (connect + answer)."""
     skills: str = "scripted"
     """Skill policies: "scripted", "learned" or "auto" (see `SKILL_MODES`)."""
     max_replans: int = 2
@@ -90,12 +111,27 @@ def make_planner(options: AgentOptions, encoder: TextEncoder | None = None,
     grounded = GroundedPlanner(encoder, affordance=affordance)
     if options.planner == "grounded":
         return grounded
-    if not (options.llm_url and options.llm_model) and not options.llm_dir:
-        raise ValueError("--planner llm needs --llm-url and --llm-model, or --llm-dir")
-    from agent.planner.llm import make_llm_planner
+    return make_llm_planner(grounded, url=options.llm_url, model=options.llm_model, model_dir=options.llm_dir,
+                            timeout=options.llm_timeout)
 
-    return make_llm_planner(fallback=grounded, url=options.llm_url, model=options.llm_model,
-                            model_dir=options.llm_dir)
+
+def make_llm_planner(fallback: Any, url: str | None = None, model: str | None = None, model_dir: Any = None,
+                     timeout: float = 30.0) -> LLMPlanner:
+    """`LLMPlanner` over a local model directory (`model_dir`) or an OpenAI-compatible server (`url` + `model`).
+
+    The server's API key comes from $EMBODIA_LLM_API_KEY or $OPENAI_API_KEY (sent as a bearer header, never
+    logged); `fallback` grounds each instruction and plans whenever the model's answer is not used.
+    """
+    from agent.planner.llm import LLMPlanner, OpenAIChatClient, api_key_from_env, validate_timeout
+
+    timeout = validate_timeout(timeout)
+    if model_dir:
+        from experiments.kitchen.llm_local import HFChatClient
+
+        return LLMPlanner(HFChatClient(model_dir), fallback)
+    if not (url and model):
+        raise ValueError("--planner llm needs --llm-url and --llm-model (or --llm-dir for a local model)")
+    return LLMPlanner(OpenAIChatClient(url, model, timeout=timeout, api_key=api_key_from_env()), fallback)
 
 
 def make_provider(options: AgentOptions, world: KitchenWorld) -> ScriptedProvider | LearnedSkillProvider:

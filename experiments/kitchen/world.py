@@ -39,8 +39,12 @@ class KitchenWorld:
         self._last_picked: str | None = None
         self.last_info: dict[str, Any] = {}
 
-    def reset(self, seed: int) -> dict[str, Any]:
-        _, info = self.env.reset(seed=seed, options={"task": "none"})
+    def reset(self, seed: int, variables: dict[str, float] | None = None) -> dict[str, Any]:
+        """A new seeded scene, with physical `variables` (e.g. ``{"red_block.mass": 10.0}``) set by do()."""
+        options: dict[str, Any] = {"task": "none"}
+        if variables:
+            options["variables"] = dict(variables)
+        _, info = self.env.reset(seed=seed, options=options)
         self._last_picked = None
         self.last_info = info
         return info
