@@ -232,7 +232,7 @@ def test_small_study_without_a_confounder_runs(tmp_path: Path) -> None:
     """No --confounded-by and few episodes: the fitted outcome is deterministic under do(), whose Monte Carlo
     variance (E[f²]-E[f]²) used to come out negative and stop the study with "math domain error"."""
     pytest.importorskip("pybullet")
-    from experiments.causal_study import run_study
+    from experiments.causal_study.study import run_study
 
     config = StudyConfig(treatment=TREATMENT, values=(0.1, 0.8), outcome="strike_distance", episodes=3,
                          observational_episodes=4, counterfactual_units=1, out=str(tmp_path / "run"))

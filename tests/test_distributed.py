@@ -65,13 +65,13 @@ def test_workers_do_not_grow_with_the_number_of_items(local_ray) -> None:
     (None, 2, 12, 2), (None, 2, 1, 1), (8, 2, 100, 2), (1, 16, 100, 1), (None, 0.5, 10, 1), (None, 64, 3, 3),
 ])
 def test_pool_size_follows_the_cpus_not_the_items(workers, cpus, items, expected) -> None:
-    from experiments.distributed import pool_size
+    from experiments.common.distributed import pool_size
 
     assert pool_size(workers, cpus, items) == expected
 
 
 def test_pool_size_refuses_zero_workers() -> None:
-    from experiments.distributed import pool_size
+    from experiments.common.distributed import pool_size
 
     with pytest.raises(ValueError, match=r"--ray-workers must be >= 1, got 0"):
         pool_size(0, 2, 4)
@@ -93,7 +93,7 @@ def test_unreachable_ray_address_fails_fast_with_a_clear_error() -> None:
     """A closed port used to hang ray.init for minutes; now the TCP probe answers at once."""
     pytest.importorskip("ray", reason=INSTALL_HINT)
     port = 1  # loopback port 1: nothing listens there
-    code = ("from experiments.distributed import init_ray\n"
+    code = ("from experiments.common.distributed import init_ray\n"
             f"try:\n    init_ray('127.0.0.1:{port}')\nexcept ValueError as e:\n    print(e)\n")
     rc, out, err, seconds = _python(code, timeout=60)
     assert rc == 0, err
@@ -109,7 +109,7 @@ def test_silent_ray_address_gives_up_at_the_connect_deadline() -> None:
         server.bind(("127.0.0.1", 0))
         server.listen(8)
         port = server.getsockname()[1]
-        code = ("from experiments.distributed import init_ray\n"
+        code = ("from experiments.common.distributed import init_ray\n"
                 f"try:\n    init_ray('127.0.0.1:{port}', connect_timeout_s=3)\nexcept ValueError as e:\n    print(e)\n")
         rc, out, err, seconds = _python(code, timeout=60)
     assert rc == 0, err
@@ -123,7 +123,7 @@ def test_json_on_stdout_stays_clean_with_ray() -> None:
     code = (
         "import json, logging, warnings\n"
         "logging.basicConfig(level=logging.INFO)\n"  # the CLI's -v: Ray's INFO logs are on too
-        "from experiments.distributed import ray_map, shutdown_ray\n"
+        "from experiments.common.distributed import ray_map, shutdown_ray\n"
         "def work(state, x):\n"
         "    print('worker says hello', x)\n"
         "    warnings.warn('worker warning')\n"
