@@ -65,6 +65,16 @@ def _deep_import(tmp: Path) -> Path:
     return _write(tmp, "deep.jsonl", header + "\n" + "[" * 100_000 + "\n")
 
 
+def _damaged_run(runs: Path) -> Path:
+    """A run folder whose checkpoints are all truncated copies."""
+    run = runs / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("task: reach\nencoder: hashing\nn_envs: 1\n")
+    for step in (32, 64):
+        (run / "checkpoints" / f"step_{step:010d}.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    return runs
+
+
 def _self_superseded(tmp: Path) -> Path:
     lines = _memory_export(tmp).read_text().splitlines()
     record = json.loads(lines[1])
@@ -154,6 +164,10 @@ ROWS: list[Row] = [
                                                        str(t / "into.db")], "superseded_by itself"),
     ("memory add-fact: damaged pages", lambda t: ["memory", "add-fact", "a", "on", "b", "--db",
                                                   str(damaged_store(t / "s.db"))], "is corrupt"),
+    ("train --resume: no such run", lambda t: ["train", "--resume", "--name", "nothing", "--runs-dir", str(t)],
+     "no run named"),
+    ("train --resume: every checkpoint damaged", lambda t: ["train", "--resume", "--name", "run", "--runs-dir",
+                                                            str(_damaged_run(t)), "--quiet"], "corrupt or foreign"),
     ("plan: emoji object", lambda t: ["plan", "put the 🔴 block in the 🥣", "--encoder", "hashing"], "symbol"),
     ("plan: unknown predicate", lambda t: ["plan", "pick up the red block", "--encoder", "hashing", "--facts",
                                            '[["glows", "red_block"]]'], "unknown fact"),
