@@ -105,7 +105,7 @@ class PyBulletSim:
     ) -> None:
         self.timestep = timestep
         self.solver_iterations = solver_iterations
-        with _quiet_stdout():  # the C library prints "argv[0]=" on every connect
+        with quiet_stdout():  # the C library prints "argv[0]=" on every connect
             self._client = _Client(p.connect(p.GUI if gui else p.DIRECT))
         self._client.setAdditionalSearchPath(pybullet_data.getDataPath())
         self._bodies: dict[str, int] = {}
@@ -491,8 +491,13 @@ class PyBulletSim:
 
 
 @contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """Silence output written straight to file descriptor 1 by C code, then restore it."""
+def quiet_stdout() -> Iterator[None]:
+    """Silence output written straight to file descriptor 1 by C code, then restore it.
+
+    PyBullet's C library prints "argv[0]=..." lines on every connect, which would mix with a command's
+    (JSON) output; Python-level redirection cannot catch them, so the descriptor itself is pointed at
+    /dev/null for the duration. Other PyBullet users in the process (panda-gym in `bench env`) use it too.
+    """
     try:
         fd = sys.stdout.fileno()
     except (AttributeError, ValueError, OSError):  # stdout replaced by an object without a descriptor

@@ -116,8 +116,11 @@ def _measure_panda_gym(render: bool, steps: int, blocks: int, out: Path) -> dict
         import panda_gym  # noqa: F401  (registers the ids)
     except ImportError:
         return None
+    from envs.sim import quiet_stdout
+
     kwargs = {"render_mode": "rgb_array", "renderer": "Tiny", "render_width": 84, "render_height": 84}
-    env = gym.make("PandaPickAndPlace-v3", **kwargs)
+    with quiet_stdout():  # panda-gym's PyBullet connect prints "argv[0]=..." lines from C
+        env = gym.make("PandaPickAndPlace-v3", **kwargs)
     sim = env.unwrapped.sim
     env.reset(seed=0)
     raw = _median_time(sim.physics_client.stepSimulation, steps, blocks)

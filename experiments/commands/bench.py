@@ -1,29 +1,71 @@
-"""`embodia bench TARGET`: side-by-side benchmarks; each target lives in experiments/bench/TARGET.py."""
+"""`embodia bench TARGET`: side-by-side benchmarks; each target lives in experiments/bench/TARGET.py.
+
+A target's module (numpy, PIL, the env, ...) is imported only when that target runs or shows its help, so
+building the `embodia` parser stays cheap; its one-line help comes from the module's docstring, read as text.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import importlib.util
 import json
 from pathlib import Path
 
-TARGETS = ("env", "perception", "train", "memory", "scale", "planner", "feedback")
+TARGETS = ("env", "perception", "train", "memory", "scale", "planner", "feedback", "startup")
+
+
+class _TargetParser(argparse.ArgumentParser):
+    """A bench target's parser that imports the target's module and adds its arguments on first use."""
+
+    def __init__(self, *args, module_name: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._module_name = module_name
+        self._loaded = False
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        module = importlib.import_module(self._module_name)
+        self.add_argument("--json-out", type=Path, default=None, help="also write the figures as JSON here")
+        if hasattr(module, "add_arguments"):
+            module.add_arguments(self)
+        self.set_defaults(func=_runner(module))
+
+    def parse_known_args(self, args=None, namespace=None):
+        """Load the target, then parse as usual."""
+        self._load()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        """Load the target, then format its help."""
+        self._load()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        """Load the target, then format its usage line."""
+        self._load()
+        return super().format_usage()
+
+
+def _summary(spec: importlib.machinery.ModuleSpec) -> str:
+    """First line of a module's docstring, read from its source without importing it."""
+    source = Path(spec.origin).read_text(encoding="utf-8") if spec.origin else ""
+    return (ast.get_docstring(ast.parse(source)) or "").strip().splitlines()[0] if source else ""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `bench` and one lazily loaded sub-parser per target module that is present."""
     parser = subparsers.add_parser("bench", help="run a benchmark (ratios measured side by side in one run)")
-    targets = parser.add_subparsers(dest="target", required=True, metavar="TARGET")
+    targets = parser.add_subparsers(dest="target", required=True, metavar="TARGET", parser_class=_TargetParser)
     for name in TARGETS:
         module_name = f"experiments.bench.{name}"
-        if importlib.util.find_spec(module_name) is None:
+        spec = importlib.util.find_spec(module_name)
+        if spec is None:
             continue
-        module = importlib.import_module(module_name)
-        sub = targets.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
-        sub.add_argument("--json-out", type=Path, default=None, help="also write the figures as JSON here")
-        if hasattr(module, "add_arguments"):
-            module.add_arguments(sub)
-        sub.set_defaults(func=_runner(module))
+        targets.add_parser(name, help=_summary(spec), module_name=module_name)
 
 
 def _runner(module):

@@ -7,26 +7,22 @@ import shlex
 import sys
 from pathlib import Path
 
+from experiments.common.lazy import LazyChoices
 
-def _obs_modes() -> tuple[str, ...]:
-    from envs.observation import OBS_MODES
-
-    return OBS_MODES
-
-
-def _task_names() -> tuple[str, ...]:
-    from envs.tasks import TASK_NAMES
-
-    return TASK_NAMES
+# Looked up when `train` parses or shows its help: the env's modules import pybullet.
+_TASK_NAMES = LazyChoices("envs.tasks", "TASK_NAMES")
+_OBS_MODES = LazyChoices("envs.observation", "OBS_MODES")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train a language-conditioned PPO skill policy")
-    parser.add_argument("--task", choices=_task_names(), default=None,
-                        help="env task; one policy covers all its arguments (required unless --resume)")
+    parser.add_argument("--task", choices=_TASK_NAMES, default=None, metavar="TASK",
+                        help="env task, one of %(choices)s; one policy covers all its arguments "
+                             "(required unless --resume)")
     parser.add_argument("--config", default=None, help="config name in experiments/configs or a YAML path "
                                                        "(default: the task's own)")
-    parser.add_argument("--obs-mode", choices=_obs_modes(), default=None, help="observation mode (default: config's)")
+    parser.add_argument("--obs-mode", choices=_OBS_MODES, default=None, metavar="MODE",
+                        help="observation mode, one of %(choices)s (default: config's)")
     parser.add_argument("--n-envs", type=int, default=None, help="parallel envs (worker processes when > 1)")
     parser.add_argument("--steps", type=int, default=None, help="total environment steps")
     parser.add_argument("--seed", type=int, default=None, help="random seed")
@@ -66,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         config, paths, checkpoint = open_run(args.name, args.runs_dir, True, None, {**assignments, **_flags(args)})
     else:
         if args.task is None and args.config is None:
-            raise ValueError(f"--task is required; valid tasks: {', '.join(_task_names())}")
+            raise ValueError(f"--task is required; valid tasks: {', '.join(_TASK_NAMES)}")
         config = load_config(args.config or args.task, assignments, _flags(args))
         config, paths, checkpoint = open_run(args.name or default_name(config), args.runs_dir, False, config)
     print(f"run {paths.root}: {config.task} / {config.obs_mode}, {config.rounded(config.total_steps)} steps, "

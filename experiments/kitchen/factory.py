@@ -10,14 +10,13 @@ import argparse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from perception.text import TextEncoder, default_text_encoder
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the command modules import this one while building the parser: keep it light
     from agent.planner import GroundedPlanner
     from agent.planner.llm import LLMPlanner
     from agent.policy import LearnedSkillProvider, LearnedValueAffordance
     from experiments.kitchen.memory_bridge import MemoryBridge
     from experiments.kitchen.world import KitchenWorld, ScriptedProvider
+    from perception.text import TextEncoder
 
 PLANNERS = ("grounded", "llm")
 SKILL_MODES = ("scripted", "learned", "auto")
@@ -99,6 +98,8 @@ class AgentOptions:
 
 def make_encoder(kind: str) -> TextEncoder:
     """The text encoder named `kind` ("minilm" or "hashing")."""
+    from perception.text import default_text_encoder
+
     return default_text_encoder(kind)
 
 
