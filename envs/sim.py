@@ -20,10 +20,31 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pybullet as p
 import pybullet_data
 
 from envs.atomic import atomic_write
+
+
+@contextlib.contextmanager
+def _quiet_descriptor(fd: int) -> Iterator[None]:
+    """Point file descriptor `fd` at /dev/null for the duration (C code's prints bypass sys.stdout/stderr)."""
+    try:
+        saved = os.dup(fd)
+    except OSError:  # no such descriptor: nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+with _quiet_descriptor(2):  # the C library prints "pybullet build time: ..." to stderr on import
+    import pybullet as p
 
 logger = logging.getLogger(__name__)
 
@@ -490,8 +511,7 @@ class PyBulletSim:
         return list(p.computeProjectionMatrixFOV(fov, aspect, near, far))
 
 
-@contextlib.contextmanager
-def quiet_stdout() -> Iterator[None]:
+def quiet_stdout() -> contextlib.AbstractContextManager[None]:
     """Silence output written straight to file descriptor 1 by C code, then restore it.
 
     PyBullet's C library prints "argv[0]=..." lines on every connect, which would mix with a command's
@@ -501,18 +521,9 @@ def quiet_stdout() -> Iterator[None]:
     try:
         fd = sys.stdout.fileno()
     except (AttributeError, ValueError, OSError):  # stdout replaced by an object without a descriptor
-        yield
-        return
+        return contextlib.nullcontext()
     sys.stdout.flush()
-    saved = os.dup(fd)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
+    return _quiet_descriptor(fd)
 
 
 def low_poly_panda_urdf(cache_dir: str | Path | None = None) -> Path:

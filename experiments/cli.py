@@ -65,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    from experiments.common import quiet
+
+    quiet.configure(args.verbose)
     try:
         code = args.func(args)
     except KeyboardInterrupt:

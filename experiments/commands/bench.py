@@ -16,38 +16,43 @@ from pathlib import Path
 TARGETS = ("env", "perception", "train", "memory", "scale", "planner", "feedback", "startup")
 
 
-class _TargetParser(argparse.ArgumentParser):
-    """A bench target's parser that imports the target's module and adds its arguments on first use."""
+def _target_parser_class(base: type[argparse.ArgumentParser]) -> type[argparse.ArgumentParser]:
+    """A subclass of `base` (the CLI's own parser class, with its error handling) that loads a target on first use."""
 
-    def __init__(self, *args, module_name: str, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._module_name = module_name
-        self._loaded = False
+    class TargetParser(base):
+        """A bench target's parser that imports the target's module and adds its arguments on first use."""
 
-    def _load(self) -> None:
-        if self._loaded:
-            return
-        self._loaded = True
-        module = importlib.import_module(self._module_name)
-        self.add_argument("--json-out", type=Path, default=None, help="also write the figures as JSON here")
-        if hasattr(module, "add_arguments"):
-            module.add_arguments(self)
-        self.set_defaults(func=_runner(module))
+        def __init__(self, *args, module_name: str, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self._module_name = module_name
+            self._loaded = False
 
-    def parse_known_args(self, args=None, namespace=None):
-        """Load the target, then parse as usual."""
-        self._load()
-        return super().parse_known_args(args, namespace)
+        def _load(self) -> None:
+            if self._loaded:
+                return
+            self._loaded = True
+            module = importlib.import_module(self._module_name)
+            self.add_argument("--json-out", type=Path, default=None, help="also write the figures as JSON here")
+            if hasattr(module, "add_arguments"):
+                module.add_arguments(self)
+            self.set_defaults(func=_runner(module))
 
-    def format_help(self) -> str:
-        """Load the target, then format its help."""
-        self._load()
-        return super().format_help()
+        def parse_known_args(self, args=None, namespace=None):
+            """Load the target, then parse as usual."""
+            self._load()
+            return super().parse_known_args(args, namespace)
 
-    def format_usage(self) -> str:
-        """Load the target, then format its usage line."""
-        self._load()
-        return super().format_usage()
+        def format_help(self) -> str:
+            """Load the target, then format its help."""
+            self._load()
+            return super().format_help()
+
+        def format_usage(self) -> str:
+            """Load the target, then format its usage line."""
+            self._load()
+            return super().format_usage()
+
+    return TargetParser
 
 
 def _summary(spec: importlib.machinery.ModuleSpec) -> str:
@@ -59,7 +64,8 @@ def _summary(spec: importlib.machinery.ModuleSpec) -> str:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add `bench` and one lazily loaded sub-parser per target module that is present."""
     parser = subparsers.add_parser("bench", help="run a benchmark (ratios measured side by side in one run)")
-    targets = parser.add_subparsers(dest="target", required=True, metavar="TARGET", parser_class=_TargetParser)
+    targets = parser.add_subparsers(dest="target", required=True, metavar="TARGET",
+                                    parser_class=_target_parser_class(type(parser)))
     for name in TARGETS:
         module_name = f"experiments.bench.{name}"
         spec = importlib.util.find_spec(module_name)

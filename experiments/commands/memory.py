@@ -51,9 +51,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.set_defaults(func=_stats)
 
 
+MISSING_STORE_HINT = (
+    "a store is made by any command that writes to it: `embodia run \"put the mug in the bowl\" --memory {db}` "
+    "(episodes, object locations), `embodia causal study ... --memory {db}` (causal facts), "
+    "`embodia memory add-fact SUBJECT RELATION OBJECT --db {db}` or `embodia memory import FILE --db {db}`"
+)
+
+
+def require_store(db: Path) -> None:
+    """Refuse a missing store with a message that says how one is made (before any model loads)."""
+    if not Path(db).exists():
+        raise FileNotFoundError(f"knowledge store not found: {db}; " + MISSING_STORE_HINT.format(db=db))
+
+
 def _open(args: argparse.Namespace, *, create: bool, encoder: Any = None) -> Any:
     from memory import KnowledgeStore
 
+    if not create:
+        require_store(args.db)
     return KnowledgeStore(args.db, encoder=encoder, create=create)
 
 
@@ -84,6 +99,7 @@ def _query(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise ValueError(f"--k must be >= 1, got {args.k}")
+    require_store(args.db)
     with _open(args, create=False, encoder=default_text_encoder(args.encoder)) as store:
         result = store.retrieve(args.text, k=args.k)
     hits = [*result.facts, *result.episodes, *result.causal]
