@@ -3,7 +3,8 @@
 The overhead ratio is env-step time divided by the physics done inside those same steps (timed by
 wrapping the simulator's step function, for us and for panda-gym alike), so machine speed, load and
 contact-heavy moments cancel out. The ratio against substeps x one raw step timed at rest (the method
-of BASELINES.md) is printed too; resets are timed apart and reported on their own.
+of the baselines quoted at the end of BENCHMARKS.md) is printed too; resets are timed apart and reported on
+their own.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
 def _print_table(results: dict[str, dict[str, float]]) -> None:
     print("step/physics: env.step CPU time over the CPU time of the physics stepped inside it (same steps);")
-    print("step/raw: env.step time over substeps x one raw step timed at rest (the BASELINES.md method).")
+    print("step/raw: env.step time over substeps x one raw step timed at rest (the baselines' method, BENCHMARKS.md).")
     header = f"{'configuration':36s} {'raw µs':>7s} {'subst':>6s} {'steps/s':>8s} {'step/physics':>13s} "
     print(header + f"{'step/raw':>9s} {'reset ms':>9s}")
     for name, row in results.items():

@@ -180,11 +180,11 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(max(4.0, 1.3 * len(rows)), 3.2))
+    # constrained layout keeps the axis labels and the (wrapped) group names inside the figure
+    figure, axis = plt.subplots(figsize=(max(4.0, 1.6 * len(rows)), 3.6), layout="constrained")
     axis.bar(range(len(rows)), [r["mean"] for r in rows], yerr=[r["std"] for r in rows], capsize=4)
-    axis.set_xticks(range(len(rows)), [r["group"] for r in rows], rotation=20, ha="right", fontsize=7)
-    axis.set_ylabel("final success (mean ± std over seeds)")
+    axis.set_xticks(range(len(rows)), [r["group"].replace(" ", "\n") for r in rows], fontsize=7)
+    axis.set_ylabel("final success\n(mean ± std over seeds)")
     axis.set_ylim(0, 1.05)
-    figure.tight_layout()
     atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
     plt.close(figure)
