@@ -126,8 +126,18 @@ class PyBulletSim:
     ) -> None:
         self.timestep = timestep
         self.solver_iterations = solver_iterations
-        with quiet_stdout():  # the C library prints "argv[0]=" on every connect
-            self._client = _Client(p.connect(p.GUI if gui else p.DIRECT))
+        if gui:
+            require_display()
+        with quiet_stdout(), (_quiet_descriptor(2) if gui else contextlib.nullcontext()):
+            # the C library prints "argv[0]=" on every connect, and a GUI connect its OpenGL vendor lines
+            client_id = p.connect(p.GUI if gui else p.DIRECT)
+        if client_id < 0:
+            raise DisplayUnavailableError("PyBullet could not open its GUI window (only one GUI connection is "
+                                          "allowed per process, and it needs a working OpenGL display)")
+        self._client = _Client(client_id)
+        self.gui = gui
+        if gui:
+            self._configure_gui()
         self._client.setAdditionalSearchPath(pybullet_data.getDataPath())
         self._bodies: dict[str, int] = {}
         self._configure()
@@ -138,6 +148,27 @@ class PyBulletSim:
         self._closed = False
 
     # ----------------------------------------------------------------------------------- lifecycle
+    def _configure_gui(self) -> None:
+        """Hide the GUI's side panels and point its camera at the kitchen table."""
+        self._client.configureDebugVisualizer(p.COV_ENABLE_GUI, 0)
+        self._client.configureDebugVisualizer(p.COV_ENABLE_SHADOWS, 1)
+        self.set_gui_camera(distance=1.25, yaw=55.0, pitch=-32.0, target=(0.45, 0.0, 0.1))
+
+    def set_gui_camera(self, distance: float, yaw: float, pitch: float, target: Sequence[float]) -> None:
+        """Where the GUI window looks from (degrees, metres); no effect on headless clients or camera images."""
+        if self.gui:
+            self._client.resetDebugVisualizerCamera(distance, yaw, pitch, list(target))
+
+    def gui_screenshot(self, width: int = 640, height: int = 480) -> np.ndarray:
+        """An RGB image from the GUI window's own viewpoint (rendered offscreen with the same camera)."""
+        if not self.gui:
+            raise RuntimeError("gui_screenshot needs a GUI client (PyBulletSim(gui=True))")
+        info = self._client.getDebugVisualizerCamera()
+        view, projection = list(info[2]), list(info[3])
+        _, _, rgba, _, _ = self._client.getCameraImage(width, height, view, projection,
+                                                       renderer=p.ER_BULLET_HARDWARE_OPENGL)
+        return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
+
     def _configure(self) -> None:
         self._client.setGravity(0.0, 0.0, -9.81)
         self._client.setPhysicsEngineParameter(
@@ -165,6 +196,8 @@ class PyBulletSim:
         """
         if self._closed or other._closed:
             raise RuntimeError("cannot swap worlds with a closed simulator")
+        if self.gui or other.gui:
+            raise RuntimeError("cannot swap a GUI client's world: the window shows only the client it opened with")
         if (self.timestep, self.solver_iterations) != (other.timestep, other.solver_iterations):
             raise ValueError(f"worlds differ in physics settings: timestep {self.timestep} vs {other.timestep}, "
                              f"solver iterations {self.solver_iterations} vs {other.solver_iterations}")
@@ -189,7 +222,8 @@ class PyBulletSim:
         try:
             if self._egl_plugin is not None:
                 self._client.unloadPlugin(self._egl_plugin)
-            self._client.disconnect()
+            with quiet_stdout():  # a GUI client reports its threads stopping, from C
+                self._client.disconnect()
         except p.error:  # already disconnected by the server side
             pass
         self._closed = True
@@ -509,6 +543,59 @@ class PyBulletSim:
     @staticmethod
     def projection_matrix(fov: float, aspect: float, near: float, far: float) -> list[float]:
         return list(p.computeProjectionMatrixFOV(fov, aspect, near, far))
+
+
+class DisplayUnavailableError(ValueError):
+    """The GUI was asked for where no display can show it (no DISPLAY, an unreachable X server).
+
+    A ValueError carrying the `input_error` mark: the `embodia` CLI reports it as one line and exit code 2,
+    since the fix is the user's (run on a desktop, `ssh -X`, `xvfb-run -a`, or leave `--gui` off).
+    """
+
+    input_error = True
+
+
+_DISPLAY_HELP = ("run it on a desktop session, over `ssh -X`, or under a virtual display (`xvfb-run -a embodia ...`),"
+                 " or leave the GUI off (no --gui, render_mode=None or \"rgb_array\")")
+
+
+def require_display() -> None:
+    """Raise DisplayUnavailableError unless a GUI window can be opened here.
+
+    Why: PyBullet's GUI connect on Linux without a reachable X server prints an error and ends the whole
+    process from C, so the check must come first. macOS and Windows always have a window system.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    display = os.environ.get("DISPLAY", "")
+    if not display:
+        raise DisplayUnavailableError("the PyBullet GUI (render_mode=\"human\", --gui) needs a display, but the "
+                                      "DISPLAY environment variable is not set; " + _DISPLAY_HELP)
+    if not _x_server_answers():
+        raise DisplayUnavailableError(f"the PyBullet GUI needs a display, but the X server at DISPLAY={display} "
+                                      "does not answer; " + _DISPLAY_HELP)
+
+
+def _x_server_answers() -> bool:
+    """Whether Xlib can open the display named by DISPLAY (True when libX11 cannot be found to ask)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("X11")
+    if name is None:
+        return True
+    try:
+        xlib = ctypes.CDLL(name)
+    except OSError:
+        return True
+    xlib.XOpenDisplay.restype = ctypes.c_void_p
+    xlib.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    xlib.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    handle = xlib.XOpenDisplay(None)
+    if not handle:
+        return False
+    xlib.XCloseDisplay(handle)
+    return True
 
 
 def quiet_stdout() -> contextlib.AbstractContextManager[None]:

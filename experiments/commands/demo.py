@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("demo", help="run the agent on a few instructions; GIFs and report in --out")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
     parser.add_argument("--seed", type=int, default=0, help="scene seed for every instruction")
+    parser.add_argument("--gui", action="store_true",
+                        help="watch the robot live in PyBullet's GUI window (needs a display; try xvfb-run -a)")
     parser.add_argument("instructions", nargs="*", default=list(DEMO_INSTRUCTIONS), help="instructions to run")
     factory.add_agent_arguments(parser)
     parser.set_defaults(func=run)
@@ -31,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from experiments.common.io import atomic_write_text
     from experiments.kitchen.episodes import describe, open_session, run_instruction
 
-    session = open_session(factory.AgentOptions.from_args(args), record=True)
+    session = open_session(factory.AgentOptions.from_args(args), record=True, gui=args.gui)
     rows = []
     try:
         for index, instruction in enumerate(args.instructions, start=1):

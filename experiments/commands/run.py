@@ -14,6 +14,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="scene seed")
     parser.add_argument("--out", type=Path, default=Path("runs/run"), help="folder for episode.json / episode.gif")
     parser.add_argument("--no-video", action="store_true", help="skip the GIF (faster)")
+    parser.add_argument("--gui", action="store_true",
+                        help="watch the robot live in PyBullet's GUI window (needs a display; try xvfb-run -a)")
     factory.add_agent_arguments(parser)
     parser.set_defaults(func=run)
 
@@ -22,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     """Exit 0 when the instruction was accomplished, 1 when execution failed, 2 when it was refused."""
     from experiments.kitchen.episodes import describe, open_session, run_instruction
 
-    session = open_session(factory.AgentOptions.from_args(args), record=not args.no_video)
+    session = open_session(factory.AgentOptions.from_args(args), record=not args.no_video, gui=args.gui)
     try:
         record = run_instruction(session, args.instruction, args.seed, args.out)
     finally:

@@ -85,7 +85,7 @@ class KitchenWorld:
         return self.env.observation()
 
     def frame(self) -> np.ndarray | None:
-        return self.env.render() if self.record else None
+        return self.env.video_frame() if self.record else None
 
 
 class ScriptedSkillPolicy:
