@@ -128,8 +128,7 @@ class PyBulletSim:
         self.solver_iterations = solver_iterations
         if gui:
             require_display()
-        with quiet_stdout(), (_quiet_descriptor(2) if gui else contextlib.nullcontext()):
-            # the C library prints "argv[0]=" on every connect, and a GUI connect its OpenGL vendor lines
+        with quiet_stdout():  # the C library prints "argv[0]=" on every connect (stderr kept: GUI failures)
             client_id = p.connect(p.GUI if gui else p.DIRECT)
         if client_id < 0:
             raise DisplayUnavailableError("PyBullet could not open its GUI window (only one GUI connection is "

@@ -77,5 +77,5 @@ def test_gui_opens_steps_and_closes_under_xvfb(tmp_path: Path) -> None:
     )
     done = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 640x480x24", sys.executable, "-c", code], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 0, f"exit {done.returncode}\nstdout: {done.stdout[-1000:]}\nstderr: {done.stderr[-2000:]}"
     assert done.stdout.strip().splitlines()[-1] == "gui ok"
