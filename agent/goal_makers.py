@@ -34,8 +34,7 @@ def _default_destination(it: ClauseInterpreter, clause: Clause, roles: Roles, ob
     """Where "put it down / away / back" goes when no destination is named."""
     words = set(roles.particles) | set(roles.directions)
     if "back" in words:
-        location = it.scene.state.location(obj)
-        return location[1] if location is not None else "table"
+        return _back_destination(it, clause, obj)
     if "away" in words and "drawer" in it.scene.objects:
         return "drawer"
     if "down" in words or clause.verb in ("drop", "lower", "release") or default == "table":
@@ -43,6 +42,35 @@ def _default_destination(it: ClauseInterpreter, clause: Clause, roles: Roles, ob
     if default is not None and default in it.scene.objects:
         return default
     raise PlanningError(f"cannot tell where to put things in {clause.text!r}: name a place", clause.text)
+
+
+def _back_destination(it: ClauseInterpreter, clause: Clause, obj: str) -> str:
+    """Where "put it back (where it was)" puts `obj`.
+
+    When an earlier clause of this instruction moved it ("pick up the mug and put it back"), the scene settles
+    it: where it was when the instruction started. Otherwise "back" refers to the past, and memory says where
+    it was before the agent last moved it; with no such memory the planner says so instead of guessing.
+    """
+    name = obj.replace("_", " ")
+    earlier = any(m.role == "object" and obj in m.objects and m.clause < clause.position
+                  for m in it.scene.discourse.mentions)
+    if earlier:
+        location = it.scene.state.location(obj)
+        return location[1] if location is not None else "table"
+    history = it.scene.history
+    if not history:
+        raise PlanningError(f"I do not remember where the {name} was before: no past episodes are in memory "
+                            "(give the agent its knowledge store, e.g. --memory)", clause.text)
+    found = history.last_move(obj)
+    if found is None or found[1].before is None:
+        raise PlanningError(f"I do not remember moving the {name}, so I cannot tell where it was before",
+                            clause.text)
+    episode, move = found
+    assert move.before is not None
+    relation, support = move.before
+    it.scene.notes.append(f"memory: the {name} was {relation} the {support.replace('_', ' ')} before "
+                          f"{episode.label} moved it")
+    return support
 
 
 THROW_VERBS = frozenset({"throw", "toss", "chuck", "bin", "trash", "dump"})

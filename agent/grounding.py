@@ -18,6 +18,7 @@ import numpy as np
 from agent import lexicon as lx
 from agent.chunking import NounPhrase, lemma
 from agent.errors import PlanningError
+from agent.recall import History
 from agent.skills import BLOCK_COLOURS, CONTAINERS, MOVABLE, OBJECTS, PLACE_TARGETS
 from agent.symbolic import SymbolicState
 from perception.text import TextEncoder
@@ -156,6 +157,8 @@ class Scene:
     discourse: Discourse = field(default_factory=Discourse)
     groundings: list[dict[str, object]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    history: History | None = None
+    """Past episodes when the planner was given memory (None: no memory, so nothing can be recalled)."""
 
 
 def resolve_np(grounder: Grounder, np: NounPhrase, slot: str, scene: Scene, exclude: Sequence[str] = ()) -> list[str]:
@@ -165,12 +168,15 @@ def resolve_np(grounder: Grounder, np: NounPhrase, slot: str, scene: Scene, excl
             objects = scene.discourse.resolve(np, slot, exclude)
         except PlanningError:
             held = scene.state.holding
-            if held is None or not SLOTS[slot](held) or held in exclude:
-                raise
-            objects = [held]  # "put it in the bowl" with nothing mentioned: what the gripper holds
-            scene.notes.append(f"read {np.text!r} as {held}, which the gripper holds")
+            if held is not None and SLOTS[slot](held) and held not in exclude:
+                objects = [held]  # "put it in the bowl" with nothing mentioned: what the gripper holds
+                scene.notes.append(f"read {np.text!r} as {held}, which the gripper holds")
+            else:
+                objects = _last_handled(np, slot, scene, exclude)  # "put it back": what the last episode moved
         scene.groundings.append({"phrase": np.text, "objects": objects, "by": "pronoun"})
         return objects
+    if _names_nothing(np):
+        raise PlanningError(f"cannot ground {np.text!r}: it names no object", np.text)
     match = grounder.noun_type(np)
     if match is not None and match.label in ("self", "tower"):
         return [match.label]
@@ -180,6 +186,45 @@ def resolve_np(grounder: Grounder, np: NounPhrase, slot: str, scene: Scene, excl
     how = f"{match.label} ({match.exemplar!r} {match.score:.2f})" if match else "by colour/quantifier"
     scene.groundings.append({"phrase": np.text, "objects": chosen, "by": how})
     return chosen
+
+
+def candidates_np(grounder: Grounder, np: NounPhrase, slot: str, scene: Scene) -> list[str]:
+    """Every object a (non-pronoun) noun phrase could mean in the scene, before any tie is broken.
+
+    Memory uses it: "the block you put in the drawer" may mean any block the scene has, and memory picks one.
+    """
+    if _names_nothing(np):
+        raise PlanningError(f"cannot ground {np.text!r}: it names no object", np.text)
+    match = grounder.noun_type(np)
+    if match is not None and match.label in ("self", "tower"):
+        return [match.label]
+    candidates = _apply_modifiers(grounder, np, _candidates(np, match, scene), scene, ())
+    return [c for c in candidates if SLOTS[slot](c)]
+
+
+def _last_handled(np: NounPhrase, slot: str, scene: Scene, exclude: Sequence[str]) -> list[str]:
+    """A pronoun nothing in the instruction or the gripper explains: the object the last episode handled."""
+    history = scene.history
+    episode = history.last_action() if history else None
+    if episode is None or np.plural:
+        why = "" if np.plural else (": nothing before it names an object, the gripper is empty, and I do not "
+                                    "remember an earlier episode" + ("" if history else " (no past episodes are in "
+                                                                    "memory)"))
+        raise PlanningError(f"cannot tell what {np.text!r} refers to{why}", np.text)
+    handled = [m.obj for m in reversed(episode.moves())] + list(reversed(episode.picked()))
+    handled += [o for o, _d in reversed(episode.pushed())]
+    fits = [o for o in handled if SLOTS[slot](o) and o not in exclude and o in scene.objects]
+    if not fits:
+        raise PlanningError(f"cannot tell what {np.text!r} refers to: {episode.label} moved nothing it could be",
+                            np.text)
+    scene.notes.append(f"memory: read {np.text!r} as {fits[0]}, which {episode.label} handled")
+    return [fits[0]]
+
+
+def _names_nothing(np: NounPhrase) -> bool:
+    """A bare determiner ("the", what is left of "the 🥣"): no word says which object, so none may be picked."""
+    return (np.determiner is not None and not np.content and not np.colours and np.quantifier is None
+            and np.count is None and not np.other and not np.plural and not np.exclude and not np.filters)
 
 
 def _candidates(np: NounPhrase, match: Match | None, scene: Scene) -> list[str]:

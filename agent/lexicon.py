@@ -171,6 +171,14 @@ PHRASES: dict[str, str] = {
     "one on top of the other": "stacked", "into a tower": "stacked", "into a stack": "stacked",
     "in a tower": "stacked", "in a stack": "stacked", "into a pile": "stacked", "each other": "",
     "one another": "",
+    "back where it was": "back", "back to where it was": "back", "to where it was": "back", "where it was": "back",
+    "back where it was before": "back", "where it was before": "back", "back where they were": "back",
+    "back to where they were": "back", "where they were": "back", "where they were before": "back",
+    "back where it came from": "back", "where it came from": "back", "back where you found it": "back",
+    "back to where you found it": "back", "where you found it": "back", "back to its place": "back",
+    "back in its place": "back", "to its original place": "back", "to its original position": "back",
+    "back to its original place": "back", "back to its original position": "back", "to its old place": "back",
+    "back to its old place": "back", "back to where it started": "back", "to where it started": "back",
 }
 
 FILLERS = frozenset({

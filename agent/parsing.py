@@ -12,10 +12,12 @@ Example:
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from agent import lexicon as lx
 from agent.chunking import Chunk, chunk_tokens, is_content, surface, verb_lemma
+from agent.errors import PlanningError
 
 _CONTRACTIONS = [
     (r"\bcan't\b", "can not"), (r"\bwon't\b", "will not"), (r"\bshan't\b", "shall not"), (r"n't\b", " not"),
@@ -27,6 +29,30 @@ _SUBORDINATORS = frozenset({"before", "after", "once", "when", "whenever", "whil
 _HARD_BREAKS = frozenset({".", "!", "?"})
 _SOFT_BREAKS = frozenset({",", ";", ":"})
 _MAX_PHRASE = max(len(key.split()) for key in lx.PHRASES)
+
+
+_READABLE = frozenset("’‘“”→–—…\u00a0")
+"""Non-ASCII characters the tokenizer understands (typographic quotes and dashes, the arrow, a hard space)."""
+
+
+def check_readable(text: str) -> None:
+    """Refuse symbols that are not words (emoji, pictographs, letters outside English) instead of dropping them.
+
+    Dropping them silently changes the meaning: "put the 🔴 block in the 🥣" would read as "put the block in
+    the", and a bare "the" must not pick an object.
+
+    Raises:
+        PlanningError: naming the phrase around the first such symbol.
+    """
+    words = text.split()
+    for position, word in enumerate(words):
+        odd = next((c for c in word if not c.isascii() and c not in _READABLE), None)
+        if odd is None:
+            continue
+        phrase = " ".join(words[max(position - 1, 0) : position + 2]).strip(" ,.;:!?")
+        kind = "a letter outside English" if unicodedata.category(odd).startswith("L") else "a symbol, not a word"
+        raise PlanningError(f"cannot ground {phrase!r}: {odd!r} ({unicodedata.name(odd, 'unnamed').lower()}) is "
+                            f"{kind}; name the object in words", phrase)
 
 
 def tokenize(text: str) -> list[str]:
@@ -80,7 +106,12 @@ class Clause:
 
 
 def parse_instruction(text: str) -> list[Clause]:
-    """Clauses of `text` in the order they should be carried out (text order kept in `position`)."""
+    """Clauses of `text` in the order they should be carried out (text order kept in `position`).
+
+    Raises:
+        PlanningError: for symbols that are not words (see `check_readable`).
+    """
+    check_readable(text)
     ordered: list[tuple[int, list[str]]] = []
     counter = 0
     for sentence in _sentences(tokenize(text)):

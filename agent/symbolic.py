@@ -26,6 +26,10 @@ from agent.skills import (
 
 logger = logging.getLogger(__name__)
 
+FACT_FORMS = ("in(x, y), on(x, y), open(drawer), closed(drawer), holding(x), near(x), pushed(x, direction), "
+              "gripper_empty, unknown(x), written as lists such as [\"in\", \"red_block\", \"bowl\"]")
+"""The facts `SymbolicState.from_facts` reads (for error messages)."""
+
 Location = tuple[str, str]
 """(relation, support): ``("in", "bowl")`` or ``("on", "table")``."""
 
@@ -61,7 +65,11 @@ class SymbolicState:
     def from_facts(cls, facts: Iterable[Sequence[str]], objects: Iterable[str] | None = None) -> SymbolicState:
         """Read env-style facts; movables with no location fact are assumed on the table.
 
-        Unknown predicates are skipped (logged); a malformed fact raises ValueError naming it.
+        ``["unknown", x]`` says x was not seen (e.g. hidden in the closed drawer); with no remembered location
+        filled in (`agent.recall.fill_unknowns`) it is assumed on the table like any unlocated movable.
+
+        Raises:
+            ValueError: for a malformed fact or a predicate outside the planning domain, naming it.
         """
         facts = [list(f) for f in facts]
         mentioned = {str(a) for f in facts for a in f[1:] if a in OBJECTS}
@@ -166,8 +174,10 @@ class _FactReader:
             self.near = check_object(args[0], OBJECTS, "object of near")
         elif name == "pushed" and len(args) == 2:
             self.pushed.add((check_object(args[0], MOVABLE), check_object(args[1], DIRECTIONS, "direction")))
-        elif name != "gripper_empty":
-            logger.debug("ignoring fact outside the planning domain: %s", fact)
+        elif name == "unknown" and len(args) == 1:
+            check_object(args[0], MOVABLE, "unseen object")
+        elif not (name == "gripper_empty" and not args):
+            raise ValueError(f"unknown fact {fact!r}: expected one of {FACT_FORMS}")
 
     def _locate(self, obj: str, location: Location) -> None:
         if obj not in MOVABLE:

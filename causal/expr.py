@@ -37,6 +37,9 @@ FUNCTIONS: dict[str, object] = {
     "abs": np.abs,
 }
 
+MAX_EXPRESSION_LENGTH = 10_000  # characters
+MAX_NESTING = 50  # parentheses, function calls, unary signs and ** exponents nested inside one another
+
 _NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _TOKEN_RE = re.compile(rf"\s*(?:(?P<number>{_NUMBER})|(?P<name>[A-Za-z_][A-Za-z0-9_.]*)|(?P<op>\*\*|[-+*/()]))")
 
@@ -122,6 +125,16 @@ class _Parser:
         self.tokens = tokenize(text)
         self.index = 0
         self.allowed_names = allowed_names
+        self.depth = 0
+
+    def nest(self, token: Token) -> None:
+        """Enter one nesting level; the parser recurses per level, so the depth is bounded up front."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise ValueError(
+                f"expression nests deeper than {MAX_NESTING} levels (parentheses, function calls, unary signs "
+                f"or ** chains) at position {token.position}"
+            )
 
     def peek(self) -> Token:
         return self.tokens[self.index]
@@ -159,15 +172,20 @@ class _Parser:
 
     def unary(self) -> Node:
         if self.peek().kind == "op" and self.peek().text in ("-", "+"):
-            op = self.take().text
-            return Unary(op, self.unary())
+            token = self.take()
+            self.nest(token)
+            node: Node = Unary(token.text, self.unary())
+            self.depth -= 1
+            return node
         return self.power()
 
     def power(self) -> Node:
         base = self.atom()
         if self.peek().kind == "op" and self.peek().text == "**":
-            self.take()
-            return Binary("**", base, self.unary())
+            self.nest(self.take())
+            node: Node = Binary("**", base, self.unary())
+            self.depth -= 1
+            return node
         return base
 
     def atom(self) -> Node:
@@ -175,8 +193,10 @@ class _Parser:
         if token.kind == "number":
             return Number(float(token.text))
         if token.kind == "op" and token.text == "(":
+            self.nest(token)
             node = self.expr()
             self.expect(")")
+            self.depth -= 1
             return node
         if token.kind == "name":
             return self.name_or_call(token)
@@ -185,8 +205,10 @@ class _Parser:
     def name_or_call(self, token: Token) -> Node:
         if token.text in FUNCTIONS:
             self.expect("(")
+            self.nest(token)
             argument = self.expr()
             self.expect(")")
+            self.depth -= 1
             return Call(token.text, argument)
         if self.peek().kind == "op" and self.peek().text == "(":
             known = ", ".join(sorted(FUNCTIONS))
@@ -208,37 +230,63 @@ class _Parser:
             raise self.fail(token, repr(text))
 
 
-def _evaluate(node: Node, values: Mapping[str, np.ndarray | float]) -> np.ndarray:
-    if isinstance(node, Number):
-        return np.asarray(node.value, dtype=float)
-    if isinstance(node, Name):
-        return np.asarray(values[node.name], dtype=float)
-    if isinstance(node, Unary):
-        operand = _evaluate(node.operand, values)
-        return -operand if node.op == "-" else operand
-    if isinstance(node, Call):
-        function = FUNCTIONS[node.function]
-        return function(_evaluate(node.argument, values))  # type: ignore[operator]
-    left, right = _evaluate(node.left, values), _evaluate(node.right, values)
-    if node.op == "+":
+def _apply(op: str, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    if op == "+":
         return left + right
-    if node.op == "-":
+    if op == "-":
         return left - right
-    if node.op == "*":
+    if op == "*":
         return left * right
-    if node.op == "/":
+    if op == "/":
         return left / right
     return np.power(left, right)
 
 
-def _names(node: Node) -> set[str]:
-    if isinstance(node, Name):
-        return {node.name}
+def _left_spine(node: Node) -> tuple[Node, list[Binary]]:
+    """The leftmost operand of a left-associative chain and its operations, outermost last.
+
+    ``a + b + ... + z`` parses into a left-deep tree as deep as it has terms; walking the chain in a
+    loop keeps recursion bounded by the parser's nesting limit, not by the number of terms.
+    """
+    chain: list[Binary] = []
+    while isinstance(node, Binary) and node.op != "**":
+        chain.append(node)
+        node = node.left
+    chain.reverse()
+    return node, chain
+
+
+def _evaluate(node: Node, values: Mapping[str, np.ndarray | float]) -> np.ndarray:
+    node, chain = _left_spine(node)
     if isinstance(node, Number):
-        return set()
-    if isinstance(node, (Unary, Call)):
-        return _names(node.operand if isinstance(node, Unary) else node.argument)
-    return _names(node.left) | _names(node.right)
+        result = np.asarray(node.value, dtype=float)
+    elif isinstance(node, Name):
+        result = np.asarray(values[node.name], dtype=float)
+    elif isinstance(node, Unary):
+        operand = _evaluate(node.operand, values)
+        result = -operand if node.op == "-" else operand
+    elif isinstance(node, Call):
+        function = FUNCTIONS[node.function]
+        result = function(_evaluate(node.argument, values))  # type: ignore[operator]
+    else:  # "**", right-associative and depth-limited by the parser
+        result = np.power(_evaluate(node.left, values), _evaluate(node.right, values))
+    for binary in chain:
+        result = _apply(binary.op, result, _evaluate(binary.right, values))
+    return result
+
+
+def _names(node: Node) -> set[str]:
+    node, chain = _left_spine(node)
+    names: set[str] = set()
+    for binary in chain:
+        names |= _names(binary.right)
+    if isinstance(node, Name):
+        names.add(node.name)
+    elif isinstance(node, (Unary, Call)):
+        names |= _names(node.operand if isinstance(node, Unary) else node.argument)
+    elif isinstance(node, Binary):
+        names |= _names(node.left) | _names(node.right)
+    return names
 
 
 @dataclass(frozen=True)
@@ -252,8 +300,9 @@ class Expression:
     def evaluate(self, values: Mapping[str, np.ndarray | float]) -> np.ndarray:
         """Evaluate element-wise with numpy; `values` maps every name in `self.names` to a scalar or array.
 
-        Floating-point problems (log of a negative, division by zero) give nan/inf rather than warnings;
-        callers decide whether non-finite values are an error.
+        Floating-point problems (log of a negative, division by zero, overflow as in ``10**10**10``) give
+        nan/inf rather than warnings; callers decide whether non-finite values are an error (the causal
+        engines refuse them with a ValueError naming the node).
         """
         missing = self.names - set(values)
         if missing:
@@ -266,13 +315,16 @@ def parse_expression(text: str, allowed_names: Iterable[str] | None = None) -> E
     """Parse `text` into an `Expression`; with `allowed_names`, any other variable name is an error.
 
     Raises:
-        ValueError: naming the offending token and its position.
+        ValueError: naming the offending token and its position, or the limit exceeded: more than
+            `MAX_EXPRESSION_LENGTH` characters, or nesting deeper than `MAX_NESTING` levels.
         TypeError: if `text` is not a string.
     """
     if not isinstance(text, str):
         raise TypeError(f"expression must be a string, got {type(text).__name__}: {text!r}")
     if not text.strip():
         raise ValueError("expression is empty")
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise ValueError(f"expression is {len(text)} characters long; the limit is {MAX_EXPRESSION_LENGTH}")
     allowed = None if allowed_names is None else set(allowed_names)
     root = _Parser(text, allowed).parse()
     return Expression(text=text, root=root, names=frozenset(_names(root)))

@@ -23,6 +23,17 @@ from causal.spec import SCM
 DEFAULT_SAMPLES = 1_000_000
 DEFAULT_WEIGHTED_SAMPLES = 400_000
 CHUNK = 125_000
+MAX_SAMPLES = 100_000_000  # ~1 minute per world at CHUNK-sized steps; weighted queries hold all draws in memory
+MAX_WEIGHTED_SAMPLES = 10_000_000  # likelihood weighting keeps every draw: ~80 MB per node at this cap
+
+
+def check_samples(n: int, cap: int = MAX_SAMPLES) -> int:
+    """Refuse sample counts that are not positive integers or exceed `cap` before anything is allocated."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"samples must be a positive integer, got {n!r}")
+    if n > cap:
+        raise ValueError(f"samples={n} exceeds the cap of {cap:,} draws for this query (lower 'samples')")
+    return int(n)
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,9 @@ def _target_means(scm: SCM, target: str, noise: Mapping[str, np.ndarray]) -> np.
         equation = scm.equations[node]
         mean = structural_mean(equation, values, n)
         if node == target:
+            if not np.all(np.isfinite(mean)):
+                raise ValueError(f"node {node!r}: its equation produced non-finite values (e.g. log of a negative, "
+                                 f"division by zero or overflow)")
             return mean
         values[node] = mean + equation.noise_std * noise[node]
         if not np.all(np.isfinite(values[node])):
@@ -55,18 +69,30 @@ def world_means(
     n: int = DEFAULT_SAMPLES,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """E[target] in each (mutilated) world with shared noise; returns the means and their covariance."""
+    """E[target] in each (mutilated) world with shared noise; returns the means and their covariance.
+
+    The covariance of the mean is accumulated with Chan et al.'s pairwise update of centred sums (each
+    chunk two-pass, chunks merged exactly), not as E[f f^T] - E[f] E[f]^T: that difference cancels
+    catastrophically when the target barely varies (a deterministic Y = sin(X) under do(X)) and can come
+    out negative, so the standard error's square root failed. Here every variance is a sum of squares.
+    """
+    n = check_samples(n)
     rng = np.random.default_rng(seed)
-    count, total, outer = 0, np.zeros(len(worlds)), np.zeros((len(worlds), len(worlds)))
+    count, mean, centred = 0, np.zeros(len(worlds)), np.zeros((len(worlds), len(worlds)))
     while count < n:
         size = min(CHUNK, n - count)
         noise = draw_noise(worlds[0], size, rng)
         f = np.stack([_target_means(world, target, noise) for world in worlds])
-        total += f.sum(axis=1)
-        outer += f @ f.T
-        count += size
-    mean = total / count
-    cov = (outer / count - np.outer(mean, mean)) / max(count - 1, 1)
+        chunk_mean = f.mean(axis=1)
+        deviation = f - chunk_mean[:, None]
+        delta = chunk_mean - mean
+        total = count + size
+        centred += deviation @ deviation.T + np.outer(delta, delta) * (count * size / total)
+        mean = mean + delta * (size / total)
+        count = total
+    if not np.all(np.isfinite(mean)) or not np.all(np.isfinite(centred)):
+        raise ValueError(f"the Monte Carlo mean of {target!r} is not finite (its equation overflows for some draws)")
+    cov = centred / max(count - 1, 1) / count
     return mean, cov
 
 
@@ -105,8 +131,11 @@ def _weighted(f: np.ndarray, log_w: np.ndarray, what: str) -> Estimate:
         raise ValueError(f"{what} has probability zero under the model (every sample contradicts it)")
     w = np.exp(log_w - log_w[finite].max())
     w /= w.sum()
-    value = float(w @ f)
-    se = float(np.sqrt(np.sum(w**2 * (f - value) ** 2)))
+    with np.errstate(all="ignore"):
+        value = float(w @ f)
+        se = float(np.sqrt(np.sum(w**2 * (f - value) ** 2)))
+    if not (math.isfinite(value) and math.isfinite(se)):
+        raise ValueError(f"the weighted mean given {what} is not finite (an equation overflows or is undefined)")
     return Estimate(value, se, len(f))
 
 
@@ -117,10 +146,10 @@ def conditional_mean(
     if not given:
         n = n or DEFAULT_SAMPLES
         mean, cov = world_means([scm], target, n, seed)
-        return Estimate(float(mean[0]), float(math.sqrt(max(cov[0, 0], 0.0))), n)  # E[f²]−E[f]² can round below 0
+        return Estimate(float(mean[0]), float(math.sqrt(max(cov[0, 0], 0.0))), n)
     if target in given:
         return Estimate(float(given[target]), 0.0, 0)
-    n = n or DEFAULT_WEIGHTED_SAMPLES
+    n = check_samples(n or DEFAULT_WEIGHTED_SAMPLES, MAX_WEIGHTED_SAMPLES)
     noise = draw_noise(scm, n, np.random.default_rng(seed))
     values, _, log_w = _clamped_pass(scm, given, noise)
     downstream_evidence = (descendants(scm.graph, [target]) - {target}) & set(given)
@@ -136,9 +165,8 @@ def counterfactual_mean(
 ) -> Estimate:
     """Abduction (noise from residuals, unobserved noise by likelihood weighting), action, prediction."""
     hidden = [node for node in scm.order if node not in evidence and scm.equations[node].noise_std > 0]
-    n = (
-        (n or DEFAULT_WEIGHTED_SAMPLES) if hidden else 1
-    )  # a fully observed unit has exactly one compatible noise vector
+    # a fully observed unit has exactly one compatible noise vector
+    n = check_samples(n or DEFAULT_WEIGHTED_SAMPLES, MAX_WEIGHTED_SAMPLES) if hidden else 1
     noise = draw_noise(scm, n, np.random.default_rng(seed))
     _, abducted, log_w = _clamped_pass(scm, evidence, noise)
     world = scm.do(do)

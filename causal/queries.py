@@ -23,6 +23,7 @@ import numpy as np
 
 from causal import discrete, linear, montecarlo
 from causal.graph import backdoor_sets, frontdoor_sets
+from causal.jsonfile import finite_or_null
 from causal.spec import SCM
 
 Handler = Callable[[SCM, Mapping[str, Any], Path], dict[str, Any]]
@@ -233,14 +234,32 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+def _check_answer(value: Any, query: Mapping[str, Any]) -> None:
+    """The answer itself must be a finite number (or not a number at all): inf/nan is an error, not a result."""
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_answer(item, query)
+        return
+    if isinstance(value, float) and not np.isfinite(value):
+        label = f"query {query['id']!r}" if "id" in query else f"{query.get('type')} query"
+        raise ValueError(f"{label}: the answer is {value} (not finite); an equation overflows, divides by zero "
+                         f"or takes the log/sqrt of a negative number")
+
+
 def answer_query(scm: SCM, query: Mapping[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:
-    """Answer one query object; relative data paths are resolved against `base_dir` as a fallback."""
+    """Answer one query object; relative data paths are resolved against `base_dir` as a fallback.
+
+    A non-finite answer raises ValueError; a non-finite secondary number (standard error, interval
+    bound) is returned as None, so the answer always serialises as strict JSON.
+    """
     if not isinstance(query, Mapping):
         raise TypeError(f"a query must be a JSON object, got {query!r}")
     kind = query.get("type")
     if kind not in HANDLERS:
         raise ValueError(f"unknown query type {kind!r}; expected one of {sorted(HANDLERS)}")
     answer = {"type": kind, **HANDLERS[kind](scm, query, Path(base_dir))}
+    _check_answer(answer["answer"] if "answer" in answer else None, query)
+    answer = finite_or_null(answer)
     if "id" in query:
         answer = {"id": query["id"], **answer}
     return answer

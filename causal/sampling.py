@@ -68,11 +68,17 @@ def propagate(scm: SCM, noise: Mapping[str, np.ndarray]) -> dict[str, np.ndarray
     return values
 
 
+MAX_ROWS = 10_000_000  # one float64 column per node is held in memory: 80 MB per node at the cap
+
+
 def sample(scm: SCM, n: int, rng: np.random.Generator, do: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
     """Draw `n` units (all nodes, latent ones included) from the model, optionally under ``do()``.
 
-    Discrete columns hold state indices; `decode` turns them into state names.
+    Discrete columns hold state indices; `decode` turns them into state names. More than `MAX_ROWS`
+    units is refused with a ValueError before anything is allocated.
     """
+    if n > MAX_ROWS:
+        raise ValueError(f"cannot draw {n} units: the limit is {MAX_ROWS:,} rows per call")
     model = scm.do(do) if do else scm
     return propagate(model, draw_noise(model, n, rng))
 

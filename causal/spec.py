@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ import numpy as np
 
 from causal.discrete_spec import DiscreteEquation, parse_discrete_equation, state_name
 from causal.expr import Expression, parse_expression
+from causal.jsonfile import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +181,10 @@ def _parse_nonlinear(node: str, raw: Mapping[str, Any], parents: tuple[str, ...]
         expression = parse_expression(raw["expr"], allowed_names=parents)
     except (ValueError, TypeError) as error:
         raise type(error)(f"node {node!r}: {error}") from None
+    if not expression.names:  # a constant: check it now rather than at query time
+        constant = float(expression.evaluate({}))
+        if not math.isfinite(constant):
+            raise ValueError(f"node {node!r}: expression {expression.text!r} evaluates to {constant} (not finite)")
     unused = set(parents) - expression.names
     if unused:
         logger.info("node %r: parents %s do not appear in its expression", node, sorted(unused))
@@ -288,12 +292,7 @@ def _raw_states(node: str, raw: Mapping[str, Any]) -> tuple[str, ...]:
 def load_scm(path: str | Path) -> SCM:
     """Read and validate an SCM JSON file; errors name the file and then the problem."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"SCM file not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    data = read_json(path, "SCM")
     try:
         return parse_scm(data)
     except (ValueError, TypeError) as error:

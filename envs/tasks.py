@@ -104,7 +104,9 @@ def check_success(spec: TaskSpec, start: SceneState, end: SceneState) -> bool:
     if name == "place_on":
         if args[1] == "table":
             moved = float(np.linalg.norm((end.position(args[0]) - start.position(args[0]))[:2]))
-            placed = pred.on_table(end, args[0]) and (start.held == args[0] or moved >= 0.05)
+            on_something = pred.in_bowl(end, args[0]) or pred.on_plate(end, args[0]) or any(
+                pred.on_block(end, args[0], b) for b in BLOCKS)  # low supports also pass on_table's height test
+            placed = pred.on_table(end, args[0]) and not on_something and (start.held == args[0] or moved >= 0.05)
         elif args[1] == "plate":
             placed = pred.on_plate(end, args[0])
         else:

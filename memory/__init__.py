@@ -26,7 +26,7 @@ from memory.records import (
     Triple,
     triples_from_scene_facts,
 )
-from memory.schema import SCHEMA_VERSION
+from memory.schema import SCHEMA_VERSION, StoreCorruptError
 from memory.store import DEFAULT_PATH, KnowledgeStore
 from memory.transfer import export_jsonl, import_jsonl
 
@@ -45,6 +45,7 @@ __all__ = [
     "Retrieval",
     "SkillStats",
     "StepOutcome",
+    "StoreCorruptError",
     "TextEncoder",
     "Triple",
     "export_jsonl",

@@ -109,6 +109,33 @@ CREATE TABLE embeddings (
 """
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class StoreCorruptError(ValueError):
+    """The store file is a SQLite database whose pages are damaged (a failed integrity check or read)."""
+
+
+def corrupt_store(path: Path, detail: str) -> StoreCorruptError:
+    """The one message for a damaged store: what failed and what the user can do about it."""
+    lines = [line for line in detail.strip().splitlines() if line and not line.startswith("***")]
+    first = lines[0] if lines else "unknown damage"
+    return StoreCorruptError(
+        f"knowledge store {path} is corrupt (SQLite reports: {first}); it is not written to, so the damage "
+        f"does not spread. Restore a backup (a *.bak copy next to it, or an `embodia memory export` file "
+        f"imported into a new store) or move the file aside to start a new store"
+    )
+
+
+def quick_check(conn: sqlite3.Connection) -> str:
+    """SQLite's `PRAGMA quick_check` (O(pages), skips index-content checks): "ok", or the problems found."""
+    try:
+        rows = conn.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as error:
+        return str(error)
+    return "\n".join(str(r[0]) for r in rows)
+
+
 def _not_a_store(path: Path, why: str) -> ValueError:
     return ValueError(f"{path} is not an Embodia knowledge store ({why}); refusing to use or overwrite it")
 
@@ -124,6 +151,9 @@ def inspect(path: Path) -> tuple[int, int, list[str]]:
         version = probe.execute("PRAGMA user_version").fetchone()[0]
         tables = [r[0] for r in probe.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
     except sqlite3.DatabaseError as error:
+        with path.open("rb") as stream:
+            if stream.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC:
+                raise corrupt_store(path, str(error)) from error
         raise _not_a_store(path, f"not a readable SQLite database: {error}") from error
     finally:
         probe.close()

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 FORMAT = "embodia-memory"
 FORMAT_VERSION = 1
 NUMBER = (int, float)
+SQLITE_INT_MAX = 2**63 - 1
+MAX_EVIDENCE = 10**9  # observations merged into one fact; more means a corrupt or crafted file
+MAX_MAGNITUDE = 1e15  # effects, intervals and timestamps beyond this are not measurements
 # Required fields and their JSON types per record type ("?" prefix: may be null).
 FIELDS: dict[str, dict[str, tuple]] = {
     "fact": {"uid": (str,), "subject": (str,), "relation": (str,), "object": (str,), "confidence": NUMBER,
@@ -112,6 +115,10 @@ def _check_fields(record: Mapping[str, Any], kind: str) -> None:
             raise ValueError(f"field {name!r} must be {names}{' or null' if optional else ''}, got {value!r}")
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"field {name!r} must be finite, got {value!r}")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > SQLITE_INT_MAX:
+            raise ValueError(f"field {name!r} = {value} does not fit a 64-bit integer")
+        if isinstance(value, NUMBER) and not isinstance(value, bool) and abs(value) > MAX_MAGNITUDE:
+            raise ValueError(f"field {name!r} = {value!r} is out of range (|value| <= {MAX_MAGNITUDE:g})")
 
 
 def _check_record(record: Mapping[str, Any], kind: str) -> None:
@@ -121,15 +128,17 @@ def _check_record(record: Mapping[str, Any], kind: str) -> None:
         Triple.coerce((record["subject"], record["relation"], record["object"]))
     if kind == "fact":
         Triple.coerce((record["subject"], record["relation"], record["object"], record["confidence"]))
-        if record["evidence"] < 1:
-            raise ValueError(f"field 'evidence' must be >= 1, got {record['evidence']!r}")
+        if not 1 <= record["evidence"] <= MAX_EVIDENCE:
+            raise ValueError(f"field 'evidence' must be between 1 and {MAX_EVIDENCE}, got {record['evidence']!r}")
     elif kind == "episode":
         EpisodeRecord(record["instruction"], record["plan"], record["steps"], record["final_facts"],
                       record["success"], record["metadata"], record["uid"])
     elif kind == "causal":
         interval = record["interval"]
-        if interval is not None and len(interval) != 2:
-            raise ValueError(f"field 'interval' must be [low, high] or null, got {interval!r}")
+        if interval is not None and (len(interval) != 2 or not all(
+                isinstance(v, NUMBER) and not isinstance(v, bool) and math.isfinite(v) and abs(v) <= MAX_MAGNITUDE
+                for v in interval)):
+            raise ValueError(f"field 'interval' must be [low, high] (finite numbers) or null, got {interval!r}")
         validate_causal(record["relation"], record["effect"], None if interval is None else tuple(interval),
                         record["level"])
 
@@ -139,6 +148,7 @@ def parse_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"import file not found: {path}")
     records: list[dict[str, Any]] = []
+    lines: list[int] = []
     with path.open(encoding="utf-8") as stream:
         for number, text in enumerate(stream, start=1):
             if not text.strip():
@@ -161,9 +171,49 @@ def parse_jsonl(path: Path) -> list[dict[str, Any]]:
             except ValueError as error:
                 raise ValueError(f"{path} line {number}: {error}") from error
             records.append(record)
+            lines.append(number)
     if not records:
         raise ValueError(f"{path} is empty; expected a header line first")
+    _check_links(path, records[1:], lines[1:])
     return records[1:]
+
+
+def _check_links(path: Path, records: list[dict[str, Any]], lines: list[int]) -> None:
+    """Across lines: each uid once per record type; `superseded_by` names another record of the file, no cycles.
+
+    The store's UNIQUE constraints would otherwise stop the import with a raw IntegrityError, and a
+    self-referencing or dangling `superseded_by` would be stored as is (a fact replaced by itself, or
+    by nothing), which breaks history queries later.
+    """
+    seen: dict[tuple[str, str], int] = {}
+    for record, number in zip(records, lines, strict=True):
+        key = (record["type"], record["uid"])
+        if key in seen:
+            raise ValueError(f"{path} line {number}: duplicate uid {record['uid']!r} "
+                             f"(the {record['type']} on line {seen[key]} has it too)")
+        seen[key] = number
+    for kind in ("fact", "causal"):
+        successor = {r["uid"]: r["superseded_by"] for r in records if r["type"] == kind}
+        where = {r["uid"]: number for r, number in zip(records, lines, strict=True) if r["type"] == kind}
+        for uid, target in successor.items():
+            if target == uid:
+                raise ValueError(f"{path} line {where[uid]}: {kind} {uid!r} is superseded_by itself")
+            if target is not None and target not in successor:
+                raise ValueError(f"{path} line {where[uid]}: {kind} {uid!r} is superseded_by {target!r}, "
+                                 f"which is not a {kind} in the file (dangling reference)")
+        terminated: set[str] = set()  # chains already followed to their end: each uid is walked once
+        for uid in successor:
+            chain: dict[str, int] = {}  # uid -> position on this walk (dicts keep order, lookups are O(1))
+            current: str | None = uid
+            while current is not None and current not in terminated:
+                if current in chain:
+                    loop = [*list(chain)[chain[current]:], current]
+                    shown = loop if len(loop) <= 8 else [*loop[:4], "...", *loop[-2:]]
+                    cycle = " -> ".join(shown) + ("" if len(loop) <= 8 else f" ({len(loop) - 1} records)")
+                    raise ValueError(f"{path} line {where[current]}: superseded_by chain loops: {cycle}")
+                chain[current] = len(chain)
+                current = successor[current]
+            terminated.update(chain)
 
 
 def _import_facts(conn: sqlite3.Connection, facts: list[dict[str, Any]], ctx: Any, tally: dict[str, int]) -> None:

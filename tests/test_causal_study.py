@@ -226,3 +226,21 @@ def test_study_on_ray_reproduces_the_serial_study(tmp_path: Path) -> None:
         assert (tmp_path / "ray" / name).read_text() == (tmp_path / "serial" / name).read_text(), name
     assert parallel["interventional_effect"] == serial["interventional_effect"]
     assert parallel["counterfactual"] == serial["counterfactual"]
+
+
+def test_small_study_without_a_confounder_runs(tmp_path: Path) -> None:
+    """No --confounded-by and few episodes: the fitted outcome is deterministic under do(), whose Monte Carlo
+    variance (E[f²]-E[f]²) used to come out negative and stop the study with "math domain error"."""
+    pytest.importorskip("pybullet")
+    from experiments.causal_study.study import run_study
+
+    config = StudyConfig(treatment=TREATMENT, values=(0.1, 0.8), outcome="strike_distance", episodes=3,
+                         observational_episodes=4, counterfactual_units=1, out=str(tmp_path / "run"))
+    metrics = run_study(config)
+    assert metrics["interventional_effect"]["answer"] < 0 and metrics["interventional_effect"]["n_units"] == 3
+    assert all(row["standard_error"] >= 0 for row in metrics["scm_curve"])
+    from causal.jsonfile import read_json
+
+    for name in ("metrics.json", "facts.json", "study_scm.json", "config.json"):  # strict JSON: no NaN/Infinity
+        read_json(tmp_path / "run" / name)
+    assert read_json(tmp_path / "run" / "metrics.json")["adjusted"]["adjustment_set"] == []

@@ -132,7 +132,7 @@ def test_memory_input_forms_and_errors() -> None:
     with pytest.raises(ValueError, match="successes <= attempts"):
         SkillStats(5, 2)
     with pytest.raises(ValueError, match="extra keys"):
-        as_memory({"facts": [], "episodes": []})
+        as_memory({"facts": [], "stories": []})
     with pytest.raises(TypeError, match="memory fact"):
         as_memory([("mug", "on")])
     assert SkillStatsAffordance({}).affordance(SkillCall("pick", ("mug",)), SymbolicState.initial()) == 0.5

@@ -59,7 +59,7 @@ def test_json_round_trip_is_strict() -> None:
 
 def test_facts_round_trip_and_most_specific_location_wins() -> None:
     facts = [["on", "red_block", "table"], ["in", "red_block", "drawer"], ["on", "green_block", "red_block"],
-             ["open", "drawer"], ["holding", "mug"], ["on", "bowl", "table"], ["touching", "x", "y"]]
+             ["open", "drawer"], ["holding", "mug"], ["on", "bowl", "table"]]
     state = SymbolicState.from_facts(facts)
     assert state.location("red_block") == ("in", "drawer")
     assert state.location("green_block") == ("on", "red_block")
@@ -69,6 +69,14 @@ def test_facts_round_trip_and_most_specific_location_wins() -> None:
     assert again == state
     with pytest.raises(ValueError, match="unknown support 'fridge'"):
         SymbolicState.from_facts([["in", "red_block", "fridge"]])
+
+
+@pytest.mark.parametrize("fact", [["touching", "red_block", "bowl"], ["inside", "red_block", "bowl"],
+                                  ["open", "drawer", "wide"], ["gripper_empty", "mug"]])
+def test_facts_outside_the_domain_are_refused_not_skipped(fact: list[str]) -> None:
+    with pytest.raises(ValueError, match=r"unknown fact .*expected one of in\(x, y\)"):
+        SymbolicState.from_facts([fact])
+    assert SymbolicState.from_facts([["unknown", "red_block"]]).location("red_block") == ("on", "table")
 
 
 def test_objects_missing_from_the_scene_are_absent() -> None:

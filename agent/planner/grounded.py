@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from agent.errors import PlanningError
 from agent.grounding import Grounder, Scene
 from agent.interpret import Interpreter
-from agent.parsing import Clause, parse_instruction
+from agent.parsing import Clause, check_readable, parse_instruction
 from agent.planner.affordance import (
     AffordanceModel,
     CausalAffordance,
@@ -24,9 +24,18 @@ from agent.planner.affordance import (
     ProductAffordance,
     affordance_with_memory,
 )
-from agent.planner.memory import MemoryInput, PlannerMemory, as_memory
+from agent.planner.memory import (
+    CAUSAL_RELATIONS,
+    LOCATION_RELATIONS,
+    STATE_RELATIONS,
+    MemoryInput,
+    PlannerMemory,
+    as_memory,
+)
 from agent.planner.plan import Plan, PlanTrace
 from agent.planner.search import GoalSearch, SayCanDecoder
+from agent.recall import History, fill_unknowns
+from agent.recollect import recollect
 from agent.skills import DIRECTIONS, MOVABLE, OBJECTS, Predicate, SkillCall
 from agent.symbolic import SymbolicState
 from perception.text import TextEncoder
@@ -66,27 +75,56 @@ class GroundedPlanner:
             PlanningError: for phrases that cannot be grounded in the scene, empty or meaningless text,
                 and goals no sequence of skills can reach.
         """
+        interpreted = self._interpret(instruction, objects, facts, memory)
+        if interpreted.answer is not None:
+            return Plan(instruction, (), (), (), interpreted.trace, answer=interpreted.answer)
+        return self._search(instruction, interpreted.stages, interpreted.contexts, interpreted.state,
+                            interpreted.affordance, interpreted.trace)
+
+    def goal_stages(self, instruction: str, objects: Sequence[str] = OBJECTS,
+                    facts: Sequence[Sequence[str]] | None = None, memory: MemoryInput = None
+                    ) -> tuple[tuple[Predicate, ...], ...]:
+        """The instruction's grounded goal (no search): what the embodied loop judges success against.
+
+        Any planner's plan (an LLM's included) is checked against this, never against its own goal. A question
+        has no goal (an empty tuple).
+
+        Raises:
+            PlanningError: as `plan` does for an instruction that cannot be grounded.
+        """
+        return self._interpret(instruction, objects, facts, memory).stages
+
+    def _interpret(self, instruction: str, objects: Sequence[str], facts: Sequence[Sequence[str]] | None,
+                   memory: MemoryInput) -> _Interpreted:
         if not isinstance(instruction, str):
             raise TypeError(f"instruction must be a string, got {type(instruction).__name__}")
+        check_readable(instruction)
         memory = as_memory(memory)
         trace = PlanTrace(planner=self.name)
         state = start_state(objects, facts, memory, trace.notes)
         affordance = affordance_with_memory(self.affordance, memory, causal=False)
-        clauses = parse_instruction(instruction)
+        chooser = self._chooser(instruction, _clauses_or_none(instruction), state,
+                                affordance_with_memory(self.affordance, memory), trace)
+        scene = Scene(state.objects, state, chooser, notes=list(trace.notes), history=History(memory.episodes))
+        recalled = recollect(instruction, self.grounder, scene)
+        result = _Interpreted(state, affordance, trace)
+        if recalled.answer is not None or recalled.stages:
+            trace.groundings.extend(scene.groundings)
+            trace.notes[:] = _merged_notes(scene.notes, trace.notes)
+            result.answer, result.stages, result.contexts = recalled.answer, recalled.stages, recalled.contexts
+            return result
+        clauses = parse_instruction(recalled.text)
         if not clauses:
             phrase = instruction.strip()
             raise PlanningError(f"nothing to do in {phrase!r}: the instruction names no action or object", phrase)
-        chooser = self._chooser(instruction, clauses, state,
-                                affordance_with_memory(self.affordance, memory), trace)
-        scene = Scene(state.objects, state, chooser)
         staged = subsume_holding(Interpreter(self.grounder, scene).stages(clauses))
         trace.groundings.extend(scene.groundings)
-        trace.notes.extend(scene.notes)
+        trace.notes[:] = _merged_notes(scene.notes, trace.notes)
         if not staged:
             raise PlanningError(f"nothing to do in {instruction.strip()!r}", instruction.strip())
-        stages = tuple(tuple(goals) for _clause, goals in staged)
-        contexts = [clause.text for clause, _goals in staged]
-        return self._search(instruction, stages, contexts, state, affordance, trace)
+        result.stages = tuple(tuple(goals) for _clause, goals in staged)
+        result.contexts = [clause.text for clause, _goals in staged]
+        return result
 
     def replan(self, plan: Plan, facts: Sequence[Sequence[str]], objects: Sequence[str] | None = None,
                from_stage: int = 0, memory: MemoryInput = None) -> Plan:
@@ -168,6 +206,31 @@ class GroundedPlanner:
                         trace.notes.append(note)
 
 
+@dataclass
+class _Interpreted:
+    """An instruction read in a scene: its goal stages (or an answer), and what searching for a plan needs."""
+
+    state: SymbolicState
+    affordance: AffordanceModel
+    trace: PlanTrace
+    stages: tuple[tuple[Predicate, ...], ...] = ()
+    contexts: list[str] = field(default_factory=list)
+    answer: str | None = None
+
+
+def _merged_notes(scene_notes: list[str], trace_notes: list[str]) -> list[str]:
+    """The scene's notes (it started from a copy of the trace's) plus those the chooser added to the trace."""
+    return [*scene_notes, *(note for note in trace_notes if note not in scene_notes)]
+
+
+def _clauses_or_none(instruction: str) -> list[Clause]:
+    """The instruction's clauses for the chooser's causal scoring (none when only recollection can read it)."""
+    try:
+        return parse_instruction(instruction)
+    except PlanningError:
+        return []
+
+
 def _stage_contexts(plan: Plan) -> list[str]:
     if len(plan.trace.contexts) == len(plan.stages):
         return list(plan.trace.contexts)
@@ -176,23 +239,36 @@ def _stage_contexts(plan: Plan) -> list[str]:
 
 def start_state(objects: Sequence[str], facts: Sequence[Sequence[str]] | None, memory: PlannerMemory,
                 notes: list[str]) -> SymbolicState:
-    """The state to plan from: current facts first, remembered locations where facts say nothing."""
+    """The state to plan from: current facts first, remembered locations only for objects they leave unseen.
+
+    Raises:
+        ValueError: for a fact or a remembered fact outside the planning domain (an unknown predicate).
+    """
     if isinstance(objects, str):
         raise TypeError("objects must be a sequence of object ids, got a single string")
-    state = SymbolicState.initial(objects) if facts is None else SymbolicState.from_facts(facts, objects)
-    known = set() if facts is None else {f[1] for f in facts if len(f) >= 2 and f[0] in ("in", "on", "holding")}
-    for obj, (relation, support, confidence) in memory.locations().items():
-        if obj in known or obj not in state.objects or obj not in MOVABLE or obj == state.holding:
-            continue
-        if support not in state.objects or support == obj:
-            continue
-        state = state.with_location(obj, (relation, support))
-        notes.append(f"memory: {obj} {relation} {support} (confidence {confidence:.2f})")
-    remembered = memory.drawer_state() if facts is None else None
-    if remembered is not None and "drawer" in state.objects:
-        state = replace(state, drawer_open=remembered == "open")
-        notes.append(f"memory: the drawer is {remembered}")
+    check_memory_relations(memory)
+    present = [*objects, *(a for f in facts or () for a in list(f)[1:] if a in OBJECTS)]
+    remembered = {obj: loc for obj, loc in memory.locations().items() if obj in MOVABLE}
+    filled, filled_notes = fill_unknowns(facts or [], present, remembered)
+    notes.extend(filled_notes)
+    if facts is None and not filled_notes:
+        state = SymbolicState.initial(objects)
+    else:
+        state = SymbolicState.from_facts(filled, objects)
+    remembered_drawer = memory.drawer_state() if facts is None else None
+    if remembered_drawer is not None and "drawer" in state.objects:
+        state = replace(state, drawer_open=remembered_drawer == "open")
+        notes.append(f"memory: the drawer is {remembered_drawer}")
     return state
+
+
+def check_memory_relations(memory: PlannerMemory) -> None:
+    """Refuse remembered facts whose relation the planner does not know (instead of silently ignoring them)."""
+    known = {*LOCATION_RELATIONS, *STATE_RELATIONS, *CAUSAL_RELATIONS}
+    for fact in memory.facts:
+        if fact.relation not in known:
+            raise ValueError(f"unknown relation {fact.relation!r} in remembered fact ({fact.subject}, "
+                             f"{fact.relation}, {fact.object}); expected one of {', '.join(sorted(known))}")
 
 
 def subsume_holding(staged: list[tuple[Clause, list[Predicate]]]) -> list[tuple[Clause, list[Predicate]]]:

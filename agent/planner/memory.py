@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from agent.recall import EpisodeMemory
+
 LOCATION_RELATIONS = ("in", "on")
 STATE_RELATIONS = ("is", "state")
 CAUSAL_RELATIONS = {"hinders": -1.0, "prevents": -1.0, "breaks": -1.0, "helps": 1.0, "enables": 1.0}
@@ -70,6 +72,8 @@ class PlannerMemory:
 
     facts: tuple[MemoryFact, ...] = ()
     skill_stats: Mapping[str, SkillStats] = field(default_factory=lambda: MappingProxyType({}))
+    episodes: tuple[EpisodeMemory, ...] = ()
+    """Past episodes, oldest first (see `agent.recall`): "put it back", "do that again", "where did you put"."""
 
     def locations(self, min_confidence: float = 0.5) -> dict[str, tuple[str, str, float]]:
         """Most confident remembered location per object: ``{obj: (relation, support, confidence)}``."""
@@ -97,20 +101,45 @@ MemoryInput = PlannerMemory | Sequence[Any] | Mapping[str, Any] | None
 
 
 def as_memory(memory: MemoryInput) -> PlannerMemory:
-    """Accept None, a `PlannerMemory`, a list of fact tuples, or ``{"facts": [...], "skill_stats": {...}}``."""
+    """Accept None, a `PlannerMemory`, a list of fact tuples, or ``{"facts": [...], "skill_stats": {...},
+    "episodes": [...]}``."""
     if memory is None:
         return PlannerMemory()
     if isinstance(memory, PlannerMemory):
         return memory
     if isinstance(memory, Mapping):
-        unknown = set(memory) - {"facts", "skill_stats"}
+        unknown = set(memory) - {"facts", "skill_stats", "episodes"}
         if unknown:
-            raise ValueError(f"memory mapping may hold 'facts' and 'skill_stats', got extra keys {sorted(unknown)}")
+            raise ValueError(f"memory mapping may hold 'facts', 'skill_stats' and 'episodes', got extra keys "
+                             f"{sorted(unknown)}")
         stats = {str(k): _as_stats(v) for k, v in dict(memory.get("skill_stats", {})).items()}
-        return PlannerMemory(_as_facts(memory.get("facts", ())), MappingProxyType(stats))
+        episodes = tuple(e if isinstance(e, EpisodeMemory) else EpisodeMemory.from_json(e)
+                         for e in memory.get("episodes", ()))
+        return PlannerMemory(_as_facts(memory.get("facts", ())), MappingProxyType(stats), episodes)
     if isinstance(memory, (str, bytes)):
         raise TypeError("memory must be a PlannerMemory, a list of facts or a mapping, got a string")
     return PlannerMemory(_as_facts(memory))
+
+
+def with_outcomes(memory: MemoryInput, outcomes: Sequence[tuple[str, bool]]) -> PlannerMemory:
+    """`memory` plus skill-call outcomes seen since it was read, e.g. this episode's failed step.
+
+    The embodied loop replans with this, so a call that has just failed scores lower at once (one failure
+    moves an untried call from 1/2 to 1/3) and an open choice ("pick up a block") moves to another object
+    instead of repeating the failure. `outcomes` are ``(str(call), success)`` pairs, e.g. ``("pick(red_block)",
+    False)``; they add to the call's remembered record and to its bare skill's.
+    """
+    base = as_memory(memory)
+    if not outcomes:
+        return base
+    counts = {key: [stats.successes, stats.attempts] for key, stats in base.skill_stats.items()}
+    for call, success in outcomes:
+        for key in {call, call.split("(", 1)[0]}:
+            record = counts.setdefault(key, [0, 0])
+            record[0] += int(bool(success))
+            record[1] += 1
+    stats = {key: SkillStats(successes, attempts) for key, (successes, attempts) in counts.items()}
+    return PlannerMemory(base.facts, MappingProxyType(stats), base.episodes)
 
 
 def _as_facts(items: Sequence[Any]) -> tuple[MemoryFact, ...]:

@@ -91,6 +91,7 @@ class Plan:
         steps: The skill calls, valid under the domain's preconditions from the start state.
         step_stages: For each step, the index of the stage it works towards (used to replan from there).
         trace: Groundings, notes and SayCan scores.
+        answer: The answer when the instruction was a question ("where did you put the mug?"): no goal, no steps.
 
     Example:
         >>> plan.to_json()  # doctest: +SKIP
@@ -103,6 +104,7 @@ class Plan:
     steps: tuple[SkillCall, ...]
     step_stages: tuple[int, ...] = ()
     trace: PlanTrace = field(default_factory=PlanTrace, compare=False)
+    answer: str | None = None
 
     def __post_init__(self) -> None:
         if self.step_stages and len(self.step_stages) != len(self.steps):
@@ -125,6 +127,8 @@ class Plan:
             "goal": [p.to_json() for p in self.goal],
             "plan": [c.to_json() for c in self.steps],
         }
+        if self.answer is not None:
+            data["answer"] = self.answer
         if trace:
             data["trace"] = self.trace.to_json()
             data["stages"] = [[str(p) for p in stage] for stage in self.stages]
@@ -136,6 +140,9 @@ class Plan:
 
     def describe(self) -> str:
         """A readable multi-line rendering for people."""
+        if self.answer is not None:
+            return "\n".join([f"instruction: {self.instruction}", f"answer: {self.answer}",
+                              *(f"note: {note}" for note in self.trace.notes)])
         lines = [f"instruction: {self.instruction}", "goal:"]
         lines += [f"  {i}. " + ", ".join(str(p) for p in stage) for i, stage in enumerate(self.stages, 1)]
         lines.append("plan:" if self.steps else "plan: (nothing to do, the goal already holds)")

@@ -18,13 +18,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="choice-leaving instructions to run in every world")
     parser.add_argument("--study-episodes", type=int, default=6, help="units per treatment value in each study")
     parser.add_argument("--encoder", choices=("minilm", "hashing"), default="minilm", help="planner text encoder")
+    parser.add_argument("--max-replans", type=int, default=2,
+                        help="replans allowed after a failed step (0: success at the first attempt)")
     parser.add_argument("--out", default="runs/feedback", help="folder for studies, stores, episodes, summary")
 
 
 def run(args: argparse.Namespace) -> dict:
     """Run the scenario, print the table, return the summary."""
     config = ScenarioConfig(seeds=tuple(args.seeds), instructions=tuple(args.instructions),
-                            study_episodes=args.study_episodes, encoder=args.encoder, out=args.out)
+                            study_episodes=args.study_episodes, encoder=args.encoder, max_replans=args.max_replans,
+                            out=args.out)
     summary = run_scenario(config, progress=lambda message: print(f"[feedback] {message}", flush=True))
     print(format_summary(summary))
     print(f"details: {config.out}/summary.json, {config.out}/episodes.json")

@@ -6,7 +6,6 @@ tested without the simulator.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from causal.data import write_csv
+from causal.jsonfile import dumps_strict
 from causal.spec import parse_scm
 from experiments.causal_study import stats as st
 from experiments.causal_study.config import config_dict
@@ -181,7 +181,7 @@ def analyse(config, records: Records, out: Path, progress: Callable[[str], None]
         observational,
         _columns(config, pooled_rows),
     )
-    atomic_write_text(out / "study_scm.json", json.dumps(raw_scm, indent=2))
+    atomic_write_text(out / "study_scm.json", dumps_strict(raw_scm, indent=2))
     scm = parse_scm(raw_scm)
     progress("estimating from observational data")
     naive, adjusted = _estimates(config, scm, obs_path, observational, effect)
@@ -202,8 +202,8 @@ def analyse(config, records: Records, out: Path, progress: Callable[[str], None]
         "n_observational": len(observational[config.treatment]),
     }
     facts = _facts(config, effect, naive, adjusted, str(out))
-    atomic_write_text(out / "facts.json", json.dumps(facts, indent=2))
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-    atomic_write_text(out / "config.json", json.dumps(config_dict(config), indent=2))
+    atomic_write_text(out / "facts.json", dumps_strict(facts, indent=2))
+    atomic_write_text(out / "metrics.json", dumps_strict(metrics, indent=2))
+    atomic_write_text(out / "config.json", dumps_strict(config_dict(config), indent=2))
     write_report(out, config, metrics, facts, observational, cf_rows, raw_scm)
     return metrics

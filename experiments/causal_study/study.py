@@ -213,7 +213,9 @@ def run_study_from_args(args: argparse.Namespace) -> int:
     metrics = run_study(config, progress=lambda message: print(f"[study] {message}", flush=True),
                         ray=getattr(args, "ray", False), ray_address=getattr(args, "ray_address", None),
                         ray_workers=getattr(args, "ray_workers", None))
-    print(json.dumps({k: metrics[k] for k in ("interventional_effect", "naive", "adjusted")}, indent=2))
+    from causal.jsonfile import dumps_strict
+
+    print(dumps_strict({k: metrics[k] for k in ("interventional_effect", "naive", "adjusted")}, indent=2))
     print(f"report: {Path(config.out) / 'report.md'}")
     if getattr(args, "memory", None):
         from experiments.kitchen.memory_bridge import record_study_facts

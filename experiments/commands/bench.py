@@ -1,4 +1,4 @@
-"""`embodia bench TARGET`: side-by-side benchmarks; each target lives in experiments/bench/TARGET.py.
+"""`embodia bench TARGET`: side-by-side benchmarks; each target is a module named in TARGETS.
 
 A target's module (numpy, PIL, the env, ...) is imported only when that target runs or shows its help, so
 building the `embodia` parser stays cheap; its one-line help comes from the module's docstring, read as text.
@@ -9,11 +9,16 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
+import importlib.machinery
 import importlib.util
 import json
 from pathlib import Path
 
-TARGETS = ("env", "perception", "train", "memory", "scale", "planner", "feedback", "startup")
+TARGETS = {"env": "experiments.bench.env", "perception": "experiments.bench.perception",
+           "train": "experiments.bench.train", "memory": "experiments.bench.memory", "scale": "experiments.bench.scale",
+           "planner": "experiments.bench.planner", "feedback": "experiments.bench.feedback",
+           "memory-instructions": "experiments.memory_bench.runner", "startup": "experiments.bench.startup"}
+"""Bench targets and the module that runs each (it defines `run(args)` and optionally `add_arguments`)."""
 
 
 def _target_parser_class(base: type[argparse.ArgumentParser]) -> type[argparse.ArgumentParser]:
@@ -66,9 +71,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("bench", help="run a benchmark (ratios measured side by side in one run)")
     targets = parser.add_subparsers(dest="target", required=True, metavar="TARGET",
                                     parser_class=_target_parser_class(type(parser)))
-    for name in TARGETS:
-        module_name = f"experiments.bench.{name}"
-        spec = importlib.util.find_spec(module_name)
+    for name, module_name in TARGETS.items():
+        try:
+            spec = importlib.util.find_spec(module_name)
+        except ModuleNotFoundError:  # its package is absent
+            continue
         if spec is None:
             continue
         targets.add_parser(name, help=_summary(spec), module_name=module_name)

@@ -12,7 +12,6 @@ TypeError/FileNotFoundError and turned into messages by `experiments.cli`).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _read_json(path: str, what: str) -> Any:
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"{what} file not found: {file}")
-    try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{file}: not valid JSON ({error})") from None
+    from causal.jsonfile import read_json
+
+    return read_json(path, what)
 
 
 def _query(args: argparse.Namespace) -> int:
+    from causal.jsonfile import dumps_strict
     from causal.queries import answer_queries
     from causal.spec import load_scm
 
@@ -64,12 +60,12 @@ def _query(args: argparse.Namespace) -> int:
         raise TypeError(f"{args.queries}: expected a query object or a list of them, got {type(queries).__name__}")
     answers = answer_queries(scm, queries, base_dir=Path(args.queries).parent)
     if args.json:
-        print(json.dumps(answers, indent=2, allow_nan=False))
+        print(dumps_strict(answers, indent=2))
         return 0
     for number, answer in enumerate(answers if isinstance(answers, list) else [answers], start=1):
         details = {k: v for k, v in answer.items() if k not in ("type", "answer", "sets")}
         shown = answer.get("answer", answer.get("sets", answer.get("directed")))
-        print(f"{number}. {answer['type']}: {shown}  {json.dumps(details)}")
+        print(f"{number}. {answer['type']}: {shown}  {dumps_strict(details)}")
     return 0
 
 

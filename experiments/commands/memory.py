@@ -51,17 +51,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.set_defaults(func=_stats)
 
 
-MISSING_STORE_HINT = (
-    "a store is made by any command that writes to it: `embodia run \"put the mug in the bowl\" --memory {db}` "
-    "(episodes, object locations), `embodia causal study ... --memory {db}` (causal facts), "
-    "`embodia memory add-fact SUBJECT RELATION OBJECT --db {db}` or `embodia memory import FILE --db {db}`"
-)
+MAKE_A_STORE = ("make one with `embodia memory add-fact SUBJECT RELATION OBJECT --db {db}`, "
+                "`embodia memory import EXPORT.jsonl --db {db}`, or by running episodes with "
+                "`embodia run \"INSTRUCTION\" --memory {db}` (a causal study adds its findings with `--memory {db}`)")
 
 
 def require_store(db: Path) -> None:
     """Refuse a missing store with a message that says how one is made (before any model loads)."""
     if not Path(db).exists():
-        raise FileNotFoundError(f"knowledge store not found: {db}; " + MISSING_STORE_HINT.format(db=db))
+        raise FileNotFoundError(f"knowledge store not found: {db}; " + MAKE_A_STORE.format(db=db))
 
 
 def _open(args: argparse.Namespace, *, create: bool, encoder: Any = None) -> Any:

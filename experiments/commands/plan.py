@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--facts", default=None,
                         help='start state as JSON facts, e.g. \'[["in","red_block","drawer"]]\', or a .json file')
     parser.add_argument("--memory", type=Path, default=None,
-                        help='JSON file {"facts": [[subject, relation, object, confidence]], "skill_stats": {...}}')
+                        help='a knowledge store (SQLite file, as `run --memory` writes) or a JSON file '
+                             '{"facts": [[subject, relation, object, confidence]], "skill_stats": {...}, '
+                             '"episodes": [...]}')
     parser.add_argument("--encoder", choices=("minilm", "hashing"), default="minilm",
                         help="text encoder for grounding (hashing: fast, for tests)")
     parser.add_argument("--planner", choices=("grounded", "llm"), default="grounded")
@@ -46,9 +48,12 @@ def _json_arg(text: str | None, what: str) -> Any:
     if text is None:
         return None
     path = Path(text)
-    source = path.read_text() if text.endswith(".json") or path.is_file() else text
     try:
+        source = path.read_text(encoding="utf-8") if text.endswith(".json") or path.is_file() else text
         return json.loads(source)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"--{what} {text[:80]!r} is not a UTF-8 JSON file ({error.reason} at byte {error.start})"
+                         ) from error
     except json.JSONDecodeError as error:
         raise ValueError(f"--{what} must be JSON (or a .json file), got {text[:80]!r}: {error.msg}") from error
 
@@ -64,10 +69,32 @@ def _build_planner(args: argparse.Namespace):
                                     timeout=args.llm_timeout)
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _memory_arg(path: Path | None, instruction: str) -> Any:
+    """Planner memory from a knowledge store (SQLite, recognised by its header) or a JSON file."""
+    if path is None:
+        return None
+    if not path.is_file():
+        raise FileNotFoundError(f"--memory {path}: no such file (a knowledge store or a JSON memory file)")
+    with path.open("rb") as handle:
+        is_sqlite = handle.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    if not is_sqlite:
+        return _json_arg(str(path), "memory")
+    from experiments.kitchen.memory_bridge import MemoryBridge
+
+    bridge = MemoryBridge(path, create=False)
+    try:
+        return bridge.planner_memory(instruction)
+    finally:
+        bridge.close()
+
+
 def handle(args: argparse.Namespace) -> int:
     """Plan and print; PlanningError propagates to the CLI (exit code 2)."""
     facts = _json_arg(args.facts, "facts")
-    memory = _json_arg(str(args.memory), "memory") if args.memory is not None else None
+    memory = _memory_arg(args.memory, args.instruction)
     plan = _build_planner(args).plan(args.instruction, _objects(args.objects), facts, memory)
     if args.json:
         print(json.dumps(plan.to_json(trace=args.trace)))

@@ -51,8 +51,7 @@ def open_session(options: factory.AgentOptions, record: bool = False, record_eve
     affordance = factory.make_value_affordance(provider, world)
     planner = factory.make_planner(options, affordance=affordance)
     memory = factory.open_memory(options)
-    agent = EmbodiedAgent(planner, provider, max_replans=options.max_replans,
-                          memory=memory.planner_memory() if memory is not None else None,
+    agent = EmbodiedAgent(planner, provider, max_replans=options.max_replans, store=memory,
                           record_every=record_every if record else 0,
                           before_planning=_observer(affordance))
     session = Session(env, world, agent, memory)
@@ -73,10 +72,7 @@ def run_instruction(session: Session, instruction: str, seed: int | None, out: P
     if seed is not None:
         session.world.reset(seed=seed)
     session.instruction = instruction
-    record = session.agent.run(session.world, instruction)
-    if session.memory is not None:
-        session.memory.record_episode(record)
-        session.agent.memory = session.memory.planner_memory()
+    record = session.agent.run(session.world, instruction)  # with --memory the agent reads and writes the store
     if out is not None:
         trace = {"seed": seed, **record.to_json()}
         atomic_write_text(out / f"{name}.json", json.dumps(trace, indent=2))
@@ -88,6 +84,9 @@ def run_instruction(session: Session, instruction: str, seed: int | None, out: P
 def describe(record: EpisodeRecord) -> str:
     """A few readable lines about an episode, for the terminal."""
     lines = [f"instruction: {record.instruction}"]
+    lines += [f"  note: {note}" for note in record.notes]
+    if record.answer is not None:
+        lines.append(f"answer: {record.answer}")
     for step in record.steps:
         mark = "ok " if step.success else "FAIL"
         lines.append(f"  [{mark}] {step.call.text:38s} {step.policy:9s} {step.steps:3d} steps"

@@ -15,8 +15,10 @@ from typing import Any
 from agent.loop import EpisodeRecord as LoopRecord
 from agent.planner.memory import MemoryFact, PlannerMemory
 from agent.planner.memory import SkillStats as PlannerSkillStats
-from memory import EpisodeRecord, KnowledgeStore, StepOutcome, triples_from_scene_facts
+from agent.recall import EpisodeMemory
+from memory import Episode, EpisodeRecord, KnowledgeStore, StepOutcome, triples_from_scene_facts
 from memory.records import CausalFact
+from memory.revision import new_uid
 
 OUTCOME_SKILLS = {"push_distance": "push", "strike_distance": "push", "lift_height": "pick", "push": "push",
                   "pick_success": "pick", "grasp": "pick", "drawer_opening": "open", "open_success": "open"}
@@ -33,21 +35,44 @@ MOVABLE_OBJECTS = ("red_block", "green_block", "blue_block", "yellow_block", "mu
 class MemoryBridge:
     """A `KnowledgeStore` seen as planner memory and as the loop's episode log."""
 
-    def __init__(self, path: str | Path, encoder: Any = None) -> None:
-        self.store = KnowledgeStore(path, encoder)
+    def __init__(self, path: str | Path, encoder: Any = None, create: bool = True) -> None:
+        self.store = KnowledgeStore(path, encoder, create=create)
 
     def close(self) -> None:
         self.store.close()
 
     def record_episode(self, record: LoopRecord, metadata: dict[str, Any] | None = None) -> int:
+        """Store an episode: plan, skill outcomes, final facts, and what the agent's memory needs later.
+
+        The metadata keeps the scene facts at the start, the goal the episode was judged against and the answer
+        (for questions); each object the agent put somewhere also becomes a fact, e.g. (red_block, put_in,
+        drawer), so "where did you put ..." can be answered from facts and retrieval as well as from episodes.
+        """
         steps = [StepOutcome(s.call.skill, tuple(s.call.args), s.success, s.steps, s.reason) for s in record.steps]
         plan = record.plans[-1] if record.plans else None
-        return self.store.add_episode(EpisodeRecord(
+        extra = {"start_facts": record.start_facts, "goal": record.goal, "goal_source": record.goal_source,
+                 "answer": record.answer, "error": record.error}
+        uid = new_uid()
+        episode_id = self.store.add_episode(EpisodeRecord(
             record.instruction, plan=plan, steps=steps, final_facts=triples_from_scene_facts(record.final_facts),
-            success=record.success,
-            metadata=metadata or {}))
+            success=record.success, metadata={**extra, **(metadata or {})}, uid=uid))
+        moves = episode_memory(record.to_json() | {"episode": episode_id}).moves()
+        if moves:
+            self.store.add_facts([(m.obj, f"put_{m.after[0]}", m.after[1]) for m in moves], source=f"episode:{uid}")
+        return episode_id
 
-    def planner_memory(self) -> PlannerMemory:
+    def episodes(self, instruction: str | None = None, recent: int = 50, retrieved: int = 5
+                 ) -> tuple[EpisodeMemory, ...]:
+        """Past episodes for the planner, oldest first: the newest `recent`, plus those retrieval finds nearest
+        `instruction` (when the store has a text encoder)."""
+        chosen = {e.id: e for e in self.store.episodes(limit=recent)}
+        if instruction and self.store.encoder is not None and self.store.counts().get("episodes", 0):
+            for hit in self.store.retrieve(instruction, k=retrieved).episodes:
+                chosen.setdefault(hit.item.id, hit.item)
+        return tuple(episode_memory(_episode_json(e)) for _id, e in sorted(chosen.items()))
+
+    def planner_memory(self, instruction: str | None = None) -> PlannerMemory:
+        """Remembered locations and drawer state, causal facts, skill statistics and past episodes."""
         facts: list[MemoryFact] = []
         for obj, location in sorted(self.store.object_locations().items()):
             relation = "in" if location in ("bowl", "drawer") else "on"
@@ -63,7 +88,7 @@ class MemoryBridge:
         for row in self.store.all_skill_stats():
             key = f"{row.skill}({', '.join(row.args)})" if row.args else row.skill
             stats[key] = PlannerSkillStats(row.successes, row.attempts)
-        return PlannerMemory(tuple(facts), MappingProxyType(stats))
+        return PlannerMemory(tuple(facts), MappingProxyType(stats), self.episodes(instruction))
 
 
 def causal_to_planner_fact(fact: CausalFact) -> MemoryFact | None:
@@ -109,3 +134,32 @@ def record_study_facts(path: str | Path, facts: list[dict[str, Any]], encoder: A
     finally:
         store.close()
     return len(facts)
+
+
+def _episode_json(episode: Episode) -> dict[str, Any]:
+    """A stored episode in the loop record's JSON shape (what `episode_memory` reads)."""
+    meta = dict(episode.metadata)
+    return {"instruction": episode.instruction, "goal": meta.get("goal", []),
+            "steps": [{"skill": s.skill, "args": list(s.args), "success": s.success} for s in episode.steps],
+            "start_facts": meta.get("start_facts", []), "final_facts": scene_facts_from_triples(episode.final_facts),
+            "success": episode.success, "answer": meta.get("answer"), "episode": episode.id}
+
+
+def episode_memory(data: dict[str, Any]) -> EpisodeMemory:
+    """An `EpisodeMemory` from a loop record's JSON (`EpisodeRecord.to_json()`, plus an optional ``episode`` id)."""
+    return EpisodeMemory.from_json({key: data.get(key) for key in ("instruction", "goal", "steps", "start_facts",
+                                                                     "final_facts", "success", "answer", "episode")
+                                    if data.get(key) is not None})
+
+
+def scene_facts_from_triples(triples: Any) -> list[list[str]]:
+    """The inverse of `triples_from_scene_facts` for the planning domain's facts (others are dropped)."""
+    facts = []
+    for subject, relation, obj, *_confidence in triples:
+        if relation in ("in", "on"):
+            facts.append([relation, subject, obj])
+        elif relation == "state" and obj in ("open", "closed"):
+            facts.append([obj, subject])
+        elif subject == "gripper" and relation == "holding":
+            facts.append(["gripper_empty"] if obj == "nothing" else ["holding", obj])
+    return facts
