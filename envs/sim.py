@@ -34,13 +34,25 @@ def _quiet_descriptor(fd: int) -> Iterator[None]:
         yield
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
+    _flush_c_streams()  # what C printed before this block still goes out
     try:
         os.dup2(devnull, fd)
         yield
     finally:
+        _flush_c_streams()  # C stdio buffers what it printed (stdout is a pipe or file): drop it while muted
         os.dup2(saved, fd)
         os.close(saved)
         os.close(devnull)
+
+
+def _flush_c_streams() -> None:
+    """fflush(NULL): push out whatever C code left in its stdio buffers (a no-op where libc cannot be loaded)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
 
 
 with _quiet_descriptor(2):  # the C library prints "pybullet build time: ..." to stderr on import

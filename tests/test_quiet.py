@@ -26,6 +26,15 @@ def test_quiet_stdout_catches_c_level_writes_and_restores_the_descriptor() -> No
     assert _run(code).stdout == "after\n"
 
 
+def test_buffered_c_printf_inside_the_guard_never_comes_out_later() -> None:
+    # panda-gym's connect prints "argv[0]=..." through C stdio, which holds it in a buffer when stdout is a pipe
+    # and writes it at exit, long after the descriptor is restored, unless the guard flushes it while muted.
+    code = ("import ctypes\nfrom envs.sim import quiet_stdout\nlibc = ctypes.CDLL(None)\n"
+            "libc.printf(b'before\\n')\nwith quiet_stdout():\n    libc.printf(b'argv[0]=muted\\n')\n"
+            "libc.printf(b'after\\n')\nlibc.fflush(None)")
+    assert _run(code).stdout == "before\nafter\n"
+
+
 def test_a_raw_c_level_write_does_reach_stdout() -> None:
     # The check above must be able to fail: without the guard the same write shows.
     assert _run("import os\nos.write(1, b'from C\\n')").stdout == "from C\n"
