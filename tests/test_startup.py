@@ -66,3 +66,12 @@ def test_bench_startup_measures_both_commands(capsys) -> None:
     assert figures["embodia --help"]["heavy_modules"] == []
     with pytest.raises(ValueError, match="--repeats must be at least 1"):
         startup.measure(repeats=0)
+
+
+def test_memory_query_on_a_fresh_clone_answers_before_loading_minilm(tmp_path: Path) -> None:
+    missing = tmp_path / "memory.sqlite"
+    code = ("import contextlib, io\nfrom experiments.cli import main\n"
+            f"with contextlib.redirect_stderr(io.StringIO()) as err:\n"
+            f"    assert main(['memory', 'query', 'where is the mug', '--db', {str(missing)!r}]) == 2\n"
+            "assert 'embodia run' in err.getvalue() and 'knowledge store not found' in err.getvalue()")
+    assert _loaded_after(code) == []  # MiniLM (transformers, torch) was never loaded just to say the store is missing
