@@ -117,7 +117,7 @@ def drawer_closed(state: SceneState) -> bool:
 
 
 def near(state: SceneState, name: str) -> bool:
-    """The grasp point is within `REACH_TOLERANCE` metres of the object (the reach task's success test)."""
+    """The gripper is within `REACH_TOLERANCE` metres of the object's grasp point (the reach task's success test)."""
     return grasp_distance(state, name) < REACH_TOLERANCE
 
 
