@@ -162,6 +162,10 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start an episode (gymnasium API).
+
+        `options` may hold variables, task, args and instruction; any other key raises KeyError.
+        """
         super().reset(seed=seed)
         options = dict(options or {})
         unknown = set(options) - {"variables", "task", "args", "instruction"}
@@ -188,6 +192,11 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return "explore the kitchen" if spec is None else sample_instruction(spec.name, spec.args, self.np_random)
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Advance one control period (gymnasium API).
+
+        Terminated on task success; truncated at the horizon or on a physics fault, when the last good observation
+        is returned. Raises RuntimeError before `reset` and ValueError for a wrongly shaped or non-finite action.
+        """
         if self._start is None:
             raise RuntimeError("call reset() before step()")
         action = np.asarray(action, dtype=np.float32).reshape(-1)
@@ -213,6 +222,7 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     @property
     def horizon(self) -> int:
+        """Steps before truncation: `max_steps` if set, else the task's horizon (the free-play one without a task)."""
         if self.max_steps is not None:
             return self.max_steps
         return FREE_PLAY_HORIZON if self._spec is None else self._spec.horizon
@@ -339,14 +349,17 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     @property
     def task(self) -> TaskSpec | None:
+        """The current episode's task, or None in free play."""
         return self._spec
 
     @property
     def instruction(self) -> str:
+        """The instruction text of the current episode."""
         return self._instruction
 
     @property
     def start_state(self) -> SceneState | None:
+        """The scene at reset, the reference for success checks and dense rewards; None before the first reset."""
         return self._start
 
     def save_state(self) -> EnvSnapshot:
@@ -402,6 +415,7 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         raise KeyError(f"unknown camera {name!r}; this env has: {[c.name for c in self.cameras] or ['front']}")
 
     def close(self) -> None:
+        """Disconnect the simulator and release the worlds built ahead; the env is unusable afterwards."""
         self.sim.close()
         self._worlds.close()
 

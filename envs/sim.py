@@ -241,6 +241,7 @@ class PyBulletSim:
 
     @property
     def closed(self) -> bool:
+        """True after `close`; the client must not be used then."""
         return self._closed
 
     @staticmethod
@@ -250,6 +251,7 @@ class PyBulletSim:
 
     # ------------------------------------------------------------------------------------ bodies
     def body_id(self, name: str) -> int:
+        """PyBullet's id of a loaded body; KeyError naming the known bodies for an unknown name."""
         try:
             return self._bodies[name]
         except KeyError:
@@ -257,6 +259,7 @@ class PyBulletSim:
 
     @property
     def body_names(self) -> list[str]:
+        """Names of the loaded bodies, in load order."""
         return list(self._bodies)
 
     def load_urdf(
@@ -322,13 +325,16 @@ class PyBulletSim:
         return body
 
     def set_color(self, name: str, rgba: Sequence[float], link: int = -1) -> None:
+        """Recolour one link (-1: the base) with RGBA in [0, 1]; visual only, the physics is unchanged."""
         self._client.changeVisualShape(self.body_id(name), link, rgbaColor=list(rgba))
 
     def num_joints(self, name: str) -> int:
+        """Number of joints of a body, fixed joints included (PyBullet counts every link)."""
         return self._client.getNumJoints(self.body_id(name))
 
     # ----------------------------------------------------------------------------------- physics
     def step(self, n: int = 1) -> None:
+        """Advance the physics by `n` fixed time steps."""
         for _ in range(n):
             self._client.stepSimulation()
 
@@ -346,6 +352,7 @@ class PyBulletSim:
         self._client.changeDynamics(self.body_id(name), link, **{names[k]: v for k, v in kwargs.items()})
 
     def get_dynamics(self, name: str, link: int = -1) -> dict[str, float]:
+        """Mass, frictions and restitution of one link (-1: the base), with `set_dynamics`' snake_case keys."""
         info = self._client.getDynamicsInfo(self.body_id(name), link)
         return {"mass": info[0], "lateral_friction": info[1], "restitution": info[5], "rolling_friction": info[6],
                 "spinning_friction": info[7]}
@@ -358,6 +365,7 @@ class PyBulletSim:
 
     # ------------------------------------------------------------------------------------- poses
     def get_base_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """World position and quaternion (x, y, z, w) of a body's base."""
         pos, orn = self._client.getBasePositionAndOrientation(self.body_id(name))
         return np.asarray(pos), np.asarray(orn)
 
@@ -381,15 +389,18 @@ class PyBulletSim:
         return table[:, :3], table[:, 3:7], table[:, 7:10]
 
     def get_base_velocity(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """World-frame linear and angular velocity of a body's base."""
         lin, ang = self._client.getBaseVelocity(self.body_id(name))
         return np.asarray(lin), np.asarray(ang)
 
     def set_base_pose(self, name: str, position: Sequence[float], orientation: Sequence[float]) -> None:
+        """Teleport a body to a pose and zero its velocity (for building scenes, not for motion in an episode)."""
         body = self.body_id(name)
         self._client.resetBasePositionAndOrientation(body, list(position), list(orientation))
         self._client.resetBaseVelocity(body, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
 
     def get_link_state(self, name: str, link: int, velocity: bool = False) -> LinkState:
+        """Pose of a link's frame, with velocities only when `velocity` is set (zeros otherwise, a cheaper query)."""
         state = self._client.getLinkState(self.body_id(name), link, computeLinkVelocity=int(velocity),
                                           computeForwardKinematics=1)
         zeros = np.zeros(3)
@@ -409,19 +420,23 @@ class PyBulletSim:
         return state[4], state[5], state[6]
 
     def get_aabb(self, name: str, link: int = -1) -> tuple[np.ndarray, np.ndarray]:
+        """World axis-aligned bounding box (min corner, max corner) of a body's base or one link."""
         lo, hi = self._client.getAABB(self.body_id(name), link)
         return np.asarray(lo), np.asarray(hi)
 
     @staticmethod
     def euler_to_quaternion(euler: Sequence[float]) -> np.ndarray:
+        """Quaternion (x, y, z, w) of roll, pitch, yaw Euler angles in radians."""
         return np.asarray(p.getQuaternionFromEuler(list(euler)))
 
     @staticmethod
     def quaternion_to_euler(quaternion: Sequence[float]) -> np.ndarray:
+        """Roll, pitch, yaw in radians of a quaternion (x, y, z, w)."""
         return np.asarray(p.getEulerFromQuaternion(list(quaternion)))
 
     @staticmethod
     def rotation_matrix(quaternion: Sequence[float]) -> np.ndarray:
+        """The 3x3 rotation matrix of a quaternion (x, y, z, w)."""
         return np.asarray(p.getMatrixFromQuaternion(list(quaternion))).reshape(3, 3)
 
     @staticmethod
@@ -435,10 +450,12 @@ class PyBulletSim:
 
     # ------------------------------------------------------------------------------------ joints
     def get_joint_positions(self, name: str, joints: Sequence[int]) -> np.ndarray:
+        """Positions of several joints (radians, or metres for prismatic ones) from one simulator query."""
         states = self._client.getJointStates(self.body_id(name), list(joints))
         return np.array([s[0] for s in states], dtype=np.float64)
 
     def get_joint_velocities(self, name: str, joints: Sequence[int]) -> np.ndarray:
+        """Velocities of several joints from one simulator query."""
         states = self._client.getJointStates(self.body_id(name), list(joints))
         return np.fromiter((s[1] for s in states), dtype=np.float64, count=len(joints))
 
@@ -447,11 +464,13 @@ class PyBulletSim:
         return self._client.getJointState(self.body_id(name), joint)[0]
 
     def reset_joints(self, name: str, joints: Sequence[int], positions: Sequence[float]) -> None:
+        """Set joint positions instantly with zero velocity (a teleport: no motor acts, no time passes)."""
         body = self.body_id(name)
         for joint, position in zip(joints, positions, strict=True):
             self._client.resetJointState(body, joint, float(position), 0.0)
 
     def joint_limits(self, name: str, joint: int) -> tuple[float, float]:
+        """Lower and upper limit of one joint, as its URDF declares them."""
         info = self._client.getJointInfo(self.body_id(name), joint)
         return float(info[8]), float(info[9])
 
@@ -474,6 +493,7 @@ class PyBulletSim:
                                            force=friction_force)
 
     def set_joint_damping(self, name: str, joint: int, damping: float) -> None:
+        """Set one joint's viscous damping, which resists its motion in proportion to its velocity."""
         self._client.changeDynamics(self.body_id(name), joint, jointDamping=damping)
 
     def inverse_kinematics(
@@ -493,6 +513,7 @@ class PyBulletSim:
 
     # ---------------------------------------------------------------------------------- contacts
     def contacts(self, body_a: str, body_b: str | None = None, link_a: int | None = None) -> list[Contact]:
+        """Contact points of `body_a` after the last physics step, optionally only with `body_b` or on `link_a`."""
         kwargs: dict[str, int] = {"bodyA": self.body_id(body_a)}
         if body_b is not None:
             kwargs["bodyB"] = self.body_id(body_b)
@@ -516,6 +537,7 @@ class PyBulletSim:
         return touching
 
     def name_of(self, body: int) -> str:
+        """Name of a body id, or "body<id>" for a body not loaded through this class (for readable contacts)."""
         for name, index in self._bodies.items():
             if index == body:
                 return name
@@ -527,9 +549,11 @@ class PyBulletSim:
         return self._client.saveState()
 
     def restore_state(self, handle: int) -> None:
+        """Return the world to a `save_state` snapshot; the handle stays valid for later restores."""
         self._client.restoreState(stateId=handle)
 
     def remove_state(self, handle: int) -> None:
+        """Free a snapshot's memory; its handle is invalid afterwards."""
         self._client.removeState(handle)
 
     # ------------------------------------------------------------------------------- rendering
@@ -549,10 +573,12 @@ class PyBulletSim:
 
     @staticmethod
     def view_matrix(eye: Sequence[float], target: Sequence[float], up: Sequence[float]) -> list[float]:
+        """Camera view matrix (16 floats, column-major) looking from `eye` at `target`."""
         return list(p.computeViewMatrix(list(eye), list(target), list(up)))
 
     @staticmethod
     def projection_matrix(fov: float, aspect: float, near: float, far: float) -> list[float]:
+        """Perspective projection matrix (16 floats) for a vertical field of view in degrees and near/far planes."""
         return list(p.computeProjectionMatrixFOV(fov, aspect, near, far))
 
 

@@ -52,6 +52,7 @@ class HashingTextEncoder:
 
     @property
     def dim(self) -> int:
+        """Length of the hashed vectors."""
         return self._dim
 
     def _features(self, text: str) -> list[str]:
@@ -63,6 +64,7 @@ class HashingTextEncoder:
         return grams
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors of hashed word and character n-grams, float32 (len(texts), dim); TypeError for a bare string."""
         if isinstance(texts, str):
             raise TypeError("encode() takes a sequence of strings, got a single str; wrap it in a list")
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
@@ -130,6 +132,7 @@ class MiniLMEncoder:
 
     @property
     def dim(self) -> int:
+        """Size of the model's sentence embeddings (384 for all-MiniLM-L6-v2)."""
         return self._dim
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
@@ -143,6 +146,10 @@ class MiniLMEncoder:
         return _normalise(pooled.cpu().numpy())
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Unit sentence embeddings, float32 (len(texts), dim); TypeError for a bare string.
+
+        Repeated texts come from an LRU cache; new ones are embedded in batches of `batch_size`. Thread-safe.
+        """
         if isinstance(texts, str):
             raise TypeError("encode() takes a sequence of strings, got a single str; wrap it in a list")
         with self._lock:
