@@ -173,9 +173,11 @@ class _Worker:
 
 
 def pool_size(workers: int | None, cpus: float, items: int | None = None) -> int:
-    """Actors to start: `workers` (default: the CPUs Ray reports), never more CPUs than Ray has, nor more
-    actors than items. Each actor holds a full copy of the work's state (an env, MiniLM), so the pool
-    size, not the number of items, sets the memory used."""
+    """Actors to start: `workers` (default: the CPUs Ray reports), capped by Ray's CPUs and by the items.
+
+    Each actor holds a full copy of the work's state (an env, MiniLM), so the pool
+    size, not the number of items, sets the memory used.
+    """
     if workers is not None and workers < 1:
         raise ValueError(f"--ray-workers must be >= 1, got {workers}")
     available = max(1, int(cpus))

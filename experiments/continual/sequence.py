@@ -257,8 +257,11 @@ class ContinualRun:
 
 
 def _deciding(config: dict[str, Any]) -> dict[str, Any]:
-    """The fields that change what a run computes: a strategy's weight matters only to that strategy, so
-    from-scratch references (naive) are shared by runs that differ only in, say, the EWC weight."""
+    """The fields that change what a run computes, so equivalent runs share one cache key.
+
+    A strategy's weight matters only to that strategy, so from-scratch references (naive) are shared by runs that
+    differ only in, say, the EWC weight.
+    """
     unused = {"replay": "ewc_weight", "ewc": "replay_weight"}.get(config["strategy"])
     dropped = {unused} if unused else {"ewc_weight", "replay_weight"}
     return {k: v for k, v in config.items() if k not in dropped}

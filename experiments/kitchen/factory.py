@@ -24,7 +24,7 @@ SKILL_MODES = ("scripted", "learned", "auto")
 
 
 def llm_timeout(text: str) -> float:
-    """argparse type of --llm-timeout: a finite number of seconds > 0 (anything else exits 2)."""
+    """Argparse type of --llm-timeout: a finite number of seconds > 0 (anything else exits 2)."""
     from agent.planner.llm import validate_timeout
 
     try:

@@ -152,8 +152,10 @@ class ActorWorkers(CheckedSubprocVecEnv):
         self._has_policy = [False] * len(self.remotes)
 
     def begin_rollout(self, policy: Any, n_steps: int, seed: int, step: int) -> None:
-        """Start every worker on `n_steps` steps with `policy`'s current weights; worker k samples its
-        actions from `rollout_seed(seed, step, k)`."""
+        """Start every worker on `n_steps` steps with `policy`'s current weights.
+
+        Worker k samples its actions from `rollout_seed(seed, step, k)`.
+        """
         self.drain()
         seeds = [rollout_seed(seed, step, self.first_rank + rank) for rank in range(len(self.remotes))]
         weights = io.BytesIO()
@@ -170,8 +172,11 @@ class ActorWorkers(CheckedSubprocVecEnv):
             self._outstanding[rank] = n_steps
 
     def step_actors(self) -> tuple[VecEnvObs, np.ndarray, np.ndarray, tuple, ActorRecords]:
-        """The workers' next rollout step: SB3's (obs, rewards, dones, infos) plus the actions, values and
-        log-probs the workers' policies produced."""
+        """Collect the workers' next rollout step.
+
+        Returns SB3's (obs, rewards, dones, infos) plus the actions, values and log-probs the workers' policies
+        produced.
+        """
         records = []
         for rank in range(len(self.remotes)):
             if self._outstanding[rank] <= 0:

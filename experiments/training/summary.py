@@ -1,6 +1,6 @@
-"""Aggregate several training runs (seeds) into one curve plot and a results row (for RESULTS.md).
+r"""Aggregate several training runs (seeds) into one curve plot and a results row (for RESULTS.md).
 
-    python -m experiments.training.summary --label "reach (state)" --out docs/results/reach.png \\
+    python -m experiments.training.summary --label "reach (state)" --out docs/results/reach.png \
         runs/reach_state_s0 runs/reach_state_s1 runs/reach_state_s2
 
 Prints a markdown row: final evaluation success per seed (from `embodia eval` when present, else the

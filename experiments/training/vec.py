@@ -166,8 +166,11 @@ class CheckedSubprocVecEnv(SubprocVecEnv):
         VecEnv.__init__(self, len(env_fns), observation_space, action_space)
 
     def _receive(self, rank: int, doing: str) -> Any:
-        """The worker's answer; polls in short slices so a dead worker is noticed even if its pipe stays open
-        (with the fork start method, sibling workers inherit each other's pipe ends)."""
+        """The worker's answer, or an error naming the worker if it died or timed out.
+
+        Polls in short slices so a dead worker is noticed even if its pipe stays open (with the fork start
+        method, sibling workers inherit each other's pipe ends).
+        """
         remote, process = self.remotes[rank], self.processes[rank]
         deadline = time.monotonic() + self.timeout
         try:
@@ -335,9 +338,11 @@ def find_layer(venv: VecEnv | None, kind: type[VecEnv]) -> Any:
 
 
 def vec_env_step(env: gym.Env, action: Any) -> tuple[Any, float, bool, dict[str, Any], dict[str, Any]]:
-    """One step of one env exactly as SB3's worker loop does it: done = terminated or truncated, the
-    time-limit flag and terminal observation in `info`, and an automatic reset (obs, reward, done, info,
-    reset info)."""
+    """One step of one env exactly as SB3's worker loop does it.
+
+    Done = terminated or truncated, the time-limit flag and terminal observation in `info`, and an automatic reset
+    (obs, reward, done, info, reset info).
+    """
     obs, reward, terminated, truncated, info = env.step(action)
     done = terminated or truncated
     info["TimeLimit.truncated"] = truncated and not terminated
