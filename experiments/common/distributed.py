@@ -32,6 +32,7 @@ def local_cpus() -> int:
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the shared --ray, --ray-address and --ray-workers options to a sub-command's parser."""
     parser.add_argument("--ray", action="store_true", help="spread the work over Ray workers")
     parser.add_argument("--ray-address", default=None,
                         help="Ray cluster to join ('auto' or HOST:PORT); default: start a local instance")
@@ -153,6 +154,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
 
 
 def shutdown_ray() -> None:
+    """Shut down this process's Ray connection if one was started; a no-op when Ray is absent or idle."""
     try:
         import ray
     except ImportError:
@@ -217,6 +219,7 @@ class WorkerPool:
         self.close()
 
     def close(self) -> None:
+        """Kill every actor, freeing the memory each holds; the pool cannot be used afterwards."""
         for actor in self._actors:
             self._ray.kill(actor)
         self._actors = []

@@ -51,6 +51,7 @@ class Checkpoint:
 
 
 def checkpoint_path(directory: Path, step: int) -> Path:
+    """The checkpoint file for `step`, zero-padded so file names sort in step order."""
     return directory / f"step_{step:010d}.ckpt"
 
 
@@ -60,12 +61,14 @@ def capture_rng() -> dict[str, Any]:
 
 
 def restore_rng(states: dict[str, Any]) -> None:
+    """Put back the random states `capture_rng` saved, so a resumed run draws what the uninterrupted one would."""
     random.setstate(states["python"])
     np.random.set_state(states["numpy"])
     torch.set_rng_state(states["torch"])
 
 
 def describe_spaces(observation_space: Any) -> dict[str, list[int]]:
+    """Shape of each part of a Dict observation space, stored with a checkpoint to check it fits on resume."""
     return {key: list(space.shape) for key, space in observation_space.spaces.items()}
 
 

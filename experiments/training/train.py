@@ -105,6 +105,10 @@ def new_model(config: TrainConfig, venv: Any, paths: RunPaths | None, table: Emb
 
 
 def loaded_model(checkpoint: Checkpoint, venv: Any, paths: RunPaths) -> Any:
+    """Load a checkpoint's model onto `venv` to resume training.
+
+    Raises ValueError when the checkpoint does not fit the run's envs (other spaces or network).
+    """
     from experiments.training.actors import ActorPPO
 
     try:
