@@ -52,6 +52,7 @@ def add_planner_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options that build an agent (planner, skills, replans, memory) to a sub-command's parser."""
     add_planner_arguments(parser)
     parser.add_argument("--skills", choices=SKILL_MODES, default="scripted",
                         help="skill policies: scripted experts (the default: the most reliable mid-task), learned "

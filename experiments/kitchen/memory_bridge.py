@@ -39,6 +39,7 @@ class MemoryBridge:
         self.store = KnowledgeStore(path, encoder, create=create)
 
     def close(self) -> None:
+        """Close the knowledge store's database connection."""
         self.store.close()
 
     def record_episode(self, record: LoopRecord, metadata: dict[str, Any] | None = None) -> int:
