@@ -16,8 +16,7 @@ TARGETS = {"env": "experiments.bench.env", "perception": "experiments.bench.perc
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add `embodia bench` with one sub-command per target whose module is importable (optional extras may be absent).
-    """
+    """Add `embodia bench` with a sub-command per target whose module imports (optional extras may be absent)."""
     parser = subparsers.add_parser("bench", help="run a benchmark (ratios measured side by side in one run)")
     targets = parser.add_subparsers(dest="target", required=True, metavar="TARGET")
     for name, module_name in TARGETS.items():

@@ -273,7 +273,7 @@ class ProgressShaping(gym.Wrapper):
         return obs, info
 
     def step(self, action):
-        """Step the env and add Φ(s') − Φ(s) to its reward; termination and `info` pass through unchanged."""
+        """Step the env and add the change in Φ to its reward; termination and `info` pass through unchanged."""
         obs, reward, terminated, truncated, info = self.env.step(action)
         potential = self.potential()
         shaped = float(reward) + potential - self._potential
