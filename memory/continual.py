@@ -12,6 +12,7 @@ import copy
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,6 +89,50 @@ class Strategy:
     def end_task(self, policy: ActorCriticPolicy, demos: Demonstrations) -> None:
         """Called when training on a task finishes, with demonstrations of that task."""
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the strategy carries between tasks, as tensors, numbers and strings only.
+
+        A checkpoint stores this instead of the object, so it loads with `torch.load(weights_only=True)`;
+        the settings (weight, batch size, seed) come from the run's config when it is rebuilt.
+        """
+        return {"name": self.name}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what `state_dict` returned (for a strategy built with the same settings).
+
+        Raises:
+            ValueError: the state belongs to another strategy or is malformed.
+        """
+        _check_state(self.name, state, ())
+
+
+def _check_state(name: str, state: Any, keys: tuple[str, ...]) -> None:
+    if not isinstance(state, dict) or state.get("name") != name:
+        found = state.get("name") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"saved strategy state is for {found!r}, expected {name!r}")
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise ValueError(f"saved {name} strategy state lacks {missing}")
+
+
+def _generator(state: Any) -> np.random.Generator:
+    """A numpy Generator in the saved bit-generator `state` (a dict of numbers)."""
+    if not isinstance(state, dict) or state.get("bit_generator") != "PCG64":
+        raise ValueError(f"saved random state is not a PCG64 state: {state!r:.80}")
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    return rng
+
+
+def _tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    return {key: torch.from_numpy(np.ascontiguousarray(value)) for key, value in arrays.items()}
+
+
+def _arrays(tensors: Any) -> dict[str, np.ndarray]:
+    if not isinstance(tensors, dict) or not all(isinstance(t, torch.Tensor) for t in tensors.values()):
+        raise ValueError("saved demonstrations are not a mapping of tensors")
+    return {str(key): value.numpy() for key, value in tensors.items()}
+
 
 @dataclass
 class Replay(Strategy):
@@ -114,6 +159,22 @@ class Replay(Strategy):
 
     def end_task(self, policy: ActorCriticPolicy, demos: Demonstrations) -> None:
         self.memories.append(demos)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The stored demonstrations (as tensors) and the sampling generator's state."""
+        return {"name": self.name, "rng": self._rng.bit_generator.state,
+                "memories": [{"task": d.task, "observations": _tensors(d.observations),
+                              "actions": torch.from_numpy(np.ascontiguousarray(d.actions))} for d in self.memories]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back the demonstrations and generator state of `state_dict`."""
+        _check_state(self.name, state, ("rng", "memories"))
+        memories = []
+        for item in state["memories"]:
+            if not isinstance(item.get("actions"), torch.Tensor):
+                raise ValueError("saved demonstrations hold no action tensor")
+            memories.append(Demonstrations(str(item["task"]), _arrays(item["observations"]), item["actions"].numpy()))
+        self._rng, self.memories = _generator(state["rng"]), memories
 
 
 @dataclass
@@ -147,6 +208,22 @@ class EWC(Strategy):
         fisher = diagonal_fisher(policy, demos, self.fisher_samples, self._rng)
         optimum = {name: p.detach().clone() for name, p in policy.named_parameters()}
         self.anchors.append((fisher, optimum))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The Fisher weights and optima of earlier tasks, and the sampling generator's state."""
+        return {"name": self.name, "rng": self._rng.bit_generator.state,
+                "anchors": [{"fisher": fisher, "optimum": optimum} for fisher, optimum in self.anchors]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back the anchors and generator state of `state_dict`."""
+        _check_state(self.name, state, ("rng", "anchors"))
+        anchors = []
+        for item in state["anchors"]:
+            fisher, optimum = item["fisher"], item["optimum"]
+            if not all(isinstance(t, torch.Tensor) for t in [*fisher.values(), *optimum.values()]):
+                raise ValueError("saved EWC anchors hold something other than tensors")
+            anchors.append((dict(fisher), dict(optimum)))
+        self._rng, self.anchors = _generator(state["rng"]), anchors
 
 
 def diagonal_fisher(policy: ActorCriticPolicy, demos: Demonstrations, samples: int, rng: np.random.Generator

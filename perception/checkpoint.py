@@ -7,9 +7,12 @@ keys can start from it, whatever fusion mode or policy it sits in. Files are wri
 
 from __future__ import annotations
 
+import io
 import logging
+import pickle
+import re
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from torch import nn
@@ -26,12 +29,42 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     return atomic_write(path, lambda temp: torch.save({"format": FORMAT, **payload}, temp))
 
 
+class PickledObjectsError(ValueError):
+    """A torch file holds pickled objects beyond tensors and plain data: it is refused, never unpickled."""
+
+
+def load_weights(source: str | Path | IO[bytes] | bytes, what: str) -> Any:
+    """`torch.load(weights_only=True)` with its refusals as clear errors: tensors, dicts, lists and numbers only.
+
+    A file holding any other object (a planted payload, or a file of an older version that pickled whole
+    objects) is refused before any of its code runs; `what` names the file in the message.
+
+    Raises:
+        PickledObjectsError: the file holds objects that are not plain data.
+        ValueError: the file is not a torch file at all (damaged, truncated, foreign).
+    """
+    try:
+        return torch.load(io.BytesIO(source) if isinstance(source, bytes) else source, map_location="cpu",
+                          weights_only=True)
+    except pickle.UnpicklingError as error:
+        text = str(error)
+        unsafe = re.search(r"(?:unsupported )?GLOBAL [\w.]+", text, flags=re.IGNORECASE)
+        if unsafe:
+            raise PickledObjectsError(f"{what} holds pickled objects ({unsafe[0]}), written by an older version or "
+                                      f"planted; it is not read, because loading it could run code") from error
+        detail = next((line.strip() for line in text.splitlines()[::-1] if line.strip()
+                       and "documentation" not in line), "unreadable")
+        raise ValueError(f"{what} is not a readable torch file: {detail}") from error
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise ValueError(f"{what} is not a readable torch file: {type(error).__name__}: {error}") from error
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint written by `save_checkpoint`, checking that it is one."""
+    """Read a checkpoint written by `save_checkpoint`, checking that it is one (and running nothing in it)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no perception checkpoint at {path}")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = load_weights(path, f"perception checkpoint {path}")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(f"{path} is not a perception checkpoint: expected format {FORMAT!r}, found {found!r}")

@@ -7,6 +7,7 @@ place that knows the env), consumed here by alignment training, evaluation and e
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,9 +93,19 @@ class FrameSet:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no frame set at {path}")
-        with np.load(path) as data:
-            if "meta" not in data or "episode" not in data:
-                raise ValueError(f"{path} is not a frame set (expected 'meta' and 'episode' arrays)")
-            meta = json.loads(str(data["meta"]))
-            obs = {key[len(_OBS_PREFIX) :]: data[key] for key in data.files if key.startswith(_OBS_PREFIX)}
-            return cls(obs, meta["facts"], data["episode"], meta["task"])
+        try:  # plain arrays only: a file with pickled objects is refused, not unpickled
+            with np.load(path, allow_pickle=False) as data:
+                if "meta" not in data or "episode" not in data:
+                    raise ValueError(f"{path} is not a frame set (expected 'meta' and 'episode' arrays)")
+                meta = json.loads(str(data["meta"]))
+                obs = {key[len(_OBS_PREFIX) :]: data[key] for key in data.files if key.startswith(_OBS_PREFIX)}
+                return cls(obs, meta["facts"], data["episode"], meta["task"])
+        except ValueError as error:
+            if "Object arrays" in str(error):
+                raise ValueError(f"{path} holds pickled objects, not a frame set's plain arrays; it is not read, "
+                                 f"because loading it could run code") from error
+            if "is not a frame set" in str(error):
+                raise
+            raise ValueError(f"{path} is not a readable frame set: {type(error).__name__}: {error}") from error
+        except (OSError, EOFError, KeyError, TypeError, zipfile.BadZipFile) as error:
+            raise ValueError(f"{path} is not a readable frame set: {type(error).__name__}: {error}") from error

@@ -33,7 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=None, help="random seed")
     parser.add_argument("--name", default=None, help="run name (folder under --runs-dir); default from the task")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders live")
-    parser.add_argument("--resume", action="store_true", help="continue the named run from its last checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the named run from its newest good checkpoint (a damaged newest one is "
+                             "skipped with a warning; a run stopped before its first checkpoint starts again "
+                             "from step 0, and says so; a missing run is an error)")
     parser.add_argument("--bc-warmstart", action="store_true", default=None,
                         help="behaviour-clone the scripted expert before PPO")
     parser.add_argument("--encoder", choices=("minilm", "hashing"), default=None,
@@ -75,6 +78,12 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--task is required; valid tasks: {', '.join(_task_names())}")
         config = load_config(args.config or args.task, assignments, _flags(args))
         config, paths, checkpoint = open_run(args.name or default_name(config), args.runs_dir, False, config)
+    for reason in checkpoint.skipped if checkpoint else ():
+        print(f"embodia train: warning: {reason}; falling back to the previous good checkpoint", file=sys.stderr)
+    if args.resume and checkpoint is None:
+        print(f"embodia train: note: run {paths.root} has no checkpoint to resume (it stopped before its first, "
+              f"due at step {config.rounded(config.checkpoint_every)}): starting it again from step 0 with its "
+              f"stored config", file=sys.stderr)
     print(f"run {paths.root}: {config.task} / {config.obs_mode}, {config.rounded(config.total_steps)} steps, "
           f"{config.n_envs} env(s), seed {config.seed}"
           + (f", resuming at step {checkpoint.step}" if checkpoint else ""))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import logging
-import pickle
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,10 +33,13 @@ from experiments.training.language import EmbeddingTable, all_texts
 from experiments.training.policy_eval import eval_skill_text_fraction
 from memory.continual import Demonstrations, attach, make_strategy
 from memory.continual_metrics import Curve
+from perception.checkpoint import load_weights
 from perception.layout import GOAL_KEY
 from perception.text import TextEncoder
 
 logger = logging.getLogger(__name__)
+CHECKPOINT_FORMAT = "embodia.continual_checkpoint/2"
+"""`checkpoint.pt`: state_dicts, the strategy's `state_dict`, and plain-data run state (no pickled objects)."""
 EVAL_SEED = 10_000
 SHARED_MODEL_FIELDS = ("net_arch", "token_dim", "fusion", "object_heads", "log_std_init", "obs_mode", "gamma")
 """Fields that shape the one model every phase trains; they come from the first task's config."""
@@ -226,19 +228,28 @@ class ContinualRun:
 
     def _save(self) -> None:
         atomic_write(self.out / "checkpoint.pt", lambda tmp: torch.save(
-            {"policy": self.model.policy.state_dict(), "optimizer": self.model.policy.optimizer.state_dict(),
-             "strategy": self.strategy, "state": asdict(self.state), "config": asdict(self.config),
+            {"format": CHECKPOINT_FORMAT, "policy": self.model.policy.state_dict(),
+             "optimizer": self.model.policy.optimizer.state_dict(),
+             "strategy": self.strategy.state_dict(), "state": asdict(self.state), "config": asdict(self.config),
              "task_configs": self._task_configs()}, tmp))
 
     def _task_configs(self) -> dict[str, dict[str, Any]]:
         return {task: dataclasses.asdict(c) for task, c in self.configs.items()}
 
     def _load(self) -> None:
+        """Resume from `checkpoint.pt`: tensors, numbers and strings only (`torch.load(weights_only=True)`)."""
         path = self.out / "checkpoint.pt"
         if not path.exists():
             return
         try:
-            saved = torch.load(path, weights_only=False)
+            saved = load_weights(path, str(path))
+        except ValueError as error:
+            raise ValueError(f"cannot resume from {path}: {error}; remove it or use another --out") from error
+        strategy = make_strategy(self.config.strategy, seed=self.config.seed, **self._strategy_kwargs())
+        try:
+            if not isinstance(saved, dict) or saved.get("format") != CHECKPOINT_FORMAT:
+                found = saved.get("format") if isinstance(saved, dict) else type(saved).__name__
+                raise ValueError(f"format {found!r}, expected {CHECKPOINT_FORMAT!r}")
             # A field added after the run was saved: the run used its default.
             if _deciding({**asdict(ContinualConfig()), **saved["config"]}) != _deciding(asdict(self.config)):
                 raise ValueError("it was made with a different configuration")
@@ -246,13 +257,14 @@ class ContinualRun:
             if saved.get("task_configs", self._task_configs()) != self._task_configs():
                 changed = sorted(t for t, c in self._task_configs().items() if saved["task_configs"].get(t) != c)
                 raise ValueError(f"the config files of {', '.join(changed)} changed since it was saved")
+            strategy.load_state_dict(saved["strategy"])
             self.model.policy.load_state_dict(saved["policy"])
             self.model.policy.optimizer.load_state_dict(saved["optimizer"])
             state = RunState(**saved["state"])
-        except (ValueError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        except (ValueError, KeyError, TypeError, RuntimeError, AttributeError) as error:
             raise ValueError(f"cannot resume from {path}: {error}; remove it or use another --out") from error
         self._detach()
-        self.strategy = saved["strategy"]
+        self.strategy = strategy
         self._detach = attach(self.model.policy, self.strategy)
         self.state = state
 

@@ -10,7 +10,7 @@ front, into an `EmbeddingTable` that env workers receive instead of the text mod
 from __future__ import annotations
 
 import itertools
-import pickle
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,29 +112,42 @@ class EmbeddingTable:
         return self._vectors[[self._index[t] for t in texts]].copy()
 
     def save(self, path: str | Path) -> Path:
-        """Write the table atomically to `path` (`.npz`: texts, vectors, source) and return the path written."""
-        texts = np.array(self.texts, dtype=object)
+        """Write the table as plain arrays (texts as a fixed-width unicode array): a file that holds no code."""
+        texts = np.array(self.texts, dtype=np.str_)
 
         def write(tmp: str) -> None:
             with open(tmp, "wb") as handle:
-                np.savez(handle, texts=texts, vectors=self._vectors, source=np.array(self.source))
+                np.savez(handle, texts=texts, vectors=self._vectors, source=np.array(self.source, dtype=np.str_))
 
         return atomic_write(path, write)
 
     @classmethod
     def load(cls, path: str | Path) -> EmbeddingTable:
-        """Read a table written by `save`.
+        """Read a table written by `save`, without unpickling anything (`allow_pickle=False`).
 
-        Raises FileNotFoundError when `path` is missing and ValueError when it is not a readable table.
+        Raises:
+            FileNotFoundError: there is no file at `path`.
+            ValueError: the file is damaged, is not a table, or was written by an older version that
+                stored the texts as pickled objects (such a file is not read: it could run code).
         """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no embedding table at {path}")
         try:
-            with np.load(path, allow_pickle=True) as data:
-                return cls([str(t) for t in data["texts"]], data["vectors"], str(data["source"]))
-        except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as error:
+            with np.load(path, allow_pickle=False) as data:
+                texts, vectors, source = data["texts"], data["vectors"], data["source"]
+        except ValueError as error:
+            if "Object arrays" in str(error):
+                raise ValueError(f"{path} holds pickled objects (an embedding table written by an older version "
+                                 f"of embodia, or a planted file); it is not read because loading it could run "
+                                 f"code: delete it, and `embodia train --resume` recomputes the table") from error
             raise ValueError(f"{path} is not a readable embedding table: {error}") from error
+        except (OSError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(f"{path} is not a readable embedding table: {error}") from error
+        if texts.dtype.kind != "U" or texts.ndim != 1 or source.dtype.kind != "U" or vectors.dtype.kind != "f":
+            raise ValueError(f"{path} is not an embedding table: texts {texts.dtype}{texts.shape}, vectors "
+                             f"{vectors.dtype}, source {source.dtype}; expected unicode texts and float vectors")
+        return cls([str(t) for t in texts], vectors, str(source))
 
 
 class LanguageTaskWrapper(gym.Wrapper):

@@ -113,7 +113,11 @@ def trial_command(sweep: Sweep, trial: Trial, resume: bool) -> list[str]:
 
 
 def trial_status(sweep: Sweep, trial: Trial) -> str:
-    """"done" (final metrics written), "partial" (checkpoints, resume it) or "new"."""
+    """"done" (final metrics written), "partial" (a run folder exists: resume it) or "new".
+
+    A trial killed before its first checkpoint has a folder but no checkpoint; `train --resume` starts it
+    again from step 0 (a fresh `train` would refuse the existing folder).
+    """
     folder = sweep.folder / trial.name
     metrics = folder / "metrics.json"
     if metrics.is_file():
@@ -122,7 +126,9 @@ def trial_status(sweep: Sweep, trial: Trial) -> str:
                 return "done"
         except json.JSONDecodeError:
             pass
-    return "partial" if (folder / "checkpoints").is_dir() and any((folder / "checkpoints").iterdir()) else "new"
+    started = (folder / "config.yaml").is_file()
+    return "partial" if started or ((folder / "checkpoints").is_dir() and any((folder / "checkpoints").iterdir())) \
+        else "new"
 
 
 def run_trial(sweep: Sweep, trial: Trial) -> dict[str, Any]:

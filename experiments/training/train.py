@@ -12,10 +12,8 @@ Example:
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import logging
-import pickle
 import time
 from pathlib import Path
 from typing import Any
@@ -25,9 +23,15 @@ import torch
 from agent.policy import FORMAT as CARD_FORMAT
 from agent.policy_features import standardized_policy_kwargs
 from experiments.common.io import atomic_write, atomic_write_text
-from experiments.training.checkpoint import Checkpoint, check_compatible, latest_checkpoint
+from experiments.training.checkpoint import (
+    COUNTERS,
+    Checkpoint,
+    check_compatible,
+    latest_checkpoint,
+    restore_vecnormalize,
+)
 from experiments.training.config import TrainConfig, from_mapping, learning_rate, read_yaml, resume_config
-from experiments.training.env import build_vec_env, input_statistics, make_env
+from experiments.training.env import build_vec_env, find_vec_normalize, input_statistics, make_env
 from experiments.training.language import EmbeddingTable, all_texts
 from experiments.training.policy_eval import eval_skill_text_fraction
 from experiments.training.report import plot_learning_curves, write_report
@@ -88,33 +92,42 @@ def new_model(config: TrainConfig, venv: Any, paths: RunPaths | None, table: Emb
 
     `paths` gives the TensorBoard folder; None logs nothing (continual runs keep their own records).
     """
+    model = _ppo(config, venv, paths)
+    model.policy.features_extractor.set_statistics(statistics or input_statistics(config, table))
+    return model
+
+
+def _ppo(config: TrainConfig, venv: Any, paths: RunPaths | None) -> Any:
+    """The PPO model the config describes, with freshly initialised weights."""
     from experiments.training.actors import ActorPPO
 
     kwargs = standardized_policy_kwargs(token_dim=config.token_dim, fusion=config.fusion,
                                         cnn_width=config.cnn_width, object_heads=config.object_heads)
     kwargs.update(net_arch={"pi": list(config.net_arch), "vf": list(config.net_arch)},
                   log_std_init=config.log_std_init)
-    model = ActorPPO("MultiInputPolicy", venv, learning_rate=learning_rate(config), n_steps=config.n_steps,
-               batch_size=config.batch_size, n_epochs=config.n_epochs, gamma=config.gamma,
-               gae_lambda=config.gae_lambda, clip_range=config.clip_range, ent_coef=config.ent_coef,
-               vf_coef=config.vf_coef, max_grad_norm=config.max_grad_norm, target_kl=config.target_kl,
-               policy_kwargs=kwargs, tensorboard_log=str(paths.tb) if paths else None, seed=config.seed,
-               device="cpu", verbose=0)
-    model.policy.features_extractor.set_statistics(statistics or input_statistics(config, table))
-    return model
+    return ActorPPO("MultiInputPolicy", venv, learning_rate=learning_rate(config), n_steps=config.n_steps,
+                    batch_size=config.batch_size, n_epochs=config.n_epochs, gamma=config.gamma,
+                    gae_lambda=config.gae_lambda, clip_range=config.clip_range, ent_coef=config.ent_coef,
+                    vf_coef=config.vf_coef, max_grad_norm=config.max_grad_norm, target_kl=config.target_kl,
+                    policy_kwargs=kwargs, tensorboard_log=str(paths.tb) if paths else None, seed=config.seed,
+                    device="cpu", verbose=0)
 
 
-def loaded_model(checkpoint: Checkpoint, venv: Any, paths: RunPaths) -> Any:
-    """Load a checkpoint's model onto `venv` to resume training.
+def loaded_model(checkpoint: Checkpoint, config: TrainConfig, venv: Any, paths: RunPaths) -> Any:
+    """The config's PPO model with the checkpoint's weights, optimizer state and counters put back.
 
-    Raises ValueError when the checkpoint does not fit the run's envs (other spaces or network).
+    The model is built from the run's config, never from the file, so a checkpoint carries data only;
+    the input statistics are buffers of the policy and come back with its weights.
     """
-    from experiments.training.actors import ActorPPO
-
+    model = _ppo(config, venv, paths)
     try:
-        return ActorPPO.load(io.BytesIO(checkpoint.model_bytes), env=venv, device="cpu", tensorboard_log=str(paths.tb))
+        model.policy.load_state_dict(checkpoint.model_state["policy"])
+        model.policy.optimizer.load_state_dict(checkpoint.model_state["optimizer"])
     except (ValueError, KeyError, RuntimeError) as error:
-        raise ValueError(f"checkpoint {checkpoint.path} does not fit this run's envs: {error}") from error
+        raise ValueError(f"checkpoint {checkpoint.path} does not fit this run's model: {error}") from error
+    for name in COUNTERS:
+        setattr(model, name, type(getattr(model, name))(checkpoint.counters[name]))
+    return model
 
 
 def _check_tensorboard() -> None:
@@ -144,8 +157,7 @@ def train(config: TrainConfig, paths: RunPaths, checkpoint: Checkpoint | None = 
     torch.set_num_threads(config.torch_threads)
     _prepare_folder(config, paths, command)
     table = embedding_table(config, paths, encoder)
-    saved_norm = pickle.loads(checkpoint.vecnormalize_bytes) if checkpoint and checkpoint.vecnormalize_bytes else None
-    venv = build_vec_env(config, table, note_dir=paths.workers, vecnormalize=saved_norm)
+    venv = build_vec_env(config, table, note_dir=paths.workers)
     eval_env = None
     try:
         state = _session_state(checkpoint)
@@ -156,7 +168,8 @@ def train(config: TrainConfig, paths: RunPaths, checkpoint: Checkpoint | None = 
             _warm_start(model, config, table, statistics, state)
             state.elapsed_s = time.perf_counter() - started  # warm starts count towards the training time
         else:
-            model = loaded_model(checkpoint, venv, paths)
+            restore_vecnormalize(find_vec_normalize(venv), checkpoint.vecnormalize, checkpoint.path)
+            model = loaded_model(checkpoint, config, venv, paths)
         eval_env = make_env(config, table, skill_text_fraction=eval_skill_text_fraction(config.task))
         resume = (checkpoint.step, checkpoint.state) if checkpoint else None
         session = TrainingSession(config, paths, model, eval_env, state, resume)
