@@ -23,6 +23,7 @@ MODES = (("state", 64), ("rgbd", 64), ("rgbd_touch", 64), ("rgbd", 128), ("rgbd_
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `embodia bench env`: steps and blocks per measurement, where frames go, panda-gym on or off."""
     parser.add_argument("--steps", type=int, default=300, help="env steps per measurement block")
     parser.add_argument("--blocks", type=int, default=5, help="blocks per measurement (median taken)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_env"), help="folder for sample frames")
@@ -145,6 +146,11 @@ def _measure_panda_gym(render: bool, steps: int, blocks: int, out: Path) -> dict
 
 
 def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Time our env in each observation mode (and panda-gym when installed) and print the table.
+
+    Returns the figures per configuration (raw and per-step µs, steps/s, step/physics and step/raw ratios, reset ms),
+    which `embodia bench` can also write as JSON.
+    """
     results: dict[str, dict[str, float]] = {}
     for mode, size in MODES:
         steps = args.steps if mode == "state" else max(30, args.steps // 5)

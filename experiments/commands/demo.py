@@ -19,6 +19,7 @@ DEMO_INSTRUCTIONS = (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `embodia demo` and its options (output folder, scene seed, instructions, agent options)."""
     parser = subparsers.add_parser("demo", help="run the agent on a few instructions; GIFs and report in --out")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder")
     parser.add_argument("--seed", type=int, default=0, help="scene seed for every instruction")
@@ -30,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the agent on each instruction with GIFs and write report.md; returns 0 if every one succeeded, else 1."""
     from experiments.common.io import atomic_write_text
     from experiments.kitchen.episodes import describe, open_session, run_instruction
 

@@ -9,6 +9,7 @@ from experiments.kitchen import factory
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `embodia run` and its options (instruction, scene seed, output, video, agent options)."""
     parser = subparsers.add_parser("run", help="plan and execute one instruction in the kitchen")
     parser.add_argument("instruction", help='e.g. "put the yellow block in the drawer"')
     parser.add_argument("--seed", type=int, default=0, help="scene seed")

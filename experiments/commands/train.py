@@ -15,6 +15,7 @@ _OBS_MODES = LazyChoices("envs.observation", "OBS_MODES")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `embodia train` and its options; repeated --set KEY=VALUE overrides config fields."""
     parser = subparsers.add_parser("train", help="train a language-conditioned PPO skill policy")
     parser.add_argument("--task", choices=_TASK_NAMES, default=None, metavar="TASK",
                         help="env task, one of %(choices)s; one policy covers all its arguments "
@@ -48,11 +49,16 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
 
 
 def default_name(config) -> str:
+    """Run folder name for a new run: task, observation mode, seed, and `_bc` when BC warm-starts it."""
     suffix = "_bc" if config.bc_warmstart else ""
     return f"{config.task}_{config.obs_mode}_s{config.seed}{suffix}"
 
 
 def run(args: argparse.Namespace) -> int:
+    """Start a new training run, or continue one with --resume, and print where its results are.
+
+    Raises ValueError for missing --task or --name; returns 1 when an env worker crashed, else 0.
+    """
     from experiments.training.config import load_config, parse_assignments
     from experiments.training.train import open_run, train
     from experiments.training.vec import EnvWorkerError

@@ -26,6 +26,7 @@ class Session:
     instruction: str = ""
 
     def close(self) -> None:
+        """Close the memory store (when there is one) and the env."""
         if self.memory is not None:
             self.memory.close()
         self.env.close()

@@ -23,7 +23,7 @@ SKILL_MODES = ("scripted", "learned", "auto")
 
 
 def llm_timeout(text: str) -> float:
-    """argparse type of --llm-timeout: a finite number of seconds > 0 (anything else exits 2)."""
+    """Argparse type of --llm-timeout: a finite number of seconds > 0 (anything else exits 2)."""
     from agent.planner.llm import validate_timeout
 
     try:
@@ -51,6 +51,7 @@ def add_planner_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options that build an agent (planner, skills, replans, memory) to a sub-command's parser."""
     add_planner_arguments(parser)
     parser.add_argument("--skills", choices=SKILL_MODES, default="scripted",
                         help="skill policies: scripted experts (the default: the most reliable mid-task), learned "

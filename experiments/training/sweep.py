@@ -53,6 +53,7 @@ class Trial:
 
 @dataclass(frozen=True)
 class Sweep:
+    """A sweep read from its YAML file: base training settings and the trials to run under `runs_dir`."""
     name: str
     runs_dir: Path
     train: dict[str, Any]
@@ -60,6 +61,7 @@ class Sweep:
 
     @property
     def folder(self) -> Path:
+        """Folder holding the sweep's trial runs and its summary."""
         return self.runs_dir / self.name
 
 
@@ -166,6 +168,10 @@ def _t95(df: int) -> float:
 
 
 def write_summary(sweep: Sweep, results: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
+    """Write the sweep's summary (summary.md, summary.json, summary.png) and return its markdown table.
+
+    The table holds one row per group of seeds; failed trials are listed below it with their errors.
+    """
     lines = [f"# Sweep {sweep.name}", "", "| settings | seeds | success mean ± std | 95% CI (t) |", "|---|---|---|---|"]
     for row in rows:
         low, high = row["ci95"]
