@@ -140,6 +140,7 @@ class Chunk:
 
     @property
     def text(self) -> str:
+        """The chunk's words as typed (the word and its noun phrase), for notes and error messages."""
         return surface(" ".join(part for part in (self.word, self.np.text if self.np else "") if part))
 
 

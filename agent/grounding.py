@@ -56,6 +56,7 @@ class ExemplarIndex:
         self._cache: dict[str, Match] = {}
 
     def nearest(self, phrase: str) -> Match:
+        """The exemplar closest to `phrase` by cosine; cached, since one plan asks about the same phrases many times."""
         if phrase not in self._cache:
             scores = self.matrix @ self.encoder.encode([phrase])[0]
             best = int(np.argmax(scores))
@@ -123,10 +124,12 @@ class Discourse:
     mentions: list[Mention] = field(default_factory=list)
 
     def add(self, objects: list[str], role: str, clause: int, type_: str | None = None) -> None:
+        """Record that a clause mentioned `objects` in `role`; an empty list leaves no mention for pronouns to find."""
         if objects:
             self.mentions.append(Mention(list(objects), role, clause, type_))
 
     def mentioned(self) -> set[str]:
+        """Every object mentioned so far, whatever its role (what "the other ones" excludes)."""
         return {o for m in self.mentions for o in m.objects}
 
     def resolve(self, np: NounPhrase, slot: str, exclude: Sequence[str] = ()) -> list[str]:

@@ -35,8 +35,11 @@ def _merge_subject(nps: list[NounPhrase], groups: list[tuple[list[NounPhrase], C
 
 
 def _fill_ellipsis(previous: Clause, clause: Clause) -> None:
-    """A verbless clause after an action repeats it: '..., then to the left' (same object, new place) or
-    '..., then the green block too' (new object, same place)."""
+    """Let a verbless clause after an action repeat that action.
+
+    '..., then to the left' keeps the object and gives a new place; '..., then the green block too' gives a
+    new object for the same place.
+    """
     if clause.verb is not None or previous.verb is None or not clause.subject:
         return
     kinds = {c.kind for c in clause.subject} - {"conj", "particle"}
@@ -107,6 +110,11 @@ class Interpreter:
         return [(c, goals[id(c)]) for c in clauses if goals[id(c)]]
 
     def clause_goals(self, clause: Clause) -> list[Predicate]:
+        """The goal predicates one clause asks for.
+
+        A negated clause gives none (with a note in the scene), a verbless one is read as a state description, and a
+        subject without objects ("the drawer should be opened") becomes the object of the action.
+        """
         if clause.negated:
             self.scene.notes.append(f"skipped {clause.text!r}: it says what not to do")
             return []
@@ -201,6 +209,7 @@ class Interpreter:
         return np.pronoun is None and (m := self.grounder.noun_type(np)) is not None and m.label == "self"
 
     def objects(self, clause: Clause, nps: list[NounPhrase], slot: str, role: str = "object") -> list[str]:
+        """Resolve noun phrases to scene objects for `slot`, without repeats; record them in the discourse as `role`."""
         found: list[str] = []
         for np in nps:
             found += [o for o in resolve_np(self.grounder, np, slot, self.scene) if o not in found]
@@ -208,6 +217,7 @@ class Interpreter:
         return found
 
     def movables(self, clause: Clause, nps: list[NounPhrase], exclude: tuple[str, ...] = ()) -> list[str]:
+        """Like `objects`, for things the action moves; PlanningError when a phrase names something fixed in place."""
         found: list[str] = []
         for np in nps:
             objects = resolve_np(self.grounder, np, "movable", self.scene, exclude)

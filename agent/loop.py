@@ -59,9 +59,13 @@ class SkillPolicy(Protocol):
 
     name: str
 
-    def reset(self, call: SkillCall) -> None: ...
+    def reset(self, call: SkillCall) -> None:
+        """Start acting for `call`; called once before the first `act` of every skill call."""
+        ...
 
-    def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray: ...
+    def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        """The next action for the current call, from the environment's observation and info."""
+        ...
 
 
 class EpisodeMemoryStore(Protocol):
@@ -88,7 +92,9 @@ class PolicyProvider(Protocol):
     policy for a call it has just failed.
     """
 
-    def policy_for(self, call: SkillCall) -> SkillPolicy: ...
+    def policy_for(self, call: SkillCall) -> SkillPolicy:
+        """The policy that will execute `call` (learned or scripted)."""
+        ...
 
 
 @dataclass
@@ -104,6 +110,7 @@ class StepRecord:
     reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
+        """The step as plain JSON types for episode logs and the knowledge store (seconds rounded to ms)."""
         return {"skill": self.call.skill, "args": list(self.call.args), "text": self.call.text,
                 "policy": self.policy, "success": self.success, "steps": self.steps,
                 "seconds": round(self.seconds, 3), "attempt": self.attempt, "reason": self.reason}
@@ -134,6 +141,7 @@ class EpisodeRecord:
     """The answer when the instruction was a question (nothing was executed)."""
 
     def to_json(self) -> dict[str, Any]:
+        """The episode as plain JSON types; `answer` appears only when the instruction was a question."""
         data = {"instruction": self.instruction, "success": self.success, "plans": self.plans,
                 "steps": [s.to_json() for s in self.steps], "replans": self.replans,
                 "unmet_goals": self.unmet_goals, "final_facts": self.final_facts,

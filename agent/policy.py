@@ -82,10 +82,12 @@ class PolicyCard:
 
     @property
     def success_rate(self) -> float:
+        """The evaluation success rate the card records (a fraction in [0, 1])."""
         return float(self.meta["eval"]["rate"])
 
     @property
     def encoder(self) -> str:
+        """The text encoder the policy was trained with; its goals must be embedded with the same one."""
         return str(self.meta["encoder"])
 
 
@@ -155,10 +157,12 @@ class LearnedSkillPolicy:
         self._goal: np.ndarray | None = None
 
     def reset(self, call: SkillCall) -> None:
+        """Start a new call; the goal is embedded at the first `act`, since a `place` goal needs the info dict."""
         self._call = call
         self._goal = None
 
     def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        """The policy's deterministic action for the current call, a flat float32 array; RuntimeError before `reset`."""
         if self._call is None:
             raise RuntimeError("call reset(call) before act()")
         if self._goal is None:
@@ -241,9 +245,11 @@ class LearnedSkillProvider:
         return card, f"learned {task} ({card.success_rate:.0%} in its evaluation)"
 
     def explain(self, call: SkillCall) -> str:
+        """Why `call` gets the policy it gets (the reason half of `choice`), for logs and traces."""
         return self.choice(call)[1]
 
     def policy_for(self, call: SkillCall) -> SkillPolicy:
+        """The learned policy for `call` when one is usable, else the scripted fallback (logged with the reason)."""
         learned = self.learned_policy(call)
         if learned is None:
             logger.info("%s: scripted (%s)", call.text, self.explain(call))
@@ -305,6 +311,11 @@ class LearnedValueAffordance:
         self._cache = {}
 
     def affordance(self, call: SkillCall, state: SymbolicState) -> float:
+        """The critic's estimate for `call`, mapped into (0, 1].
+
+        1 (no opinion) for `place`, before `observe`, when `state` is not the scene last observed, or when the card
+        records no value range.
+        """
         if self._obs is None or _scene_key(state) != self._state or call.skill == "place":
             return 1.0
         if call not in self._cache:

@@ -67,6 +67,7 @@ class ObjectAttention(nn.Module):
         return torch.softmax(queries @ keys.transpose(1, 2) / self.token_dim**0.5, dim=-1), keys, rows
 
     def forward(self, objects: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """One token per head: each head's goal query attends over the object rows, (batch, heads, token_dim)."""
         weights, keys, rows = self.weights(objects, goal)
         return self.out(torch.cat([weights @ keys, weights @ rows], dim=-1))
 
@@ -129,10 +130,12 @@ class StandardizedExtractor(MultiModalExtractor):
             getattr(self, f"{name}_std").copy_(torch.as_tensor(np.maximum(std, floor), dtype=torch.float32))
 
     def statistics(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (mean, std) buffers used to standardize input `key`."""
         name = self.standardized[key]
         return getattr(self, f"{name}_mean"), getattr(self, f"{name}_std")
 
     def standardize(self, observations: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A copy of `observations` with each standardized key mapped to (x - mean) / std; other keys untouched."""
         scaled = dict(observations)
         for key in self.standardized.keys() & observations.keys():
             mean, std = self.statistics(key)
@@ -140,6 +143,7 @@ class StandardizedExtractor(MultiModalExtractor):
         return scaled
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Policy features: standardized inputs, one token per modality plus the object-attention tokens, fused."""
         scaled = self.standardize(observations)
         tokens = self.tokens(scaled)
         if self.object_attention is not None:

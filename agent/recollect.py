@@ -104,7 +104,10 @@ def _no_memory(what: str, phrase: str, history: History | None) -> PlanningError
 # --- questions ------------------------------------------------------------------------------------------
 
 def _answer_where(words: list[str], grounder: Grounder, scene: Scene) -> str:
-    """ "where did you put X" asks memory; "where is X" asks the scene (and memory for what it cannot see)."""
+    """Answer a where-question.
+
+    "where did you put X" asks memory; "where is X" asks the scene (and memory for what it cannot see).
+    """
     asks_memory = any(w in _WHERE_VERBS for w in words)
     rest = [w for w in words if w not in _WHERE_VERBS and w not in ("up", "ups")]
     np = _first_np(rest)

@@ -29,10 +29,12 @@ class Roles:
 
     @property
     def nps(self) -> list[NounPhrase]:
+        """The noun phrases of every group, in the order typed (destinations left out)."""
         return [np for nps, _dest in self.groups for np in nps]
 
     @property
     def dests(self) -> list[Chunk]:
+        """The destination chunks of the groups that have one, in order."""
         return [dest for _nps, dest in self.groups if dest is not None]
 
 

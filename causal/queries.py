@@ -22,9 +22,7 @@ from typing import Any
 import numpy as np
 
 from causal import discrete, linear, montecarlo
-from causal.discovery import discover
 from causal.errors import InputError, InputTypeError
-from causal.estimation import estimate
 from causal.graph import backdoor_sets, frontdoor_sets
 from causal.jsonfile import finite_or_null
 from causal.spec import SCM
@@ -210,6 +208,18 @@ def _counterfactual_probability(scm: SCM, query: Mapping[str, Any], _: Path) -> 
     return {"answer": float(probabilities[state]), "method": "exact"}
 
 
+def _estimation(scm: SCM, query: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    from causal.estimation import estimate  # data-driven queries load their statistics on first use
+
+    return estimate(scm, query, base)
+
+
+def _discovery(scm: SCM, query: Mapping[str, Any], base: Path) -> dict[str, Any]:
+    from causal.discovery import discover  # scipy's tests: loaded only when a discovery query comes
+
+    return discover(scm, query, base)
+
+
 HANDLERS: dict[str, Handler] = {
     "interventional_mean": _interventional_mean,
     "observational_mean": _observational_mean,
@@ -220,8 +230,8 @@ HANDLERS: dict[str, Handler] = {
     "frontdoor_sets": _adjustment(frontdoor_sets),
     "counterfactual": _counterfactual,
     "counterfactual_probability": _counterfactual_probability,
-    "estimation": lambda scm, query, base: estimate(scm, query, base),
-    "discovery": lambda scm, query, base: discover(scm, query, base),
+    "estimation": _estimation,
+    "discovery": _discovery,
 }
 
 

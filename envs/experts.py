@@ -47,8 +47,11 @@ CLEAR_HEIGHT = TRAVEL_HEIGHT
 
 
 def _clear_phase() -> Phase:
-    """Rise straight up first when starting low: the last skill may have left a finger behind the drawer
-    handle or beside an object, and travelling sideways from there would drag it along."""
+    """Rise straight up first when starting low.
+
+    The last skill may have left a finger behind the drawer handle or beside an object, and travelling
+    sideways from there would drag it along.
+    """
     start: dict[str, np.ndarray] = {}
 
     def target(state: SceneState) -> np.ndarray:
@@ -69,19 +72,27 @@ class ScriptedExpert:
         self.reset()
 
     def reset(self) -> None:
+        """Start again from the first phase; the anchor state is taken at the next `act`."""
         self._index = 0
         self._steps = 0
         self._anchor: SceneState | None = None
 
     @property
     def done(self) -> bool:
+        """True once every phase has finished; `act` then holds still with the last phase's gripper command."""
         return self._index >= len(self.phases)
 
     @property
     def phase_name(self) -> str:
+        """Name of the current phase ("done" at the end), for traces and debugging."""
         return "done" if self.done else self.phases[self._index].name
 
     def act(self, state: SceneState) -> np.ndarray:
+        """The next (4,) action in [-1, 1] for `state`.
+
+        On the first call, grasp phases whose object is already held are skipped; finished phases are left behind
+        before acting.
+        """
         if self._anchor is None:
             self._anchor = state
             while not self.done and self.phases[self._index].grasp is not None \

@@ -12,6 +12,7 @@ and are declared in `__init__`; the task's oracle decides success from (start, n
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,11 +69,13 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         render_every: re-render camera observations every k-th step (reuse the last frame in between).
         reward_type: "dense" (negative distance to goal) or "sparse" (-1 until success, then 0).
         max_steps: episode horizon; defaults to the task's own.
-        render_mode: None or "rgb_array" (front camera at `render_size`, for videos).
+        render_mode: None, "rgb_array" (`render()` returns the front camera at `render_size`, for videos) or
+            "human" (PyBullet's GUI window shows the kitchen live, stepped at `metadata["render_fps"]`; needs a
+            display, else `envs.sim.DisplayUnavailableError` names what is missing).
         use_egl: render with the EGL plugin (GPU machines).
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": int(CONTROL_HZ)}  # noqa: RUF012
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": int(CONTROL_HZ)}  # noqa: RUF012
 
     def __init__(
         self, task: str = "reach", obs_mode: str = "state", image_size: int = 64, control: str = "ee",
@@ -82,12 +85,14 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         check_choice("task", task, TASK_CHOICES)
         check_choice("obs_mode", obs_mode, OBS_MODES)
         check_choice("reward_type", reward_type, ("dense", "sparse"))
-        check_choice("render_mode", render_mode, (None, "rgb_array"))
+        check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
         if render_every < 1 or image_size < 8:
             raise InputError(f"render_every must be >= 1 and image_size >= 8, got {render_every}, {image_size}")
         self.task_name, self.obs_mode, self.reward_type = task, obs_mode, reward_type
         self.render_mode, self.render_every, self.max_steps = render_mode, render_every, max_steps
-        self.sim = PyBulletSim(timestep=TIMESTEP, use_egl=use_egl)
+        self.sim = PyBulletSim(timestep=TIMESTEP, use_egl=use_egl, gui=render_mode == "human")
+        self._last_frame_at = 0.0
+        """perf_counter time of the last step shown in the GUI (human mode paces steps to render_fps)."""
         self.control = control
         self.scene, self.robot = self._build_world(self.sim)
         self._object_bodies = {self.sim.body_id(n): n for n in RIGID_OBJECTS}
@@ -127,6 +132,8 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         only swaps one in. Episodes are bit-identical either way: a world built in a fresh or freshly
         reset client is exactly what `reset` would build in place (tests/test_envs.py).
         """
+        if self.render_mode == "human":  # the window shows the client it opened with: episodes rebuild in place
+            return 0
         return self._worlds.prepare()
 
     @property
@@ -156,6 +163,10 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start an episode (gymnasium API).
+
+        `options` may hold variables, task, args and instruction; any other key raises KeyError.
+        """
         super().reset(seed=seed)
         options = dict(options or {})
         unknown = set(options) - {"variables", "task", "args", "instruction"}
@@ -183,6 +194,11 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return "explore the kitchen" if spec is None else sample_instruction(spec.name, spec.args, self.np_random)
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Advance one control period (gymnasium API).
+
+        Terminated on task success; truncated at the horizon or on a physics fault, when the last good observation
+        is returned. Raises RuntimeError before `reset` and ValueError for a wrongly shaped or non-finite action.
+        """
         if self._start is None:
             raise RuntimeError("call reset() before step()")
         action = np.asarray(action, dtype=np.float32).reshape(-1)
@@ -193,6 +209,8 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             raise ValueError(f"action contains NaN or inf: {values}")
         self.robot.apply_action([min(max(v, -1.0), 1.0) for v in values], self._state.ee_position)
         self.sim.step(SUBSTEPS)
+        if self.render_mode == "human":
+            self._pace()
         self._elapsed += 1
         state = self._state = self.scene_state()
         fault = _physics_fault(state)
@@ -206,6 +224,7 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     @property
     def horizon(self) -> int:
+        """Steps before truncation: `max_steps` if set, else the task's horizon (the free-play one without a task)."""
         if self.max_steps is not None:
             return self.max_steps
         return FREE_PLAY_HORIZON if self._spec is None else self._spec.horizon
@@ -332,14 +351,17 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     @property
     def task(self) -> TaskSpec | None:
+        """The current episode's task, or None in free play."""
         return self._spec
 
     @property
     def instruction(self) -> str:
+        """The instruction text of the current episode."""
         return self._instruction
 
     @property
     def start_state(self) -> SceneState | None:
+        """The scene at reset, the reference for success checks and dense rewards; None before the first reset."""
         return self._start
 
     def save_state(self) -> EnvSnapshot:
@@ -368,10 +390,23 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     # ------------------------------------------------------------------------------ rendering
     def render(self) -> np.ndarray | None:
+        """The front camera at `render_size` in "rgb_array" mode; None otherwise (the GUI draws itself)."""
         if self.render_mode != "rgb_array":
             return None
+        return self.video_frame()
+
+    def video_frame(self) -> np.ndarray:
+        """The front camera at `render_size`, whatever the render mode (videos recorded while the GUI shows)."""
         rgb, _, _ = self._video_camera.render()
         return rgb
+
+    def _pace(self) -> None:
+        """In human mode, hold each step to 1/render_fps of wall time so the motion looks as it would."""
+        period = 1.0 / self.metadata["render_fps"]
+        wait = self._last_frame_at + period - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        self._last_frame_at = time.perf_counter()
 
     def render_camera(self, name: str = "front", segmentation: bool = False
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -382,6 +417,7 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         raise UnknownNameError(f"unknown camera {name!r}; this env has: {[c.name for c in self.cameras] or ['front']}")
 
     def close(self) -> None:
+        """Disconnect the simulator and release the worlds built ahead; the env is unusable afterwards."""
         self.sim.close()
         self._worlds.close()
 

@@ -63,6 +63,7 @@ def bottom_height(state: SceneState, name: str) -> float:
 
 
 def is_holding(state: SceneState, name: str) -> bool:
+    """The object is pinched between both fingers."""
     return state.held == name
 
 
@@ -72,23 +73,27 @@ def is_free(state: SceneState, name: str) -> bool:
 
 
 def in_bowl(state: SceneState, name: str) -> bool:
+    """Inside the bowl's rim (with 1 cm to spare) and at most 6 cm above its origin."""
     offset = state.position(name) - state.position("bowl")
     return bool(np.hypot(offset[0], offset[1]) < BOWL_RADIUS - 0.01 and -0.01 < offset[2] < 0.06)
 
 
 def in_drawer(state: SceneState, name: str) -> bool:
+    """Inside the drawer's interior box, in drawer coordinates, so it holds wherever the drawer has slid."""
     local = state.position(name) - state.drawer_position
     lo, hi = DRAWER_INTERIOR
     return bool(np.all(local > lo - 0.005) and np.all(local < hi))
 
 
 def on_plate(state: SceneState, name: str) -> bool:
+    """Over the plate (5 mm inside its rim) with its bottom resting at plate height."""
     offset = state.position(name) - state.position("plate")
     bottom = offset[2] - SPECS[name].origin_height
     return bool(np.hypot(offset[0], offset[1]) < PLATE_RADIUS - 0.005 and PLATE_HEIGHT - 0.01 < bottom < 0.03)
 
 
 def on_block(state: SceneState, name: str, support: str) -> bool:
+    """Resting on top of `support`: centres within 3 cm, bottom about one block height up; never on itself."""
     if name == support:
         return False
     offset = state.position(name) - state.position(support)
@@ -97,18 +102,22 @@ def on_block(state: SceneState, name: str, support: str) -> bool:
 
 
 def on_table(state: SceneState, name: str) -> bool:
+    """Bottom below `ON_TABLE_HEIGHT` (resting on the table top) and not inside the drawer."""
     return bottom_height(state, name) < ON_TABLE_HEIGHT and not in_drawer(state, name)
 
 
 def drawer_open(state: SceneState) -> bool:
+    """The drawer is pulled out at least `OPEN_THRESHOLD` metres."""
     return state.drawer_opening >= OPEN_THRESHOLD
 
 
 def drawer_closed(state: SceneState) -> bool:
+    """The drawer is within `CLOSED_THRESHOLD` metres of shut; in between the thresholds it is neither."""
     return state.drawer_opening <= CLOSED_THRESHOLD
 
 
 def near(state: SceneState, name: str) -> bool:
+    """The gripper is within `REACH_TOLERANCE` metres of the object's grasp point (the reach task's success test)."""
     return grasp_distance(state, name) < REACH_TOLERANCE
 
 

@@ -70,9 +70,11 @@ class Panda:
 
     @property
     def action_size(self) -> int:
+        """Length of the action vector in this control mode: ee 4, ee_yaw 5, joints 8."""
         return {"ee": 4, "ee_yaw": 5, "joints": 8}[self.control]
 
     def reset(self) -> None:
+        """Put the arm in the neutral pose with the gripper open, and drive the motors to hold it there."""
         self.sim.reset_joints("panda", ARM_JOINTS, NEUTRAL)
         self.sim.reset_joints("panda", FINGER_JOINTS, (GRIPPER_OPEN, GRIPPER_OPEN))
         self.gripper_command = 1.0
@@ -118,6 +120,7 @@ class Panda:
 
     # ------------------------------------------------------------------------------------- reads
     def ee_position(self) -> np.ndarray:
+        """World position of the grasp point between the fingertips."""
         return self.sim.get_link_state("panda", EE_LINK).position
 
     def ee_state(self) -> tuple[np.ndarray, float, np.ndarray]:
@@ -127,6 +130,7 @@ class Panda:
         return np.array(position), self.sim.heading(orientation), np.array(velocity)
 
     def joint_positions(self) -> np.ndarray:
+        """The seven arm joint angles in radians."""
         return self.sim.get_joint_positions("panda", ARM_JOINTS)
 
     def joint_and_finger_positions(self) -> tuple[np.ndarray, float]:
@@ -136,6 +140,7 @@ class Panda:
         return values[: len(ARM_JOINTS)], sum(values[len(ARM_JOINTS):].tolist())
 
     def gripper_width(self) -> float:
+        """Opening between the fingers in metres (both finger joints summed)."""
         return float(self.sim.get_joint_positions("panda", FINGER_JOINTS).sum())
 
 

@@ -164,6 +164,7 @@ class KitchenScene:
 
     # -------------------------------------------------------------------------------- variables
     def variable_names(self) -> list[str]:
+        """The scene variables a reset may override, sorted (also listed in error messages)."""
         return sorted(self.defaults)
 
     def validate_variables(self, overrides: Mapping[str, float]) -> dict[str, float]:
@@ -233,6 +234,7 @@ class KitchenScene:
         return self.sim.get_base_states(RIGID_OBJECTS)
 
     def drawer_opening(self) -> float:
+        """How far the drawer is pulled out, in metres (its prismatic joint position)."""
         return self.sim.get_joint_position("cabinet", 0)
 
     def drawer_position(self, opening: float | None = None) -> np.ndarray:

@@ -47,11 +47,13 @@ class Camera:
 
 
 def front_camera(sim: PyBulletSim, size: int) -> Camera:
+    """The fixed observation camera, front-right and above the table."""
     # Front-right and above: every object stays in view and the arm rarely hides the table.
     return Camera(sim, "front", size, size, eye=(1.0, -0.45, 0.75), target=(0.45, 0.0, 0.0), fov=55.0)
 
 
 def wrist_camera(sim: PyBulletSim, size: int) -> Camera:
+    """The camera riding on the grasp point, looking past the fingertips at what the gripper is about to touch."""
     # In the grasp-point frame z points down the fingers: sit behind and above the fingertips, look past them.
     return Camera(sim, "wrist", size, size, eye=(0.06, 0.0, -0.08), target=(0.0, 0.0, 0.12), fov=75.0,
                   mount_link=EE_LINK)

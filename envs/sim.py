@@ -20,10 +20,43 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pybullet as p
 import pybullet_data
 
 from envs.atomic import atomic_write
+
+
+@contextlib.contextmanager
+def _quiet_descriptor(fd: int) -> Iterator[None]:
+    """Point file descriptor `fd` at /dev/null for the duration (C code's prints bypass sys.stdout/stderr)."""
+    try:
+        saved = os.dup(fd)
+    except OSError:  # no such descriptor: nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    _flush_c_streams()  # what C printed before this block still goes out
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        _flush_c_streams()  # C stdio buffers what it printed (stdout is a pipe or file): drop it while muted
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _flush_c_streams() -> None:
+    """fflush(NULL): push out whatever C code left in its stdio buffers (a no-op where libc cannot be loaded)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
+
+
+with _quiet_descriptor(2):  # the C library prints "pybullet build time: ..." to stderr on import
+    import pybullet as p
 
 logger = logging.getLogger(__name__)
 
@@ -105,8 +138,17 @@ class PyBulletSim:
     ) -> None:
         self.timestep = timestep
         self.solver_iterations = solver_iterations
-        with _quiet_stdout():  # the C library prints "argv[0]=" on every connect
-            self._client = _Client(p.connect(p.GUI if gui else p.DIRECT))
+        if gui:
+            require_display()
+        with quiet_stdout():  # the C library prints "argv[0]=" on every connect (stderr kept: GUI failures)
+            client_id = p.connect(p.GUI if gui else p.DIRECT)
+        if client_id < 0:
+            raise DisplayUnavailableError("PyBullet could not open its GUI window (only one GUI connection is "
+                                          "allowed per process, and it needs a working OpenGL display)")
+        self._client = _Client(client_id)
+        self.gui = gui
+        if gui:
+            self._configure_gui()
         self._client.setAdditionalSearchPath(pybullet_data.getDataPath())
         self._bodies: dict[str, int] = {}
         self._configure()
@@ -117,6 +159,27 @@ class PyBulletSim:
         self._closed = False
 
     # ----------------------------------------------------------------------------------- lifecycle
+    def _configure_gui(self) -> None:
+        """Hide the GUI's side panels and point its camera at the kitchen table."""
+        self._client.configureDebugVisualizer(p.COV_ENABLE_GUI, 0)
+        self._client.configureDebugVisualizer(p.COV_ENABLE_SHADOWS, 1)
+        self.set_gui_camera(distance=1.25, yaw=55.0, pitch=-32.0, target=(0.45, 0.0, 0.1))
+
+    def set_gui_camera(self, distance: float, yaw: float, pitch: float, target: Sequence[float]) -> None:
+        """Where the GUI window looks from (degrees, metres); no effect on headless clients or camera images."""
+        if self.gui:
+            self._client.resetDebugVisualizerCamera(distance, yaw, pitch, list(target))
+
+    def gui_screenshot(self, width: int = 640, height: int = 480) -> np.ndarray:
+        """An RGB image from the GUI window's own viewpoint (rendered offscreen with the same camera)."""
+        if not self.gui:
+            raise RuntimeError("gui_screenshot needs a GUI client (PyBulletSim(gui=True))")
+        info = self._client.getDebugVisualizerCamera()
+        view, projection = list(info[2]), list(info[3])
+        _, _, rgba, _, _ = self._client.getCameraImage(width, height, view, projection,
+                                                       renderer=p.ER_BULLET_HARDWARE_OPENGL)
+        return np.asarray(rgba, dtype=np.uint8).reshape(height, width, 4)[:, :, :3].copy()
+
     def _configure(self) -> None:
         self._client.setGravity(0.0, 0.0, -9.81)
         self._client.setPhysicsEngineParameter(
@@ -144,6 +207,8 @@ class PyBulletSim:
         """
         if self._closed or other._closed:
             raise RuntimeError("cannot swap worlds with a closed simulator")
+        if self.gui or other.gui:
+            raise RuntimeError("cannot swap a GUI client's world: the window shows only the client it opened with")
         if (self.timestep, self.solver_iterations) != (other.timestep, other.solver_iterations):
             raise ValueError(f"worlds differ in physics settings: timestep {self.timestep} vs {other.timestep}, "
                              f"solver iterations {self.solver_iterations} vs {other.solver_iterations}")
@@ -168,13 +233,15 @@ class PyBulletSim:
         try:
             if self._egl_plugin is not None:
                 self._client.unloadPlugin(self._egl_plugin)
-            self._client.disconnect()
+            with quiet_stdout():  # a GUI client reports its threads stopping, from C
+                self._client.disconnect()
         except p.error:  # already disconnected by the server side
             pass
         self._closed = True
 
     @property
     def closed(self) -> bool:
+        """True after `close`; the client must not be used then."""
         return self._closed
 
     @staticmethod
@@ -184,6 +251,7 @@ class PyBulletSim:
 
     # ------------------------------------------------------------------------------------ bodies
     def body_id(self, name: str) -> int:
+        """PyBullet's id of a loaded body; KeyError naming the known bodies for an unknown name."""
         try:
             return self._bodies[name]
         except KeyError:
@@ -191,6 +259,7 @@ class PyBulletSim:
 
     @property
     def body_names(self) -> list[str]:
+        """Names of the loaded bodies, in load order."""
         return list(self._bodies)
 
     def load_urdf(
@@ -256,13 +325,16 @@ class PyBulletSim:
         return body
 
     def set_color(self, name: str, rgba: Sequence[float], link: int = -1) -> None:
+        """Recolour one link (-1: the base) with RGBA in [0, 1]; visual only, the physics is unchanged."""
         self._client.changeVisualShape(self.body_id(name), link, rgbaColor=list(rgba))
 
     def num_joints(self, name: str) -> int:
+        """Number of joints of a body, fixed joints included (PyBullet counts every link)."""
         return self._client.getNumJoints(self.body_id(name))
 
     # ----------------------------------------------------------------------------------- physics
     def step(self, n: int = 1) -> None:
+        """Advance the physics by `n` fixed time steps."""
         for _ in range(n):
             self._client.stepSimulation()
 
@@ -280,6 +352,7 @@ class PyBulletSim:
         self._client.changeDynamics(self.body_id(name), link, **{names[k]: v for k, v in kwargs.items()})
 
     def get_dynamics(self, name: str, link: int = -1) -> dict[str, float]:
+        """Mass, frictions and restitution of one link (-1: the base), with `set_dynamics`' snake_case keys."""
         info = self._client.getDynamicsInfo(self.body_id(name), link)
         return {"mass": info[0], "lateral_friction": info[1], "restitution": info[5], "rolling_friction": info[6],
                 "spinning_friction": info[7]}
@@ -292,6 +365,7 @@ class PyBulletSim:
 
     # ------------------------------------------------------------------------------------- poses
     def get_base_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """World position and quaternion (x, y, z, w) of a body's base."""
         pos, orn = self._client.getBasePositionAndOrientation(self.body_id(name))
         return np.asarray(pos), np.asarray(orn)
 
@@ -315,15 +389,18 @@ class PyBulletSim:
         return table[:, :3], table[:, 3:7], table[:, 7:10]
 
     def get_base_velocity(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """World-frame linear and angular velocity of a body's base."""
         lin, ang = self._client.getBaseVelocity(self.body_id(name))
         return np.asarray(lin), np.asarray(ang)
 
     def set_base_pose(self, name: str, position: Sequence[float], orientation: Sequence[float]) -> None:
+        """Teleport a body to a pose and zero its velocity (for building scenes, not for motion in an episode)."""
         body = self.body_id(name)
         self._client.resetBasePositionAndOrientation(body, list(position), list(orientation))
         self._client.resetBaseVelocity(body, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
 
     def get_link_state(self, name: str, link: int, velocity: bool = False) -> LinkState:
+        """Pose of a link's frame, with velocities only when `velocity` is set (zeros otherwise, a cheaper query)."""
         state = self._client.getLinkState(self.body_id(name), link, computeLinkVelocity=int(velocity),
                                           computeForwardKinematics=1)
         zeros = np.zeros(3)
@@ -343,19 +420,23 @@ class PyBulletSim:
         return state[4], state[5], state[6]
 
     def get_aabb(self, name: str, link: int = -1) -> tuple[np.ndarray, np.ndarray]:
+        """World axis-aligned bounding box (min corner, max corner) of a body's base or one link."""
         lo, hi = self._client.getAABB(self.body_id(name), link)
         return np.asarray(lo), np.asarray(hi)
 
     @staticmethod
     def euler_to_quaternion(euler: Sequence[float]) -> np.ndarray:
+        """Quaternion (x, y, z, w) of roll, pitch, yaw Euler angles in radians."""
         return np.asarray(p.getQuaternionFromEuler(list(euler)))
 
     @staticmethod
     def quaternion_to_euler(quaternion: Sequence[float]) -> np.ndarray:
+        """Roll, pitch, yaw in radians of a quaternion (x, y, z, w)."""
         return np.asarray(p.getEulerFromQuaternion(list(quaternion)))
 
     @staticmethod
     def rotation_matrix(quaternion: Sequence[float]) -> np.ndarray:
+        """The 3x3 rotation matrix of a quaternion (x, y, z, w)."""
         return np.asarray(p.getMatrixFromQuaternion(list(quaternion))).reshape(3, 3)
 
     @staticmethod
@@ -369,10 +450,12 @@ class PyBulletSim:
 
     # ------------------------------------------------------------------------------------ joints
     def get_joint_positions(self, name: str, joints: Sequence[int]) -> np.ndarray:
+        """Positions of several joints (radians, or metres for prismatic ones) from one simulator query."""
         states = self._client.getJointStates(self.body_id(name), list(joints))
         return np.array([s[0] for s in states], dtype=np.float64)
 
     def get_joint_velocities(self, name: str, joints: Sequence[int]) -> np.ndarray:
+        """Velocities of several joints from one simulator query."""
         states = self._client.getJointStates(self.body_id(name), list(joints))
         return np.fromiter((s[1] for s in states), dtype=np.float64, count=len(joints))
 
@@ -381,11 +464,13 @@ class PyBulletSim:
         return self._client.getJointState(self.body_id(name), joint)[0]
 
     def reset_joints(self, name: str, joints: Sequence[int], positions: Sequence[float]) -> None:
+        """Set joint positions instantly with zero velocity (a teleport: no motor acts, no time passes)."""
         body = self.body_id(name)
         for joint, position in zip(joints, positions, strict=True):
             self._client.resetJointState(body, joint, float(position), 0.0)
 
     def joint_limits(self, name: str, joint: int) -> tuple[float, float]:
+        """Lower and upper limit of one joint, as its URDF declares them."""
         info = self._client.getJointInfo(self.body_id(name), joint)
         return float(info[8]), float(info[9])
 
@@ -408,6 +493,7 @@ class PyBulletSim:
                                            force=friction_force)
 
     def set_joint_damping(self, name: str, joint: int, damping: float) -> None:
+        """Set one joint's viscous damping, which resists its motion in proportion to its velocity."""
         self._client.changeDynamics(self.body_id(name), joint, jointDamping=damping)
 
     def inverse_kinematics(
@@ -427,6 +513,7 @@ class PyBulletSim:
 
     # ---------------------------------------------------------------------------------- contacts
     def contacts(self, body_a: str, body_b: str | None = None, link_a: int | None = None) -> list[Contact]:
+        """Contact points of `body_a` after the last physics step, optionally only with `body_b` or on `link_a`."""
         kwargs: dict[str, int] = {"bodyA": self.body_id(body_a)}
         if body_b is not None:
             kwargs["bodyB"] = self.body_id(body_b)
@@ -450,6 +537,7 @@ class PyBulletSim:
         return touching
 
     def name_of(self, body: int) -> str:
+        """Name of a body id, or "body<id>" for a body not loaded through this class (for readable contacts)."""
         for name, index in self._bodies.items():
             if index == body:
                 return name
@@ -461,9 +549,11 @@ class PyBulletSim:
         return self._client.saveState()
 
     def restore_state(self, handle: int) -> None:
+        """Return the world to a `save_state` snapshot; the handle stays valid for later restores."""
         self._client.restoreState(stateId=handle)
 
     def remove_state(self, handle: int) -> None:
+        """Free a snapshot's memory; its handle is invalid afterwards."""
         self._client.removeState(handle)
 
     # ------------------------------------------------------------------------------- rendering
@@ -483,31 +573,81 @@ class PyBulletSim:
 
     @staticmethod
     def view_matrix(eye: Sequence[float], target: Sequence[float], up: Sequence[float]) -> list[float]:
+        """Camera view matrix (16 floats, column-major) looking from `eye` at `target`."""
         return list(p.computeViewMatrix(list(eye), list(target), list(up)))
 
     @staticmethod
     def projection_matrix(fov: float, aspect: float, near: float, far: float) -> list[float]:
+        """Perspective projection matrix (16 floats) for a vertical field of view in degrees and near/far planes."""
         return list(p.computeProjectionMatrixFOV(fov, aspect, near, far))
 
 
-@contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """Silence output written straight to file descriptor 1 by C code, then restore it."""
+class DisplayUnavailableError(ValueError):
+    """The GUI was asked for where no display can show it (no DISPLAY, an unreachable X server).
+
+    A ValueError carrying the `input_error` mark: the `embodia` CLI reports it as one line and exit code 2,
+    since the fix is the user's (run on a desktop, `ssh -X`, `xvfb-run -a`, or leave `--gui` off).
+    """
+
+    input_error = True
+
+
+_DISPLAY_HELP = ("run it on a desktop session, over `ssh -X`, or under a virtual display (`xvfb-run -a embodia ...`),"
+                 " or leave the GUI off (no --gui, render_mode=None or \"rgb_array\")")
+
+
+def require_display() -> None:
+    """Raise DisplayUnavailableError unless a GUI window can be opened here.
+
+    Why: PyBullet's GUI connect on Linux without a reachable X server prints an error and ends the whole
+    process from C, so the check must come first. macOS and Windows always have a window system.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    display = os.environ.get("DISPLAY", "")
+    if not display:
+        raise DisplayUnavailableError("the PyBullet GUI (render_mode=\"human\", --gui) needs a display, but the "
+                                      "DISPLAY environment variable is not set; " + _DISPLAY_HELP)
+    if not _x_server_answers():
+        raise DisplayUnavailableError(f"the PyBullet GUI needs a display, but the X server at DISPLAY={display} "
+                                      "does not answer; " + _DISPLAY_HELP)
+
+
+def _x_server_answers() -> bool:
+    """Whether Xlib can open the display named by DISPLAY (True when libX11 cannot be found to ask)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("X11")
+    if name is None:
+        return True
+    try:
+        xlib = ctypes.CDLL(name)
+    except OSError:
+        return True
+    xlib.XOpenDisplay.restype = ctypes.c_void_p
+    xlib.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    xlib.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    handle = xlib.XOpenDisplay(None)
+    if not handle:
+        return False
+    xlib.XCloseDisplay(handle)
+    return True
+
+
+def quiet_stdout() -> contextlib.AbstractContextManager[None]:
+    """Silence output written straight to file descriptor 1 by C code, then restore it.
+
+    PyBullet's C library prints "argv[0]=..." lines on every connect, which would mix with a command's
+    (JSON) output; Python-level redirection cannot catch them, so the descriptor itself is pointed at
+    /dev/null for the duration. Other PyBullet users in the process (panda-gym in `bench env`) use it too.
+    """
     try:
         fd = sys.stdout.fileno()
     except (AttributeError, ValueError, OSError):  # stdout replaced by an object without a descriptor
-        yield
-        return
+        return contextlib.nullcontext()
     sys.stdout.flush()
-    saved = os.dup(fd)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
+    return _quiet_descriptor(fd)
 
 
 def low_poly_panda_urdf(cache_dir: str | Path | None = None) -> Path:

@@ -52,6 +52,7 @@ class ObjectPose(_ArrayEquality):
 
     @property
     def yaw(self) -> float:
+        """Heading about the world z axis in radians, from the quaternion (x, y, z, w)."""
         x, y, z, w = self.orientation
         return float(np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z)))
 
@@ -101,6 +102,7 @@ class SceneState(_ArrayEquality):
         return cached
 
     def position(self, name: str) -> np.ndarray:
+        """World position of one object's origin; KeyError naming the known objects."""
         try:
             return self.positions[self.names.index(name)]
         except ValueError:

@@ -44,6 +44,7 @@ class TaskSpec:
 
     @property
     def horizon(self) -> int:
+        """Control steps the task gets before the episode is truncated."""
         return HORIZONS[self.name]
 
 
@@ -76,6 +77,7 @@ def accepted_arguments(name: str) -> list[tuple[str, ...]]:
 
 
 def validate_task(name: str, args: Sequence[str]) -> None:
+    """Raise ValueError (listing valid choices) unless `args` is an argument tuple task `name` accepts."""
     options = accepted_arguments(name)
     if tuple(args) not in options:
         shown = ", ".join("(" + ", ".join(o) + ")" for o in options[:12])
@@ -132,6 +134,7 @@ def push_progress(start: SceneState, end: SceneState, name: str, direction: str)
 
 
 def handle_position(state: SceneState) -> np.ndarray:
+    """World position of the drawer handle, which slides with the drawer (the target of open and close)."""
     return state.drawer_position + HANDLE_OFFSET
 
 

@@ -140,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         verbose = args.verbose
         level = logging.INFO if args.verbose else logging.WARNING
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+        from experiments.common import quiet
+
+        quiet.configure(args.verbose)
         if _in_main_thread():
             previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
         code = args.func(args)

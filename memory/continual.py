@@ -44,6 +44,7 @@ class Demonstrations:
 
 
 def stack_demonstrations(task: str, pairs: Sequence[tuple[Observation, np.ndarray]]) -> Demonstrations:
+    """Stack (observation, action) pairs into one task's `Demonstrations`; ValueError when there are none."""
     if not pairs:
         raise InputError(f"no demonstrations collected for task {task!r}")
     keys = pairs[0][0].keys()
@@ -86,6 +87,7 @@ class Strategy:
     name = "naive"
 
     def extra_loss(self, policy: ActorCriticPolicy) -> torch.Tensor | None:
+        """A term added to the PPO loss at every update, or None to add nothing (naive fine-tuning)."""
         return None
 
     def end_task(self, policy: ActorCriticPolicy, demos: Demonstrations) -> None:
@@ -150,6 +152,7 @@ class Replay(Strategy):
         self._rng = np.random.default_rng(self.seed)
 
     def extra_loss(self, policy: ActorCriticPolicy) -> torch.Tensor | None:
+        """Behaviour cloning on a batch split evenly over earlier tasks' demonstrations; None before any task ended."""
         if not self.memories:
             return None
         losses = []
@@ -160,6 +163,7 @@ class Replay(Strategy):
         return self.weight * torch.stack(losses).mean()
 
     def end_task(self, policy: ActorCriticPolicy, demos: Demonstrations) -> None:
+        """Keep the finished task's demonstrations to replay during later tasks."""
         self.memories.append(demos)
 
     def state_dict(self) -> dict[str, Any]:
@@ -197,6 +201,7 @@ class EWC(Strategy):
         self._rng = np.random.default_rng(self.seed)
 
     def extra_loss(self, policy: ActorCriticPolicy) -> torch.Tensor | None:
+        """The EWC penalty lambda/2 * sum F_i (theta_i - theta*_i)^2 over earlier tasks; None until one has ended."""
         if not self.anchors:
             return None
         penalty = torch.zeros((), device=policy.device)
@@ -207,6 +212,7 @@ class EWC(Strategy):
         return 0.5 * self.weight * penalty
 
     def end_task(self, policy: ActorCriticPolicy, demos: Demonstrations) -> None:
+        """Anchor the finished task: its diagonal Fisher, from the demonstrations, and a copy of the parameters."""
         fisher = diagonal_fisher(policy, demos, self.fisher_samples, self._rng)
         optimum = {name: p.detach().clone() for name, p in policy.named_parameters()}
         self.anchors.append((fisher, optimum))

@@ -49,6 +49,7 @@ class Curve:
 
 
 def average_performance(curves: Mapping[str, Curve], end: int) -> float:
+    """Mean success over all tasks at step `end` (average performance, A_T in continual-learning papers)."""
     return float(np.mean([curve.at(end) for curve in curves.values()]))
 
 

@@ -22,9 +22,13 @@ class TextEncoder(Protocol):
     """Structural twin of `perception.text.TextEncoder`: memory accepts any object with this shape."""
 
     @property
-    def dim(self) -> int: ...
+    def dim(self) -> int:
+        """Length of the vectors `encode` returns."""
+        ...
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """One unit vector per text: float32, shape (len(texts), dim)."""
+        ...
 
 
 def encoder_key(encoder: TextEncoder) -> str:
@@ -49,6 +53,7 @@ def encode_checked(encoder: TextEncoder, texts: Sequence[str]) -> np.ndarray:
 
 
 def to_blob(vector: np.ndarray) -> bytes:
+    """A vector as little-endian float32 bytes, the storage format `from_blobs` reads back."""
     return np.ascontiguousarray(vector, dtype="<f4").tobytes()
 
 

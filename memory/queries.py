@@ -26,6 +26,7 @@ CAUSAL_COLUMNS = ("id, uid, subject, relation, object, effect, ci_low, ci_high, 
 
 
 def fact_from_row(row: Sequence) -> Fact:
+    """A `Fact` from a row selected with `FACT_COLUMNS` (the column order must match)."""
     (fid, uid, subject, relation, obj, confidence, kind, ref, observed, created, updated, evidence, active,
      superseded_by) = row
     return Fact(fid, uid, subject, relation, obj, confidence, Provenance(kind, ref), observed, created, updated,
@@ -33,6 +34,7 @@ def fact_from_row(row: Sequence) -> Fact:
 
 
 def episode_from_row(row: Sequence) -> Episode:
+    """An `Episode` from a row selected with `EPISODE_COLUMNS`, its JSON columns decoded."""
     eid, uid, instruction, plan_json, steps_json, facts_json, success, metadata_json, created = row
     steps = tuple(StepOutcome.from_json(s) for s in json.loads(steps_json))
     final = tuple(Triple(*f) for f in json.loads(facts_json))
@@ -41,6 +43,7 @@ def episode_from_row(row: Sequence) -> Episode:
 
 
 def causal_from_row(row: Sequence) -> CausalFact:
+    """A `CausalFact` from a row selected with `CAUSAL_COLUMNS` (the column order must match)."""
     (cid, uid, subject, relation, obj, effect, low, high, level, n, kind, ref, created, active, superseded_by) = row
     return CausalFact(cid, uid, subject, relation, obj, effect, low, high, level, n, Provenance(kind, ref), created,
                       bool(active), superseded_by)
@@ -54,14 +57,17 @@ def _by_ids(conn: sqlite3.Connection, table: str, columns: str, ids: Sequence[in
 
 
 def facts_by_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, Fact]:
+    """Facts by id, fetched in one query; ids not in the table are absent from the result."""
     return {i: fact_from_row(r) for i, r in _by_ids(conn, "facts", FACT_COLUMNS, ids).items()}
 
 
 def episodes_by_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, Episode]:
+    """Episodes by id, fetched in one query; ids not in the table are absent from the result."""
     return {i: episode_from_row(r) for i, r in _by_ids(conn, "episodes", EPISODE_COLUMNS, ids).items()}
 
 
 def causal_by_ids(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, CausalFact]:
+    """Causal facts by id, fetched in one query; ids not in the table are absent from the result."""
     return {i: causal_from_row(r) for i, r in _by_ids(conn, "causal_facts", CAUSAL_COLUMNS, ids).items()}
 
 

@@ -120,6 +120,7 @@ class Fact:
 
     @property
     def triple(self) -> tuple[str, str, str]:
+        """The fact's (subject, relation, object), without confidence or provenance: what revision matches on."""
         return (self.subject, self.relation, self.object)
 
 
@@ -144,11 +145,13 @@ class StepOutcome:
             raise InputError(f"step count must be a non-negative int, got {self.steps!r}")
 
     def to_json(self) -> dict[str, Any]:
+        """The outcome as a JSON object, the form stored in an episode's steps column."""
         return {"skill": self.skill, "args": list(self.args), "success": self.success, "steps": self.steps,
                 "note": self.note}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> StepOutcome:
+        """Parse `to_json`'s form; optional fields get defaults, ValueError when 'skill' is missing."""
         if not isinstance(data, Mapping) or "skill" not in data:
             raise InputError(f"a step outcome must be an object with 'skill', got {data!r}")
         return cls(data["skill"], tuple(data.get("args", ())), data.get("success", False),
@@ -228,18 +231,22 @@ class SkillStats:
 
     @property
     def failures(self) -> int:
+        """Attempts that did not succeed."""
         return self.attempts - self.successes
 
     @property
     def mean(self) -> float:
+        """Posterior mean success probability over every recorded attempt, under the Beta(prior_a, prior_b) prior."""
         return (self.successes + self.prior_a) / (self.attempts + self.prior_a + self.prior_b)
 
     @property
     def recent_mean(self) -> float:
+        """Posterior mean over the newest `recent_attempts` only, so a skill that started failing shows it."""
         return (self.recent_successes + self.prior_a) / (self.recent_attempts + self.prior_a + self.prior_b)
 
     @property
     def variance(self) -> float:
+        """Variance of the all-time Beta posterior: how uncertain `mean` still is."""
         a = self.successes + self.prior_a
         b = self.failures + self.prior_b
         return a * b / ((a + b) ** 2 * (a + b + 1))

@@ -109,7 +109,9 @@ class Retriever:
         return Missing(kind, [r[0] for r in absent], [item_text(kind, r[3], r[4], r[5]) for r in absent])
 
     def top(self, kind: str, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The `k` best (id, cosine) pairs among items of `kind` for a unit query vector."""
         return self.indexes[kind].top_k(query, k)
 
     def similarities(self, kind: str, query: np.ndarray, ids: Sequence[int]) -> dict[int, float]:
+        """Cosine of the query with each given item of `kind`, for scoring items found another way."""
         return self.indexes[kind].similarities(query, ids)

@@ -41,6 +41,7 @@ class FactImport:
 
 
 def new_uid() -> str:
+    """A fresh random id (32 hex characters) that names a record independently of its row id."""
     return uuid.uuid4().hex
 
 

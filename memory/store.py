@@ -133,12 +133,14 @@ class KnowledgeStore:
 
     @property
     def conn(self) -> sqlite3.Connection:
+        """The open SQLite connection; ValueError once the store is closed."""
         if self._conn is None:
             raise ValueError(f"knowledge store {self.path} is closed")
         return self._conn
 
     @property
     def encoder(self) -> TextEncoder | None:
+        """The text encoder retrieval uses, or None when the store was opened without one."""
         return None if self._retriever is None else self._retriever.encoder
 
     def check_integrity(self) -> None:

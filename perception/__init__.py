@@ -1,19 +1,34 @@
-"""Perception: camera RGB-D, fingertip touch, proprioception and language into embeddings."""
+"""Perception: camera RGB-D, fingertip touch, proprioception and language into embeddings.
 
-from perception.extractor import MultiModalExtractor, build_encoders, policy_kwargs
-from perception.goal_wrapper import GoalEmbeddingWrapper
-from perception.layout import ModalityLayout, read_layout
-from perception.text import HashingTextEncoder, MiniLMEncoder, TextEncoder, default_text_encoder
+The public names, importable from here (loaded on first use: the extractor pulls in torch and
+stable-baselines3, which a caller that only needs the text-encoder protocol need not pay for)::
 
-__all__ = [
-    "GoalEmbeddingWrapper",
-    "HashingTextEncoder",
-    "MiniLMEncoder",
-    "ModalityLayout",
-    "MultiModalExtractor",
-    "TextEncoder",
-    "build_encoders",
-    "default_text_encoder",
-    "policy_kwargs",
-    "read_layout",
-]
+    from perception import MultiModalExtractor, default_text_encoder, GoalEmbeddingWrapper
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "GoalEmbeddingWrapper": "perception.goal_wrapper",
+    "HashingTextEncoder": "perception.text",
+    "MiniLMEncoder": "perception.text",
+    "ModalityLayout": "perception.layout",
+    "MultiModalExtractor": "perception.extractor",
+    "TextEncoder": "perception.text",
+    "build_encoders": "perception.extractor",
+    "default_text_encoder": "perception.text",
+    "policy_kwargs": "perception.extractor",
+    "read_layout": "perception.layout",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that defines `name` on first use."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -58,6 +58,7 @@ class ResidualHead(nn.Module):
         nn.init.zeros_(self.mlp[2].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The input plus the MLP's correction (the identity at initialisation)."""
         return x + self.mlp(x)
 
 
@@ -85,6 +86,7 @@ class AlignmentModel(nn.Module):
 
     @property
     def camera_names(self) -> list[str]:
+        """Observation keys of the cameras the model encodes, in layout order."""
         return [f"camera_{camera.name}" for camera in self.layout.cameras]
 
     def embed_vision(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -104,6 +106,7 @@ class AlignmentModel(nn.Module):
         return F.normalize(self.text_head(sentences), dim=1)
 
     def scale(self) -> torch.Tensor:
+        """The learned InfoNCE logit scale, capped at 100 as in CLIP so the logits cannot blow up."""
         return self.logit_scale.clamp(max=math.log(100.0)).exp()
 
 

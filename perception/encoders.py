@@ -66,6 +66,7 @@ class VisionEncoder(nn.Module):
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One token per sample: flattened, max- and mean-pooled CNN features of the camera stack, through the head."""
         features = self.cnn(self.stack(observations))
         pooled = [features.flatten(start_dim=1), features.amax(dim=(2, 3)), features.mean(dim=(2, 3))]
         return self.head(torch.cat(pooled, dim=1))
@@ -94,6 +95,7 @@ class TouchEncoder(nn.Module):
         self.token_dim = token_dim
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One token from symlog-compressed touch readings; taxel grids go through the conv first when present."""
         touch = symlog(observations[self.key].float().reshape(-1, self.size))
         if self.grid is None:
             return self.mlp(touch)
@@ -113,6 +115,7 @@ class VectorEncoder(nn.Module):
         self.token_dim = token_dim
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One token from the symlog-compressed vector, which keeps small and large readings in range."""
         return self.mlp(symlog(observations[self.key].float().reshape(-1, self.size)))
 
 
@@ -127,4 +130,5 @@ class GoalEncoder(nn.Module):
         self.token_dim = token_dim
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The goal embedding projected to a token (no symlog: it is already a unit vector)."""
         return self.proj(observations[self.key].float().reshape(-1, self.size))

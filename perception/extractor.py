@@ -88,6 +88,7 @@ class MultiModalExtractor(BaseFeaturesExtractor):
         return torch.stack([encoder(observations) for encoder in self.encoders.values()], dim=1)
 
     def forward(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Features of a batch of Dict observations: one token per modality, fused."""
         return self.fusion(self.tokens(observations))
 
 

@@ -29,6 +29,7 @@ class ConcatFusion(nn.Module):
     """Concatenate the tokens in a fixed order."""
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """All tokens concatenated: (batch, n_tokens, dim) to (batch, n_tokens * dim)."""
         return tokens.flatten(start_dim=1)
 
 
@@ -56,6 +57,7 @@ class AttentionFusion(nn.Module):
         self.norm = nn.LayerNorm(token_dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The query token's output (learned, or the goal's) concatenated with the mean over all outputs."""
         if self.query is not None:
             tokens = torch.cat([self.query.expand(tokens.shape[0], -1, -1), tokens], dim=1)
         out = self.norm(self.layer(tokens + self.modality))

@@ -78,16 +78,19 @@ class GoalEmbeddingWrapper(gym.ObservationWrapper):
             self.set_instruction(instruction)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Reset the env and embed its instruction; KeyError when the reset info carries none."""
         obs, info = self.env.reset(seed=seed, options=options)
         self._update_from_info(info, required=True)
         return self.observation(obs), info
 
     def step(self, action):
+        """Step the env; an instruction in `info` that differs from the current one replaces the goal."""
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._update_from_info(info, required=False)
         return self.observation(obs), reward, terminated, truncated, info
 
     def observation(self, observation: dict[str, Any]) -> dict[str, Any]:
+        """The observation with the current goal embedding added; RuntimeError before the first reset."""
         if self._goal is None:
             raise RuntimeError("no instruction yet: call reset() before step()")
         return {**observation, GOAL_KEY: self._goal.copy()}

@@ -41,10 +41,12 @@ class CameraSpec:
 
     @property
     def channels(self) -> int:
+        """Channels of the camera's stacked images: RGB's plus depth's, whichever it has."""
         return (self.rgb.channels if self.rgb else 0) + (self.depth.channels if self.depth else 0)
 
     @property
     def size(self) -> tuple[int, int]:
+        """(height, width) of the camera's images; RGB and depth share it."""
         image = self.rgb or self.depth
         assert image is not None, "a camera has at least one image"
         return image.height, image.width

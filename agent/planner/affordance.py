@@ -35,8 +35,10 @@ class AffordanceModel(Protocol):
 
 @runtime_checkable
 class ValueFunction(Protocol):
-    """A learned skill policy's value estimate for running `call` now (e.g. the PPO critic on the
-    current observation with the call's text as goal). Larger means more likely to succeed."""
+    """A learned skill policy's value estimate for running `call` now; larger means more likely to succeed.
+
+    For example the PPO critic on the current observation, with the call's text as goal.
+    """
 
     def value(self, call: SkillCall, state: SymbolicState) -> float:
         """The raw value estimate."""
@@ -53,6 +55,7 @@ class UniformAffordance:
     """Every call equally feasible: the planner then ranks by language score alone."""
 
     def affordance(self, call: SkillCall, state: SymbolicState) -> float:
+        """Always 1: with no model of feasibility, no call is preferred over another."""
         return 1.0
 
 
@@ -66,6 +69,7 @@ class ValueFunctionAffordance:
         self.low, self.high = low, high
 
     def affordance(self, call: SkillCall, state: SymbolicState) -> float:
+        """The value estimate mapped linearly from [low, high] onto the affordance, clipped to (0, 1]."""
         raw = float(self.value_function.value(call, state))
         return _clip((raw - self.low) / (self.high - self.low))
 
@@ -158,6 +162,7 @@ class ProductAffordance:
         self.models = list(models)
 
     def affordance(self, call: SkillCall, state: SymbolicState) -> float:
+        """The product of the member models' affordances (independent evidence), clipped to (0, 1]."""
         value = 1.0
         for model in self.models:
             value *= model.affordance(call, state)

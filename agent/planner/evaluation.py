@@ -56,13 +56,16 @@ class EvalReport:
 
     @property
     def accuracy(self) -> float:
+        """Fraction of judged cases that passed (0 when none were judged); skipped cases do not count."""
         return sum(r.passed for r in self.results) / max(len(self.results), 1)
 
     @property
     def failures(self) -> list[CaseResult]:
+        """The cases that did not pass, for the report's details."""
         return [r for r in self.results if not r.passed]
 
     def summary(self) -> str:
+        """One line for the terminal: cases passed out of judged, accuracy, and how many were skipped."""
         passed = sum(r.passed for r in self.results)
         return f"{passed}/{len(self.results)} correct ({self.accuracy:.1%}), {self.skipped} skipped"
 

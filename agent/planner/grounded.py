@@ -178,8 +178,11 @@ class GroundedPlanner:
         return choose
 
     def _acting_call(self, clause: Clause | None, obj: str, default: SkillCall) -> SkillCall:
-        """The call the clause makes on `obj`: a push when it gives a direction or a push verb, a reach for
-        a reach verb, a pick for everything else that moves an object (pick, put, stack, hide...)."""
+        """The call the clause makes on `obj`.
+
+        A push when it gives a direction or a push verb, a reach for a reach verb, a pick for everything
+        else that moves an object (pick, put, stack, hide...).
+        """
         if obj not in MOVABLE or clause is None:
             return default
         directions = [c.word for c in clause.chunks if c.kind == "dir"]
@@ -272,8 +275,11 @@ def check_memory_relations(memory: PlannerMemory) -> None:
 
 
 def subsume_holding(staged: list[tuple[Clause, list[Predicate]]]) -> list[tuple[Clause, list[Predicate]]]:
-    """Drop holding(x) when the next goal about x puts it somewhere ("pick up the mug and put it in the
-    bowl" needs the mug in the bowl, not held at the end); drop stages left empty or repeating the last."""
+    """Drop goals that a later stage makes moot.
+
+    holding(x) goes when the next goal about x puts it somewhere ("pick up the mug and put it in the bowl"
+    needs the mug in the bowl, not held at the end); stages left empty or repeating the last one go too.
+    """
     out: list[tuple[Clause, list[Predicate]]] = []
     for index, (clause, goals) in enumerate(staged):
         kept = [g for g in goals if not _placed_later(g, staged[index + 1 :])]

@@ -1,5 +1,6 @@
-"""Optional LLM back end: ask a chat model for the plan JSON, check it against the domain and the
-instruction, else fall back.
+"""Optional LLM back end: ask a chat model for the plan JSON, check it, else fall back.
+
+The plan is checked against the domain and against the instruction.
 
 Any OpenAI-compatible ``/v1/chat/completions`` endpoint works (vLLM, Ollama, llama.cpp server), reached
 with the standard library only, under one total deadline per request and a response-size cap; an API key
@@ -139,6 +140,7 @@ class OpenAIChatClient:
 
     @property
     def name(self) -> str:
+        """Endpoint and model, for plan traces; never includes the API key."""
         return f"openai-compatible {self.endpoint} model={self.model}"
 
     def __repr__(self) -> str:
@@ -329,8 +331,9 @@ def goal_variants(grounded: Plan) -> list[tuple[tuple[Predicate, ...], ...]]:
 
 def matching_goal(state: SymbolicState, goal: tuple[Predicate, ...], steps: tuple[SkillCall, ...],
                   grounded: Plan) -> tuple[tuple[Predicate, ...], ...]:
-    """The instruction's goal stages (as grounded, or with an open choice made otherwise) that an LLM plan
-    reaches, with its declared goal inside them; ValueError saying why when there is none.
+    """The instruction's goal stages that an LLM plan reaches, with its declared goal inside them.
+
+    The stages are as grounded, or with an open choice made otherwise; ValueError saying why when there is none.
 
     Consistent means: simulated from `state`, the LLM's steps reach every stage of the instruction's goal in
     order and leave its final goals true, and every predicate the LLM declared as its goal is one the

@@ -102,8 +102,11 @@ MemoryInput = PlannerMemory | Sequence[Any] | Mapping[str, Any] | None
 
 
 def as_memory(memory: MemoryInput) -> PlannerMemory:
-    """Accept None, a `PlannerMemory`, a list of fact tuples, or ``{"facts": [...], "skill_stats": {...},
-    "episodes": [...]}``."""
+    """Normalise whatever the caller passes as memory into a `PlannerMemory`.
+
+    Accepts None, a `PlannerMemory`, a list of fact tuples, or
+    ``{"facts": [...], "skill_stats": {...}, "episodes": [...]}``.
+    """
     if memory is None:
         return PlannerMemory()
     if isinstance(memory, PlannerMemory):

@@ -38,6 +38,7 @@ class ScoredCall:
         return self.language * self.affordance
 
     def to_json(self) -> dict[str, Any]:
+        """The candidate and its scores rounded to 4 decimals, for plan traces."""
         return {
             "call": str(self.call),
             "language": round(self.language, 4),
@@ -56,6 +57,7 @@ class StepTrace:
     candidates: tuple[ScoredCall, ...]
 
     def to_json(self, top: int = 5) -> dict[str, Any]:
+        """The chosen call and the `top` best-scoring candidates, best first."""
         ranked = sorted(self.candidates, key=lambda c: -c.score)[:top]
         return {"chosen": str(self.chosen), "stage": self.stage, "candidates": [c.to_json() for c in ranked]}
 
@@ -72,6 +74,7 @@ class PlanTrace:
     steps: list[StepTrace] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """The trace as plain JSON types, for logs and reports."""
         return {
             "planner": self.planner,
             "notes": list(self.notes),

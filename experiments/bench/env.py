@@ -3,7 +3,8 @@
 The overhead ratio is env-step time divided by the physics done inside those same steps (timed by
 wrapping the simulator's step function, for us and for panda-gym alike), so machine speed, load and
 contact-heavy moments cancel out. The ratio against substeps x one raw step timed at rest (the method
-of BASELINES.md) is printed too; resets are timed apart and reported on their own.
+of the baselines quoted at the end of BENCHMARKS.md) is printed too; resets are timed apart and reported on
+their own.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ MODES = (("state", 64), ("rgbd", 64), ("rgbd_touch", 64), ("rgbd", 128), ("rgbd_
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `embodia bench env`: steps and blocks per measurement, where frames go, panda-gym on or off."""
     parser.add_argument("--steps", type=int, default=300, help="env steps per measurement block")
     parser.add_argument("--blocks", type=int, default=5, help="blocks per measurement (median taken)")
     parser.add_argument("--out", type=args_types.output_dir, default=Path("runs/bench_env"),
@@ -118,8 +120,11 @@ def _measure_panda_gym(render: bool, steps: int, blocks: int, out: Path) -> dict
         import panda_gym  # noqa: F401  (registers the ids)
     except ImportError:
         return None
+    from envs.sim import quiet_stdout
+
     kwargs = {"render_mode": "rgb_array", "renderer": "Tiny", "render_width": 84, "render_height": 84}
-    env = gym.make("PandaPickAndPlace-v3", **kwargs)
+    with quiet_stdout():  # panda-gym's PyBullet connect prints "argv[0]=..." lines from C
+        env = gym.make("PandaPickAndPlace-v3", **kwargs)
     sim = env.unwrapped.sim
     env.reset(seed=0)
     raw = _median_time(sim.physics_client.stepSimulation, steps, blocks)
@@ -143,6 +148,11 @@ def _measure_panda_gym(render: bool, steps: int, blocks: int, out: Path) -> dict
 
 
 def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Time our env in each observation mode (and panda-gym when installed) and print the table.
+
+    Returns the figures per configuration (raw and per-step µs, steps/s, step/physics and step/raw ratios, reset ms),
+    which `embodia bench` can also write as JSON.
+    """
     results: dict[str, dict[str, float]] = {}
     for mode, size in MODES:
         steps = args.steps if mode == "state" else max(30, args.steps // 5)
@@ -161,7 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
 def _print_table(results: dict[str, dict[str, float]]) -> None:
     print("step/physics: env.step CPU time over the CPU time of the physics stepped inside it (same steps);")
-    print("step/raw: env.step time over substeps x one raw step timed at rest (the BASELINES.md method).")
+    print("step/raw: env.step time over substeps x one raw step timed at rest (the baselines' method, BENCHMARKS.md).")
     header = f"{'configuration':36s} {'raw µs':>7s} {'subst':>6s} {'steps/s':>8s} {'step/physics':>13s} "
     print(header + f"{'step/raw':>9s} {'reset ms':>9s}")
     for name, row in results.items():

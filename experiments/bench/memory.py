@@ -33,11 +33,13 @@ class RandomUnitEncoder:
         self._rng = np.random.default_rng(seed)
 
     def encode(self, texts: list[str]) -> np.ndarray:
+        """Random unit vectors for `texts` (content ignored), so store timings exclude any model's cost."""
         vectors = self._rng.standard_normal((len(texts), self.dim)).astype(np.float32)
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `embodia bench memory`: store sizes, queries, k, batch size, embedding size, seed, folder."""
     parser.add_argument("--sizes", default="1000,10000,100000", help="store sizes in facts (comma-separated)")
     parser.add_argument("--queries", type=int, default=300, help="timed queries per size")
     parser.add_argument("--k", type=int, default=5, help="results per kind")

@@ -188,6 +188,7 @@ class PerceptionTimer:
         self._grad_at = self._last_grad = None
 
     def reset(self) -> None:
+        """Book any pending backward span, then zero both totals for the next measurement."""
         self.flush()
         self.forward_s = self.backward_s = 0.0
 

@@ -15,6 +15,7 @@ SETS = ("instructions", "instructions_heldout", "instructions_blind", "instructi
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `embodia bench planner`: which instruction sets and text encoders to score."""
     parser.add_argument("--sets", nargs="+", default=list(SETS), choices=SETS, help="instruction sets to score")
     parser.add_argument("--encoders", nargs="+", default=["hashing", "minilm"], choices=("hashing", "minilm"))
     parser.add_argument("--show-failures", action="store_true", help="list every failed case")

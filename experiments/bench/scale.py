@@ -13,11 +13,17 @@ TASKS = ("pick", "place_in", "push", "open")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `embodia bench scale`: episodes per side and Ray workers."""
     parser.add_argument("--episodes", type=int, default=40, help="episodes per side")
     parser.add_argument("--workers", type=int, default=2, help="Ray workers (local CPUs)")
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
+    """Run the same seeded expert episodes serially and on a Ray pool, and return the speed-up.
+
+    Raises RuntimeError when the Ray results differ from the serial ones: a speed-up that changes the results does not
+    count.
+    """
     from experiments.common.distributed import WorkerPool, shutdown_ray
     from experiments.kitchen.rollouts import expert_episode_summary as _episode
     from experiments.kitchen.rollouts import make_expert_env as _make_env

@@ -22,6 +22,7 @@ GOAL = 1.6
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `embodia bench train`: task, steps, rollout length, repeats and how the 2 envs run."""
     parser.add_argument("--task", default="reach", help="env task to train on")
     parser.add_argument("--steps", type=int, default=4096, help="timed environment steps per setting")
     parser.add_argument("--rollout", type=int, default=1024, help="environment steps per PPO update")
@@ -70,6 +71,11 @@ def _measure(task: str, n_envs: int, steps: int, rollout: int, update_threads: i
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Time PPO with 1 env and with 2 envs, alternating, and print the throughput table.
+
+    Returns every row plus the best and median paired 2-env/1-env ratios. Raises ValueError unless --steps is at least
+    --rollout and --rollout is even (2 envs split it evenly).
+    """
     if args.steps < args.rollout or args.rollout % 2:
         raise InputError(f"--steps ({args.steps}) must be >= --rollout ({args.rollout}), and --rollout even")
     rows: list[dict[str, Any]] = []

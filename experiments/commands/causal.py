@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sample.add_argument("--out", required=True, type=args_types.output_file, help="CSV file to write (atomically)")
     sample.set_defaults(func=_sample)
 
-    from experiments.causal_study.study import add_study_arguments
+    from experiments.causal_study.arguments import add_study_arguments
 
     study = actions.add_parser("study", help="interventional vs observational study in the kitchen simulator")
     add_study_arguments(study)

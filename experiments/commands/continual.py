@@ -13,6 +13,7 @@ STRATEGY_CHOICES = ("naive", "replay", "ewc", "all")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `embodia continual` and its options (task sequence, strategies, steps, evaluation, seeds)."""
     parser = subparsers.add_parser("continual", help="continual learning through a task sequence")
     parser.add_argument("--tasks", default="reach,push,pick,open", help="comma-separated task sequence")
     parser.add_argument("--strategy", choices=STRATEGY_CHOICES, default="all", help="strategy, or all three")
@@ -54,6 +55,10 @@ def _parse(args: argparse.Namespace) -> tuple[list[str], list[str], list[int]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run each strategy (and a from-scratch reference per task) for every seed, then print the report.
+
+    Returns 0; the runs, references and report are written under --out.
+    """
     from tqdm import tqdm
 
     from experiments.continual.report import report

@@ -20,19 +20,23 @@ DEMO_INSTRUCTIONS = (
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `embodia demo` and its options (output folder, scene seed, instructions, agent options)."""
     parser = subparsers.add_parser("demo", help="run the agent on a few instructions; GIFs and report in --out")
     parser.add_argument("--out", type=args_types.output_dir, default=Path("runs/demo"), help="output folder")
     parser.add_argument("--seed", type=args_types.seed, default=0, help="scene seed for every instruction")
+    parser.add_argument("--gui", action="store_true",
+                        help="watch the robot live in PyBullet's GUI window (needs a display; try xvfb-run -a)")
     parser.add_argument("instructions", nargs="*", default=list(DEMO_INSTRUCTIONS), help="instructions to run")
     factory.add_agent_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the agent on each instruction with GIFs and write report.md; returns 0 if every one succeeded, else 1."""
     from experiments.common.io import atomic_write_text
     from experiments.kitchen.episodes import describe, open_session, run_instruction
 
-    session = open_session(factory.AgentOptions.from_args(args), record=True)
+    session = open_session(factory.AgentOptions.from_args(args), record=True, gui=args.gui)
     rows = []
     try:
         for index, instruction in enumerate(args.instructions, start=1):

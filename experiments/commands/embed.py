@@ -3,7 +3,7 @@
 Frames are collected like pretraining does (scripted experts, seeded), embedded by a checkpoint from
 `embodia pretrain-perception`, and written to an .npz with their labels (what the gripper holds, the
 drawer state, the task, the facts as JSON). A 2-D PCA of the embeddings, coloured by those labels,
-lands in the checkpoint's run folder as `embeddings_pca.png`.
+lands beside the .npz as `<out stem>_pca.png` (with `--out runs/embed/frames.npz`: `runs/embed/frames_pca.png`).
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from causal.atomic import atomic_write
 from experiments.common import args as args_types
 from experiments.common.errors import InputError
+
+if TYPE_CHECKING:  # numpy is imported where it is used: building the parser stays light
+    import numpy as np
 
 DEFAULT_CHECKPOINT = Path("runs") / "perception" / "perception.pt"
 DEFAULT_SEED = 200_000  # clear of pretraining's default training and held-out seeds
@@ -48,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def labels(facts: list[list[tuple[str, ...]]]) -> dict[str, np.ndarray]:
     """Per-frame labels for colouring: held object (or 'empty') and drawer state."""
+    import numpy as np
+
     held = [next((f[1] for f in frame if f[0] == "holding"), "empty") for frame in facts]
     drawer = [next((f[0] for f in frame if f[0] in ("open", "closed")), "unknown") for frame in facts]
     return {"holding": np.array(held), "drawer": np.array(drawer)}
@@ -55,6 +58,8 @@ def labels(facts: list[list[tuple[str, ...]]]) -> dict[str, np.ndarray]:
 
 def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Project rows onto the top two principal components; also return the explained variance ratios."""
+    import numpy as np
+
     centred = x - x.mean(axis=0)
     _, singular, vt = np.linalg.svd(centred, full_matrices=False)
     ratio = singular**2 / max(float((singular**2).sum()), 1e-12)
@@ -87,6 +92,11 @@ def plot(embeddings: dict[str, np.ndarray], tags: dict[str, np.ndarray], path: P
     return path
 
 
+def plot_path(out: Path) -> Path:
+    """Where the PCA plot of an export to `out` goes: beside it, named after it (frames.npz -> frames_pca.png)."""
+    return out.with_name(f"{out.stem}_pca.png")
+
+
 def _collection_for(space: Any) -> Any:
     from experiments.kitchen.perception_data import CollectionConfig
 
@@ -96,7 +106,9 @@ def _collection_for(space: Any) -> Any:
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Collect, embed, write the .npz and the plot."""
+    """Collect, embed, write the .npz and the plot (beside the .npz: see `plot_path`)."""
+    import numpy as np
+
     from experiments.kitchen.perception_data import collect_frames
     from perception import default_text_encoder
     from perception.alignment_training import embed_frames, load_alignment
@@ -116,6 +128,6 @@ def handle(args: argparse.Namespace) -> int:
     atomic_write(args.out, lambda temp: np.savez(
         temp, **embeddings, **tags, task=np.array(frames.task), episode=frames.episode, facts_json=np.array(facts_json)
     ), suffix=".npz")
-    picture = plot(embeddings, tags, args.checkpoint.parent / "embeddings_pca.png")
+    picture = plot(embeddings, tags, plot_path(args.out))
     print(f"embedded {len(frames)} frames from {args.episodes} episodes -> {args.out}; plot: {picture}")
     return 0

@@ -14,6 +14,7 @@ from experiments.kitchen import factory
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `embodia eval-chains` and its options (chains, length, seed, output, agent and Ray options)."""
     parser = subparsers.add_parser("eval-chains", help="long-horizon evaluation over chains of instructions")
     parser.add_argument("--chains", type=int, default=100, help="number of chains")
     parser.add_argument("--length", type=int, default=5, help="instructions per chain")
@@ -64,6 +65,10 @@ def run_chains(args: argparse.Namespace) -> list:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the chains, write summary.json and chains.json, and print success by position in the chain.
+
+    Raises ValueError when --chains or --length is below 1; returns 0.
+    """
     from experiments.kitchen.chains import summarise
 
     if args.chains < 1 or args.length < 1:

@@ -18,6 +18,7 @@ from experiments.common.names import name_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `embodia eval` and its options (run, episodes, videos, seed, shipping, Ray)."""
     parser = subparsers.add_parser("eval", help="evaluate a trained run: success with 95%% CIs, videos, curve")
     parser.add_argument("--run", required=True, type=name_argument, help="run name (a folder under --runs-dir)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run folders live")
@@ -34,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Evaluate a trained run, print its summary and report path, and ship the policy when asked; returns 0."""
     from experiments.training.report import summary_lines
     from experiments.training.run_eval import evaluate_run, ship_policy
 

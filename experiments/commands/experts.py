@@ -13,6 +13,7 @@ from experiments.common.stats import wilson_interval
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `embodia experts` and its options (episodes per task, tasks, first seed, output folder)."""
     parser = subparsers.add_parser("experts", help="measure the scripted experts' success rates")
     parser.add_argument("--episodes", type=int, default=100, help="episodes per task")
     parser.add_argument("--tasks", default="all", help="comma-separated task names, or 'all'")
@@ -23,6 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run every chosen task's scripted expert over seeded episodes; print and write the success table.
+
+    Raises ValueError for an unknown task name or --episodes below 1; returns 0.
+    """
     from tqdm import tqdm
 
     from envs.tasks import TASK_NAMES

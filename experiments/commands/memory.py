@@ -56,14 +56,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 MAKE_A_STORE = ("make one with `embodia memory add-fact SUBJECT RELATION OBJECT --db {db}`, "
                 "`embodia memory import EXPORT.jsonl --db {db}`, or by running episodes with "
-                "`embodia run \"INSTRUCTION\" --memory {db}`")
+                "`embodia run \"INSTRUCTION\" --memory {db}` (a causal study adds its findings with `--memory {db}`)")
+
+
+def require_store(db: Path) -> None:
+    """Refuse a missing store with a message that says how one is made (before any model loads)."""
+    if not Path(db).exists():
+        raise FileNotFoundError(f"knowledge store not found: {db}; " + MAKE_A_STORE.format(db=db))
 
 
 def _open(args: argparse.Namespace, *, create: bool, encoder: Any = None) -> Any:
     from memory import KnowledgeStore
 
-    if not create and not args.db.exists():
-        raise FileNotFoundError(f"knowledge store not found: {args.db}; " + MAKE_A_STORE.format(db=args.db))
+    if not create:
+        require_store(args.db)
     return KnowledgeStore(args.db, encoder=encoder, create=create)
 
 
@@ -94,6 +100,7 @@ def _query(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise InputError(f"--k must be >= 1, got {args.k}")
+    require_store(args.db)
     with _open(args, create=False, encoder=default_text_encoder(args.encoder)) as store:
         result = store.retrieve(args.text, k=args.k)
     hits = [*result.facts, *result.episodes, *result.causal]

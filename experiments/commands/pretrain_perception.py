@@ -50,7 +50,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temporary file + os.replace)."""
-
     jsonio.write_json(path, data, sort_keys=True)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `embodia sweep` and its options (sweep YAML, Ray address, CPUs per trial, dry run)."""
     parser = subparsers.add_parser("sweep", help="run a grid of trainings with Ray and aggregate over seeds")
     parser.add_argument("config", type=Path, help="sweep YAML (see experiments/training/sweep.py)")
     parser.add_argument("--ray-address", default=None, help="Ray cluster ('auto' or HOST:PORT); default: local")
@@ -17,6 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the sweep's trials as Ray tasks and write its summary; --dry-run only lists them with their status.
+
+    Returns 1 if any trial failed, else 0.
+    """
     from tqdm import tqdm
 
     from experiments.training.sweep import aggregate, load_sweep, run_trial, trial_command, trial_status, write_summary

@@ -9,28 +9,24 @@ from pathlib import Path
 
 from experiments.common import args as args_types
 from experiments.common.errors import InputError
+from experiments.common.lazy import LazyChoices
 from experiments.common.names import name_argument
 
-
-def _obs_modes() -> tuple[str, ...]:
-    from envs.observation import OBS_MODES
-
-    return OBS_MODES
-
-
-def _task_names() -> tuple[str, ...]:
-    from envs.tasks import TASK_NAMES
-
-    return TASK_NAMES
+# Looked up when `train` parses or shows its help: the env's modules import pybullet.
+_TASK_NAMES = LazyChoices("envs.tasks", "TASK_NAMES")
+_OBS_MODES = LazyChoices("envs.observation", "OBS_MODES")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `embodia train` and its options; repeated --set KEY=VALUE overrides config fields."""
     parser = subparsers.add_parser("train", help="train a language-conditioned PPO skill policy")
-    parser.add_argument("--task", choices=_task_names(), default=None,
-                        help="env task; one policy covers all its arguments (required unless --resume)")
+    parser.add_argument("--task", choices=_TASK_NAMES, default=None, metavar="TASK",
+                        help="env task, one of %(choices)s; one policy covers all its arguments "
+                             "(required unless --resume)")
     parser.add_argument("--config", default=None, help="config name in experiments/configs or a YAML path "
                                                        "(default: the task's own)")
-    parser.add_argument("--obs-mode", choices=_obs_modes(), default=None, help="observation mode (default: config's)")
+    parser.add_argument("--obs-mode", choices=_OBS_MODES, default=None, metavar="MODE",
+                        help="observation mode, one of %(choices)s (default: config's)")
     parser.add_argument("--n-envs", type=int, default=None, help="parallel envs (worker processes when > 1)")
     parser.add_argument("--steps", type=args_types.positive_int, default=None,
                         help="total environment steps, rounded UP to whole rollouts (n_steps x n_envs); the run "
@@ -59,6 +55,7 @@ def _flags(args: argparse.Namespace) -> dict[str, object]:
 
 
 def default_name(config) -> str:
+    """Run folder name for a new run: task, observation mode, seed, and `_bc` when BC warm-starts it."""
     suffix = "_bc" if config.bc_warmstart else ""
     return f"{config.task}_{config.obs_mode}_s{config.seed}{suffix}"
 
@@ -77,6 +74,10 @@ def _remove_unstarted_run(paths) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Start a new training run, or continue one with --resume, and print where its results are.
+
+    Raises ValueError for missing --task or --name; returns 1 when an env worker crashed, else 0.
+    """
     from experiments.training.config import load_config, parse_assignments
     from experiments.training.train import open_run, train
     from experiments.training.vec import EnvWorkerError
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         config, paths, checkpoint = open_run(args.name, args.runs_dir, True, None, {**assignments, **_flags(args)})
     else:
         if args.task is None and args.config is None:
-            raise InputError(f"--task is required; valid tasks: {', '.join(_task_names())}")
+            raise InputError(f"--task is required; valid tasks: {', '.join(_TASK_NAMES)}")
         config = load_config(args.config or args.task, assignments, _flags(args))
         config, paths, checkpoint = open_run(args.name or default_name(config), args.runs_dir, False, config)
     for reason in checkpoint.skipped if checkpoint else ():

@@ -34,6 +34,7 @@ def local_cpus() -> int:
 
 
 def add_ray_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the shared --ray, --ray-address and --ray-workers options to a sub-command's parser."""
     parser.add_argument("--ray", action="store_true", help="spread the work over Ray workers")
     parser.add_argument("--ray-address", default=None,
                         help="Ray cluster to join ('auto' or HOST:PORT); default: start a local instance")
@@ -155,6 +156,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None,
 
 
 def shutdown_ray() -> None:
+    """Shut down this process's Ray connection if one was started; a no-op when Ray is absent or idle."""
     try:
         import ray
     except ImportError:
@@ -175,9 +177,11 @@ class _Worker:
 
 
 def pool_size(workers: int | None, cpus: float, items: int | None = None) -> int:
-    """Actors to start: `workers` (default: the CPUs Ray reports), never more CPUs than Ray has, nor more
-    actors than items. Each actor holds a full copy of the work's state (an env, MiniLM), so the pool
-    size, not the number of items, sets the memory used."""
+    """Actors to start: `workers` (default: the CPUs Ray reports), capped by Ray's CPUs and by the items.
+
+    Each actor holds a full copy of the work's state (an env, MiniLM), so the pool
+    size, not the number of items, sets the memory used.
+    """
     if workers is not None and workers < 1:
         raise InputError(f"--ray-workers must be >= 1, got {workers}")
     available = max(1, int(cpus))
@@ -217,6 +221,7 @@ class WorkerPool:
         self.close()
 
     def close(self) -> None:
+        """Kill every actor, freeing the memory each holds; the pool cannot be used afterwards."""
         for actor in self._actors:
             self._ray.kill(actor)
         self._actors = []

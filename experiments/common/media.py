@@ -40,4 +40,5 @@ def save_gif(path: str | Path, frames: Sequence[np.ndarray], fps: int = 12) -> P
 
 
 def save_png(path: str | Path, image: np.ndarray) -> Path:
+    """Write `image` (HxWx3 or HxW uint8) to `path` as a PNG, atomically, and return the path."""
     return atomic_write(path, lambda tmp: imageio.imwrite(tmp, image, format="PNG"))

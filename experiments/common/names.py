@@ -18,7 +18,7 @@ _BAD_CHARACTERS = re.compile(r"[/\\\x00-\x1f\x7f]")
 def plain_name(name: str, what: str = "run name") -> str:
     """Return `name` if it is one plain folder name; raise InputError naming the problem otherwise.
 
-    Refused: the empty name, ``.`` and ``..``, path separators (``/`` or ``\\``, hence absolute paths),
+    Refused: the empty name, ``.`` and ``..``, path separators (forward or backward slash, hence absolute paths),
     control characters, a leading ``-`` (it would read as an option) and names over 200 characters.
     """
     text = str(name)

@@ -177,6 +177,7 @@ class ContinualRun:
         return {}
 
     def evaluate(self, step: int) -> None:
+        """Record the current policy's success rate on every task of the sequence at `step` (the forgetting curve)."""
         for index, (task, env) in enumerate(self.eval_envs.items()):
             rate = success_rate(self.model, env, self.config.eval_episodes, EVAL_SEED + 1000 * index)
             self.state.evaluations[task].append((step, rate))
@@ -184,6 +185,11 @@ class ContinualRun:
                     {t: v[-1][1] for t, v in self.state.evaluations.items()})
 
     def run(self) -> RunState:
+        """Train the tasks in order, evaluating every task along the way, and return the run's state.
+
+        Resumes after the last finished phase when a saved state exists, and saves after each phase so an interrupted
+        run loses at most one phase.
+        """
         self._load()
         for phase in range(self.state.phases_done, len(self.config.tasks)):
             started = time.perf_counter()
@@ -264,20 +270,25 @@ class ContinualRun:
         self.state = state
 
     def close(self) -> None:
+        """Close the training and evaluation envs."""
         self._first_venv.close()
         for env in self.eval_envs.values():
             env.close()
 
 
 def _deciding(config: dict[str, Any]) -> dict[str, Any]:
-    """The fields that change what a run computes: a strategy's weight matters only to that strategy, so
-    from-scratch references (naive) are shared by runs that differ only in, say, the EWC weight."""
+    """The fields that change what a run computes, so equivalent runs share one cache key.
+
+    A strategy's weight matters only to that strategy, so from-scratch references (naive) are shared by runs that
+    differ only in, say, the EWC weight.
+    """
     unused = {"replay": "ewc_weight", "ewc": "replay_weight"}.get(config["strategy"])
     dropped = {unused} if unused else {"ewc_weight", "replay_weight"}
     return {k: v for k, v in config.items() if k not in dropped}
 
 
 def curves_of(state: RunState) -> dict[str, Curve]:
+    """Per-task success curves (steps, rates) of a run, the form the continual report plots and compares."""
     return {task: Curve(tuple(s for s, _ in rows), tuple(p for _, p in rows))
             for task, rows in state.evaluations.items()}
 

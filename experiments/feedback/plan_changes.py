@@ -1,5 +1,6 @@
-"""Which planner test instructions a memory changes: allowed where the instruction leaves a choice, never
-where it names its objects.
+"""Which planner test instructions a memory changes.
+
+A memory may change a plan where the instruction leaves a choice, never where it names its objects.
 
 An instruction leaves a choice when, planned without memory, the planner had to pick among objects for one
 of its phrases ("a block", "one of the blocks"): the trace then holds a grounding with ``options``.

@@ -61,6 +61,7 @@ def candidate_tasks(facts: list[list[str]], push_ok: PushCheck) -> list[tuple[st
 
 
 def draw_task(facts: list[list[str]], push_ok: PushCheck, rng: np.random.Generator) -> ChainTask:
+    """A random task that can be done from the scene in `facts`, with a sampled instruction sentence for it."""
     options = candidate_tasks(facts, push_ok)
     task, args = options[int(rng.integers(len(options)))]
     return ChainTask(task, args, sample_instruction(task, args, rng))
@@ -68,6 +69,7 @@ def draw_task(facts: list[list[str]], push_ok: PushCheck, rng: np.random.Generat
 
 @dataclass
 class ChainResult:
+    """One seeded chain of tasks in one scene: the tasks drawn, whether each succeeded, and their records."""
     seed: int
     tasks: list[ChainTask] = field(default_factory=list)
     successes: list[bool] = field(default_factory=list)
@@ -75,6 +77,7 @@ class ChainResult:
 
     @property
     def completed(self) -> int:
+        """How many tasks succeeded in a row from the start of the chain (a chain ends at its first failure)."""
         count = 0
         for ok in self.successes:
             if not ok:

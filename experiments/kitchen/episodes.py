@@ -25,13 +25,18 @@ class Session:
     instruction: str = ""
 
     def close(self) -> None:
+        """Close the memory store (when there is one) and the env."""
         if self.memory is not None:
             self.memory.close()
         self.env.close()
 
 
-def open_session(options: factory.AgentOptions, record: bool = False, record_every: int = 2) -> Session:
+def open_session(options: factory.AgentOptions, record: bool = False, record_every: int = 2,
+                 gui: bool = False) -> Session:
     """Build env + world + planner + policies (+ memory) from the agent options.
+
+    With `gui`, the env opens PyBullet's GUI window (render_mode "human") and the episode plays in it at the
+    control rate; a GIF is still recorded when `record` is set.
 
     Learned skills act with one torch thread in every process: the thread count changes float rounding in the
     policy network, and a different action changes the physics, so this keeps a chain identical whether it
@@ -40,7 +45,7 @@ def open_session(options: factory.AgentOptions, record: bool = False, record_eve
     import torch
 
     torch.set_num_threads(1)
-    env = HouseholdEnv(task="none", render_mode="rgb_array" if record else None)
+    env = HouseholdEnv(task="none", render_mode="human" if gui else ("rgb_array" if record else None))
     world = KitchenWorld(env, record=record)
     provider = factory.make_provider(options, world)
     affordance = factory.make_value_affordance(provider, world)

@@ -11,21 +11,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from experiments.common.errors import InputError
-from perception.text import TextEncoder, default_text_encoder
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the command modules import this one while building the parser: keep it light
     from agent.planner import GroundedPlanner
     from agent.planner.llm import LLMPlanner
     from agent.policy import LearnedSkillProvider, LearnedValueAffordance
     from experiments.kitchen.memory_bridge import MemoryBridge
     from experiments.kitchen.world import KitchenWorld, ScriptedProvider
+    from perception.text import TextEncoder
 
 PLANNERS = ("grounded", "llm")
 SKILL_MODES = ("scripted", "learned", "auto")
 
 
 def llm_timeout(text: str) -> float:
-    """argparse type of --llm-timeout: a finite number of seconds > 0 (anything else exits 2)."""
+    """Argparse type of --llm-timeout: a finite number of seconds > 0 (anything else exits 2)."""
     from agent.planner.llm import validate_timeout
 
     try:
@@ -53,6 +53,7 @@ def add_planner_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options that build an agent (planner, skills, replans, memory) to a sub-command's parser."""
     add_planner_arguments(parser)
     parser.add_argument("--skills", choices=SKILL_MODES, default="scripted",
                         help="skill policies: scripted experts (the default: the most reliable mid-task), learned "
@@ -100,6 +101,8 @@ class AgentOptions:
 
 def make_encoder(kind: str) -> TextEncoder:
     """The text encoder named `kind` ("minilm" or "hashing")."""
+    from perception.text import default_text_encoder
+
     return default_text_encoder(kind)
 
 

@@ -32,6 +32,7 @@ class HFChatClient:
 
     @property
     def name(self) -> str:
+        """What the planner reports as its back end: the model directory the LM was loaded from."""
         return f"local causal LM {self.path}"
 
     def _prompt(self, messages: list[dict[str, str]]) -> str:
@@ -41,6 +42,10 @@ class HFChatClient:
         return "\n\n".join([*lines, "assistant:"])
 
     def complete(self, messages: list[dict[str, str]]) -> str:
+        """Greedy reply of the local model to a chat, decoded without the prompt.
+
+        Raises ChatError when generation fails, so the planner treats it like a failed remote call.
+        """
         import torch
 
         inputs = self.tokenizer(self._prompt(messages), return_tensors="pt")

@@ -39,6 +39,7 @@ class MemoryBridge:
         self.store = KnowledgeStore(path, encoder, create=create)
 
     def close(self) -> None:
+        """Close the knowledge store's database connection."""
         self.store.close()
 
     def record_episode(self, record: LoopRecord, metadata: dict[str, Any] | None = None) -> int:
@@ -63,8 +64,11 @@ class MemoryBridge:
 
     def episodes(self, instruction: str | None = None, recent: int = 50, retrieved: int = 5
                  ) -> tuple[EpisodeMemory, ...]:
-        """Past episodes for the planner, oldest first: the newest `recent`, plus those retrieval finds nearest
-        `instruction` (when the store has a text encoder)."""
+        """Past episodes for the planner, oldest first.
+
+        They are the newest `recent`, plus those retrieval finds nearest `instruction` (when the store has a text
+        encoder).
+        """
         chosen = {e.id: e for e in self.store.episodes(limit=recent)}
         if instruction and self.store.encoder is not None and self.store.counts().get("episodes", 0):
             for hit in self.store.retrieve(instruction, k=retrieved).episodes:
@@ -92,8 +96,10 @@ class MemoryBridge:
 
 
 def causal_to_planner_fact(fact: CausalFact) -> MemoryFact | None:
-    """("red_block.mass", "decreases", "lift_height", -0.37 [-0.38, -0.37]) -> (red_block.mass, hinders,
-    pick(red_block)), with the finding in words as its evidence.
+    """Turn a causal finding into a fact the planner reads, with the finding in words as its evidence.
+
+    For example ("red_block.mass", "decreases", "lift_height", -0.37 [-0.38, -0.37]) becomes
+    (red_block.mass, hinders, pick(red_block)).
 
     The subject keeps the treatment variable; the target is the skill the outcome measures, on the
     treatment's object when that object is movable (a block's mass concerns picking that block) and on

@@ -51,12 +51,19 @@ class KitchenWorld:
         return info
 
     def objects(self) -> list[str]:
+        """Every object name the planner may use in this kitchen."""
         return list(OBJECT_IDS)
 
     def facts(self) -> list[list[str]]:
+        """The scene's symbolic facts now (e.g. ``["on", "red_block", "table"]``), what the planner plans from."""
         return self.env.facts()
 
     def start_skill(self, call: SkillCall) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Set the env to the task that carries out `call` and return the first (obs, info) for its policy.
+
+        `info` holds the scene state (which scripted experts read) and is_success False; a place call places what is
+        held, or else what was picked last.
+        """
         state = self.env.scene_state()
         spec = task_for_call(call, state.held, self._last_picked)
         if call.skill == "pick":
@@ -68,6 +75,7 @@ class KitchenWorld:
         return obs, info
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """One env step of the current skill (gymnasium's 5-tuple); its info is kept as `last_info`."""
         result = self.env.step(action)
         self.last_info = result[4]
         return result
@@ -86,7 +94,8 @@ class KitchenWorld:
         return self.env.observation()
 
     def frame(self) -> np.ndarray | None:
-        return self.env.render() if self.record else None
+        """The current camera image when recording, else None (recording off costs no rendering)."""
+        return self.env.video_frame() if self.record else None
 
 
 class ScriptedSkillPolicy:
@@ -99,9 +108,11 @@ class ScriptedSkillPolicy:
         self._expert: ScriptedExpert | None = None
 
     def reset(self, call: SkillCall) -> None:
+        """Forget the previous skill's expert; the next `act` builds one for the task then set."""
         self._expert = None
 
     def act(self, obs: dict[str, np.ndarray], info: dict[str, Any]) -> np.ndarray:
+        """The scripted expert's action for the true scene state; raises RuntimeError if no task is set."""
         if self._expert is None:
             task = self._world.env.task
             if task is None:
@@ -117,8 +128,10 @@ class ScriptedProvider:
         self._policy = ScriptedSkillPolicy(world)
 
     def policy_for(self, call: SkillCall) -> ScriptedSkillPolicy:
+        """The one scripted policy, whatever the call: each skill's expert follows the env's current task."""
         return self._policy
 
 
 def skill_caption(frame: np.ndarray, call: SkillCall, status: str, instruction: str = "") -> np.ndarray:
+    """A video frame captioned with the instruction (when given), the skill call and its status."""
     return caption_frame(frame, [instruction, f"{call.text}  [{status}]"] if instruction else [call.text, status])

@@ -153,8 +153,10 @@ class ActorWorkers(CheckedSubprocVecEnv):
         self._has_policy = [False] * len(self.remotes)
 
     def begin_rollout(self, policy: Any, n_steps: int, seed: int, step: int) -> None:
-        """Start every worker on `n_steps` steps with `policy`'s current weights; worker k samples its
-        actions from `rollout_seed(seed, step, k)`."""
+        """Start every worker on `n_steps` steps with `policy`'s current weights.
+
+        Worker k samples its actions from `rollout_seed(seed, step, k)`.
+        """
         self.drain()
         seeds = [rollout_seed(seed, step, self.first_rank + rank) for rank in range(len(self.remotes))]
         weights = io.BytesIO()
@@ -171,8 +173,11 @@ class ActorWorkers(CheckedSubprocVecEnv):
             self._outstanding[rank] = n_steps
 
     def step_actors(self) -> tuple[VecEnvObs, np.ndarray, np.ndarray, tuple, ActorRecords]:
-        """The workers' next rollout step: SB3's (obs, rewards, dones, infos) plus the actions, values and
-        log-probs the workers' policies produced."""
+        """Collect the workers' next rollout step.
+
+        Returns SB3's (obs, rewards, dones, infos) plus the actions, values and log-probs the workers' policies
+        produced.
+        """
         records = []
         for rank in range(len(self.remotes)):
             if self._outstanding[rank] <= 0:
@@ -198,30 +203,37 @@ class ActorWorkers(CheckedSubprocVecEnv):
             self._outstanding[rank] = 0
 
     def step_async(self, actions: np.ndarray) -> None:
+        """Step as a plain VecEnv, after draining any abandoned rollout so the workers' answers stay in order."""
         self.drain()
         super().step_async(actions)
 
     def reset(self) -> VecEnvObs:
+        """Reset every env, after draining any abandoned rollout so the workers' answers stay in order."""
         self.drain()
         return super().reset()
 
     def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        """Read an env attribute from the workers, after draining any abandoned rollout."""
         self.drain()
         return super().get_attr(attr_name, indices)
 
     def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        """Set an env attribute in the workers, after draining any abandoned rollout."""
         self.drain()
         super().set_attr(attr_name, value, indices)
 
     def env_method(self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any) -> list[Any]:
+        """Call an env method in the workers, after draining any abandoned rollout."""
         self.drain()
         return super().env_method(method_name, *method_args, indices=indices, **method_kwargs)
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:
+        """Whether the workers' envs are wrapped in `wrapper_class`, after draining any abandoned rollout."""
         self.drain()
         return super().env_is_wrapped(wrapper_class, indices)
 
     def close(self) -> None:
+        """Stop the workers; a worker that died mid-rollout is not drained but terminated by the close below."""
         if not self.closed:
             try:
                 self.drain()
@@ -241,6 +253,12 @@ class ActorPPO(PPO):
 
     def collect_rollouts(self, env: VecEnv, callback: BaseCallback, rollout_buffer: RolloutBuffer,
                          n_rollout_steps: int) -> bool:
+        """Fill `rollout_buffer` as SB3's PPO does, but with the actions the workers' own policies sampled.
+
+        An env that is not `ActorWorkers` is collected by SB3's own loop. Raises ValueError when the workers sit under
+        another VecEnv wrapper (normalisation, image transposition), since the workers would see observations the
+        learner does not; returns False when a callback asks training to stop, as SB3 does.
+        """
         actors = find_layer(env, ActorWorkers)
         if actors is None:
             return super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)

@@ -94,8 +94,11 @@ def collect_expert_data(config: TrainConfig, table: EmbeddingTable, episodes: in
 
 
 def _as_policy_sees(values: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Expert observations in the layout of the policy's space: SB3 wraps the training envs in
-    `VecTransposeImage`, so its uint8 camera images arrive channels-first while the env gives HxWxC."""
+    """Expert observations in the layout of the policy's space.
+
+    SB3 wraps the training envs in `VecTransposeImage`, so its uint8 camera images arrive channels-first while the env
+    gives HxWxC.
+    """
     if values.shape[1:] == tuple(shape) or values.ndim != 4:
         return values
     if values.shape[1:] == (shape[1], shape[2], shape[0]):

@@ -197,11 +197,13 @@ class TrainConfig:
         return -(-steps // self.rollout_size) * self.rollout_size
 
     def to_dict(self) -> dict[str, Any]:
+        """The config as plain YAML-safe values (tuples become lists), field by field."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data["net_arch"] = list(self.net_arch)
         return data
 
     def to_yaml(self) -> str:
+        """The config as YAML, fields in declaration order: what a run folder's config.yaml holds."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
@@ -217,6 +219,7 @@ class LinearSchedule:
         self.initial = initial
 
     def __call__(self, progress_remaining: float) -> float:
+        """Learning rate for the share of training still to go: falls linearly to 0 and never below."""
         return self.initial * max(0.0, progress_remaining)
 
 
@@ -231,6 +234,7 @@ def _check(condition: bool, message: str) -> None:
 
 
 def field_names() -> list[str]:
+    """Names of every `TrainConfig` field, for checking the keys of a config file or sweep."""
     return [f.name for f in dataclasses.fields(TrainConfig)]
 
 

@@ -85,17 +85,25 @@ class EmbeddingTable:
 
     @classmethod
     def build(cls, encoder: TextEncoder, texts: Sequence[str], source: str) -> EmbeddingTable:
+        """A table holding `encoder`'s embeddings of `texts`, so training envs need no model at run time."""
         return cls(list(texts), encoder.encode(list(texts)), source)
 
     @property
     def dim(self) -> int:
+        """Length of each embedding vector."""
         return int(self._vectors.shape[1])
 
     @property
     def texts(self) -> list[str]:
+        """The sentences the table can encode, in table order."""
         return list(self._index)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of `texts`, one row per sentence (float32, a copy the caller may modify).
+
+        Raises TypeError for a bare string (it would otherwise be read as characters) and KeyError for a sentence the
+        table does not hold: an unseen instruction must fail loudly, not get a made-up vector.
+        """
         if isinstance(texts, str):
             raise TypeError("encode() takes a sequence of strings, got a single str; wrap it in a list")
         missing = [t for t in texts if t not in self._index]
@@ -178,6 +186,10 @@ class LanguageTaskWrapper(gym.Wrapper):
         return rows[int(self._rng.integers(len(rows) - 1))]
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode on this wrapper's task with a freshly chosen argument tuple and sentence.
+
+        `seed` also reseeds the wrapper's own choices, so the same seed gives the same instruction.
+        """
         if seed is not None:
             self._rng = np.random.default_rng([seed, 0x5EED])
         options = dict(options or {})
@@ -191,6 +203,7 @@ class LanguageTaskWrapper(gym.Wrapper):
         return obs, self._slim(info)
 
     def step(self, action):
+        """Step the env, trimming `info` to the fields training logs when `slim_info` is set."""
         obs, reward, terminated, truncated, info = self.env.step(action)
         return obs, reward, terminated, truncated, self._slim(info)
 
@@ -263,15 +276,18 @@ class ProgressShaping(gym.Wrapper):
         self._potential = 0.0
 
     def potential(self) -> float:
+        """Φ of the current scene: the shaping potential the next reward difference is taken against."""
         base = self.env.unwrapped
         return shaping_potential(base.task, base.start_state, base.scene_state(), self.scale, self.approach)
 
     def reset(self, **kwargs: Any):
+        """Reset the env and remember the start state's potential, so the first step's shaping is a difference."""
         obs, info = self.env.reset(**kwargs)
         self._potential = self.potential()
         return obs, info
 
     def step(self, action):
+        """Step the env and add the change in Φ to its reward; termination and `info` pass through unchanged."""
         obs, reward, terminated, truncated, info = self.env.step(action)
         potential = self.potential()
         shaped = float(reward) + potential - self._potential

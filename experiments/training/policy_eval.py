@@ -37,6 +37,7 @@ class EpisodeOutcome:
     frames: list[np.ndarray] = field(default_factory=list, repr=False)
 
     def to_json(self) -> dict[str, Any]:
+        """The outcome as JSON-safe values, without the rendered frames (those go to a video, not JSON)."""
         data = asdict(self)
         data.pop("frames")
         data["args"] = list(self.args)
@@ -94,6 +95,7 @@ def evaluate(env: gym.Env, predict: Predict, episodes: int, first_seed: int = EV
 
 
 def rate_row(successes: int, trials: int) -> dict[str, Any]:
+    """Success rate of `trials` episodes with its Wilson 95% interval; `trials` must be > 0."""
     low, high = wilson_interval(successes, trials)
     return {"episodes": trials, "successes": successes, "rate": successes / trials,
             "ci95": [round(low, 4), round(high, 4)]}

@@ -29,9 +29,9 @@ def plot_learning_curves(curves: Sequence[tuple[str, list[dict[str, Any]]]], pat
         axis.fill_between(steps, [h["eval_ci95"][0] for h in history], [h["eval_ci95"][1] for h in history],
                           color=colour, alpha=0.12, linewidth=0)
         rollout = [(h["step"], h["rollout_success"]) for h in history if h.get("rollout_success") is not None]
-        if rollout:
-            axis.plot(*zip(*rollout, strict=True), color=colour, linestyle=":", linewidth=1,
-                      label=f"{label} rollouts")
+        if rollout:  # markers too: a run with one rollout figure has no line to draw, only a point
+            axis.plot(*zip(*rollout, strict=True), color=colour, linestyle=":", linewidth=1, marker="x",
+                      markersize=5, label=f"{label} rollouts")
     if target is not None:
         axis.axhline(target, color="grey", linestyle="--", linewidth=0.8)
     axis.set(xlabel="environment steps", ylabel="success rate", ylim=(-0.02, 1.02), title=title)

@@ -43,7 +43,6 @@ def _require_run(paths: RunPaths) -> None:
 
 def evaluation_env(root: Path, render: bool) -> tuple[Any, Any, Any]:
     """(config, policy, env) of a run as `embodia eval` sees it: no shaping, skill text as one template."""
-
     paths = RunPaths(root)
     config = from_mapping(read_yaml(paths.config))
     policy = load_sb3_policy(paths.policy)

@@ -90,6 +90,7 @@ class TrainingSession:
 
     @property
     def elapsed_s(self) -> float:
+        """Wall-clock seconds of training, including those of earlier sessions of a resumed run."""
         return self._elapsed_at_start + time.perf_counter() - self._started
 
     def at_boundary(self, step: int) -> None:
@@ -114,6 +115,11 @@ class TrainingSession:
             self.checkpoint(step)
 
     def evaluate(self, step: int) -> dict[str, Any]:
+        """Evaluate the current policy on the eval env and record it at `step`.
+
+        The result (eval success and its interval, plus the recent rollout success and reward) is appended to the
+        history, logged to TensorBoard, written to metrics.json and returned.
+        """
         outcomes = evaluate(self.eval_env, model_predictor(self.model), self.config.eval_episodes)
         summary = summarize(outcomes)
         successes = list(self.model.ep_success_buffer or [])
@@ -131,6 +137,10 @@ class TrainingSession:
         return entry
 
     def checkpoint(self, step: int) -> Path:
+        """Save a resumable checkpoint at `step` (model, normalisation, RNG and history) and return its path.
+
+        Older checkpoints beyond `keep_checkpoints` are pruned, and metrics.json is rewritten to match.
+        """
         saved = {"rng": capture_rng(), "ep_info_buffer": list(self.model.ep_info_buffer or []),
                  "ep_success_buffer": list(self.model.ep_success_buffer or []), "history": self.state.history,
                  "elapsed_s": self.elapsed_s, "bc": self.state.bc, "grounding": self.state.grounding}
@@ -154,6 +164,7 @@ class TrainingSession:
         self.model._last_episode_starts = np.ones((env.num_envs,), dtype=bool)
 
     def write_metrics(self, extra: dict[str, Any] | None = None) -> None:
+        """Rewrite the run's metrics.json (history, elapsed time, BC and grounding results), plus `extra` fields."""
         data = {"task": self.config.task, "obs_mode": self.config.obs_mode, "seed": self.config.seed,
                 "bc_warmstart": self.config.bc_warmstart, "requested_steps": self.config.total_steps,
                 "steps": int(self.model.num_timesteps),

@@ -1,6 +1,6 @@
-"""Aggregate several training runs (seeds) into one curve plot and a results row (for RESULTS.md).
+r"""Aggregate several training runs (seeds) into one curve plot and a results row (for RESULTS.md).
 
-    python -m experiments.training.summary --label "reach (state)" --out docs/results/reach.png \\
+    python -m experiments.training.summary --label "reach (state)" --out docs/results/reach.png \
         runs/reach_state_s0 runs/reach_state_s1 runs/reach_state_s2
 
 Prints a markdown row: final evaluation success per seed (from `embodia eval` when present, else the
@@ -39,6 +39,7 @@ def run_figures(root: Path, target: float) -> dict[str, Any]:
 
 
 def summarize(roots: list[Path], target: float) -> dict[str, Any]:
+    """Per-run figures for `roots` (one per seed), with mean ± std over seeds and the pooled Wilson interval."""
     rows = [run_figures(root, target) for root in roots]
     mean, std = mean_std([r["rate"] for r in rows])
     pooled = wilson_interval(sum(r["successes"] for r in rows), sum(r["episodes"] for r in rows))
@@ -47,6 +48,7 @@ def summarize(roots: list[Path], target: float) -> dict[str, Any]:
 
 
 def markdown_row(label: str, result: dict[str, Any], target: float) -> str:
+    """The RESULTS.md table row for a `summarize` result, with each seed's time to reach `target`."""
     rows = result["rows"]
     per_seed = ", ".join(f"{r['rate']:.0%} ({r['successes']}/{r['episodes']})" for r in rows)
     reached = [r["target_minutes"] for r in rows]
@@ -58,6 +60,7 @@ def markdown_row(label: str, result: dict[str, Any], target: float) -> str:
 
 
 def main() -> None:
+    """Command line: print the results row for the run folders and plot their learning curves."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (one per seed)")
     parser.add_argument("--label", required=True, help="row label")

@@ -56,6 +56,7 @@ class Trial:
 
 @dataclass(frozen=True)
 class Sweep:
+    """A sweep read from its YAML file: base training settings and the trials to run under `runs_dir`."""
     name: str
     runs_dir: Path
     train: dict[str, Any]
@@ -63,6 +64,7 @@ class Sweep:
 
     @property
     def folder(self) -> Path:
+        """Folder holding the sweep's trial runs and its summary."""
         return self.runs_dir / self.name
 
 
@@ -170,6 +172,10 @@ def _t95(df: int) -> float:
 
 
 def write_summary(sweep: Sweep, results: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
+    """Write the sweep's summary (summary.md, summary.json, summary.png) and return its markdown table.
+
+    The table holds one row per group of seeds; failed trials are listed below it with their errors.
+    """
     lines = [f"# Sweep {sweep.name}", "", "| settings | seeds | success mean ± std | 95% CI (t) |", "|---|---|---|---|"]
     for row in rows:
         low, high = row["ci95"]
@@ -190,11 +196,11 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(max(4.0, 1.3 * len(rows)), 3.2))
+    # constrained layout keeps the axis labels and the (wrapped) group names inside the figure
+    figure, axis = plt.subplots(figsize=(max(4.0, 1.6 * len(rows)), 3.6), layout="constrained")
     axis.bar(range(len(rows)), [r["mean"] for r in rows], yerr=[r["std"] for r in rows], capsize=4)
-    axis.set_xticks(range(len(rows)), [r["group"] for r in rows], rotation=20, ha="right", fontsize=7)
-    axis.set_ylabel("final success (mean ± std over seeds)")
+    axis.set_xticks(range(len(rows)), [r["group"].replace(" ", "\n") for r in rows], fontsize=7)
+    axis.set_ylabel("final success\n(mean ± std over seeds)")
     axis.set_ylim(0, 1.05)
-    figure.tight_layout()
     atomic_write(path, lambda tmp: figure.savefig(tmp, dpi=110, format="png"))
     plt.close(figure)

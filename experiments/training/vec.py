@@ -48,6 +48,7 @@ class EnvWorkerError(RuntimeError):
 
 
 def crash_note_path(directory: str | Path, rank: int) -> Path:
+    """Where the worker of env `rank` leaves its crash note in `directory` (read by the parent on a crash)."""
     return Path(directory) / f"worker_{rank}.crash.txt"
 
 
@@ -63,6 +64,7 @@ class CrashNoteWrapper(gym.Wrapper):
         atomic_write_text(self.note_path, f"{where}: {summary}\n")
 
     def reset(self, **kwargs: Any):
+        """Reset the env; an exception is written to the crash note before it kills the worker."""
         try:
             return self.env.reset(**kwargs)
         except Exception as error:
@@ -70,6 +72,7 @@ class CrashNoteWrapper(gym.Wrapper):
             raise
 
     def step(self, action):
+        """Step the env; an exception is written to the crash note before it kills the worker."""
         try:
             return self.env.step(action)
         except Exception as error:
@@ -167,8 +170,11 @@ class CheckedSubprocVecEnv(SubprocVecEnv):
         VecEnv.__init__(self, len(env_fns), observation_space, action_space)
 
     def _receive(self, rank: int, doing: str) -> Any:
-        """The worker's answer; polls in short slices so a dead worker is noticed even if its pipe stays open
-        (with the fork start method, sibling workers inherit each other's pipe ends)."""
+        """The worker's answer, or an error naming the worker if it died or timed out.
+
+        Polls in short slices so a dead worker is noticed even if its pipe stays open (with the fork start
+        method, sibling workers inherit each other's pipe ends).
+        """
         remote, process = self.remotes[rank], self.processes[rank]
         deadline = time.monotonic() + self.timeout
         try:
@@ -203,18 +209,21 @@ class CheckedSubprocVecEnv(SubprocVecEnv):
             raise EnvWorkerError(self._death_message(rank, doing)) from error
 
     def step_async(self, actions) -> None:
+        """Send each worker its action without waiting; `step_wait` collects the answers."""
         for rank, action in enumerate(actions):
             self._send(rank, ("step", action), "step")
             self._pending.add(rank)
         self.waiting = True
 
     def step_wait(self) -> VecEnvStepReturn:
+        """Collect every worker's step, raising EnvWorkerError (with its crash note) if a worker died or hung."""
         results = [self._receive(rank, "step") for rank in range(len(self.remotes))]
         self.waiting = False
         obs, rews, dones, infos, self.reset_infos = zip(*results, strict=True)
         return _stack_obs(obs, self.observation_space), np.stack(rews), np.stack(dones), infos
 
     def reset(self) -> VecEnvObs:
+        """Reset every env with the pending seeds and options, raising EnvWorkerError if a worker died or hung."""
         for rank in range(len(self.remotes)):
             self._send(rank, ("reset", (self._seeds[rank], self._options[rank])), "reset")
             self._pending.add(rank)
@@ -269,6 +278,7 @@ class SplitVecEnv(VecEnv):
         super().__init__(len(env_fns), self.local.observation_space, self.local.action_space)
 
     def reset(self) -> VecEnvObs:
+        """Reset env 0 here and envs 1.. in the workers, with the seeds and options set for each."""
         self.remote._seeds, self.remote._options = self._seeds[1:], self._options[1:]
         options = {"options": self._options[0]} if self._options[0] else {}
         local_obs, local_info = self.local.reset(seed=self._seeds[0], **options)
@@ -279,10 +289,12 @@ class SplitVecEnv(VecEnv):
         return _prepend(local_obs, remote_obs, self.observation_space)
 
     def step_async(self, actions: np.ndarray) -> None:
+        """Start the workers on envs 1..; env 0 is stepped in `step_wait` while they work."""
         self.remote.step_async(actions[1:])  # the worker steps while the learner steps env 0 in step_wait
         self._local_action = actions[0]
 
     def step_wait(self) -> VecEnvStepReturn:
+        """Step env 0 here as SB3's worker loop would, then collect the workers' steps and stack them in env order."""
         obs, reward, done, info, reset_info = vec_env_step(self.local, self._local_action)
         remote_obs, remote_rews, remote_dones, remote_infos = self.remote.step_wait()
         self.reset_infos = [reset_info, *self.remote.reset_infos]
@@ -290,6 +302,7 @@ class SplitVecEnv(VecEnv):
                 np.concatenate([np.stack([done]), remote_dones]), (info, *remote_infos))
 
     def close(self) -> None:
+        """Close the workers, and the local env even if closing the workers fails."""
         try:
             self.remote.close()
         finally:
@@ -300,11 +313,13 @@ class SplitVecEnv(VecEnv):
         return 0 in chosen, [i - 1 for i in chosen if i > 0]
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        """Read an attribute from the chosen envs (env 0 locally, the rest from the workers), in env order."""
         local, remote = self._split(indices)
         head = [self.local.get_wrapper_attr(attr_name)] if local else []
         return head + (self.remote.get_attr(attr_name, remote) if remote else [])
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        """Set an attribute on the chosen envs (env 0 locally, the rest in the workers)."""
         local, remote = self._split(indices)
         if local:
             setattr(self.local, attr_name, value)
@@ -313,12 +328,14 @@ class SplitVecEnv(VecEnv):
 
     def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
                    **method_kwargs: Any) -> list[Any]:
+        """Call a method on the chosen envs (env 0 locally, the rest in the workers) and return results in env order."""
         local, remote = self._split(indices)
         head = [self.local.get_wrapper_attr(method_name)(*method_args, **method_kwargs)] if local else []
         tail = self.remote.env_method(method_name, *method_args, indices=remote, **method_kwargs) if remote else []
         return head + tail
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None) -> list[bool]:
+        """Whether each chosen env is wrapped in `wrapper_class`, in env order."""
         from stable_baselines3.common.env_util import is_wrapped
 
         local, remote = self._split(indices)
@@ -336,9 +353,11 @@ def find_layer(venv: VecEnv | None, kind: type[VecEnv]) -> Any:
 
 
 def vec_env_step(env: gym.Env, action: Any) -> tuple[Any, float, bool, dict[str, Any], dict[str, Any]]:
-    """One step of one env exactly as SB3's worker loop does it: done = terminated or truncated, the
-    time-limit flag and terminal observation in `info`, and an automatic reset (obs, reward, done, info,
-    reset info)."""
+    """One step of one env exactly as SB3's worker loop does it.
+
+    Done = terminated or truncated, the time-limit flag and terminal observation in `info`, and an automatic reset
+    (obs, reward, done, info, reset info).
+    """
     obs, reward, terminated, truncated, info = env.step(action)
     done = terminated or truncated
     info["TimeLimit.truncated"] = truncated and not terminated
