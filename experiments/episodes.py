@@ -42,8 +42,7 @@ def open_session(args: argparse.Namespace, record: bool = False, record_every: i
     import torch
 
     torch.set_num_threads(1)
-    env = HouseholdEnv(task="none", render_mode="rgb_array" if record else None)
-    world = KitchenWorld(env, record=record)
+    env, world = factory.make_world(args, record=record)
     provider = factory.make_provider(args, world)
     affordance = factory.make_value_affordance(provider, world)
     planner = factory.make_planner(args, affordance=affordance)
@@ -76,6 +75,8 @@ def run_instruction(session: Session, instruction: str, seed: int | None, out: P
         session.agent.memory = session.memory.planner_memory()
     if out is not None:
         trace = {"seed": seed, **record.to_json()}
+        if hasattr(session.world, "trace"):  # perceived worlds log perceived vs true facts at every plan
+            trace["perception"] = session.world.trace
         atomic_write_text(out / f"{name}.json", json.dumps(trace, indent=2))
         if record.frames:
             save_gif(out / f"{name}.gif", record.frames)

@@ -28,6 +28,24 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
                              "the scripted expert otherwise and for calls the learned policy failed")
     parser.add_argument("--max-replans", type=int, default=2, help="replans allowed after failed steps")
     parser.add_argument("--memory", default=None, help="knowledge store (SQLite file) the planner reads and writes")
+    parser.add_argument("--perception", choices=("oracle", "learned"), default="oracle",
+                        help="where facts and success checks come from: the simulator's oracle, or the scene "
+                             "estimator reading cameras and touch (the oracle then only scores the report)")
+    parser.add_argument("--estimator", default=None,
+                        help="scene-estimator weights for --perception learned (default: the shipped one)")
+
+
+def make_world(args: argparse.Namespace, record: bool = False) -> tuple[Any, Any]:
+    """The kitchen env and its `SkillWorld` view: oracle facts, or perceived ones with --perception learned."""
+    if getattr(args, "perception", "oracle") == "learned":
+        from experiments.scene_estimation.world import open_perceived_world
+
+        return open_perceived_world(getattr(args, "estimator", None), record=record)
+    from envs.household import HouseholdEnv
+    from experiments.kitchen_world import KitchenWorld
+
+    env = HouseholdEnv(task="none", render_mode="rgb_array" if record else None)
+    return env, KitchenWorld(env, record=record)
 
 
 def make_encoder(kind: str) -> TextEncoder:

@@ -100,7 +100,7 @@ def _camera_stem(width: int, size: int) -> tuple[nn.Sequential, int]:
     layers: list[nn.Module] = []
     channels, current = 4, width
     while size > 4:
-        layers += [nn.Conv2d(channels, current, 3, stride=2, padding=1), nn.GELU()]
+        layers += [nn.Conv2d(channels, current, 3, stride=2, padding=1), nn.BatchNorm2d(current), nn.GELU()]
         channels, current, size = current, min(current * 2, width * 4), size // 2
     layers.append(nn.Flatten())
     return nn.Sequential(*layers), channels * size * size

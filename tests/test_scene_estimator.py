@@ -219,3 +219,51 @@ def test_collection_labels_frames_from_the_oracle(tmp_path: Path) -> None:
     assert location_of([["in", "red_block", "bowl"], ["holding", "mug"]], "mug") == "held"
     assert location_of([["on", "red_block", "green_block"]], "red_block") == "on_green_block"
     assert location_of([], "red_block") == "none"
+
+
+class FixedEstimator:
+    """Perceives the same scene whatever it is shown (drawer closed, everything on the table)."""
+
+    def __init__(self, config: EstimatorConfig) -> None:
+        self.config, self.calls = config, 0
+
+    def estimate(self, obs: Mapping[str, np.ndarray]) -> SceneEstimate:
+        from perception.scene_estimator import check_observation
+
+        check_observation(obs, self.config)  # refuses privileged keys, as the real one does
+        self.calls += 1
+        objects = {name: ObjectEstimate(name, "table", 0.99, 0.99, (0.5, 0.0, 0.02), "table")
+                   for name in self.config.objects}
+        return SceneEstimate(objects, False, 0.99, False, 0.99)
+
+
+def test_perceived_world_never_consults_the_oracle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Facts come from perception and a skill ends when perception sees its effect, never on the oracle's word."""
+    import envs.household as household
+    from agent.loop import EmbodiedAgent
+    from agent.planner import GroundedPlanner
+    from experiments.kitchen_world import ScriptedProvider
+    from experiments.scene_estimation.labels import LOCATIONS as VOCAB
+    from experiments.scene_estimation.labels import OBJECTS as NAMES
+    from experiments.scene_estimation.world import PerceivedKitchenWorld
+    from perception.text import HashingTextEncoder
+
+    def oracle_facts(*_: object) -> None:
+        raise AssertionError("the oracle's facts were read")
+
+    monkeypatch.setattr(household.HouseholdEnv, "facts", oracle_facts)
+    monkeypatch.setattr(household, "check_success", lambda *_: True)  # an oracle that says every skill is done
+    estimator = FixedEstimator(EstimatorConfig(objects=NAMES, locations=VOCAB, image_size=16, input_size=16))
+    env = household.HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=16, max_steps=6)
+    try:
+        world = PerceivedKitchenWorld(env, estimator, score_with_oracle=False)  # type: ignore[arg-type]
+        world.reset(seed=0)
+        agent = EmbodiedAgent(GroundedPlanner(HashingTextEncoder()), ScriptedProvider(world), max_replans=0)
+        record = agent.run(world, "open the drawer")
+    finally:
+        env.close()
+    assert [s.call.skill for s in record.steps] == ["open"]
+    assert record.steps[0].steps == 6 and not record.steps[0].success  # perception never saw it open
+    assert not record.success and ["closed", "drawer"] in record.final_facts
+    assert world.trace and world.trace[0]["perceived"] == record.final_facts and "true" not in world.trace[0]
+    assert estimator.calls >= 6
