@@ -56,6 +56,9 @@ class EstimatorConfig:
         position_centre, position_scale: how world positions are normalised for the position head.
         visible_threshold: below this probability of being seen, an object is reported unknown.
         min_confidence: below this probability of its best location class, an object is reported unknown.
+        arch: "keypoints" (spatial-softmax keypoints per camera: where things are, in few numbers) or "flat"
+            (strided convolutions flattened: more parameters, memorises layouts when data is scarce).
+        keypoints: keypoints per camera (arch "keypoints").
     """
 
     objects: tuple[str, ...]
@@ -70,6 +73,8 @@ class EstimatorConfig:
     position_scale: tuple[float, float, float] = (0.25, 0.25, 0.1)
     visible_threshold: float = 0.5
     min_confidence: float = 0.0
+    arch: str = "keypoints"
+    keypoints: int = 16
 
     def __post_init__(self) -> None:
         if not self.objects or not self.locations:
@@ -78,6 +83,8 @@ class EstimatorConfig:
             raise ValueError(f"locations must include {HELD!r}, got {list(self.locations)}")
         if UNKNOWN in self.locations:
             raise ValueError(f"{UNKNOWN!r} is the estimator's answer when it cannot see, not a location class")
+        if self.arch not in ("keypoints", "flat"):
+            raise ValueError(f"arch must be 'keypoints' or 'flat', got {self.arch!r}")
         if self.image_size % self.input_size or self.input_size < 16:
             raise ValueError(f"input_size must divide image_size and be >= 16, got {self.input_size} / "
                              f"{self.image_size}")
@@ -106,8 +113,47 @@ def _camera_stem(width: int, size: int) -> tuple[nn.Sequential, int]:
     return nn.Sequential(*layers), channels * size * size
 
 
+class KeypointStem(nn.Module):
+    """A strided then a plain convolution (half resolution), then a spatial softmax per channel (Levine et al.,
+    2016).
+
+    Each of `keypoints` channels becomes where it fires in the image (expected x, y in [-1, 1]), how far away
+    that is (expected depth under the same softmax) and how strongly it fires (its max logit); plus the
+    average-pooled feature map. A few numbers per keypoint generalise across layouts, where flattened maps
+    learn each layout by heart.
+    """
+
+    def __init__(self, width: int, keypoints: int) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv2d(4, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.GELU(),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.GELU(),
+        )
+        self.heat = nn.Conv2d(2 * width, keypoints, 1)
+        self.size = 4 * keypoints + 2 * width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 4, H, W) normalised RGB-D into (B, `size`) features."""
+        features = self.convs(x)
+        logits = self.heat(features)
+        h, w = logits.shape[-2:]
+        attention = torch.softmax(logits.flatten(2), dim=-1)  # (B, K, H*W)
+        ys = torch.linspace(-1.0, 1.0, h, device=x.device)
+        xs = torch.linspace(-1.0, 1.0, w, device=x.device)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+        depth = F.avg_pool2d(x[:, 3:4], x.shape[-1] // w).flatten(1)  # (B, H*W), same resolution as the map
+        expected_x = (attention * grid_x.reshape(1, 1, -1)).sum(-1)
+        expected_y = (attention * grid_y.reshape(1, 1, -1)).sum(-1)
+        expected_depth = (attention * depth.unsqueeze(1)).sum(-1)
+        strength = logits.flatten(2).amax(-1)
+        return torch.cat([expected_x, expected_y, expected_depth, strength, features.mean((2, 3))], dim=-1)
+
+
 class SceneEstimatorNet(nn.Module):
     """Two camera stems (front, wrist), a touch+proprio MLP, a shared trunk and one head per fact type.
+
+    The camera stems are spatial-softmax keypoint nets (arch "keypoints") or strided convolutions flattened
+    (arch "flat").
 
     Outputs (a dict of tensors): ``location`` logits (B, objects, locations), ``visible`` logits (B, objects),
     ``position`` normalised (B, objects, 3), ``drawer`` and ``holding`` logits (B,).
@@ -117,8 +163,12 @@ class SceneEstimatorNet(nn.Module):
         super().__init__()
         self.config = config
         self.pool = config.image_size // config.input_size
-        self.front, front_size = _camera_stem(config.width, config.input_size)
-        self.wrist, wrist_size = _camera_stem(config.width, config.input_size)
+        if config.arch == "keypoints":
+            self.front, self.wrist = (KeypointStem(config.width, config.keypoints) for _ in range(2))
+            front_size = wrist_size = self.front.size
+        else:
+            self.front, front_size = _camera_stem(config.width, config.input_size)
+            self.wrist, wrist_size = _camera_stem(config.width, config.input_size)
         self.body = nn.Sequential(nn.Linear(config.touch_size + config.proprio_size, 64), nn.GELU())
         self.trunk = nn.Sequential(nn.Linear(front_size + wrist_size + 64, hidden), nn.GELU(),
                                    nn.Linear(hidden, hidden), nn.GELU())

@@ -19,6 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--width", type=int, default=16, help="channels of the first convolution")
+    parser.add_argument("--arch", choices=("keypoints", "flat"), default="keypoints", help="camera stems")
+    parser.add_argument("--keypoints", type=int, default=16, help="spatial-softmax keypoints per camera")
     parser.add_argument("--input-size", type=int, default=64, help="images are pooled to this side first")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     parser.add_argument("--seed", type=int, default=0)
@@ -41,7 +43,8 @@ def handle(args: argparse.Namespace) -> int:
         if args.epochs < 1 or args.batch_size < 1:
             raise ValueError(f"--epochs and --batch-size must be >= 1, got {args.epochs}, {args.batch_size}")
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                             threads=args.threads, input_size=args.input_size, width=args.width)
+                             threads=args.threads, input_size=args.input_size, width=args.width,
+                             arch=args.arch, keypoints=args.keypoints)
         card = train(args.data, args.out, config, progress=True)
         print(f"trained on {card['frames']} frames, {card['parameters']} parameters: {args.out}")
     if args.heldout:

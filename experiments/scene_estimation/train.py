@@ -41,6 +41,8 @@ class TrainConfig:
     threads: int = 1
     input_size: int = 64
     width: int = 16
+    arch: str = "keypoints"
+    keypoints: int = 16
     position_weight: float = 1.0
 
 
@@ -76,7 +78,8 @@ def train(folders: Sequence[Path], out: Path, config: TrainConfig, progress: boo
     image_size = int(frames["rgb_front"].shape[1])
     locations = tuple(meta["locations"])
     estimator_config = EstimatorConfig(objects=tuple(meta["objects"]), locations=locations, image_size=image_size,
-                                       input_size=config.input_size, width=config.width)
+                                       input_size=config.input_size, width=config.width,
+                                       arch=config.arch, keypoints=config.keypoints)
     net = SceneEstimatorNet(estimator_config)
     held = locations.index("held")
     frames["visible"] = visible_labels(frames, meta["min_visible_pixels"], held)
