@@ -25,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--questions", type=int, default=2000, help="held-out frames to ask questions about")
+    parser.add_argument("--card", type=Path, default=None, help="write a markdown model card from the evaluation")
     parser.set_defaults(func=handle)
 
 
@@ -60,4 +61,12 @@ def handle(args: argparse.Namespace) -> int:
             print(f"questions: {q['accuracy']:.2%} [{q['ci95'][0]:.4f}, {q['ci95'][1]:.4f}] ({q['correct']}/"
                   f"{q['total']})")
         print(f"report: {path}")
+        if args.card is not None:
+            import sys
+
+            from experiments.scene_estimation.card import write_card
+
+            command = "embodia " + " ".join(sys.argv[1:]) if sys.argv[1:] else "embodia train-estimator"
+            write_card(args.card, args.out.stem, estimator.card, report, command)
+            print(f"card: {args.card}")
     return 0

@@ -243,3 +243,85 @@ def load_frames(folder: Path, keys: Iterable[str] | None = None) -> dict[str, np
 def dataset_meta(folder: Path) -> dict[str, Any]:
     """The dataset's `meta.json`."""
     return json.loads((Path(folder) / "meta.json").read_text())
+
+
+# ----------------------------------------------------------------------------------- randomised static scenes
+def _random_arrangement(env: HouseholdEnv, rng: np.random.Generator) -> None:
+    """Move some objects of the freshly reset scene into the bowl, onto the plate, into the drawer or onto a
+    block, then let physics settle. Why: chains show few layouts (one per episode), and a network trained on
+    them learns each layout by heart; one new arrangement per frame teaches it where things are."""
+    from envs.scene import PLATE_HEIGHT, SPECS
+    from envs.state import BLOCKS
+
+    sim = env.sim
+    state = env.scene_state()
+    drawer = state.drawer_position
+    movers = [name for name in OBJECTS if rng.random() < 0.5]
+    supports: list[str] = []
+    drawer_spots = [(-0.075, 0.045), (-0.075, -0.045), (-0.03, 0.045), (-0.03, -0.045), (0.02, 0.0)]
+    ring = [(0.0, 0.0), (0.03, 0.02), (-0.03, -0.02), (0.02, -0.03)]
+    for name in movers:
+        spec = SPECS[name]
+        choice = rng.choice(["bowl", "plate", "drawer", "block"])
+        jitter = rng.uniform(-0.006, 0.006, 2)
+        if choice == "bowl" and ring:
+            dx, dy = ring.pop(0)
+            x, y = state.position("bowl")[:2] + np.array((dx, dy)) + jitter
+            z = 0.009 + spec.origin_height
+        elif choice == "plate" and ring:
+            dx, dy = ring.pop()
+            x, y = state.position("plate")[:2] + np.array((dx, dy)) + jitter
+            z = PLATE_HEIGHT + spec.origin_height + 0.002
+        elif choice == "drawer" and drawer_spots:
+            dx, dy = drawer_spots.pop(int(rng.integers(len(drawer_spots))))
+            x, y = drawer[:2] + np.array((dx, dy)) + jitter
+            z = drawer[2] + 0.022 + spec.origin_height
+        elif choice == "block" and name in BLOCKS:
+            free = [b for b in BLOCKS if b != name and b not in movers and b not in supports]
+            if not free:
+                continue
+            support = free[int(rng.integers(len(free)))]
+            supports.append(support)
+            x, y = state.position(support)[:2] + jitter
+            z = state.position(support)[2] + 2 * spec.origin_height + 0.002
+        else:
+            continue
+        yaw = float(rng.uniform(-0.4, 0.4))
+        sim.set_base_pose(name, (float(x), float(y), float(z)), sim.euler_to_quaternion((0.0, 0.0, yaw)))
+    sim.step(24)
+
+
+def collect_random_scenes(seeds: Iterable[int], out: Path, image_size: int = 64, arm_steps: int = 8,
+                          per_shard: int = 500) -> Path:
+    """One frame per seed: a fresh layout, some objects moved into containers or stacks, the drawer at a random
+    opening, the arm driven a few random steps; labelled by the oracle like the chain frames."""
+    seeds = list(seeds)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"format": FORMAT, "config": {"kind": "random_scenes", "image_size": image_size, "arm_steps": arm_steps},
+            "objects": list(OBJECTS), "locations": list(LOCATIONS), "min_visible_pixels": MIN_VISIBLE_PIXELS,
+            "cameras": ["front", "wrist"], "seeds": [seeds[0], seeds[-1]]}
+    atomic_write_text(out / "meta.json", json.dumps(meta, indent=1))
+    env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=image_size)
+    world = RecordingWorld(env, every=1)
+    try:
+        for first in range(0, len(seeds), per_shard):
+            block = seeds[first:first + per_shard]
+            path = _shard_path(out, block[0])
+            if path.exists():
+                continue
+            for seed in block:
+                rng = np.random.default_rng([seed, 16])
+                opening = float(rng.choice([0.0, rng.uniform(0.0, 0.16), 0.16]))
+                env.reset(seed=seed, options={"task": "none", "variables": {"drawer.opening": opening}})
+                world.episode, world._count = seed, 0
+                world._bodies = [env.sim.body_id(name) for name in OBJECTS]
+                _random_arrangement(env, rng)
+                for _ in range(int(rng.integers(0, arm_steps + 1))):
+                    env.step(rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32))
+                world.keep(env.observation())
+            arrays = world.take()
+            atomic_write(path, lambda tmp, arrays=arrays: np.savez_compressed(tmp, **arrays), suffix=".npz")
+    finally:
+        env.close()
+    return out

@@ -132,6 +132,7 @@ def evaluate(estimator: SceneEstimator, folders: Sequence[Path]) -> dict[str, An
                                    "median": round(float(np.median(errors)) * 100, 2),
                                    "p95": round(float(np.percentile(errors, 95)) * 100, 2)}
     report["cost_ms_batch1"] = cost_ms(estimator, {key: frames[key][0] for key in SENSES})
+    report["step_share"] = step_share(estimator)
     return report
 
 
@@ -184,6 +185,10 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(f"position error (cm): mean {pos['mean']}, median {pos['median']}, p95 {pos['p95']}")
     cost = report["cost_ms_batch1"]
     lines.append(f"cost per observation (batch 1, {cost['threads']} thread(s)): median {cost['median']} ms")
+    if "step_share" in report:
+        share = report["step_share"]
+        lines.append(f"agent step: env {share['env_step_ms']} ms + estimate {share['estimate_ms']} ms "
+                     f"(estimator share {share['estimator_share']:.0%})")
     return "\n".join(lines)
 
 
@@ -257,3 +262,30 @@ def evaluate_questions(estimator: SceneEstimator, folders: Sequence[Path], frame
     hits, total = sum(v[0] for v in by_kind.values()), sum(v[1] for v in by_kind.values())
     return {"frames": len(chosen), "questions": total, "overall": _rate(hits, total),
             "per_kind": {kind: _rate(*v) for kind, v in sorted(by_kind.items())}, "wrong_examples": examples}
+
+
+def step_share(estimator: SceneEstimator, steps: int = 100, seed: int = 0) -> dict[str, float]:
+    """Milliseconds per control step of the rgbd_touch kitchen and of one estimate, and the estimator's share.
+
+    With `--perception learned` the estimator reads every control step (success checks), so its share of
+    an agent step is estimate / (env step + estimate); scripted skills add ~nothing on top.
+    """
+    from envs.household import HouseholdEnv
+
+    env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=estimator.config.image_size)
+    try:
+        obs, _ = env.reset(seed=seed)
+        rng = np.random.default_rng(seed)
+        env_seconds = model_seconds = 0.0
+        for _ in range(steps):
+            started = time.perf_counter()
+            obs, *_ = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
+            middle = time.perf_counter()
+            estimator.estimate({key: obs[key] for key in SENSES})
+            model_seconds += time.perf_counter() - middle
+            env_seconds += middle - started
+    finally:
+        env.close()
+    env_ms, model_ms = 1000 * env_seconds / steps, 1000 * model_seconds / steps
+    return {"env_step_ms": round(env_ms, 3), "estimate_ms": round(model_ms, 3),
+            "estimator_share": round(model_ms / (env_ms + model_ms), 4)}
