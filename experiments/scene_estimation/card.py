@@ -28,8 +28,7 @@ def model_card(name: str, card: dict[str, Any], report: dict[str, Any], command:
         "the visibility head judges unseen is reported `unknown`.", "",
         f"- architecture: {train.get('arch', '?')} camera stems, input pooled to {train.get('input_size', '?')} px, "
         f"width {train.get('width', '?')}; {card.get('parameters', '?')} parameters",
-        f"- trained on {card.get('frames', '?')} frames from scripted chains "
-        f"({', '.join(card.get('trained_on', []))}), "
+        f"- trained on {card.get('frames', '?')} frames from {', '.join(card.get('trained_on', []))}, "
         f"{train.get('epochs', '?')} epochs, seed {train.get('seed', '?')}; last epoch kept (no held-out selection)",
         f"- command: `{command}`", "",
         f"## Held-out accuracy ({report['frames']} frames, {report['episodes']} episodes on seeds never trained on)",
@@ -53,8 +52,8 @@ def model_card(name: str, card: dict[str, Any], report: dict[str, Any], command:
                   f"oracle: {_rate(report['questions']['overall'])}."]
     lines += ["", "## Limits", "",
               "The issue's targets are >= 97% per fact type and >= 99% overall; compare the table above with them",
-              "before relying on its facts. Full confusion tables and reliability tables: the `.eval.json` next to",
-              "the weights in the run folder."]
+              "before relying on its facts. Full confusion tables and reliability tables: the `.eval.json` written",
+              "next to the weights by `embodia train-estimator --heldout`."]
     return "\n".join(lines) + "\n"
 
 
