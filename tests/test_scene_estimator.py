@@ -239,7 +239,7 @@ class FixedEstimator:
 
 def test_perceived_world_never_consults_the_oracle(monkeypatch: pytest.MonkeyPatch) -> None:
     """Facts come from perception and a skill ends when perception sees its effect, never on the oracle's word."""
-    from experiments.scene_estimation.world import PerceivedKitchenWorld
+    from experiments.kitchen.perceived_world import PerceivedKitchenWorld
 
     import envs.household as household
     from agent.loop import EmbodiedAgent

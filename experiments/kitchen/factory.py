@@ -120,7 +120,7 @@ def make_world(options: AgentOptions, record: bool = False, gui: bool = False) -
     if options.perception == "learned":
         if gui:
             raise ValueError("--gui works with --perception oracle only, got --perception learned")
-        from experiments.scene_estimation.world import open_perceived_world
+        from experiments.kitchen.perceived_world import open_perceived_world
 
         return open_perceived_world(options.estimator, record=record)
     from envs.household import HouseholdEnv

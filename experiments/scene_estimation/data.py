@@ -155,13 +155,13 @@ class RecordingWorld(KitchenWorld):
 
 def _draw_chain_task(world: KitchenWorld, rng: np.random.Generator) -> str:
     """The next instruction of a chain, drawn as `eval-chains` draws them."""
-    from envs.household import _push_path_clear  # the env's own clearance test
+    from envs.task_choice import push_path_clear  # the env's own clearance test
     from experiments.kitchen.chains import draw_task
 
     def push_ok(name: str, direction: str) -> bool:
         scene = world.env.scene_state()
         layout = {n: (*scene.position(n)[:2], 0.0) for n in RIGID_OBJECTS}
-        return _push_path_clear(layout, name, direction)
+        return push_path_clear(layout, name, direction)
 
     return draw_task(world.facts(), push_ok, rng).instruction
 
