@@ -28,6 +28,7 @@ INTERNAL_RAISES = {
     "envs/household.py": 2,  # action shape / NaN actions from a policy
     "envs/sim.py": 3,  # physics settings, bodies, dynamics keys inside the simulator
     "experiments/common/media.py": 1,  # no frames to write
+    "experiments/kitchen/perceived_world.py": 2,  # a task or skill with no perceived check: the code lacks one
     "experiments/common/stats.py": 3,  # Wilson interval / mean_std called with impossible counts
     "experiments/training/actors.py": 1,  # the actors VecEnv wrapped by mistake
     "experiments/training/language.py": 1,  # an encoder returning the wrong number of vectors
@@ -42,6 +43,7 @@ INTERNAL_RAISES = {
     "perception/fusion.py": 1,
     "perception/goal_wrapper.py": 3,
     "perception/layout.py": 4,  # observation-space layouts the env defines
+    "perception/scene_estimator.py": 1,  # estimate() called with a batch
 }
 
 

@@ -85,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
         rate = row["success_rate"]
         print(f"  {row['position']}/{args.length} instructions in a row: {rate:.0%}  [{low:.2f}, {high:.2f}]")
     print(f"average completed length: {summary['average_completed_length']:.2f}")
+    if "perception_verdicts" in summary:
+        v = summary["perception_verdicts"]
+        print(f"perceived success checks: {v['agree']}/{v['instructions']} agree with the oracle; "
+              f"false success {v['false_success']}, false failure {v['false_failure']}; "
+              f"average completed length by the oracle: {summary['oracle_completed_length']:.2f}")
     for task, row in sorted(summary["per_task"].items()):
         print(f"  {task:9s} {row['successes']}/{row['attempts']} ({row['rate']:.0%})")
     print(f"details: {args.out}/summary.json, {args.out}/chains.json")

@@ -100,11 +100,13 @@ def run_chain(agent: EmbodiedAgent, world: KitchenWorld, seed: int, length: int)
         return push_path_clear(layout, name, direction)
 
     for _ in range(length):
-        task = draw_task(world.facts(), push_ok, rng)
+        task = draw_task(getattr(world, "true_facts", world.facts)(), push_ok, rng)  # the harness draws from truth
         try:
             record = agent.run(world, task.instruction).to_json()
         except PlanningError as error:  # a refused instruction fails this link of the chain
             record = {"instruction": task.instruction, "success": False, "error": f"refused: {error}"}
+        if hasattr(world, "oracle_verdict"):  # perceived success checks: the oracle scores them for the report
+            record["oracle_success"] = world.oracle_verdict(task.task, task.args)
         result.tasks.append(task)
         result.successes.append(bool(record["success"]))
         result.records.append(record)
@@ -127,6 +129,25 @@ def summarise(results: list[ChainResult], length: int) -> dict[str, Any]:
             per_task.setdefault(task.task, [0, 0])
             per_task[task.task][0] += int(ok)
             per_task[task.task][1] += 1
-    return {"chains": n, "length": length, "positions": positions,
-            "average_completed_length": sum(r.completed for r in results) / n,
-            "per_task": {t: {"successes": s, "attempts": a, "rate": s / a} for t, (s, a) in per_task.items()}}
+    summary = {"chains": n, "length": length, "positions": positions,
+               "average_completed_length": sum(r.completed for r in results) / n,
+               "per_task": {t: {"successes": s, "attempts": a, "rate": s / a} for t, (s, a) in per_task.items()}}
+    verdicts = [(bool(r["success"]), bool(r["oracle_success"])) for res in results for r in res.records
+                if "oracle_success" in r]
+    if verdicts:  # perceived success checks, scored by the oracle
+        summary["perception_verdicts"] = {
+            "instructions": len(verdicts), "agree": sum(a == b for a, b in verdicts),
+            "false_success": sum(a and not b for a, b in verdicts),
+            "false_failure": sum(b and not a for a, b in verdicts)}
+        summary["oracle_completed_length"] = sum(_leading(r.records) for r in results) / n
+    return summary
+
+
+def _leading(records: list[dict[str, Any]]) -> int:
+    """Instructions in a row the oracle accepts (the chain itself stops where perception saw a failure)."""
+    count = 0
+    for record in records:
+        if not record.get("oracle_success"):
+            break
+        count += 1
+    return count

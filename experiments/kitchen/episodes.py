@@ -45,8 +45,7 @@ def open_session(options: factory.AgentOptions, record: bool = False, record_eve
     import torch
 
     torch.set_num_threads(1)
-    env = HouseholdEnv(task="none", render_mode="human" if gui else ("rgb_array" if record else None))
-    world = KitchenWorld(env, record=record)
+    env, world = factory.make_world(options, record=record, gui=gui)
     provider = factory.make_provider(options, world)
     affordance = factory.make_value_affordance(provider, world)
     planner = factory.make_planner(options, affordance=affordance)
@@ -75,6 +74,8 @@ def run_instruction(session: Session, instruction: str, seed: int | None, out: P
     record = session.agent.run(session.world, instruction)  # with --memory the agent reads and writes the store
     if out is not None:
         trace = {"seed": seed, **record.to_json()}
+        if hasattr(session.world, "trace"):  # perceived worlds log perceived vs true facts at every plan
+            trace["perception"] = session.world.trace
         write_json(out / f"{name}.json", trace)
         if record.frames:
             save_gif(out / f"{name}.gif", record.frames)

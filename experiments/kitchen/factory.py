@@ -16,12 +16,14 @@ if TYPE_CHECKING:  # the command modules import this one while building the pars
     from agent.planner import GroundedPlanner
     from agent.planner.llm import LLMPlanner
     from agent.policy import LearnedSkillProvider, LearnedValueAffordance
+    from envs.household import HouseholdEnv
     from experiments.kitchen.memory_bridge import MemoryBridge
     from experiments.kitchen.world import KitchenWorld, ScriptedProvider
     from perception.text import TextEncoder
 
 PLANNERS = ("grounded", "llm")
 SKILL_MODES = ("scripted", "learned", "auto")
+PERCEPTION_MODES = ("oracle", "learned")
 
 
 def llm_timeout(text: str) -> float:
@@ -61,6 +63,11 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
                              "the scripted expert otherwise and for calls the learned policy failed")
     parser.add_argument("--max-replans", type=int, default=2, help="replans allowed after failed steps")
     parser.add_argument("--memory", default=None, help="knowledge store (SQLite file) the planner reads and writes")
+    parser.add_argument("--perception", choices=PERCEPTION_MODES, default="oracle",
+                        help="where facts and success checks come from: the simulator's oracle, or the scene "
+                             "estimator reading cameras and touch (the oracle then only scores the report)")
+    parser.add_argument("--estimator", default=None,
+                        help="scene-estimator weights for --perception learned (default: the shipped one)")
 
 
 @dataclass(frozen=True)
@@ -85,18 +92,44 @@ class AgentOptions:
     """Replans allowed after failed steps."""
     memory: str | None = None
     """Knowledge store (SQLite file) the planner reads and writes; None for none."""
+    perception: str = "oracle"
+    """Where facts and success checks come from: "oracle" or "learned" (the scene estimator)."""
+    estimator: str | None = None
+    """Scene-estimator weights for perception "learned" (None: the shipped ones)."""
 
     def __post_init__(self) -> None:
         if self.planner not in PLANNERS:
             raise InputError(f"unknown planner {self.planner!r}; expected one of {', '.join(PLANNERS)}")
         if self.skills not in SKILL_MODES:
             raise InputError(f"unknown skills mode {self.skills!r}; expected one of {', '.join(SKILL_MODES)}")
+        if self.perception not in PERCEPTION_MODES:
+            raise InputError(f"unknown perception mode {self.perception!r}; expected one of "
+                             f"{', '.join(PERCEPTION_MODES)}")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> AgentOptions:
         """The options from a namespace parsed with `add_agent_arguments` (flags it lacks keep their default)."""
         defaults = cls()
         return cls(**{name: getattr(args, name, getattr(defaults, name)) for name in cls.__dataclass_fields__})
+
+
+def make_world(options: AgentOptions, record: bool = False, gui: bool = False) -> tuple[HouseholdEnv, KitchenWorld]:
+    """The kitchen env and its `SkillWorld` view: oracle facts, or perceived ones with perception "learned".
+
+    Raises:
+        ValueError: for `gui` with perception "learned" (the perceived world renders its own cameras).
+    """
+    if options.perception == "learned":
+        if gui:
+            raise InputError("--gui works with --perception oracle only, got --perception learned")
+        from experiments.kitchen.perceived_world import open_perceived_world
+
+        return open_perceived_world(options.estimator, record=record)
+    from envs.household import HouseholdEnv
+    from experiments.kitchen.world import KitchenWorld
+
+    env = HouseholdEnv(task="none", render_mode="human" if gui else ("rgb_array" if record else None))
+    return env, KitchenWorld(env, record=record)
 
 
 def make_encoder(kind: str) -> TextEncoder:

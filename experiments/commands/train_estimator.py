@@ -1,0 +1,76 @@
+"""`embodia train-estimator`: train the scene estimator on collected frames and evaluate it on held-out seeds."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from experiments.common import args as args_types
+from experiments.common.errors import InputError
+from experiments.common.jsonio import write_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `train-estimator` sub-command."""
+    parser = subparsers.add_parser("train-estimator", help="train / evaluate the scene-state estimator",
+                                   description=__doc__)
+    parser.add_argument("--data", type=Path, nargs="+", default=[], help="training dataset folders")
+    parser.add_argument("--heldout", type=Path, nargs="+", default=[], help="held-out dataset folders to evaluate on")
+    parser.add_argument("--out", type=args_types.output_file, default=Path("runs/scene_estimation/estimator.pt"),
+                        help="weights file")
+    parser.add_argument("--evaluate-only", action="store_true", help="skip training: evaluate --out on --heldout")
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--width", type=int, default=16, help="channels of the first convolution")
+    parser.add_argument("--arch", choices=("keypoints", "flat"), default="keypoints", help="camera stems")
+    parser.add_argument("--keypoints", type=int, default=16, help="spatial-softmax keypoints per camera")
+    parser.add_argument("--input-size", type=int, default=64, help="images are pooled to this side first")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    parser.add_argument("--seed", type=args_types.seed, default=0)
+    parser.add_argument("--questions", type=int, default=2000, help="held-out frames to ask questions about")
+    parser.add_argument("--card", type=Path, default=None, help="write a markdown model card from the evaluation")
+    parser.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Train the scene estimator, evaluate it on held-out shards and write weights, report and card; 0 on success."""
+    import torch
+
+    from experiments.scene_estimation.evaluate import evaluate, evaluate_questions, format_report
+    from experiments.scene_estimation.train import TrainConfig, train
+    from perception.scene_estimator import SceneEstimator
+
+    torch.set_num_threads(args.threads)
+    if not args.evaluate_only:
+        if not args.data:
+            raise InputError("--data is required unless --evaluate-only")
+        if args.epochs < 1 or args.batch_size < 1:
+            raise InputError(f"--epochs and --batch-size must be >= 1, got {args.epochs}, {args.batch_size}")
+        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                             threads=args.threads, input_size=args.input_size, width=args.width,
+                             arch=args.arch, keypoints=args.keypoints)
+        card = train(args.data, args.out, config, progress=True)
+        print(f"trained on {card['frames']} frames, {card['parameters']} parameters: {args.out}")
+    if args.heldout:
+        estimator = SceneEstimator.load(args.out)
+        report = evaluate(estimator, args.heldout)
+        if args.questions:
+            report["questions"] = evaluate_questions(estimator, args.heldout, frames_used=args.questions)
+        path = args.out.with_suffix(".eval.json")
+        write_json(path, report, indent=1, default=float)
+        print(format_report(report))
+        if "questions" in report:
+            q = report["questions"]["overall"]
+            print(f"questions: {q['accuracy']:.2%} [{q['ci95'][0]:.4f}, {q['ci95'][1]:.4f}] ({q['correct']}/"
+                  f"{q['total']})")
+        print(f"report: {path}")
+        if args.card is not None:
+            import sys
+
+            from experiments.scene_estimation.card import write_card
+
+            command = "embodia " + " ".join(sys.argv[1:]) if sys.argv[1:] else "embodia train-estimator"
+            write_card(args.card, args.out.stem, estimator.card, report, command)
+            print(f"card: {args.card}")
+    return 0

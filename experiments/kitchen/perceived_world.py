@@ -1,0 +1,171 @@
+"""`PerceivedKitchenWorld`: the agent's `SkillWorld` with facts and success checks from the scene estimator.
+
+With `--perception learned`, what the planner believes and what counts as done come from the senses:
+`facts()` is the estimator's reading of the current `rgbd_touch` observation, and a skill step ends with
+success when the estimator sees its effect (the object held, in or on its target and let go, the drawer
+open or closed, the gripper at the object, the object pushed far enough), seen on two consecutive
+control steps so that one misread frame does not end a skill. The env's own oracle still runs inside the
+simulator, but its verdict (`terminated`) is dropped; the true facts are read only for the report, beside
+the perceived ones, at every plan (`trace`).
+
+Scripted skills still read the true scene state to act (they are privileged controllers by design); the
+learned `rgbd_touch` skills do not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from agent.skills import CONTAINERS, SkillCall
+from envs.household import HouseholdEnv
+from envs.scene import SPECS
+from envs.tasks import DIRECTIONS, PUSH_MIN_DISTANCE
+from experiments.common.errors import InputError
+from experiments.kitchen.world import KitchenWorld
+from perception.scene_estimator import HELD, SENSES, SHIPPED_WEIGHTS, SceneEstimate, SceneEstimator
+
+CONFIRM_STEPS = 2
+"""Consecutive control steps on which perception must see a skill's effect before the skill counts as done."""
+REACH_TOLERANCE = 0.04
+
+
+class PerceivedKitchenWorld(KitchenWorld):
+    """A `KitchenWorld` whose facts and success checks come from a `SceneEstimator`, not the oracle.
+
+    Args:
+        env: the kitchen, built with ``obs_mode="rgbd_touch"`` at the estimator's image size.
+        estimator: the trained scene estimator.
+        record: keep video frames (as `KitchenWorld`).
+        score_with_oracle: read the true facts beside the perceived ones for the report (never for decisions).
+    """
+
+    def __init__(self, env: HouseholdEnv, estimator: SceneEstimator, record: bool = False,
+                 score_with_oracle: bool = True) -> None:
+        if env.obs_mode != "rgbd_touch":
+            raise InputError(f"perceived facts need an rgbd_touch env, got obs_mode {env.obs_mode!r}")
+        super().__init__(env, record=record)
+        self.estimator = estimator
+        self.score_with_oracle = score_with_oracle
+        self.trace: list[dict[str, Any]] = []
+        """Perceived and true facts at every `facts()` call (each plan, replan and final check)."""
+        self.estimates = 0
+        self.estimate_seconds = 0.0
+        self._call: SkillCall | None = None
+        self._spec_args: tuple[str, ...] = ()
+        self._start: SceneEstimate | None = None
+        self._streak = 0
+        self.oracle_steps: dict[tuple[str, ...], bool] = {}
+        """The oracle's verdict at the last step of each skill call (report only)."""
+
+    def oracle_verdict(self, task: str, args: tuple[str, ...]) -> bool:
+        """Whether the oracle says an instruction (an env task) is accomplished now: for scoring the report."""
+        truth = {tuple(f) for f in self.true_facts()}
+        if task == "open":
+            return ("open", "drawer") in truth
+        if task == "close":
+            return ("closed", "drawer") in truth
+        if task in ("place_in", "place_on"):
+            return ("in" if task == "place_in" else "on", *args) in truth
+        if task == "push":
+            return self.oracle_steps.get(("push", *args), False)
+        raise ValueError(f"no oracle verdict for task {task!r}")
+
+    def perceive(self, obs: dict[str, np.ndarray] | None = None) -> SceneEstimate:
+        """The estimator's reading of `obs` (default: what the robot senses now)."""
+        obs = self.env.observation() if obs is None else obs
+        estimate = self.estimator.estimate({key: obs[key] for key in SENSES})
+        self.estimates += 1
+        self.estimate_seconds += estimate.seconds
+        return estimate
+
+    def facts(self) -> list[list[str]]:
+        """Perceived facts now; the true ones are logged beside them for the report only."""
+        estimate = self.perceive()
+        perceived = estimate.facts()
+        row: dict[str, Any] = {"perceived": perceived, "unknown": estimate.unknown,
+                               "confidences": {k: round(v, 4) for k, v in estimate.confidences().items()}}
+        if self.score_with_oracle:
+            truth = self.true_facts()
+            mine, real = {tuple(f) for f in perceived}, {tuple(f) for f in truth}
+            row.update({"true": truth, "perceived_only": sorted(map(list, mine - real)),
+                        "true_only": sorted(map(list, real - mine))})
+        self.trace.append(row)
+        return perceived
+
+    def true_facts(self) -> list[list[str]]:
+        """The oracle's facts (for scoring and for drawing the next instruction of an evaluation chain)."""
+        return self.env.facts()
+
+    def start_skill(self, call: SkillCall) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start `call` as the oracle world does, and remember it: its success is then judged by perception."""
+        obs, info = super().start_skill(call)
+        self._call = call
+        self._spec_args = tuple(self.env.task.args) if self.env.task is not None else tuple(call.args)
+        self._start = self.perceive(obs)
+        self._streak = 0
+        return obs, info
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Step the env; `terminated` is perception's verdict on the current call, the oracle's only logged."""
+        obs, reward, oracle_verdict, truncated, info = super().step(action)
+        if self._call is not None:  # kept for the report only: what the oracle would have said at this step
+            self.oracle_steps[(self._call.skill, *self._call.args)] = bool(oracle_verdict)
+        done = self._call is not None and self._achieved(self.perceive(obs), obs)
+        self._streak = self._streak + 1 if done else 0
+        terminated = self._streak >= CONFIRM_STEPS
+        info = {**info, "perceived_success": terminated}
+        info.pop("is_success", None)  # the oracle's verdict is not the agent's to see
+        return obs, reward, terminated, truncated and not terminated, info
+
+    def _achieved(self, now: SceneEstimate, obs: dict[str, np.ndarray]) -> bool:
+        """Whether perception sees the current skill's effect."""
+        call = self._call
+        assert call is not None
+        if call.skill == "open":
+            return now.drawer_open
+        if call.skill == "close":
+            return not now.drawer_open
+        if call.skill == "pick":
+            return now.holding and now.objects[call.args[0]].location == HELD
+        if call.skill == "place":
+            item, target = self._spec_args
+            location = now.objects[item].location
+            want = target if target in CONTAINERS or target in ("plate", "table") else f"on_{target}"
+            return location == want and not now.holding
+        if call.skill == "reach":
+            name = call.args[0]
+            grasp = np.asarray(now.objects[name].position) + np.array([0.0, 0.0, SPECS[name].grasp_height])
+            return float(np.linalg.norm(grasp - obs["proprio"][:3])) < REACH_TOLERANCE
+        if call.skill == "push":
+            name, direction = call.args
+            assert self._start is not None
+            moved = (np.asarray(now.objects[name].position) - np.asarray(self._start.objects[name].position))[:2]
+            unit = np.asarray(DIRECTIONS[direction])
+            along = float(moved @ unit)
+            lateral = float(abs(moved[0] * unit[1] - moved[1] * unit[0]))
+            return (along >= PUSH_MIN_DISTANCE and lateral <= max(0.03, 0.6 * along) and not now.holding
+                    and now.objects[name].location == "table")
+        raise ValueError(f"no perceived success check for skill {call.skill!r}")
+
+
+def perceived_world(env: HouseholdEnv, estimator: SceneEstimator, record: bool = False) -> PerceivedKitchenWorld:
+    """A perceived world, checking that the env's cameras match the estimator's image size."""
+    size = env.observation_space["rgb_front"].shape[0] if "rgb_front" in env.observation_space.spaces else None
+    if size != estimator.config.image_size:
+        raise InputError(f"the estimator expects {estimator.config.image_size}px rgbd_touch observations, the env "
+                         f"gives {size}px")
+    return PerceivedKitchenWorld(env, estimator, record=record)
+
+
+def open_perceived_world(estimator_path: str | None, record: bool = False
+                         ) -> tuple[HouseholdEnv, PerceivedKitchenWorld]:
+    """An rgbd_touch kitchen at the estimator's image size and its perceived `SkillWorld` view."""
+    from pathlib import Path
+
+
+    estimator = SceneEstimator.load(Path(estimator_path) if estimator_path else SHIPPED_WEIGHTS)
+    env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=estimator.config.image_size,
+                       render_mode="rgb_array" if record else None)
+    return env, perceived_world(env, estimator, record=record)

@@ -1,0 +1,269 @@
+"""The scene estimator's wiring (on a tiny untrained network), its unknown rule, checkpoints, `ask` and the data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from experiments.cli import main
+from experiments.scene_estimation.questions import UngroundedQuestion, answer, ground
+from perception.scene_estimator import (
+    SENSES,
+    UNKNOWN,
+    EstimatorConfig,
+    ObjectEstimate,
+    SceneEstimate,
+    SceneEstimator,
+)
+
+OBJECTS = ("red_block", "green_block", "mug")
+LOCATIONS = ("table", "bowl", "drawer", "plate", "on_red_block", "on_green_block", "held", "none")
+
+
+def tiny_config(size: int = 16) -> EstimatorConfig:
+    return EstimatorConfig(objects=OBJECTS, locations=LOCATIONS, image_size=size, input_size=size, width=4)
+
+
+def observation(size: int = 16, batch: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    lead = () if batch is None else (batch,)
+    return {"rgb_front": rng.integers(0, 256, (*lead, size, size, 3), dtype=np.uint8),
+            "depth_front": rng.uniform(0.3, 2.0, (*lead, size, size, 1)).astype(np.float32),
+            "rgb_wrist": rng.integers(0, 256, (*lead, size, size, 3), dtype=np.uint8),
+            "depth_wrist": rng.uniform(0.05, 2.0, (*lead, size, size, 1)).astype(np.float32),
+            "touch": rng.normal(size=(*lead, 38)).astype(np.float32),
+            "proprio": rng.normal(size=(*lead, 21)).astype(np.float32)}
+
+
+class SpyObservation(Mapping):
+    """An observation that records which keys are read (and holds a privileged key it must never read)."""
+
+    def __init__(self, obs: dict[str, np.ndarray], extra: dict[str, np.ndarray]) -> None:
+        self._data, self.read = {**obs, **extra}, set()
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        self.read.add(key)
+        return self._data[key]
+
+    def __contains__(self, key: object) -> bool:  # asking whether a key is there is not reading it
+        return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def test_tiny_estimator_shapes_and_facts() -> None:
+    torch.manual_seed(0)
+    estimator = SceneEstimator(tiny_config())
+    probs = estimator.probabilities(observation(batch=4))
+    assert probs["location"].shape == (4, len(OBJECTS), len(LOCATIONS))
+    assert np.allclose(probs["location"].sum(-1), 1.0, atol=1e-5)
+    assert probs["visible"].shape == (4, len(OBJECTS)) and probs["position"].shape == (4, len(OBJECTS), 3)
+    assert probs["drawer"].shape == (4,) and probs["holding"].shape == (4,)
+    scene = estimator.estimate(observation())
+    assert set(scene.objects) == set(OBJECTS)
+    facts = scene.facts()
+    assert facts[-1] in (["open", "drawer"], ["closed", "drawer"])
+    assert (["gripper_empty"] in facts) != scene.holding
+    assert len(estimator.estimate_batch(observation(batch=3))) == 3
+
+
+def test_estimator_reads_only_the_senses_and_refuses_privileged_keys() -> None:
+    estimator = SceneEstimator(tiny_config())
+    spy = SpyObservation(observation(), {"extra_sensor": np.zeros(3)})
+    estimator.estimate(spy)
+    assert spy.read <= set(SENSES), f"read {spy.read - set(SENSES)}"
+    cheating = {**observation(), "objects": np.zeros(44, np.float32)}
+    with pytest.raises(ValueError, match="privileged"):
+        estimator.estimate(cheating)
+
+
+def test_wrong_observation_space_is_a_clear_error() -> None:
+    estimator = SceneEstimator(tiny_config(16))
+    with pytest.raises(ValueError, match=r"rgb_front.*\(32, 32, 3\).*expects \(16, 16, 3\)"):
+        estimator.estimate(observation(32))
+    state_only = {"proprio": np.zeros(21, np.float32)}
+    with pytest.raises(ValueError, match="lacks"):
+        estimator.estimate(state_only)
+
+
+def _probs(visible: list[float], location: list[list[float]], holding: float = 0.1, drawer: float = 0.9):
+    return {"location": np.asarray(location), "visible": np.asarray(visible), "position": np.zeros((3, 3)),
+            "drawer": np.float32(drawer), "holding": np.float32(holding)}
+
+
+def test_unseen_object_is_unknown_not_a_guess() -> None:
+    estimator = SceneEstimator(tiny_config())
+    drawer = [0.0, 0.0, 0.9, 0.0, 0.0, 0.0, 0.1, 0.0]
+    table = [0.95, 0.05, 0, 0, 0, 0, 0, 0]
+    scene = estimator.decode(_probs([0.9, 0.2, 0.9], [table, drawer, table]))
+    assert scene.objects["green_block"].location == UNKNOWN
+    assert scene.objects["green_block"].best_guess == "drawer"  # kept for diagnosis, not reported as a fact
+    assert scene.unknown == ["green_block"]
+    assert not any("green_block" in fact for fact in scene.facts())
+    assert ["on", "red_block", "table"] in scene.facts() and ["open", "drawer"] in scene.facts()
+
+
+def test_holding_decides_which_object_is_held() -> None:
+    estimator = SceneEstimator(tiny_config())
+    held_a = [0.1, 0, 0, 0, 0, 0, 0.9, 0]
+    held_b = [0.3, 0, 0, 0, 0, 0, 0.7, 0]
+    # Gripper empty: nobody may be held, each object falls back to its next best class.
+    scene = estimator.decode(_probs([0.9, 0.9, 0.9], [held_a, held_b, held_b], holding=0.05))
+    assert all(e.location != "held" for e in scene.objects.values())
+    assert ["gripper_empty"] in scene.facts()
+    # Holding, and only the most likely object is held, even if the wrist camera barely sees it.
+    scene = estimator.decode(_probs([0.1, 0.9, 0.9], [held_a, held_b, held_b], holding=0.97))
+    assert scene.objects["red_block"].location == "held"
+    assert [e.location for e in scene.objects.values()].count("held") == 1
+    assert ["holding", "red_block"] in scene.facts() and ["gripper_empty"] not in scene.facts()
+
+
+def test_low_confidence_is_unknown() -> None:
+    config = EstimatorConfig(objects=OBJECTS, locations=LOCATIONS, image_size=16, input_size=16, width=4,
+                             min_confidence=0.6)
+    unsure = [0.4, 0.35, 0.25, 0, 0, 0, 0, 0]
+    scene = SceneEstimator(config).decode(_probs([0.9, 0.9, 0.9], [unsure, unsure, unsure]))
+    assert scene.unknown == list(OBJECTS)
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    estimator = SceneEstimator(tiny_config())
+    path = estimator.save(tmp_path / "est.pt", card={"note": "untrained"})
+    loaded = SceneEstimator.load(path)
+    obs = observation()
+    assert loaded.config == estimator.config and loaded.card["note"] == "untrained"
+    for key, value in estimator.probabilities(obs).items():
+        np.testing.assert_allclose(loaded.probabilities(obs)[key], value, rtol=1e-6)
+    with pytest.raises(FileNotFoundError, match="no scene-estimator checkpoint"):
+        SceneEstimator.load(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    (tmp_path / "junk.pt.json").write_text((tmp_path / "est.pt.json").read_text())
+    with pytest.raises(ValueError, match="not a readable torch state_dict"):
+        SceneEstimator.load(tmp_path / "junk.pt")
+    wider = SceneEstimator(EstimatorConfig(objects=OBJECTS, locations=LOCATIONS, image_size=16, input_size=16,
+                                           width=8))
+    wider.save(tmp_path / "wide.pt")
+    (tmp_path / "wide.pt.json").write_text((tmp_path / "est.pt.json").read_text())
+    with pytest.raises(ValueError, match="does not fit"):
+        SceneEstimator.load(tmp_path / "wide.pt")
+
+
+def _scene(locations: dict[str, str], drawer_open: bool = False, holding: bool = False) -> SceneEstimate:
+    objects = {name: ObjectEstimate(name, loc, 0.9, 0.1 if loc == UNKNOWN else 0.95, (0.0, 0.0, 0.0), loc)
+               for name, loc in locations.items()}
+    return SceneEstimate(objects, drawer_open, 0.97, holding, 0.99)
+
+
+def test_questions_are_grounded_and_answered_from_the_estimate() -> None:
+    scene = _scene({"red_block": "bowl", "green_block": UNKNOWN, "mug": "on_red_block"}, drawer_open=True)
+    assert answer("Is the drawer open?", scene).value is True
+    assert answer("is the drawer closed", scene).value is False
+    reply = answer("where is the red cube?", scene)
+    assert reply.value == "bowl" and "in the bowl" in reply.text and reply.confidence == pytest.approx(0.9)
+    assert "cannot see" in answer("where is the green block?", scene).text
+    reply = answer("what is in the bowl?", scene)
+    assert reply.value == ["red_block"] and reply.unknown == ["green_block"]
+    assert answer("what is on the red block?", scene).value == ["mug"]
+    assert answer("is the mug on the red block?", scene).value is True
+    assert answer("what is the gripper holding?", scene).value is False
+    assert ground("where is the cup", OBJECTS).subject == "mug"
+    for question in ("what colour is the sky?", "where is the purple elephant?", "", "open the drawer please"):
+        with pytest.raises(UngroundedQuestion, match="cannot ground"):
+            ground(question, OBJECTS)
+
+
+def test_ask_cli_refuses_ungroundable_questions_and_bad_inputs(tmp_path: Path, capsys) -> None:
+    checkpoint = SceneEstimator(tiny_config()).save(tmp_path / "est.pt")
+    saved = tmp_path / "obs.npz"
+    np.savez(saved, **observation())
+    assert main(["ask", "is the drawer open?", "--obs", str(saved), "--checkpoint", str(checkpoint), "--json"]) == 0
+    assert '"answer"' in capsys.readouterr().out
+    assert main(["ask", "what colour is the sky?", "--obs", str(saved), "--checkpoint", str(checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot ground the question 'what colour is the sky?'" in err and err.count("\n") == 1
+    assert main(["ask", "is the drawer open?", "--obs", str(saved), "--checkpoint", str(tmp_path / "nope.pt")]) == 2
+    assert "no scene-estimator checkpoint" in capsys.readouterr().err
+    big = tmp_path / "big.npz"
+    np.savez(big, **observation(32))
+    assert main(["ask", "is the drawer open?", "--obs", str(big), "--checkpoint", str(checkpoint)]) == 2
+    assert "expects (16, 16, 3)" in capsys.readouterr().err
+    cheat = tmp_path / "cheat.npz"
+    np.savez(cheat, **observation(), objects=np.zeros(44))
+    assert main(["ask", "is the drawer open?", "--obs", str(cheat), "--checkpoint", str(checkpoint)]) == 2
+    assert "privileged" in capsys.readouterr().err
+
+
+def test_collection_labels_frames_from_the_oracle(tmp_path: Path) -> None:
+    from experiments.scene_estimation.data import SceneDataConfig, collect, load_frames
+    from experiments.scene_estimation.labels import LOCATIONS as VOCAB
+    from experiments.scene_estimation.labels import OBJECTS as NAMES
+    from experiments.scene_estimation.labels import location_of
+
+    config = SceneDataConfig(image_size=32, chain_length=1, frame_every=8, episodes_per_shard=1)
+    collect([3], tmp_path, config, encoder="hashing")
+    frames = load_frames(tmp_path)
+    n = len(frames["holding"])
+    assert n > 3 and frames["rgb_front"].shape == (n, 32, 32, 3) and frames["pixels"].shape == (n, len(NAMES), 2)
+    assert frames["location"].max() < len(VOCAB) and "objects" not in frames
+    assert frames["location"][0].tolist() == [VOCAB.index("table")] * len(NAMES)  # every object starts on the table
+    assert (frames["pixels"][0].sum(-1) > 0).all()  # and is seen at the start
+    assert location_of([["in", "red_block", "bowl"], ["holding", "mug"]], "mug") == "held"
+    assert location_of([["on", "red_block", "green_block"]], "red_block") == "on_green_block"
+    assert location_of([], "red_block") == "none"
+
+
+class FixedEstimator:
+    """Perceives the same scene whatever it is shown (drawer closed, everything on the table)."""
+
+    def __init__(self, config: EstimatorConfig) -> None:
+        self.config, self.calls = config, 0
+
+    def estimate(self, obs: Mapping[str, np.ndarray]) -> SceneEstimate:
+        from perception.scene_estimator import check_observation
+
+        check_observation(obs, self.config)  # refuses privileged keys, as the real one does
+        self.calls += 1
+        objects = {name: ObjectEstimate(name, "table", 0.99, 0.99, (0.5, 0.0, 0.02), "table")
+                   for name in self.config.objects}
+        return SceneEstimate(objects, False, 0.99, False, 0.99)
+
+
+def test_perceived_world_never_consults_the_oracle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Facts come from perception and a skill ends when perception sees its effect, never on the oracle's word."""
+    import envs.household as household
+    from agent.loop import EmbodiedAgent
+    from agent.planner import GroundedPlanner
+    from experiments.kitchen.perceived_world import PerceivedKitchenWorld
+    from experiments.kitchen.world import ScriptedProvider
+    from experiments.scene_estimation.labels import LOCATIONS as VOCAB
+    from experiments.scene_estimation.labels import OBJECTS as NAMES
+    from perception.text import HashingTextEncoder
+
+    def oracle_facts(*_: object) -> None:
+        raise AssertionError("the oracle's facts were read")
+
+    monkeypatch.setattr(household.HouseholdEnv, "facts", oracle_facts)
+    monkeypatch.setattr(household, "check_success", lambda *_: True)  # an oracle that says every skill is done
+    estimator = FixedEstimator(EstimatorConfig(objects=NAMES, locations=VOCAB, image_size=16, input_size=16))
+    env = household.HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=16, max_steps=6)
+    try:
+        world = PerceivedKitchenWorld(env, estimator, score_with_oracle=False)  # type: ignore[arg-type]
+        world.reset(seed=0)
+        agent = EmbodiedAgent(GroundedPlanner(HashingTextEncoder()), ScriptedProvider(world), max_replans=0)
+        record = agent.run(world, "open the drawer")
+    finally:
+        env.close()
+    assert [s.call.skill for s in record.steps] == ["open"]
+    assert record.steps[0].steps == 6 and not record.steps[0].success  # perception never saw it open
+    assert not record.success and ["closed", "drawer"] in record.final_facts
+    assert world.trace and world.trace[0]["perceived"] == record.final_facts and "true" not in world.trace[0]
+    assert estimator.calls >= 6
