@@ -23,6 +23,7 @@ import numpy as np
 import pybullet_data
 
 from envs.atomic import atomic_write
+from envs.errors import InputError
 
 
 @contextlib.contextmanager
@@ -582,7 +583,7 @@ class PyBulletSim:
         return list(p.computeProjectionMatrixFOV(fov, aspect, near, far))
 
 
-class DisplayUnavailableError(ValueError):
+class DisplayUnavailableError(InputError):
     """The GUI was asked for where no display can show it (no DISPLAY, an unreachable X server).
 
     A ValueError carrying the `input_error` mark: the `embodia` CLI reports it as one line and exit code 2,

@@ -68,6 +68,21 @@ def test_every_plain_raise_is_a_reviewed_internal_error() -> None:
         "if they guard an internal invariant, raise the count in INTERNAL_RAISES.")
 
 
+def test_exception_classes_are_marked_input_errors_or_not_value_errors() -> None:
+    """A project exception that subclasses ValueError/KeyError/TypeError directly is invisible to the CLI's check."""
+    unmarked = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.name == "errors.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ClassDef) and any(
+                        isinstance(base, ast.Name) and base.id in ("ValueError", "KeyError", "TypeError")
+                        for base in node.bases):
+                    unmarked.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert not unmarked, f"derive these from the package's errors.InputError (bad input) or RuntimeError: {unmarked}"
+
+
 def test_every_package_marks_its_input_errors() -> None:
     for package in ("agent", "envs", "perception", "causal", "memory"):
         text = (ROOT / package / "errors.py").read_text()

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from experiments.common.errors import InputError
 from perception.scene_estimator import HELD, NOWHERE, UNKNOWN, SceneEstimate
 
 SYNONYMS = {"cube": "block", "cup": "mug", "box": "block", "dish": "plate", "cupboard": "drawer"}
@@ -21,7 +22,7 @@ PLACES = ("bowl", "drawer", "plate", "table")
 QUESTION_WORDS = r"(is|are|was|were|does|do|has|what|whats|where|which|tell me|show me|can you)\b"
 
 
-class UngroundedQuestion(ValueError):
+class UngroundedQuestion(InputError):
     """A question whose words do not name anything the estimator can answer about."""
 
 
