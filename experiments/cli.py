@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "experts",
     "train",
     "evaluate",
+    "convert_policy",
     "continual",
     "pretrain_perception",
     "embed",
