@@ -24,6 +24,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "train",
     "evaluate",
     "convert_policy",
+    "collect",
+    "dagger",
     "continual",
     "pretrain_perception",
     "embed",

@@ -27,7 +27,14 @@ from agent.policy_features import standardized_policy_kwargs
 from agent.policy_io import architecture, save_policy
 from experiments.io import atomic_write, atomic_write_text
 from experiments.training_checkpoint import Checkpoint, check_compatible, latest_checkpoint
-from experiments.training_config import TrainConfig, from_mapping, learning_rate, read_yaml, resume_config
+from experiments.training_config import (
+    TrainConfig,
+    from_mapping,
+    learning_rate,
+    read_yaml,
+    resolve_device,
+    resume_config,
+)
 from experiments.training_env import build_vec_env, input_statistics, make_env
 from experiments.training_eval import eval_skill_text_fraction
 from experiments.training_language import EmbeddingTable, all_texts
@@ -100,7 +107,7 @@ def new_model(config: TrainConfig, venv: Any, paths: RunPaths | None, table: Emb
                gae_lambda=config.gae_lambda, clip_range=config.clip_range, ent_coef=config.ent_coef,
                vf_coef=config.vf_coef, max_grad_norm=config.max_grad_norm, target_kl=config.target_kl,
                policy_kwargs=kwargs, tensorboard_log=str(paths.tb) if paths else None, seed=config.seed,
-               device="cpu", verbose=0)
+               device=resolve_device(config.device), verbose=0)
     model.policy.features_extractor.set_statistics(statistics or input_statistics(config, table))
     return model
 

