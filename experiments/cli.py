@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "convert_policy",
     "collect",
     "dagger",
+    "eval_skill",
     "continual",
     "pretrain_perception",
     "embed",
