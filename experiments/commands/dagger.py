@@ -30,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu or cuda")
     parser.add_argument("--encoder", default="minilm", help="text encoder: minilm or hashing (tests)")
+    parser.add_argument("--init", default=None, help="start the student from this shipped policy card")
     parser.add_argument("--eval-episodes", type=int, default=100, help="evaluation episodes from chain starts")
     parser.add_argument("--reset-eval-episodes", type=int, default=100, help="evaluation episodes from plain resets")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/dagger/<skill>_<obs>_s<seed>)")
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = DaggerConfig(task=args.skill, obs_mode=args.obs_mode, start=args.start, rounds=args.rounds,
                        expert_episodes=args.expert_episodes, episodes_per_round=args.episodes_per_round,
                        beta0=args.beta0, seed=args.seed, encoder=args.encoder, device=args.device,
-                       bc_epochs=args.bc_epochs)
+                       bc_epochs=args.bc_epochs, init=args.init)
     if args.eval_episodes < 1 or args.reset_eval_episodes < 1:
         raise ValueError(f"--eval-episodes and --reset-eval-episodes must be >= 1, got {args.eval_episodes} and "
                          f"{args.reset_eval_episodes}")
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             "observation_keys": sorted(policy.observation_space.spaces), "encoder": cfg.encoder,
             "goal_dim": table.dim, "train_command": command, "training": "dagger", "start": cfg.start,
             "seed": cfg.seed, "train_samples": summary["samples"], "train_minutes": round(summary["seconds"] / 60, 2),
-            "device": summary["device"],
+            "device": summary["device"], "init": cfg.init,
             "eval": {"source": "embodia dagger", "start": "chain", "episodes": chain["episodes"],
                      "successes": chain["successes"], "rate": chain["rate"], "ci95": chain["ci95"],
                      "by_argument": {**evaluations["reset"]["by_argument"], **chain["by_argument"]}},

@@ -57,6 +57,9 @@ class DaggerConfig:
     device: str = "auto"
     bc_epochs: int = 30
     skill_text_fraction: float = 0.5
+    init: str | None = None
+    """A shipped policy card to start the student from (e.g. the reset-trained PPO skill), else a fresh student
+    (input statistics from the expert round, then the task's grounding pretraining)."""
 
     def __post_init__(self) -> None:
         if self.task not in TASK_NAMES:
@@ -102,7 +105,26 @@ def new_student(config: TrainConfig, env: SkillEnv, data: tuple[dict[str, np.nda
     samples = {k: v for k, v in observations.items() if k in extractor.standardized and k != "goal"}
     samples["goal"] = table.encode(table.texts)
     extractor.set_statistics(samples)
+    if config.grounding_steps > 0 and extractor.object_attention is not None:
+        from experiments.training_grounding import pretrain_grounding
+
+        pretrain_grounding(SimpleNamespace(policy=policy), config, table, observations["objects"],
+                           config.grounding_steps)
     policy.set_training_mode(False)
+    return policy
+
+
+def _initial_policy(card_path: str, env: SkillEnv, device: str) -> Any:
+    """The policy of a shipped card, checked to read the same observation keys as this run's env."""
+    from agent.policy import load_sb3_policy, read_card
+
+    card = read_card(card_path)
+    if card.task != env.task:
+        raise ValueError(f"--init {card_path} is a {card.task} policy; this run trains {env.task}")
+    policy = load_sb3_policy(card.path, device)
+    if set(policy.observation_space.spaces) != set(env.observation_space.spaces):
+        raise ValueError(f"--init {card_path} reads {sorted(policy.observation_space.spaces)}; this run's observations "
+                         f"are {sorted(env.observation_space.spaces)}")
     return policy
 
 
@@ -156,6 +178,8 @@ def run_dagger(cfg: DaggerConfig, out: Path, table: EmbeddingTable | None = None
                           algorithm="dagger-scripted-expert")
             names.append(name)
             collect_s = time.perf_counter() - tick
+            if policy is None and cfg.init is not None:
+                policy = _initial_policy(cfg.init, env, device)
             if policy is None:
                 first = transitions([load_dataset(data_root, name)], config.gamma)
                 policy = new_student(config, env, (first[0], first[1]), table, device)
