@@ -114,3 +114,22 @@ def test_device_auto_falls_back_to_cpu_without_cuda(monkeypatch) -> None:
         TrainConfig(device="tpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto") == "cuda"
+
+
+@pytest.mark.slow
+def test_dagger_cli_trains_evaluates_and_ships_a_loadable_policy(tmp_path: Path) -> None:
+    import json
+
+    from agent.policy import find_cards, load_sb3_policy
+    from experiments.cli import main
+
+    out, ship = tmp_path / "run", tmp_path / "policies"
+    assert main(["dagger", "--skill", "open", "--rounds", "1", "--expert-episodes", "3", "--episodes-per-round", "2",
+                 "--bc-epochs", "2", "--eval-episodes", "2", "--reset-eval-episodes", "2", "--encoder", "hashing",
+                 "--device", "auto", "--out", str(out), "--ship", "--policy-dir", str(ship)]) == 0
+    summary = json.loads((out / "dagger.json").read_text())
+    assert [r["round"] for r in summary["rounds"]] == [0, 1] and summary["rounds"][1]["beta"] == 0.5
+    assert len(list((out / "data" / "embodia").glob("open-*-v0"))) == 2
+    card = find_cards(ship)["open"]
+    assert card.meta["observation_keys"] == ["goal", "objects", "proprio"] and card.meta["eval"]["episodes"] == 2
+    assert set(load_sb3_policy(card.path).observation_space.spaces) == {"goal", "objects", "proprio"}

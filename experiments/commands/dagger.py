@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agent.policy import DEFAULT_DIR, FORMAT, read_card
+    from agent.policy import DEFAULT_DIR, FORMAT
     from agent.policy_io import architecture, save_policy
     from experiments.imitation.dagger import DaggerConfig, run_dagger, write_summary
     from experiments.imitation.evaluate import evaluate_policy
@@ -86,10 +86,19 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_text(out / "policy.json", json.dumps(card, indent=1))
     print(f"policy: {out / 'policy.safetensors'}  card: {out / 'policy.json'}")
     if args.ship:
-        target = Path(args.policy_dir or DEFAULT_DIR)
-        atomic_write(target / f"{cfg.task}.safetensors", lambda tmp: shutil.copyfile(out / "policy.safetensors", tmp))
-        shipped = atomic_write_text(target / f"{cfg.task}.json",
-                                    json.dumps({**card, "file": f"{cfg.task}.safetensors"}, indent=1))
-        read_card(shipped)
-        print(f"shipped: {shipped}")
+        print(f"shipped: {ship_run(out, args.policy_dir or DEFAULT_DIR)}")
     return 0
+
+
+def ship_run(out: Path, policy_dir: Path) -> Path:
+    """Copy a finished DAgger run's policy and card into `policy_dir` as `<task>.safetensors` / `<task>.json`."""
+    from agent.policy import read_card
+    from experiments.io import atomic_write, atomic_write_text
+
+    card = json.loads((out / "policy.json").read_text())
+    task = card["task"]
+    target = Path(policy_dir)
+    atomic_write(target / f"{task}.safetensors", lambda tmp: shutil.copyfile(out / "policy.safetensors", tmp))
+    shipped = atomic_write_text(target / f"{task}.json", json.dumps({**card, "file": f"{task}.safetensors"}, indent=1))
+    read_card(shipped)  # the shipped pair must load as the agent loads it
+    return shipped
