@@ -14,6 +14,9 @@ from agent.policy import DEFAULT_DIR, find_cards, load_sb3_policy
 from agent.policy_io import UnsafePolicyFileError, architecture, load_policy, read_architecture, save_policy
 
 REFERENCE = Path(__file__).parent / "data" / "policy_reference_actions.npz"
+CONVERTED_RUNS = {"reach": "reach_state_s0_bc", "pick": "pick_state_s0_bc", "open": "open_state_s0_bc",
+                  "push": "push_state_s2_bc"}
+"""The training runs of the four policies converted from SB3 pickles (their cards' `run`)."""
 
 
 class _Payload:
@@ -63,8 +66,9 @@ def test_every_shipped_policy_loads_safely_and_acts_as_before_the_conversion() -
     """Reference actions were recorded from the SB3 pickles before they were converted (and deleted)."""
     cards = find_cards(DEFAULT_DIR)
     reference = np.load(REFERENCE)
-    checked = [t for t in ("reach", "pick", "open", "push") if t in cards]
-    assert checked == ["reach", "pick", "open", "push"]
+    # Policies later replaced by retrained ones (chain-start DAgger) have no pre-conversion reference.
+    checked = [t for t, run in CONVERTED_RUNS.items() if t in cards and cards[t].meta.get("run") == run]
+    assert "reach" in checked
     for task in checked:
         card = cards[task]
         assert card.path.suffix == ".safetensors" and card.path.stat().st_size < 5_000_000
@@ -83,7 +87,7 @@ def test_every_shipped_policy_loads_safely_and_acts_as_before_the_conversion() -
 
 def test_a_saved_policy_round_trips_with_its_architecture(tmp_path: Path) -> None:
     cards = find_cards(DEFAULT_DIR)
-    policy = load_sb3_policy(cards["reach"].path)
+    policy = load_sb3_policy(cards["reach"].path)  # reach stays the converted reset-trained policy
     with torch.no_grad():
         policy.log_std.fill_(-0.25)
     path = save_policy(policy, tmp_path / "p.safetensors")
