@@ -45,8 +45,8 @@ def train_multitask(runs: list[Path], episodes: int, seed: int = 0) -> dict[str,
     table = _multitask_table(tasks, encoder)
     config = load_config("pick", {"seed": seed})
     started = time.perf_counter()
-    parts = [transitions([load_dataset(Path(s["data_root"]), name) for name in s["datasets"]], config.gamma)
-             for s in summaries]
+    parts = [transitions([load_dataset(run / "data", name) for name in s["datasets"]], config.gamma)
+             for run, s in zip(runs, summaries, strict=True)]
     observations = {k: np.concatenate([p[0][k] for p in parts]) for k in parts[0][0]}
     data = ExpertData(observations, np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]),
                       sum(p[3] for p in parts), sum(p[4] for p in parts))
