@@ -133,3 +133,16 @@ def test_dagger_cli_trains_evaluates_and_ships_a_loadable_policy(tmp_path: Path)
     card = find_cards(ship)["open"]
     assert card.meta["observation_keys"] == ["goal", "objects", "proprio"] and card.meta["eval"]["episodes"] == 2
     assert set(load_sb3_policy(card.path).observation_space.spaces) == {"goal", "objects", "proprio"}
+
+
+def test_an_rgbd_touch_student_sees_no_privileged_key() -> None:
+    """The visuomotor observation set: cameras, touch, proprioception and the goal; never the object rows."""
+    table = EmbeddingTable.build(default_text_encoder("hashing"), all_texts("open"), source="hashing")
+    env = SkillEnv("open", "rgbd_touch", "chain", table)
+    try:
+        keys = set(env.observation_space.spaces)
+        assert keys == {"proprio", "rgb_front", "depth_front", "rgb_wrist", "depth_wrist", "touch", "goal"}
+        obs, _ = env.reset(seed=0)
+        assert set(obs) == keys
+    finally:
+        env.close()
