@@ -239,11 +239,10 @@ class FixedEstimator:
 
 def test_perceived_world_never_consults_the_oracle(monkeypatch: pytest.MonkeyPatch) -> None:
     """Facts come from perception and a skill ends when perception sees its effect, never on the oracle's word."""
-    from experiments.kitchen.perceived_world import PerceivedKitchenWorld
-
     import envs.household as household
     from agent.loop import EmbodiedAgent
     from agent.planner import GroundedPlanner
+    from experiments.kitchen.perceived_world import PerceivedKitchenWorld
     from experiments.kitchen.world import ScriptedProvider
     from experiments.scene_estimation.labels import LOCATIONS as VOCAB
     from experiments.scene_estimation.labels import OBJECTS as NAMES
