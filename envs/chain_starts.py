@@ -64,6 +64,7 @@ class ChainStart:
     """Control steps simulated to build the start (the reset's cost)."""
 
     def to_json(self) -> dict[str, Any]:
+        """What built this start, as recorded in `info["chain_start"]`."""
         return {"prefix": list(self.prefix), "attempts": self.attempts, "fallback": self.fallback,
                 "steps": self.steps}
 

@@ -1,5 +1,7 @@
-"""`embodia collect --skill pick --episodes N --start chain --obs-mode state --out DIR`: expert demonstrations
-recorded as a Minari dataset (`minari.load_dataset` reads it with MINARI_DATASETS_PATH=DIR).
+"""`embodia collect`: scripted-expert demonstrations recorded as a Minari dataset.
+
+Example: `embodia collect --skill pick --episodes N --start chain --obs-mode state --out DIR`;
+`minari.load_dataset` reads the result with MINARI_DATASETS_PATH=DIR.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from envs.tasks import TASK_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `collect` sub-command."""
     parser = subparsers.add_parser("collect", help="record scripted-expert demonstrations as a Minari dataset")
     parser.add_argument("--skill", required=True, help=f"env task: {', '.join(TASK_NAMES)}")
     parser.add_argument("--episodes", type=int, default=100, help="episodes to record")
@@ -39,6 +42,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check the arguments (exit 2 on an unknown skill, start or observation set), then record the dataset."""
     check_arguments(args)
     from experiments.imitation.dataset import write_dataset
     from experiments.imitation.rollout import SkillEnv, rollout

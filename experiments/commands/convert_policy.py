@@ -14,6 +14,7 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `convert-policy` sub-command."""
     parser = subparsers.add_parser("convert-policy", help="convert a trusted pickle-based SB3 policy to safetensors")
     parser.add_argument("file", type=Path, help="the .pt policy file written by SB3's policy.save")
     parser.add_argument("--trust", action="store_true",
@@ -45,6 +46,7 @@ def convert(path: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Unpickle a policy the user trusts (only with --trust) and rewrite it as safetensors + JSON architecture."""
     if not args.trust:
         raise ValueError(f"convert-policy unpickles {args.file}, which runs any code inside it; pass --trust only "
                          f"for a file you made yourself")

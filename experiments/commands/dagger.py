@@ -18,6 +18,7 @@ from envs.tasks import TASK_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `dagger` sub-command."""
     parser = subparsers.add_parser("dagger", help="train a skill policy by DAgger (expert labels, student acts)")
     parser.add_argument("--skill", required=True, help=f"env task: {', '.join(TASK_NAMES)}")
     parser.add_argument("--obs-mode", default="state", help="observation set: state or rgbd_touch")
@@ -40,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run DAgger rounds for one skill, evaluate the student, and with --ship install it with its card."""
     from agent.policy import DEFAULT_DIR, FORMAT
     from agent.policy_io import architecture, save_policy
     from experiments.common.io import atomic_write, atomic_write_text

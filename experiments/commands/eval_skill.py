@@ -1,5 +1,7 @@
-"""`embodia eval-skill --card agent/skill_policies/pick.json --start chain`: one skill policy's success rate from
-chain-like starts or plain resets (Wilson 95% CI), conditioned on the agent's skill-call sentence.
+"""`embodia eval-skill`: one skill policy's success rate from chain-like starts or plain resets.
+
+Example: `embodia eval-skill --card agent/skill_policies/pick.json --start chain`. The policy is conditioned on
+the agent's skill-call sentence; the rate comes with a Wilson 95% interval.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `eval-skill` sub-command."""
     parser = subparsers.add_parser("eval-skill", help="a skill policy's success from chain starts or resets")
     parser.add_argument("--card", type=Path, required=True, help="the policy's card (<task>.json or policy.json)")
     parser.add_argument("--start", default="chain", help="chain or reset")
@@ -19,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Evaluate the card's policy on seeded episodes and print (and write) the rate with its interval."""
     from agent.policy import load_sb3_policy, read_card
     from experiments.common.io import atomic_write_text
     from experiments.imitation.dagger import START_MODES

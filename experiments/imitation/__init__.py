@@ -1,3 +1,5 @@
-"""Imitation learning for skill policies: expert demonstrations and DAgger data as Minari datasets, behaviour
-cloning into the same SB3 policy the PPO skills use, and evaluation from chain-like starts.
+"""Imitation learning for skill policies, from chain-like starts.
+
+Expert demonstrations and DAgger data are Minari datasets; behaviour cloning trains the same SB3 policy the PPO
+skills use, and evaluation runs from chain-like starts. The entry module is `dagger`.
 """

@@ -201,6 +201,7 @@ def run_dagger(cfg: DaggerConfig, out: Path, table: EmbeddingTable | None = None
 
 
 def write_summary(out: Path, summary: dict[str, Any]) -> Path:
+    """Write the run's per-round figures to `out/dagger.json` atomically; returns the path."""
     from experiments.common.io import atomic_write_text
 
     return atomic_write_text(out / "dagger.json", json.dumps(summary, indent=1))

@@ -43,6 +43,7 @@ class Episode:
     instruction: str = ""
 
     def add_observation(self, obs: dict[str, np.ndarray]) -> None:
+        """Append one observation, key by key (Minari stores one more observation than actions per episode)."""
         for key, value in obs.items():
             self.observations.setdefault(key, []).append(np.asarray(value))
 

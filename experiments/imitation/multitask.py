@@ -76,6 +76,7 @@ def train_multitask(runs: list[Path], episodes: int, seed: int = 0) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train the multi-task policy on the given DAgger runs' datasets and print its per-task success."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--episodes", type=int, default=30)

@@ -1,5 +1,6 @@
-"""Episodes for imitation: the env, the sentence's embedding, who acts (expert, student or a mixture) and the
-expert's label for every visited state (the DAgger relabelling step).
+"""Episodes for imitation: who acts (expert, student or a mixture) and the expert's label for every state.
+
+The expert labelling every visited state is DAgger's relabelling step.
 
 `SkillEnv` is `HouseholdEnv` (plain or chain-like starts) plus the `goal` observation: the env picks the task's
 arguments (in chain mode, among those feasible where the sub-chain ended), then a sentence for them is drawn
@@ -54,6 +55,7 @@ class SkillEnv:
         self._goal = np.zeros(table.dim, np.float32)
 
     def reset(self, seed: int, args: tuple[str, ...] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Reset the env (optionally with the task's arguments) and draw and embed this episode's sentence."""
         options = {"args": list(args)} if args is not None else {}
         obs, info = self.env.reset(seed=seed, options=options)
         spec_args = tuple(info["task_args"])
@@ -65,10 +67,12 @@ class SkillEnv:
         return {**obs, GOAL_KEY: self._goal}, info
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Step the env; the observation carries the episode's `goal` embedding."""
         obs, reward, terminated, truncated, info = self.env.step(action)
         return {**obs, GOAL_KEY: self._goal}, reward, terminated, truncated, info
 
     def close(self) -> None:
+        """Close the env's PyBullet client."""
         self.env.close()
 
 
