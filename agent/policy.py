@@ -1,12 +1,13 @@
 """Learned skill policies (PPO, conditioned on the skill call's sentence) and the provider that picks them.
 
-A shipped skill policy is two files in `agent/skill_policies/`: `<task>.pt`, a stable-baselines3
-`MultiInputActorCriticPolicy` saved with `policy.save()` (weights only, no optimizer: a few hundred kB),
-and `<task>.json`, its card: the format tag, the env task it was trained on, the observation mode, the
-text encoder whose embedding it reads as `goal`, the command that trained it and the evaluation that
-measured it. `LearnedSkillProvider` reads the cards and, per skill call, hands the agent the learned
-policy or the scripted fallback it was given (`--skills learned|scripted|auto`; `auto` trusts a learned
-policy only when its recorded success rate reaches a threshold).
+A shipped skill policy is two files in `agent/skill_policies/`: `<task>.safetensors`, the weights of a
+stable-baselines3 `MultiInputActorCriticPolicy` with its architecture as JSON metadata (`agent.policy_io`: no
+pickle, so opening a policy file never runs code; a few hundred kB), and `<task>.json`, its card: the format
+tag, the env task it was trained on, the observation mode, the architecture, the text encoder whose embedding
+it reads as `goal`, the command that trained it and the evaluation that measured it. `LearnedSkillProvider`
+reads the cards and, per skill call, hands the agent the learned policy or the scripted fallback it was given
+(`--skills learned|scripted|auto`; `auto` trusts a learned policy only when its recorded success rate reaches a
+threshold).
 
 This module never imports the simulator: observations arrive as dicts of arrays, the fallback arrives as
 a callable, and the env task a call maps to is read from the documented `info["task"]` string.
@@ -39,6 +40,7 @@ FORMAT = "embodia.skill_policy/1"
 DEFAULT_DIR = Path(__file__).resolve().parent / "skill_policies"
 DEFAULT_THRESHOLD = 0.8
 MODES = ("scripted", "learned", "auto")
+SAFE_SUFFIX = ".safetensors"
 _PLACE_TASK = re.compile(r"(place_in|place_on)\((\w+), (\w+)\)")
 
 
@@ -108,6 +110,9 @@ def read_card(path: str | Path) -> PolicyCard:
     if missing or "rate" not in meta.get("eval", {}):
         raise InputError(f"{path}: card lacks {missing or ['eval.rate']}; required: {', '.join(REQUIRED_CARD_KEYS)}")
     policy_path = path.parent / meta["file"]
+    if policy_path.suffix != SAFE_SUFFIX:
+        raise InputError(f"{path} names policy file {meta['file']!r}; shipped policies must be {SAFE_SUFFIX} files "
+                         f"(pickle-based .pt files can run code; convert a trusted one with 'embodia convert-policy')")
     if not policy_path.is_file():
         raise FileNotFoundError(f"{path} names policy file {meta['file']!r}, which is not in {path.parent}")
     return PolicyCard(str(meta["task"]), policy_path, meta)
@@ -121,18 +126,14 @@ def find_cards(directory: str | Path = DEFAULT_DIR) -> dict[str, PolicyCard]:
 
 
 def load_sb3_policy(path: str | Path, device: str = "cpu") -> Any:
-    """Load a policy written by `ActorCriticPolicy.save`, with a clear error for anything else."""
-    from stable_baselines3.common.policies import MultiInputActorCriticPolicy
+    """Load a skill policy written by `agent.policy_io.save_policy` (safetensors + JSON architecture).
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no policy file at {path}")
-    try:
-        policy = MultiInputActorCriticPolicy.load(str(path), device=device)
-    except Exception as error:  # torch/pickle raise many types for a damaged file; report them as one
-        raise InputError(f"{path} is not a loadable SB3 policy ({type(error).__name__}: {error})") from error
-    policy.set_training_mode(False)
-    return policy
+    Pickle-based files (SB3's `policy.save`, any `torch.save`) are refused with `UnsafePolicyFileError`
+    before a byte of them is unpickled: loading them could run code.
+    """
+    from agent.policy_io import load_policy
+
+    return load_policy(path, device)
 
 
 class LearnedSkillPolicy:

@@ -21,6 +21,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs import predicates as pred
+from envs.chain_starts import build_chain_start, check_start
 from envs.errors import InputError, UnknownNameError
 from envs.instructions import sample_instruction
 from envs.observation import OBS_MODES, object_features, observation_space, proprio
@@ -73,6 +74,8 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "human" (PyBullet's GUI window shows the kitchen live, stepped at `metadata["render_fps"]`; needs a
             display, else `envs.sim.DisplayUnavailableError` names what is missing).
         use_egl: render with the EGL plugin (GPU machines).
+        start: "reset" (the plain reset distribution) or "chain" (start where a random scripted sub-chain
+            leaves the scene; see `envs.chain_starts`). `reset(options={"start": ...})` overrides it per episode.
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": int(CONTROL_HZ)}  # noqa: RUF012
@@ -80,7 +83,7 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def __init__(
         self, task: str = "reach", obs_mode: str = "state", image_size: int = 64, control: str = "ee",
         render_every: int = 1, reward_type: str = "dense", max_steps: int | None = None,
-        render_mode: str | None = None, render_size: int = 224, use_egl: bool = False,
+        render_mode: str | None = None, render_size: int = 224, use_egl: bool = False, start: str = "reset",
     ) -> None:
         check_choice("task", task, TASK_CHOICES)
         check_choice("obs_mode", obs_mode, OBS_MODES)
@@ -89,6 +92,7 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if render_every < 1 or image_size < 8:
             raise InputError(f"render_every must be >= 1 and image_size >= 8, got {render_every}, {image_size}")
         self.task_name, self.obs_mode, self.reward_type = task, obs_mode, reward_type
+        self.start_mode = check_start(start)
         self.render_mode, self.render_every, self.max_steps = render_mode, render_every, max_steps
         self.sim = PyBulletSim(timestep=TIMESTEP, use_egl=use_egl, gui=render_mode == "human")
         self._last_frame_at = 0.0
@@ -169,10 +173,11 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """
         super().reset(seed=seed)
         options = dict(options or {})
-        unknown = set(options) - {"variables", "task", "args", "instruction"}
+        unknown = set(options) - {"variables", "task", "args", "instruction", "start"}
         if unknown:
             raise UnknownNameError(
-                f"unknown reset options {sorted(unknown)}; expected: variables, task, args, instruction")
+                f"unknown reset options {sorted(unknown)}; expected: variables, task, args, instruction, start")
+        start_mode = check_start(options.get("start", self.start_mode))
         overrides = self.scene.validate_variables(options.get("variables") or {})
         spec, layout = choose_task(options, self.task_name, self.scene, self.np_random)
         if spec is not None:
@@ -188,6 +193,13 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         state = self._state = self.scene_state()
         self._start = state
         self._last_obs = self._observe(state)
+        if start_mode == "chain" and spec is not None:  # begin where a random scripted sub-chain ends
+            spec, chain = build_chain_start(self, spec, self.np_random, "args" in options)
+            self.set_task(spec.name, spec.args, options.get("instruction"))
+            self._images = {}
+            state, self._last_obs = self._start, self._observe(self._start)
+            return self._last_obs, {**self._info(state, success=False, fault=False, full=True),
+                                    "chain_start": chain.to_json()}
         return self._last_obs, self._info(state, success=False, fault=False, full=True)
 
     def _describe(self, spec: TaskSpec | None) -> str:

@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "memory": {"numpy", "torch", "gymnasium", "stable_baselines3", "tqdm"},
     "causal": {"networkx", "numpy", "scipy"},
     "agent": {
-        "perception", "memory", "causal", "gymnasium", "stable_baselines3", "torch", "numpy", "tqdm",
+        "perception", "memory", "causal", "gymnasium", "stable_baselines3", "torch", "numpy", "tqdm", "safetensors",
     },
 }
 PYBULLET_MODULES = {"pybullet", "pybullet_data", "pybullet_utils"}

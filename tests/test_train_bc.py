@@ -70,7 +70,7 @@ def test_rgbd_touch_training_with_minilm_goals(tmp_path) -> None:
     assert cli.main(argv) == 0
     from agent.policy import load_sb3_policy
 
-    policy = load_sb3_policy(tmp_path / "mm" / "policy.pt")
+    policy = load_sb3_policy(tmp_path / "mm" / "policy.safetensors")
     assert {"rgb_front", "depth_wrist", "touch", "goal"} <= set(policy.observation_space.spaces)
     assert policy.observation_space["goal"].shape == (384,)
     embeddings = EmbeddingTable.load(tmp_path / "mm" / "embeddings.npz")

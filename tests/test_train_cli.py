@@ -41,7 +41,7 @@ def trained_run(tmp_path_factory) -> Path:
 
 def test_train_writes_the_run_folder(trained_run: Path) -> None:
     run = trained_run / "tiny"
-    for name in ("config.yaml", "command.txt", "embeddings.npz", "metrics.json", "policy.pt", "policy.json",
+    for name in ("config.yaml", "command.txt", "embeddings.npz", "metrics.json", "policy.safetensors", "policy.json",
                  "report.md", "plots/learning_curve.png"):
         assert (run / name).is_file(), name
     assert list((run / "tb").rglob("events.out.tfevents.*")), "no TensorBoard events"
@@ -73,7 +73,7 @@ def test_eval_reports_rates_with_intervals_videos_and_ships(trained_run: Path, t
     assert (run / "videos" / "episode_00.gif").read_bytes()[:6] == b"GIF89a"
     assert "## Evaluation" in (run / "report.md").read_text()
     cards = find_cards(tmp_path)
-    assert set(cards) == {"reach"} and cards["reach"].path.name == "reach.pt"
+    assert set(cards) == {"reach"} and cards["reach"].path.name == "reach.safetensors"
     assert cards["reach"].meta["eval"]["episodes"] == 6 and "embodia" in cards["reach"].meta["train_command"]
 
 
@@ -137,10 +137,10 @@ def test_bad_input_is_a_clear_error_with_exit_2(argv, message, tmp_path, capsys)
 
 
 def test_existing_run_is_not_overwritten(trained_run: Path, capsys) -> None:
-    before = (trained_run / "tiny" / "policy.pt").read_bytes()
+    before = (trained_run / "tiny" / "policy.safetensors").read_bytes()
     assert _train(trained_run, "tiny") == 2
     assert "already exists; pass --resume" in capsys.readouterr().err
-    assert (trained_run / "tiny" / "policy.pt").read_bytes() == before
+    assert (trained_run / "tiny" / "policy.safetensors").read_bytes() == before
 
 
 def test_resume_refuses_an_incompatible_checkpoint(trained_run: Path, tmp_path: Path, capsys) -> None:

@@ -38,8 +38,8 @@ def test_goal_sentences_match_the_planner_and_name_the_held_object() -> None:
 
 
 def _card(tmp_path: Path, **changes) -> Path:
-    (tmp_path / "reach.pt").write_bytes(b"weights")
-    card = {"format": FORMAT, "task": "reach", "file": "reach.pt", "obs_mode": "state", "encoder": "hashing",
+    (tmp_path / "reach.safetensors").write_bytes(b"weights")
+    card = {"format": FORMAT, "task": "reach", "file": "reach.safetensors", "obs_mode": "state", "encoder": "hashing",
             "goal_dim": 384, "eval": {"rate": 0.9, "episodes": 100}, "train_command": "embodia train --task reach"}
     card.update(changes)
     path = tmp_path / "reach.json"
@@ -49,7 +49,8 @@ def _card(tmp_path: Path, **changes) -> Path:
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"format": "other/1"}, "expected a card with format"),
-    ({"file": "missing.pt"}, "names policy file 'missing.pt'"),
+    ({"file": "missing.safetensors"}, "names policy file 'missing.safetensors'"),
+    ({"file": "reach.pt"}, "must be .safetensors files"),
     ({"eval": {}}, "card lacks"),
 ])
 def test_bad_cards_are_refused(tmp_path: Path, changes, message) -> None:
@@ -59,7 +60,7 @@ def test_bad_cards_are_refused(tmp_path: Path, changes, message) -> None:
 
 def test_damaged_policy_file_is_a_clear_error(tmp_path: Path) -> None:
     card = read_card(_card(tmp_path))
-    with pytest.raises(ValueError, match="is not a loadable SB3 policy"):
+    with pytest.raises(ValueError, match="is not a safetensors policy file"):
         load_sb3_policy(card.path)
 
 
@@ -123,8 +124,8 @@ def test_shipped_policies_load_with_their_commands_and_evaluations() -> None:
     assert len(cards) == len(list(DEFAULT_DIR.glob("*.json"))) >= 1, "every shipped card must be found"
     for task, card in cards.items():
         assert card.path.stat().st_size < 1_000_000, f"{card.path.name} is too big to ship"
-        assert card.meta["train_command"].startswith("embodia train")
-        assert card.meta["eval_command"].startswith("embodia eval")
+        assert card.meta["train_command"].startswith(("embodia train", "embodia dagger"))
+        assert card.meta["eval_command"].startswith(("embodia eval", "embodia dagger"))
         assert card.meta["eval"]["episodes"] >= 100 and 0.0 <= card.success_rate <= 1.0
         policy = load_sb3_policy(card.path)
         assert set(policy.observation_space.spaces) == {"proprio", "objects", "goal"}, task

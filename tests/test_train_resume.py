@@ -44,7 +44,9 @@ def _env() -> dict[str, str]:
 
 
 def _policy_weights(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, weights_only=False)["state_dict"]
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
 
 
 def _kill_after_first_checkpoint(runs: Path, name: str) -> int:
@@ -92,7 +94,7 @@ def test_resume_reproduces_the_uninterrupted_run_exactly(tmp_path: Path) -> None
     assert second["steps"] == 128 and [h["step"] for h in second["history"]] == [64, 128]
     assert (tmp_path / "resumed" / "command.txt").read_text().splitlines() == ["resumed 64", "resumed 128"]
     _train_in_process(tmp_path, "straight", 128)
-    _assert_same_policy(tmp_path / "resumed" / "policy.pt", tmp_path / "straight" / "policy.pt")
+    _assert_same_policy(tmp_path / "resumed" / "policy.safetensors", tmp_path / "straight" / "policy.safetensors")
     ours, theirs = (load_checkpoint(list_checkpoints(tmp_path / n / "checkpoints")[-1][1]) for n in
                     ("resumed", "straight"))
     assert ours.step == theirs.step == 128
@@ -108,23 +110,23 @@ def test_resume_with_actor_workers_reproduces_the_uninterrupted_run(tmp_path: Pa
     second = _train_in_process(tmp_path, "resumed", 128, resume=True)
     assert second["steps"] == 128
     _train_in_process(tmp_path, "straight", 128, **actors)
-    _assert_same_policy(tmp_path / "resumed" / "policy.pt", tmp_path / "straight" / "policy.pt")
+    _assert_same_policy(tmp_path / "resumed" / "policy.safetensors", tmp_path / "straight" / "policy.safetensors")
     _train_in_process(tmp_path, "lockstep", 128, n_envs=2, vec_env="split")
     with pytest.raises(AssertionError, match="differs after resume"):  # the check can tell runs apart
-        _assert_same_policy(tmp_path / "lockstep" / "policy.pt", tmp_path / "straight" / "policy.pt")
+        _assert_same_policy(tmp_path / "lockstep" / "policy.safetensors", tmp_path / "straight" / "policy.safetensors")
 
 
 def test_sigkill_then_resume_reproduces_the_uninterrupted_run(tmp_path: Path) -> None:
     """A real kill: SIGKILL the training process after its first checkpoint, then resume from the CLI."""
     killed_at = _kill_after_first_checkpoint(tmp_path, "killed")
     assert 32 <= killed_at < TOTAL  # at most one 32-step interval is lost
-    assert not (tmp_path / "killed" / "policy.pt").exists()
+    assert not (tmp_path / "killed" / "policy.safetensors").exists()
     resumed = subprocess.run(_cli(tmp_path, "killed", "--resume"), cwd=ROOT, env=_env(), capture_output=True,
                              text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming at step {killed_at}" in resumed.stdout
     _train_in_process(tmp_path, "straight", TOTAL, extend=False)  # the CLI run's own (linear) schedule
-    _assert_same_policy(tmp_path / "killed" / "policy.pt", tmp_path / "straight" / "policy.pt")
+    _assert_same_policy(tmp_path / "killed" / "policy.safetensors", tmp_path / "straight" / "policy.safetensors")
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])

@@ -1,7 +1,7 @@
 """`embodia eval --run NAME`: success rate with Wilson 95% CIs per template and argument, videos, curve.
 
 `--ship` then copies the run's policy and card (with this evaluation and both commands) into
-`agent/skill_policies/` as `<task>.pt` / `<task>.json`, where the agent's `--skills learned|auto` finds it.
+`agent/skill_policies/` as `<task>.safetensors` / `<task>.json`, where the agent's `--skills learned|auto` finds it.
 """
 
 from __future__ import annotations

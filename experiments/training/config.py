@@ -60,6 +60,11 @@ class TrainConfig:
     """Seeds torch, numpy, the envs and the instruction sampler."""
     encoder: str = "minilm"
     """Text encoder for the instruction embedding: minilm (real) or hashing (fast, tests only)."""
+    start: str = "reset"
+    """Episode starts: reset (the env's plain reset) or chain (where a random scripted sub-chain ends;
+    envs/chain_starts.py)."""
+    device: str = "auto"
+    """Torch device for the learner: auto (CUDA when present, else CPU, as SB3 does), cpu or cuda[:N]."""
 
     learning_rate: float = 3e-4
     lr_schedule: str = "constant"
@@ -146,6 +151,9 @@ class TrainConfig:
                f"observations and rewards), got obs_mode {self.obs_mode!r}, normalize_reward "
                f"{self.normalize_reward}; use vec_env 'split'")
         _check(self.vec_env in VEC_ENVS, f"vec_env must be one of {', '.join(VEC_ENVS)}, got {self.vec_env!r}")
+        _check(self.start in ("reset", "chain"), f"start must be reset or chain, got {self.start!r}")
+        _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+               f"device must be auto, cpu or cuda[:N], got {self.device!r}")
         _check(self.fusion in FUSIONS, f"fusion must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
         for name in ("n_envs", "total_steps", "n_steps", "batch_size", "n_epochs", "checkpoint_every",
                      "eval_every", "eval_episodes", "keep_checkpoints", "token_dim", "bc_episodes", "bc_epochs",
@@ -226,6 +234,22 @@ class LinearSchedule:
 def learning_rate(config: TrainConfig) -> float | LinearSchedule:
     """What PPO gets as its learning rate for this config."""
     return LinearSchedule(config.learning_rate) if config.lr_schedule == "linear" else config.learning_rate
+
+
+def resolve_device(device: str) -> str:
+    """`auto` → "cuda" when torch sees a GPU, else "cpu" (SB3's rule); an explicit device is returned as is.
+
+    A CUDA device asked for on a machine without one is an error rather than a silent CPU run.
+    """
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} asked for, but torch sees no CUDA device; use --device auto or cpu")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise InputError(f"device must be auto, cpu or cuda[:N], got {device!r}")
+    return device
 
 
 def _check(condition: bool, message: str) -> None:

@@ -41,7 +41,8 @@ def make_env(config: TrainConfig, table: EmbeddingTable, *, slim_info: bool = Tr
     from envs.household import HouseholdEnv
 
     env = HouseholdEnv(task=config.task, obs_mode=config.obs_mode, image_size=config.image_size,
-                       reward_type=config.reward_type, render_mode="rgb_array" if render else None)
+                       reward_type=config.reward_type, render_mode="rgb_array" if render else None,
+                       start=config.start)
     fraction = config.skill_text_fraction if skill_text_fraction is None else skill_text_fraction
     env = LanguageTaskWrapper(env, config.task, skill_text_fraction=fraction,
                               start_held_fraction=config.start_held_fraction, slim_info=slim_info)

@@ -77,7 +77,7 @@ def evaluate_on_ray(root: Path, items: list[EpisodeItem], workers: int | None = 
 def evaluate_run(root: Path, episodes: int, videos: int, seed: int | None, command: str,
                  progress: bool = True, ray: bool = False, ray_address: str | None = None,
                  ray_workers: int | None = None) -> dict[str, Any]:
-    """Evaluate the run's `policy.pt`; writes eval.json, videos, the curve, report.md and updates the card.
+    """Evaluate the run's `policy.safetensors`; writes eval.json, videos, the curve, report.md and updates the card.
 
     With `ray`, the episodes run on Ray workers; the seeds and arguments are the serial run's, so the
     numbers are identical.
@@ -155,7 +155,7 @@ def _update_card(paths: RunPaths, result: dict[str, Any]) -> None:
 
 
 def ship_policy(root: Path, policy_dir: Path | None = None) -> Path:
-    """Copy the run's policy and card into the agent's policy folder as `<task>.pt` / `<task>.json`."""
+    """Copy the run's policy and card into the agent's policy folder as `<task>.safetensors` / `<task>.json`."""
     paths = RunPaths(root)
     _require_run(paths)
     card = json.loads(paths.card.read_text())
@@ -165,8 +165,8 @@ def ship_policy(root: Path, policy_dir: Path | None = None) -> Path:
     target = Path(policy_dir or DEFAULT_DIR)
     target.mkdir(parents=True, exist_ok=True)
     task = card["task"]
-    atomic_write(target / f"{task}.pt", lambda tmp: shutil.copyfile(paths.policy, tmp))
-    card["file"] = f"{task}.pt"
+    atomic_write(target / f"{task}{paths.policy.suffix}", lambda tmp: shutil.copyfile(paths.policy, tmp))
+    card["file"] = f"{task}{paths.policy.suffix}"
     path = write_json(target / f"{task}.json", card, indent=1)
     read_card(path)  # the shipped pair must load as the agent will load it
     return path

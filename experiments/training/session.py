@@ -40,7 +40,7 @@ class RunPaths:
         self.checkpoints = self.root / "checkpoints"
         self.tb = self.root / "tb"
         self.metrics = self.root / "metrics.json"
-        self.policy = self.root / "policy.pt"
+        self.policy = self.root / "policy.safetensors"
         self.card = self.root / "policy.json"
         self.report = self.root / "report.md"
         self.plots = self.root / "plots"

@@ -1,7 +1,7 @@
 """Training a language-conditioned skill policy with PPO: `embodia train` calls `open_run` then `train`.
 
 A run lives in `runs/<name>/`: `config.yaml` (the merged config), `embeddings.npz` (the sentence
-embeddings every worker uses), `tb/` (TensorBoard), `checkpoints/`, `metrics.json`, `policy.pt` +
+embeddings every worker uses), `tb/` (TensorBoard), `checkpoints/`, `metrics.json`, `policy.safetensors` +
 `policy.json` (the final policy and its card), `plots/`, `videos/` and `report.md`.
 
 Example:
@@ -22,6 +22,7 @@ import torch
 
 from agent.policy import FORMAT as CARD_FORMAT
 from agent.policy_features import standardized_policy_kwargs
+from agent.policy_io import architecture, save_policy
 from experiments.common.errors import InputError
 from experiments.common.io import atomic_write, atomic_write_text
 from experiments.common.jsonio import write_json
@@ -33,7 +34,14 @@ from experiments.training.checkpoint import (
     latest_checkpoint,
     restore_vecnormalize,
 )
-from experiments.training.config import TrainConfig, from_mapping, learning_rate, read_yaml, resume_config
+from experiments.training.config import (
+    TrainConfig,
+    from_mapping,
+    learning_rate,
+    read_yaml,
+    resolve_device,
+    resume_config,
+)
 from experiments.training.env import build_vec_env, find_vec_normalize, input_statistics, make_env
 from experiments.training.language import EmbeddingTable, all_texts
 from experiments.training.policy_eval import eval_skill_text_fraction
@@ -113,7 +121,7 @@ def _ppo(config: TrainConfig, venv: Any, paths: RunPaths | None) -> Any:
                     gae_lambda=config.gae_lambda, clip_range=config.clip_range, ent_coef=config.ent_coef,
                     vf_coef=config.vf_coef, max_grad_norm=config.max_grad_norm, target_kl=config.target_kl,
                     policy_kwargs=kwargs, tensorboard_log=str(paths.tb) if paths else None, seed=config.seed,
-                    device="cpu", verbose=0)
+                    device=resolve_device(config.device), verbose=0)
 
 
 def loaded_model(checkpoint: Checkpoint, config: TrainConfig, venv: Any, paths: RunPaths) -> Any:
@@ -219,13 +227,14 @@ def _warm_start(model: Any, config: TrainConfig, table: EmbeddingTable, statisti
 def _finalise(config: TrainConfig, paths: RunPaths, model: Any, session: TrainingSession, command: str,
               goal_dim: int) -> dict[str, Any]:
     """Write the policy, its card, the curve, metrics and report; return the summary."""
-    atomic_write(paths.policy, lambda tmp: model.policy.save(tmp))
+    atomic_write(paths.policy, lambda tmp: save_policy(model.policy, tmp))
     last = session.state.history[-1]
     summary = {"final_eval_success": last["eval_success"], "final_eval_ci95": last["eval_ci95"],
                "steps_per_second": round(int(model.num_timesteps) / max(session.elapsed_s, 1e-9), 1)}
     session.write_metrics(summary)
     card = {"format": CARD_FORMAT, "task": config.task, "skill": SKILL_OF_TASK.get(config.task, config.task),
-            "file": paths.policy.name, "obs_mode": config.obs_mode, "encoder": config.encoder, "goal_dim": goal_dim,
+            "file": paths.policy.name, "architecture": architecture(model.policy),
+            "obs_mode": config.obs_mode, "encoder": config.encoder, "goal_dim": goal_dim,
             "train_command": (run_commands(paths) or [command])[0], "resumed_with": run_commands(paths)[1:],
             "run": paths.root.name, "seed": config.seed,
             "bc_warmstart": config.bc_warmstart, "train_steps": int(model.num_timesteps),

@@ -1,0 +1,261 @@
+"""Chain-like start states: begin a task where a random scripted sub-chain leaves the kitchen.
+
+Why: a skill policy trained only from `reset()` sees the arm at its home pose, the drawer as the task's
+precondition sets it, and every object on the table. Inside a chain of instructions (CALVIN-style,
+`embodia eval-chains`) the arm is wherever the last skill left it, blocks sit in the bowl, in the drawer,
+on the plate or on each other, the drawer may be open, and a place starts with the object already in the
+hand. A policy that never saw those states fails there (RESULTS.md: learned pick 191/353 inside chains).
+
+The honest way to produce such states is to run what a chain runs. From a seeded plain reset this module
+draws `k` (0..`max_prefix`) random instructions that are feasible in the scene as it is, executes each with
+the scripted experts (`envs.experts`), then adds the setup the requested task needs, exactly as the planner
+would: `open` before `close` is asked for a closed drawer, `close` before `open`, and for `place_in` /
+`place_on` the drawer opened when the target is the drawer, then `pick` of the object, so the place starts
+with the object held. The task then begins from that state (`set_task`: the oracle is anchored there).
+
+Prefix instructions, each drawn uniformly from those feasible now (the same rule as `experiments.kitchen.chains`):
+reach an object, the bowl or the plate; open or close the drawer (whichever applies); place a free
+object in the bowl or the drawer, on the plate, or (blocks) on another free block on the table, run as
+[open] + pick + place; push a free block on the table in a direction whose path is clear. Prefix skills run
+to success, the expert's end or the task's horizon, whichever comes first. As in a CALVIN chain, the prefix
+ends at its first failed instruction; the scene that failure left is kept (a retry starts from it) unless
+it makes the requested task infeasible.
+
+An attempt whose final state does not make the requested task feasible (a physics fault, a failed pick,
+the named object now in the drawer, ...) is discarded: the world is restored to the plain reset and a new
+prefix drawn, up to `attempts` times; if all fail, the episode starts from the plain reset plus setup
+(recorded as `fallback`). Every draw comes from the env's seeded `np_random`, so a seed gives the same
+start bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from envs import predicates as pred
+from envs.errors import InputError
+from envs.experts import make_expert
+from envs.state import BLOCKS, MOVABLE, SceneState
+from envs.tasks import DIRECTIONS, REACH_SURFACES, TaskSpec, check_success, valid_arguments
+
+if TYPE_CHECKING:
+    from envs.household import HouseholdEnv
+
+START_MODES = ("reset", "chain")
+MAX_PREFIX = 4
+"""Up to 4 earlier instructions: the positions of a 5-instruction chain (`eval-chains --length 5`)."""
+ATTEMPTS = 6
+SETTLE_STEPS = 3
+"""Control steps after an expert finishes before the next skill starts (the agent loop also lets go)."""
+PLACE_TASKS = ("place_in", "place_on")
+
+
+@dataclass
+class ChainStart:
+    """What was run before the episode's task began (in `info["chain_start"]` at reset)."""
+
+    prefix: list[str] = field(default_factory=list)
+    """Every skill executed, in order, as "name(args): ok|failed"."""
+    attempts: int = 1
+    fallback: bool = False
+    steps: int = 0
+    """Control steps simulated to build the start (the reset's cost)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """What built this start, as recorded in `info["chain_start"]`."""
+        return {"prefix": list(self.prefix), "attempts": self.attempts, "fallback": self.fallback,
+                "steps": self.steps}
+
+
+def check_start(start: str) -> str:
+    """`start` if it is a known start mode, else a ValueError naming the choices."""
+    if start not in START_MODES:
+        raise InputError(f"unknown start mode {start!r}; expected one of: {', '.join(START_MODES)}")
+    return start
+
+
+# ------------------------------------------------------------------------------------ feasibility
+def _facts(state: SceneState) -> set[tuple[str, ...]]:
+    return {tuple(f) for f in pred.symbolic_facts(state)}
+
+
+def _free_objects(facts: set[tuple[str, ...]]) -> list[str]:
+    """Movables a gripper can take: not held, nothing on them, not in the drawer."""
+    supports = {f[2] for f in facts if f[0] == "on"}
+    return [x for x in MOVABLE if x not in supports and ("in", x, "drawer") not in facts
+            and ("holding", x) not in facts]
+
+
+def _push_clear(state: SceneState, name: str, direction: str) -> bool:
+    from envs.household import _push_path_clear
+
+    layout = {n: (*state.position(n)[:2].tolist(), 0.0) for n in state.names}
+    return _push_path_clear(layout, name, direction)
+
+
+def _place_targets(name: str, facts: set[tuple[str, ...]]) -> list[tuple[str, str, str]]:
+    """(task, object, target) placements of `name` that are not already true (drawer ones need it open later)."""
+    supports = {f[2] for f in facts if f[0] == "on"}
+    options = [(t, name, c) for t, c in (("place_in", "bowl"), ("place_in", "drawer"), ("place_on", "plate"))
+               if ("in" if t == "place_in" else "on", name, c) not in facts]
+    if name in BLOCKS:
+        options += [("place_on", name, y) for y in BLOCKS if y != name and y not in supports
+                    and ("on", y, "table") in facts and ("on", name, y) not in facts]
+    return options
+
+
+def feasible_arguments(task: str, state: SceneState, after_setup: bool = False) -> list[tuple[str, ...]]:
+    """Arguments of `task` it makes sense to ask for in `state` (in `valid_arguments` order).
+
+    With `after_setup`, place tasks are judged as they will be after the setup (the object then held): the
+    object must be free to pick now. Otherwise a place needs its object already held.
+    """
+    facts = _facts(state)
+    held = state.held
+    if task in ("open", "close"):
+        wanted = ("closed", "drawer") if task == "open" else ("open", "drawer")
+        return [("drawer",)] if (after_setup or (wanted in facts and held is None)) else []
+    if task in PLACE_TASKS:
+        candidates = _free_objects(facts) if after_setup else ([held] if held in MOVABLE else [])
+        found = []
+        for name in candidates:
+            facts_now = facts - {("holding", name)}
+            found += [(x, target) for t, x, target in _place_targets(name, facts_now) if t == task]
+            if task == "place_on":
+                found.append((name, "table"))
+        allowed = set(valid_arguments(task))
+        return [a for a in valid_arguments(task) if a in found and a in allowed]
+    if held is not None and not after_setup:
+        return []
+    free = _free_objects(facts)
+    if task in ("reach", "pick"):
+        return [(x,) for x in MOVABLE if x in free]
+    if task == "push":
+        return [(x, d) for x in BLOCKS for d in DIRECTIONS
+                if x in free and ("on", x, "table") in facts and _push_clear(state, x, d)]
+    raise ValueError(f"unknown task {task!r}")
+
+
+def is_feasible(spec: TaskSpec, state: SceneState) -> bool:
+    """Does it make sense to start `spec` in `state` (place: object held; open: drawer closed; ...)?"""
+    return tuple(spec.args) in feasible_arguments(spec.name, state)
+
+
+# -------------------------------------------------------------------------------------- execution
+def _advance(env: HouseholdEnv, action: np.ndarray) -> SceneState:
+    """One control step of physics without computing an observation (no rendering: cheap in pixel modes)."""
+    from envs.household import SUBSTEPS
+
+    env.robot.apply_action([min(max(float(v), -1.0), 1.0) for v in action], env._state.ee_position)
+    env.sim.step(SUBSTEPS)
+    env._state = env.scene_state()
+    return env._state
+
+
+def run_skill(env: HouseholdEnv, spec: TaskSpec) -> tuple[bool, int]:
+    """Run the scripted expert for `spec` from the scene as it is; returns (success, control steps)."""
+    from envs.household import _physics_fault
+
+    start = state = env.scene_state()
+    env._state = state
+    expert = make_expert(spec)
+    steps = 0
+    for _ in range(spec.horizon):
+        state = _advance(env, expert.act(state))
+        steps += 1
+        if _physics_fault(state):
+            return False, steps
+        if check_success(spec, start, state):
+            break
+        if expert.done:
+            break
+    for _ in range(SETTLE_STEPS):
+        state = _advance(env, np.array([0.0, 0.0, 0.0, 1.0 if state.held is None else -1.0], np.float32))
+        steps += 1
+    return (not _physics_fault(state)) and check_success(spec, start, state), steps
+
+
+def _random_instruction(state: SceneState, rng: np.random.Generator) -> list[TaskSpec]:
+    """One random feasible instruction as the skills a planner would run for it."""
+    facts = _facts(state)
+    drawer_open = ("open", "drawer") in facts
+    free = _free_objects(facts)
+    options: list[list[TaskSpec]] = [[TaskSpec("close" if drawer_open else "open", ("drawer",))]]
+    options += [[TaskSpec("reach", (x,))] for x in (*free, *REACH_SURFACES)]
+    for x in free:
+        for task, name, target in _place_targets(x, facts):
+            setup = [TaskSpec("open", ("drawer",))] if target == "drawer" and not drawer_open else []
+            options.append([*setup, TaskSpec("pick", (name,)), TaskSpec(task, (name, target))])
+        if x in BLOCKS and ("on", x, "table") in facts:
+            options += [[TaskSpec("push", (x, d))] for d in DIRECTIONS if _push_clear(state, x, d)]
+    return options[int(rng.integers(len(options)))]
+
+
+def _setup(spec: TaskSpec, state: SceneState) -> list[TaskSpec]:
+    """The skills a planner runs before `spec` in this scene (open/close the drawer, pick the object)."""
+    facts = _facts(state)
+    if spec.name == "open" and ("open", "drawer") in facts:
+        return [TaskSpec("close", ("drawer",))]
+    if spec.name == "close" and ("closed", "drawer") in facts:
+        return [TaskSpec("open", ("drawer",))]
+    if spec.name in PLACE_TASKS:
+        name, target = spec.args
+        steps = [TaskSpec("open", ("drawer",))] if target == "drawer" and ("closed", "drawer") in facts else []
+        return steps if state.held == name else [*steps, TaskSpec("pick", (name,))]
+    return []
+
+
+def _run_logged(env: HouseholdEnv, skill: TaskSpec, record: ChainStart) -> bool:
+    ok, steps = run_skill(env, skill)
+    record.steps += steps
+    record.prefix.append(f"{skill}: {'ok' if ok else 'failed'}")
+    return ok
+
+
+def _run_prefix(env: HouseholdEnv, instructions: int, rng: np.random.Generator, record: ChainStart) -> None:
+    """Run `instructions` random feasible instructions; like a CALVIN chain, stop at the first that fails."""
+    for _ in range(instructions):
+        for skill in _random_instruction(env.scene_state(), rng):
+            if not _run_logged(env, skill, record):
+                return  # start from what the failure left
+
+
+def build_chain_start(env: HouseholdEnv, spec: TaskSpec, rng: np.random.Generator, args_fixed: bool,
+                      max_prefix: int = MAX_PREFIX, attempts: int = ATTEMPTS) -> tuple[TaskSpec, ChainStart]:
+    """Drive `env` (just reset for `spec`) to a chain-like start for `spec`'s task; returns the task to run.
+
+    `args_fixed`: the caller named the arguments, so they are kept (an attempt that makes them infeasible is
+    redrawn); otherwise arguments are drawn among those feasible where the prefix ends.
+    """
+    if max_prefix < 0 or attempts < 1:
+        raise InputError(f"max_prefix must be >= 0 and attempts >= 1, got {max_prefix} and {attempts}")
+    snapshot = env.save_state()
+    record = ChainStart()
+    try:
+        for attempt in range(attempts + 1):
+            fallback = attempt == attempts
+            if attempt:
+                env.restore_state(snapshot)
+            record.prefix, record.attempts, record.fallback = [], attempt + 1, fallback
+            k = 0 if fallback else int(rng.integers(max_prefix + 1))
+            _run_prefix(env, k, rng, record)
+            state = env.scene_state()
+            if state.held is not None and not (spec.name in PLACE_TASKS and args_fixed and state.held == spec.args[0]):
+                continue  # a failed place left something in the hand: not a state a chain continues from
+            chosen = spec
+            if not args_fixed:
+                options = feasible_arguments(spec.name, state, after_setup=True)
+                if not options and not fallback:
+                    continue
+                options = options or [spec.args]
+                chosen = TaskSpec(spec.name, options[int(rng.integers(len(options)))])
+            for skill in _setup(chosen, state):
+                _run_logged(env, skill, record)
+            if is_feasible(chosen, env.scene_state()) or fallback:
+                return chosen, record
+        raise AssertionError("unreachable: the fallback attempt always returns")
+    finally:
+        env.sim.remove_state(snapshot.bullet_state)

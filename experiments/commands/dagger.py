@@ -1,0 +1,107 @@
+"""`embodia dagger --skill pick --start chain`: train a skill policy by DAgger from the scripted expert.
+
+Writes `<out>/data/` (one Minari dataset per round), `<out>/policy.safetensors` + `<out>/policy.json` (the card:
+observation set, training command, cost, evaluation from chain starts and from plain resets) and
+`<out>/dagger.json`; `--ship` copies the policy and card into `agent/skill_policies/` as `<task>.*`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+from envs.tasks import TASK_NAMES
+from experiments.common.errors import InputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `dagger` sub-command."""
+    parser = subparsers.add_parser("dagger", help="train a skill policy by DAgger (expert labels, student acts)")
+    parser.add_argument("--skill", required=True, help=f"env task: {', '.join(TASK_NAMES)}")
+    parser.add_argument("--obs-mode", default="state", help="observation set: state or rgbd_touch")
+    parser.add_argument("--start", default="chain", help="episode starts: chain or reset")
+    parser.add_argument("--rounds", type=int, default=3, help="DAgger rounds after the expert round")
+    parser.add_argument("--expert-episodes", type=int, default=200, help="expert episodes in round 0")
+    parser.add_argument("--episodes-per-round", type=int, default=150, help="student episodes per later round")
+    parser.add_argument("--beta0", type=float, default=0.5, help="round r executes the expert with prob beta0**r")
+    parser.add_argument("--bc-epochs", type=int, default=30, help="behaviour-cloning epochs after each round")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu or cuda")
+    parser.add_argument("--encoder", default="minilm", help="text encoder: minilm or hashing (tests)")
+    parser.add_argument("--init", default=None, help="start the student from this shipped policy card")
+    parser.add_argument("--eval-episodes", type=int, default=100, help="evaluation episodes from chain starts")
+    parser.add_argument("--reset-eval-episodes", type=int, default=100, help="evaluation episodes from plain resets")
+    parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/dagger/<skill>_<obs>_s<seed>)")
+    parser.add_argument("--ship", action="store_true", help="copy the policy and card into agent/skill_policies")
+    parser.add_argument("--policy-dir", type=Path, default=None, help="where --ship puts it")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run DAgger rounds for one skill, evaluate the student, and with --ship install it with its card."""
+    from agent.policy import DEFAULT_DIR, FORMAT
+    from agent.policy_io import architecture, save_policy
+    from experiments.common.io import atomic_write, atomic_write_text
+    from experiments.imitation.dagger import DaggerConfig, run_dagger, write_summary
+    from experiments.imitation.evaluate import evaluate_policy
+    from experiments.training.language import EmbeddingTable, all_texts
+    from experiments.training.train import SKILL_OF_TASK
+    from perception.text import default_text_encoder
+
+    cfg = DaggerConfig(task=args.skill, obs_mode=args.obs_mode, start=args.start, rounds=args.rounds,
+                       expert_episodes=args.expert_episodes, episodes_per_round=args.episodes_per_round,
+                       beta0=args.beta0, seed=args.seed, encoder=args.encoder, device=args.device,
+                       bc_epochs=args.bc_epochs, init=args.init)
+    if args.eval_episodes < 1 or args.reset_eval_episodes < 1:
+        raise InputError(f"--eval-episodes and --reset-eval-episodes must be >= 1, got {args.eval_episodes} and "
+                         f"{args.reset_eval_episodes}")
+    out = args.out or Path("runs/dagger") / f"{cfg.task}_{cfg.obs_mode}_{cfg.start}_s{cfg.seed}"
+    if (out / "policy.json").exists() or (out / "data").exists():
+        raise InputError(f"run folder {out} already holds a DAgger run; choose another --out")
+    command = "embodia " + shlex.join(sys.argv[1:]) if sys.argv[1:] else f"embodia dagger --skill {cfg.task}"
+    table = EmbeddingTable.build(default_text_encoder(cfg.encoder), all_texts(cfg.task), source=cfg.encoder)
+    policy, summary = run_dagger(cfg, out, table, progress=lambda line: print(line, flush=True))
+    atomic_write(out / "policy.safetensors", lambda tmp: save_policy(policy, tmp))
+    evaluations = {}
+    for start, episodes in (("chain", args.eval_episodes), ("reset", args.reset_eval_episodes)):
+        evaluations[start] = evaluate_policy(policy, cfg.task, cfg.obs_mode, start, table, episodes)
+        row = evaluations[start]
+        print(f"eval from {start} starts: {row['successes']}/{row['episodes']} "
+              f"[{row['ci95'][0]:.2f}, {row['ci95'][1]:.2f}]", flush=True)
+    summary["evaluation"] = evaluations
+    write_summary(out, summary)
+    chain = evaluations["chain"]
+    card = {"format": FORMAT, "task": cfg.task, "skill": SKILL_OF_TASK.get(cfg.task, cfg.task),
+            "file": "policy.safetensors", "architecture": architecture(policy), "obs_mode": cfg.obs_mode,
+            "observation_keys": sorted(policy.observation_space.spaces), "encoder": cfg.encoder,
+            "goal_dim": table.dim, "train_command": command, "training": "dagger", "start": cfg.start,
+            "seed": cfg.seed, "train_samples": summary["samples"], "train_minutes": round(summary["seconds"] / 60, 2),
+            "device": summary["device"], "init": cfg.init,
+            "eval": {"source": "embodia dagger", "start": "chain", "episodes": chain["episodes"],
+                     "successes": chain["successes"], "rate": chain["rate"], "ci95": chain["ci95"],
+                     "by_argument": {**evaluations["reset"]["by_argument"], **chain["by_argument"]}},
+            "eval_reset": evaluations["reset"], "eval_command": command + " (evaluation at the end of training)",
+            "value_range": chain["value_range"], "shaping": {"progress_reward": 0.0, "approach_reward": 0.0}}
+    atomic_write_text(out / "policy.json", json.dumps(card, indent=1))
+    print(f"policy: {out / 'policy.safetensors'}  card: {out / 'policy.json'}")
+    if args.ship:
+        print(f"shipped: {ship_run(out, args.policy_dir or DEFAULT_DIR)}")
+    return 0
+
+
+def ship_run(out: Path, policy_dir: Path) -> Path:
+    """Copy a finished DAgger run's policy and card into `policy_dir` as `<task>.safetensors` / `<task>.json`."""
+    from agent.policy import read_card
+    from experiments.common.io import atomic_write, atomic_write_text
+
+    card = json.loads((out / "policy.json").read_text())
+    task = card["task"]
+    target = Path(policy_dir)
+    atomic_write(target / f"{task}.safetensors", lambda tmp: shutil.copyfile(out / "policy.safetensors", tmp))
+    shipped = atomic_write_text(target / f"{task}.json", json.dumps({**card, "file": f"{task}.safetensors"}, indent=1))
+    read_card(shipped)  # the shipped pair must load as the agent loads it
+    return shipped

@@ -1,0 +1,48 @@
+"""`embodia eval-skill`: one skill policy's success rate from chain-like starts or plain resets.
+
+Example: `embodia eval-skill --card agent/skill_policies/pick.json --start chain`. The policy is conditioned on
+the agent's skill-call sentence; the rate comes with a Wilson 95% interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from experiments.common.errors import InputError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `eval-skill` sub-command."""
+    parser = subparsers.add_parser("eval-skill", help="a skill policy's success from chain starts or resets")
+    parser.add_argument("--card", type=Path, required=True, help="the policy's card (<task>.json or policy.json)")
+    parser.add_argument("--start", default="chain", help="chain or reset")
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate the card's policy on seeded episodes and print (and write) the rate with its interval."""
+    from agent.policy import load_sb3_policy, read_card
+    from experiments.common.io import atomic_write_text
+    from experiments.imitation.dagger import START_MODES
+    from experiments.imitation.evaluate import evaluate_policy
+    from experiments.training.language import EmbeddingTable, all_texts
+    from perception.text import default_text_encoder
+
+    if args.start not in START_MODES:
+        raise InputError(f"unknown start mode {args.start!r}; expected one of: {', '.join(START_MODES)}")
+    if args.episodes < 1:
+        raise InputError(f"--episodes must be >= 1, got {args.episodes}")
+    card = read_card(args.card)
+    policy = load_sb3_policy(card.path)
+    table = EmbeddingTable.build(default_text_encoder(card.encoder), all_texts(card.task), source=card.encoder)
+    result = evaluate_policy(policy, card.task, card.meta["obs_mode"], args.start, table, args.episodes)
+    low, high = result["ci95"]
+    print(f"{card.task} from {args.start} starts: {result['successes']}/{result['episodes']} "
+          f"({result['rate']:.0%}) [{low:.2f}, {high:.2f}]")
+    if args.out:
+        atomic_write_text(args.out, json.dumps({"card": str(args.card), **result}, indent=1))
+    return 0

@@ -1,0 +1,208 @@
+"""DAgger (Ross et al. 2011) for skill policies: the student acts, the scripted expert labels, the data grows.
+
+Round 0 records expert episodes. Each later round `r` runs the current student with a beta-mixture (the expert's
+action is executed with probability beta_r = `beta0`^r, the student's otherwise), the expert labels every visited
+state, and the round is written as its own Minari dataset; then the student is trained by behaviour cloning on all
+rounds so far, read back with `minari.load_dataset`. The student is the same SB3 `MultiInputActorCriticPolicy`
+with the project's `StandardizedExtractor` (the `MultiModalExtractor` plus input standardisation and object
+attention) that the PPO skills use, so the learned-skill provider, the critic-based affordance and PPO
+fine-tuning keep working on it. The critic is regressed on the discounted env return of the recorded episodes.
+
+The expert reads privileged state; the student sees only the observation set it is trained on (`state`:
+proprio + object rows; `rgbd_touch`: cameras, touch, proprio) plus the goal sentence's embedding.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+
+from envs.tasks import TASK_NAMES
+from experiments.common.errors import InputError
+from experiments.imitation.dataset import Episode, load_dataset, transitions, write_dataset
+from experiments.imitation.rollout import OBS_SETS, SkillEnv, rollout
+from experiments.training.bc import ExpertData, pretrain
+from experiments.training.config import TrainConfig, config_path, load_config, resolve_device
+from experiments.training.language import EmbeddingTable, all_texts
+
+logger = logging.getLogger(__name__)
+START_MODES = ("reset", "chain")
+TRAIN_SEED = 3_000_000
+"""Training episodes use seeds from here (round r, episode i: TRAIN_SEED + 100_000 r + i), far from evaluation's."""
+
+
+@dataclass(frozen=True)
+class DaggerConfig:
+    """What one DAgger run does."""
+
+    task: str
+    obs_mode: str = "state"
+    start: str = "chain"
+    rounds: int = 3
+    """DAgger rounds after the expert round (0: plain behaviour cloning)."""
+    expert_episodes: int = 200
+    episodes_per_round: int = 150
+    beta0: float = 0.5
+    """Round r executes the expert's action with probability beta0 ** r."""
+    seed: int = 0
+    encoder: str = "minilm"
+    device: str = "auto"
+    bc_epochs: int = 30
+    skill_text_fraction: float = 0.5
+    init: str | None = None
+    """A shipped policy card to start the student from (e.g. the reset-trained PPO skill), else a fresh student
+    (input statistics from the expert round, then the task's grounding pretraining)."""
+
+    def __post_init__(self) -> None:
+        if self.task not in TASK_NAMES:
+            raise InputError(f"unknown skill {self.task!r}; expected one of: {', '.join(TASK_NAMES)}")
+        if self.obs_mode not in OBS_SETS:
+            raise InputError(f"unknown observation set {self.obs_mode!r}; expected one of: {', '.join(OBS_SETS)}")
+        if self.start not in START_MODES:
+            raise InputError(f"unknown start mode {self.start!r}; expected one of: {', '.join(START_MODES)}")
+        if self.rounds < 0 or self.expert_episodes < 1 or self.episodes_per_round < 1 or self.bc_epochs < 1:
+            raise InputError("rounds must be >= 0; expert_episodes, episodes_per_round and bc_epochs >= 1")
+        if not 0.0 <= self.beta0 <= 1.0:
+            raise InputError(f"beta0 must be in [0, 1], got {self.beta0}")
+
+    def train_config(self) -> TrainConfig:
+        """The task's training config (network sizes, BC hyper-parameters) with this run's settings."""
+        overrides = {"obs_mode": self.obs_mode, "start": self.start, "seed": self.seed, "encoder": self.encoder,
+                     "device": self.device, "bc_epochs": self.bc_epochs}
+        config_path(self.task)  # a clear error if the task has no config
+        return load_config(self.task, overrides)
+
+
+def beta_schedule(round_index: int, beta0: float) -> float:
+    """Probability that the expert's action is executed in round `round_index` (1 in round 0)."""
+    return 1.0 if round_index == 0 else beta0**round_index
+
+
+def new_student(config: TrainConfig, env: SkillEnv, data: tuple[dict[str, np.ndarray], np.ndarray],
+                table: EmbeddingTable, device: str) -> Any:
+    """A fresh policy of the PPO skills' architecture, its inputs standardised with the expert data's statistics."""
+    from stable_baselines3.common.policies import MultiInputActorCriticPolicy
+
+    from agent.policy_features import standardized_policy_kwargs
+
+    torch.manual_seed(config.seed)
+    kwargs = standardized_policy_kwargs(token_dim=config.token_dim, fusion=config.fusion, cnn_width=config.cnn_width,
+                                        object_heads=config.object_heads)
+    policy = MultiInputActorCriticPolicy(
+        env.observation_space, env.action_space, lambda _: config.bc_learning_rate,
+        net_arch={"pi": list(config.net_arch), "vf": list(config.net_arch)}, log_std_init=config.log_std_init,
+        **kwargs).to(device)
+    observations, _ = data
+    extractor = policy.features_extractor
+    samples = {k: v for k, v in observations.items() if k in extractor.standardized and k != "goal"}
+    samples["goal"] = table.encode(table.texts)
+    extractor.set_statistics(samples)
+    if config.grounding_steps > 0 and extractor.object_attention is not None:
+        from experiments.training.grounding import pretrain_grounding
+
+        pretrain_grounding(SimpleNamespace(policy=policy), config, table, observations["objects"],
+                           config.grounding_steps)
+    policy.set_training_mode(False)
+    return policy
+
+
+def _initial_policy(card_path: str, env: SkillEnv, device: str) -> Any:
+    """The policy of a shipped card, checked to read the same observation keys as this run's env."""
+    from agent.policy import load_sb3_policy, read_card
+
+    card = read_card(card_path)
+    if card.task != env.task:
+        raise InputError(f"--init {card_path} is a {card.task} policy; this run trains {env.task}")
+    policy = load_sb3_policy(card.path, device)
+    if set(policy.observation_space.spaces) != set(env.observation_space.spaces):
+        raise InputError(f"--init {card_path} reads {sorted(policy.observation_space.spaces)}; this run's observations "
+                         f"are {sorted(env.observation_space.spaces)}")
+    return policy
+
+
+def predictor(policy: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
+    """Deterministic actions of `policy` for one observation."""
+    return lambda obs: policy.predict(obs, deterministic=True)[0]
+
+
+def relabel_round(env: SkillEnv, seeds: list[int], student: Callable | None, beta: float) -> list[Episode]:
+    """The episodes of one round: `student` (None: the expert) acts with the beta-mixture, the expert labels."""
+    return [rollout(env, seed, student, beta) for seed in seeds]
+
+
+def fit(policy: Any, root: Path, names: list[str], config: TrainConfig) -> dict[str, Any]:
+    """Behaviour cloning on every round's Minari dataset so far (read back with `minari.load_dataset`)."""
+    datasets = [load_dataset(root, name) for name in names]
+    observations, labels, returns, episodes, successes = transitions(datasets, config.gamma)
+    data = ExpertData(observations, labels, returns, episodes, successes)
+    result = pretrain(SimpleNamespace(policy=policy), data, config)
+    policy.set_training_mode(False)
+    return {k: v for k, v in result.items() if k != "curve"} | {"final_nll": result["curve"][-1]["nll"]}
+
+
+def run_dagger(cfg: DaggerConfig, out: Path, table: EmbeddingTable | None = None,
+               progress: Callable[[str], None] | None = None) -> tuple[Any, dict[str, Any]]:
+    """Run every round; returns the trained policy and a summary (per round: samples, successes, seconds)."""
+    from perception.text import default_text_encoder
+
+    config = cfg.train_config()
+    device = resolve_device(cfg.device)
+    torch.set_num_threads(config.torch_threads)
+    table = table or EmbeddingTable.build(default_text_encoder(cfg.encoder), all_texts(cfg.task), source=cfg.encoder)
+    env = SkillEnv(cfg.task, cfg.obs_mode, cfg.start, table, cfg.skill_text_fraction, config.image_size)
+    data_root = out / "data"
+    names: list[str] = []
+    rounds: list[dict[str, Any]] = []
+    policy = None
+    started = time.perf_counter()
+    try:
+        for index in range(cfg.rounds + 1):
+            tick = time.perf_counter()
+            beta = beta_schedule(index, cfg.beta0)
+            count = cfg.expert_episodes if index == 0 else cfg.episodes_per_round
+            seeds = [TRAIN_SEED + 100_000 * index + cfg.seed * 10_000 + i for i in range(count)]
+            student = None if policy is None else predictor(policy)
+            episodes = relabel_round(env, seeds, student, beta)
+            name = f"{cfg.task}-{cfg.obs_mode}-{cfg.start}-s{cfg.seed}-r{index}"
+            write_dataset(data_root, name, episodes, env.observation_space, env.action_space,
+                          description=f"DAgger round {index} of {cfg.task} ({cfg.obs_mode}, {cfg.start} starts): "
+                                      f"expert labels; executed actions in infos['executed_action'] (beta={beta:g})",
+                          algorithm="dagger-scripted-expert")
+            names.append(name)
+            collect_s = time.perf_counter() - tick
+            if policy is None and cfg.init is not None:
+                policy = _initial_policy(cfg.init, env, device)
+            if policy is None:
+                first = transitions([load_dataset(data_root, name)], config.gamma)
+                policy = new_student(config, env, (first[0], first[1]), table, device)
+            fitted = fit(policy, data_root, names, config)
+            row = {"round": index, "beta": beta, "episodes": count, "steps": sum(len(e) for e in episodes),
+                   "rollout_successes": sum(e.success for e in episodes), "collect_s": round(collect_s, 1),
+                   "fit_s": round(fitted["seconds"], 1), "bc": fitted, "dataset": name}
+            rounds.append(row)
+            if progress:
+                progress(f"round {index}: beta {beta:.3f}, {row['rollout_successes']}/{count} episodes succeeded while "
+                         f"collecting, {fitted['samples']} samples, nll {fitted['final_nll']:.3f}, "
+                         f"{collect_s:.0f}s collect + {fitted['seconds']:.0f}s fit")
+    finally:
+        env.close()
+    summary = {"config": asdict(cfg), "device": device, "rounds": rounds,
+               "samples": sum(r["steps"] for r in rounds), "seconds": round(time.perf_counter() - started, 1),
+               "datasets": names, "data_root": str(data_root)}
+    return policy, summary
+
+
+def write_summary(out: Path, summary: dict[str, Any]) -> Path:
+    """Write the run's per-round figures to `out/dagger.json` atomically; returns the path."""
+    from experiments.common.io import atomic_write_text
+
+    return atomic_write_text(out / "dagger.json", json.dumps(summary, indent=1))

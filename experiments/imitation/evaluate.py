@@ -1,0 +1,58 @@
+"""Evaluating a skill policy from plain resets and from chain-like starts, with Wilson 95% intervals.
+
+The sentence is always the agent's skill-call text (what `--skills learned` conditions on mid-chain). From plain
+resets the arguments cycle through the task's valid arguments (balanced); from chain starts the env draws them
+among those feasible where the sub-chain ended. Episode i uses seed `first_seed + i`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from envs.tasks import valid_arguments
+from experiments.common.stats import wilson_interval
+from experiments.imitation.rollout import SkillEnv
+from experiments.training.language import EmbeddingTable
+
+EVAL_SEED = 1_000_000
+
+
+def evaluate_policy(policy: Any, task: str, obs_mode: str, start: str, table: EmbeddingTable, episodes: int,
+                    first_seed: int = EVAL_SEED, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Success rate (with CI), per argument, and the critic's values at the episode starts."""
+    env = SkillEnv(task, obs_mode, start, table, skill_text_fraction=1.0)
+    arguments = valid_arguments(task)
+    wins = 0
+    by_argument: dict[str, list[int]] = {}
+    values: list[float] = []
+    try:
+        for i in range(episodes):
+            forced = arguments[i % len(arguments)] if start == "reset" else None
+            obs, info = env.reset(first_seed + i, forced)
+            key = ", ".join(info["task_args"])
+            with torch.no_grad():
+                tensor, _ = policy.obs_to_tensor(obs)
+                values.append(float(policy.predict_values(tensor).reshape(-1)[0]))
+            while True:
+                action = policy.predict(obs, deterministic=True)[0]
+                obs, _, terminated, truncated, info = env.step(action)
+                if terminated or truncated:
+                    break
+            ok = bool(info["is_success"])
+            wins += ok
+            row = by_argument.setdefault(key, [0, 0])
+            row[0] += ok
+            row[1] += 1
+            if progress:
+                progress(i + 1, wins)
+    finally:
+        env.close()
+    low, high = wilson_interval(wins, episodes)
+    return {"start": start, "episodes": episodes, "successes": wins, "rate": wins / episodes,
+            "ci95": [round(low, 4), round(high, 4)],
+            "by_argument": {k: round(s / n, 4) for k, (s, n) in sorted(by_argument.items())},
+            "value_range": [float(np.percentile(values, 5)), float(np.percentile(values, 95))]}

@@ -1,0 +1,108 @@
+"""Episodes for imitation: who acts (expert, student or a mixture) and the expert's label for every state.
+
+The expert labelling every visited state is DAgger's relabelling step.
+
+`SkillEnv` is `HouseholdEnv` (plain or chain-like starts) plus the `goal` observation: the env picks the task's
+arguments (in chain mode, among those feasible where the sub-chain ended), then a sentence for them is drawn
+(the agent's skill-call text with probability `skill_text_fraction`, else an instruction template) and
+embedded from the run's `EmbeddingTable`, exactly as the PPO skills see it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from envs.experts import make_expert
+from envs.tasks import valid_arguments
+from experiments.common.errors import InputError
+from experiments.imitation.dataset import Episode
+from experiments.training.language import EmbeddingTable, instruction_variants
+from perception.layout import GOAL_KEY
+
+Predict = Callable[[dict[str, np.ndarray]], np.ndarray]
+OBS_SETS = ("state", "rgbd_touch")
+
+
+class SkillEnv:
+    """One skill's episodes with the goal embedding added to the observation.
+
+    Args:
+        task: env task (reach, pick, place_in, place_on, push, open, close).
+        obs_mode: "state" or "rgbd_touch".
+        start: "reset" or "chain".
+        table: embeddings of every sentence of the task.
+        skill_text_fraction: share of episodes whose sentence is the agent's skill-call text.
+    """
+
+    def __init__(self, task: str, obs_mode: str, start: str, table: EmbeddingTable,
+                 skill_text_fraction: float = 0.5, image_size: int = 64) -> None:
+        from envs.household import HouseholdEnv
+
+        if obs_mode not in OBS_SETS:
+            raise InputError(f"unknown observation set {obs_mode!r}; expected one of: {', '.join(OBS_SETS)}")
+        self.task = task
+        self.env = HouseholdEnv(task=task, obs_mode=obs_mode, start=start, image_size=image_size)
+        self.table = table
+        self.variants = instruction_variants(task)
+        self.arguments = valid_arguments(task)
+        self.skill_text_fraction = skill_text_fraction
+        goal = spaces.Box(-1.0, 1.0, (table.dim,), np.float32)  # as perception.goal_wrapper declares it
+        self.observation_space = spaces.Dict({**self.env.observation_space.spaces, GOAL_KEY: goal})
+        self.action_space = self.env.action_space
+        self._goal = np.zeros(table.dim, np.float32)
+
+    def reset(self, seed: int, args: tuple[str, ...] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Reset the env (optionally with the task's arguments) and draw and embed this episode's sentence."""
+        options = {"args": list(args)} if args is not None else {}
+        obs, info = self.env.reset(seed=seed, options=options)
+        spec_args = tuple(info["task_args"])
+        rows = self.variants[spec_args]
+        rng = np.random.default_rng([seed, 0x7E47])
+        variant = rows[-1] if rng.random() < self.skill_text_fraction else rows[int(rng.integers(len(rows) - 1))]
+        self._goal = self.table.encode([variant.text])[0].astype(np.float32)
+        info = {**info, "instruction": variant.text, "argument_index": self.arguments.index(spec_args)}
+        return {**obs, GOAL_KEY: self._goal}, info
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        """Step the env; the observation carries the episode's `goal` embedding."""
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return {**obs, GOAL_KEY: self._goal}, reward, terminated, truncated, info
+
+    def close(self) -> None:
+        """Close the env's PyBullet client."""
+        self.env.close()
+
+
+def rollout(env: SkillEnv, seed: int, student: Predict | None = None, beta: float = 1.0,
+            args: tuple[str, ...] | None = None) -> Episode:
+    """One episode; the expert labels every visited state, whoever acts.
+
+    At each step the expert's action (computed from the privileged scene state) is the label; the executed action
+    is the expert's with probability `beta` (always when `student` is None), else the student's. With beta = 0
+    this is DAgger's on-policy relabelling: the states are the student's, the labels the expert's.
+    """
+    if not 0.0 <= beta <= 1.0:
+        raise InputError(f"beta must be in [0, 1], got {beta}")
+    obs, info = env.reset(seed, args)
+    expert = make_expert(env.env.task)
+    rng = np.random.default_rng([seed, 0xDA66E2])
+    episode = Episode(seed=seed, argument_index=int(info["argument_index"]), task=str(info["task"]),
+                      instruction=str(info["instruction"]))
+    episode.add_observation(obs)
+    while True:
+        label = expert.act(info["scene_state"])
+        use_expert = student is None or rng.random() < beta
+        action = label if use_expert else np.clip(np.asarray(student(obs), np.float32).reshape(-1), -1.0, 1.0)
+        obs, reward, terminated, truncated, info = env.step(action)
+        episode.labels.append(np.asarray(label, np.float32))
+        episode.executed.append(np.asarray(action, np.float32))
+        episode.rewards.append(float(reward))
+        episode.add_observation(obs)
+        if terminated or truncated:
+            episode.terminated, episode.truncated = bool(terminated), bool(truncated)
+            episode.success = bool(info["is_success"])
+            return episode

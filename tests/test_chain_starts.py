@@ -1,0 +1,77 @@
+"""Chain-like start states (envs/chain_starts.py): seeded, reproducible, feasible, plain reset untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from envs import predicates as pred
+from envs.chain_starts import feasible_arguments
+from envs.household import HouseholdEnv
+
+
+def _obs_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_gives_the_same_chain_start_bit_for_bit() -> None:
+    one, two = HouseholdEnv(task="any", start="chain"), HouseholdEnv(task="any", start="chain")
+    try:
+        for seed in (3, 11):
+            obs_a, info_a = one.reset(seed=seed)
+            obs_b, info_b = two.reset(seed=seed)
+            assert _obs_equal(obs_a, obs_b)
+            assert info_a["chain_start"] == info_b["chain_start"] and info_a["task"] == info_b["task"]
+            assert info_a["scene_state"] == info_b["scene_state"]
+            action = np.array([0.3, -0.2, 0.1, 1.0], np.float32)
+            for _ in range(5):
+                step_a, step_b = one.step(action), two.step(action)
+                assert _obs_equal(step_a[0], step_b[0]) and step_a[1] == step_b[1]
+    finally:
+        one.close()
+        two.close()
+
+
+def test_plain_reset_is_unchanged_by_the_start_option() -> None:
+    plain, chained = HouseholdEnv(task="pick"), HouseholdEnv(task="pick", start="chain")
+    try:
+        obs_a, info_a = plain.reset(seed=5)
+        obs_b, info_b = chained.reset(seed=5, options={"start": "reset"})
+        assert _obs_equal(obs_a, obs_b) and info_a["task"] == info_b["task"]
+        assert "chain_start" not in info_a and "chain_start" not in info_b
+    finally:
+        plain.close()
+        chained.close()
+
+
+@pytest.mark.parametrize("task", ["place_in", "place_on", "open", "close", "push"])
+def test_the_task_is_feasible_where_the_chain_start_leaves_the_scene(task: str) -> None:
+    env = HouseholdEnv(task=task, start="chain")
+    try:
+        for seed in range(3):
+            _, info = env.reset(seed=seed)
+            state, spec = info["scene_state"], env.task
+            assert tuple(spec.args) in feasible_arguments(task, state) or info["chain_start"]["fallback"]
+            if task.startswith("place"):
+                assert pred.is_holding(state, spec.args[0])
+            if task == "open":
+                assert pred.drawer_closed(state)
+            if task == "close":
+                assert pred.drawer_open(state)
+            assert not info["is_success"]
+    finally:
+        env.close()
+
+
+def test_named_arguments_are_kept_and_unknown_start_modes_refused() -> None:
+    env = HouseholdEnv(task="place_in", start="chain")
+    try:
+        _, info = env.reset(seed=1, options={"args": ["mug", "drawer"]})
+        assert info["task"] == "place_in(mug, drawer)" and info["scene_state"].held == "mug"
+        assert pred.drawer_open(info["scene_state"])
+        with pytest.raises(ValueError, match="unknown start mode 'middle'"):
+            env.reset(seed=1, options={"start": "middle"})
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="expected one of: reset, chain"):
+        HouseholdEnv(start="middle")

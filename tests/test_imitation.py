@@ -1,0 +1,148 @@
+"""Imitation tooling (experiments/imitation): Minari round trip, DAgger relabelling, CLI refusals, device choice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from envs.experts import make_expert
+from experiments.imitation.dataset import load_dataset, transitions, write_dataset
+from experiments.imitation.rollout import SkillEnv, rollout
+from experiments.training.language import EmbeddingTable, all_texts
+from perception.text import default_text_encoder
+
+
+@pytest.fixture(scope="module")
+def pick_env():
+    table = EmbeddingTable.build(default_text_encoder("hashing"), all_texts("pick"), source="hashing")
+    env = SkillEnv("pick", "state", "chain", table)
+    yield env
+    env.close()
+
+
+def test_relabelling_labels_the_students_states_with_the_experts_actions(pick_env: SkillEnv) -> None:
+    """beta = 0: a (bad) constant student drives; every label is what the expert says in the state it saw."""
+    student_action = np.array([0.4, -0.4, 0.6, 1.0], np.float32)
+    episode = rollout(pick_env, seed=4, student=lambda obs: student_action, beta=0.0)
+    assert len(episode) >= 5 and len(episode.observations["proprio"]) == len(episode) + 1
+    assert all(np.array_equal(a, student_action) for a in episode.executed)
+    # Replay: the same seed and the same executed actions visit the same states; a fresh expert fed them
+    # must give exactly the recorded labels.
+    _, info = pick_env.reset(4)
+    expert = make_expert(pick_env.env.task)
+    for label, executed in zip(episode.labels, episode.executed, strict=True):
+        np.testing.assert_array_equal(expert.act(info["scene_state"]), label)
+        _, _, _, _, info = pick_env.step(executed)
+    assert not all(np.array_equal(label, student_action) for label in episode.labels)
+
+
+def test_beta_one_is_the_expert_alone(pick_env: SkillEnv) -> None:
+    episode = rollout(pick_env, seed=2, student=lambda obs: np.zeros(4, np.float32), beta=1.0)
+    assert all(np.array_equal(a, b) for a, b in zip(episode.labels, episode.executed, strict=True))
+    with pytest.raises(ValueError, match="beta must be in"):
+        rollout(pick_env, seed=2, beta=1.5)
+
+
+def test_a_minari_dataset_round_trips_with_its_observation_space(tmp_path: Path, pick_env: SkillEnv) -> None:
+    episodes = [rollout(pick_env, seed=s) for s in (0, 1)]
+    folder = write_dataset(tmp_path, "pick-test", episodes, pick_env.observation_space, pick_env.action_space,
+                           description="test", algorithm="scripted-expert")
+    assert folder == tmp_path.resolve() / "embodia" / "pick-test-v0"
+    dataset = load_dataset(tmp_path, "pick-test")
+    assert dataset.observation_space == pick_env.observation_space
+    assert dataset.action_space == pick_env.action_space
+    assert dataset.total_episodes == 2 and dataset.total_steps == sum(len(e) for e in episodes)
+    for stored, original in zip(dataset.iterate_episodes(), episodes, strict=True):
+        for key, rows in original.observations.items():
+            np.testing.assert_array_equal(stored.observations[key], np.stack(rows))
+        np.testing.assert_array_equal(stored.actions, np.stack(original.labels))
+        np.testing.assert_array_equal(stored.infos["executed_action"][1:], np.stack(original.executed))
+    observations, labels, returns, n, _ = transitions([dataset], gamma=0.95)
+    assert n == 2 and len(labels) == len(returns) == len(observations["goal"]) == dataset.total_steps
+    with pytest.raises(ValueError, match="already exists"):
+        write_dataset(tmp_path, "pick-test", episodes, pick_env.observation_space, pick_env.action_space, "t", "a")
+    with pytest.raises(FileNotFoundError, match="found: pick-test-v0"):
+        load_dataset(tmp_path, "other")
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--skill", "juggle", "unknown skill 'juggle'"),
+    ("--start", "middle", "unknown start mode 'middle'"),
+    ("--obs-mode", "rgbd", "unknown observation set 'rgbd'"),
+])
+def test_collect_refuses_bad_arguments_with_exit_2(tmp_path: Path, capsys, flag: str, value: str,
+                                                   message: str) -> None:
+    from experiments.cli import main
+
+    argv = {"--skill": "pick", "--start": "chain", "--obs-mode": "state", flag: value}
+    code = main(["collect", *[x for kv in argv.items() for x in kv], "--episodes", "1", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())
+
+
+def test_collect_writes_a_dataset_minari_can_load(tmp_path: Path) -> None:
+    import os
+
+    import minari
+
+    from experiments.cli import main
+
+    assert main(["collect", "--skill", "open", "--episodes", "2", "--start", "chain", "--encoder", "hashing",
+                 "--out", str(tmp_path)]) == 0
+    before = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(tmp_path)
+    try:
+        dataset = minari.load_dataset("embodia/open-state-chain-s0-v0")
+    finally:
+        os.environ.pop("MINARI_DATASETS_PATH") if before is None else os.environ.update(MINARI_DATASETS_PATH=before)
+    assert dataset.total_episodes == 2 and set(dataset.observation_space.spaces) == {"proprio", "objects", "goal"}
+
+
+def test_device_auto_falls_back_to_cpu_without_cuda(monkeypatch) -> None:
+    import torch
+
+    from experiments.training.config import TrainConfig, resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu" and resolve_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match="torch sees no CUDA device"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="device must be auto, cpu or cuda"):
+        TrainConfig(device="tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda"
+
+
+@pytest.mark.slow
+def test_dagger_cli_trains_evaluates_and_ships_a_loadable_policy(tmp_path: Path) -> None:
+    import json
+
+    from agent.policy import find_cards, load_sb3_policy
+    from experiments.cli import main
+
+    out, ship = tmp_path / "run", tmp_path / "policies"
+    assert main(["dagger", "--skill", "open", "--rounds", "1", "--expert-episodes", "3", "--episodes-per-round", "2",
+                 "--bc-epochs", "2", "--eval-episodes", "2", "--reset-eval-episodes", "2", "--encoder", "hashing",
+                 "--device", "auto", "--out", str(out), "--ship", "--policy-dir", str(ship)]) == 0
+    summary = json.loads((out / "dagger.json").read_text())
+    assert [r["round"] for r in summary["rounds"]] == [0, 1] and summary["rounds"][1]["beta"] == 0.5
+    assert len(list((out / "data" / "embodia").glob("open-*-v0"))) == 2
+    card = find_cards(ship)["open"]
+    assert card.meta["observation_keys"] == ["goal", "objects", "proprio"] and card.meta["eval"]["episodes"] == 2
+    assert set(load_sb3_policy(card.path).observation_space.spaces) == {"goal", "objects", "proprio"}
+
+
+def test_an_rgbd_touch_student_sees_no_privileged_key() -> None:
+    """The visuomotor observation set: cameras, touch, proprioception and the goal; never the object rows."""
+    table = EmbeddingTable.build(default_text_encoder("hashing"), all_texts("open"), source="hashing")
+    env = SkillEnv("open", "rgbd_touch", "chain", table)
+    try:
+        keys = set(env.observation_space.spaces)
+        assert keys == {"proprio", "rgb_front", "depth_front", "rgb_wrist", "depth_wrist", "touch", "goal"}
+        obs, _ = env.reset(seed=0)
+        assert set(obs) == keys
+    finally:
+        env.close()
