@@ -31,18 +31,41 @@ start bit for bit.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from envs import predicates as pred
 from envs.errors import InputError
 from envs.experts import make_expert
+from envs.physics_limits import SUBSTEPS, physics_fault
 from envs.state import BLOCKS, MOVABLE, SceneState
+from envs.task_choice import push_path_clear
 from envs.tasks import DIRECTIONS, REACH_SURFACES, TaskSpec, check_success, valid_arguments
 
-if TYPE_CHECKING:
-    from envs.household import HouseholdEnv
+
+class HouseholdEnv(Protocol):
+    """The parts of `envs.household.HouseholdEnv` a chain start drives.
+
+    A protocol rather than an import: the env imports this module to build its starts, so importing the env
+    back would make an import circle.
+    """
+
+    robot: Any
+    sim: Any
+    _state: SceneState
+
+    def scene_state(self) -> SceneState:
+        """The scene as it is now."""
+        ...
+
+    def save_state(self) -> Any:
+        """A snapshot that `restore_state` returns to exactly."""
+        ...
+
+    def restore_state(self, snapshot: Any) -> None:
+        """Return to a snapshot taken by `save_state`."""
+        ...
 
 START_MODES = ("reset", "chain")
 MAX_PREFIX = 4
@@ -90,10 +113,8 @@ def _free_objects(facts: set[tuple[str, ...]]) -> list[str]:
 
 
 def _push_clear(state: SceneState, name: str, direction: str) -> bool:
-    from envs.household import _push_path_clear
-
     layout = {n: (*state.position(n)[:2].tolist(), 0.0) for n in state.names}
-    return _push_path_clear(layout, name, direction)
+    return push_path_clear(layout, name, direction)
 
 
 def _place_targets(name: str, facts: set[tuple[str, ...]]) -> list[tuple[str, str, str]]:
@@ -147,8 +168,6 @@ def is_feasible(spec: TaskSpec, state: SceneState) -> bool:
 # -------------------------------------------------------------------------------------- execution
 def _advance(env: HouseholdEnv, action: np.ndarray) -> SceneState:
     """One control step of physics without computing an observation (no rendering: cheap in pixel modes)."""
-    from envs.household import SUBSTEPS
-
     env.robot.apply_action([min(max(float(v), -1.0), 1.0) for v in action], env._state.ee_position)
     env.sim.step(SUBSTEPS)
     env._state = env.scene_state()
@@ -157,8 +176,6 @@ def _advance(env: HouseholdEnv, action: np.ndarray) -> SceneState:
 
 def run_skill(env: HouseholdEnv, spec: TaskSpec) -> tuple[bool, int]:
     """Run the scripted expert for `spec` from the scene as it is; returns (success, control steps)."""
-    from envs.household import _physics_fault
-
     start = state = env.scene_state()
     env._state = state
     expert = make_expert(spec)
@@ -166,7 +183,7 @@ def run_skill(env: HouseholdEnv, spec: TaskSpec) -> tuple[bool, int]:
     for _ in range(spec.horizon):
         state = _advance(env, expert.act(state))
         steps += 1
-        if _physics_fault(state):
+        if physics_fault(state):
             return False, steps
         if check_success(spec, start, state):
             break
@@ -175,7 +192,7 @@ def run_skill(env: HouseholdEnv, spec: TaskSpec) -> tuple[bool, int]:
     for _ in range(SETTLE_STEPS):
         state = _advance(env, np.array([0.0, 0.0, 0.0, 1.0 if state.held is None else -1.0], np.float32))
         steps += 1
-    return (not _physics_fault(state)) and check_success(spec, start, state), steps
+    return (not physics_fault(state)) and check_success(spec, start, state), steps
 
 
 def _random_instruction(state: SceneState, rng: np.random.Generator) -> list[TaskSpec]:

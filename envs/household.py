@@ -25,8 +25,14 @@ from envs.chain_starts import build_chain_start, check_start
 from envs.errors import InputError, UnknownNameError
 from envs.instructions import sample_instruction
 from envs.observation import OBS_MODES, object_features, observation_space, proprio
+from envs.physics_limits import (
+    CONTROL_HZ,
+    SUBSTEPS,
+    TIMESTEP,
+    physics_fault,
+)
 from envs.robots import Panda
-from envs.scene import RIGID_OBJECTS, WORKSPACE_HI, WORKSPACE_LO, KitchenScene
+from envs.scene import RIGID_OBJECTS, KitchenScene
 from envs.sensors import Camera, Touch, front_camera, wrist_camera
 from envs.sim import PyBulletSim
 from envs.state import OBJECT_IDS, SceneState
@@ -34,13 +40,7 @@ from envs.task_choice import TASK_CHOICES, check_choice, choose_task
 from envs.tasks import TASK_NAMES, TaskSpec, check_success, dense_reward, preconditions, sample_task
 from envs.world_pool import WorldPool
 
-TIMESTEP = 1.0 / 240.0
-SUBSTEPS = 10
-CONTROL_HZ = 1.0 / (TIMESTEP * SUBSTEPS)
-MAX_SPEED = 5.0
 FREE_PLAY_HORIZON = 200
-WORKSPACE_CENTRE = (WORKSPACE_LO + WORKSPACE_HI) / 2
-WORKSPACE_HALF = (WORKSPACE_HI - WORKSPACE_LO) / 2
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             self._pace()
         self._elapsed += 1
         state = self._state = self.scene_state()
-        fault = _physics_fault(state)
+        fault = physics_fault(state)
         success = (not fault) and self._spec is not None and check_success(self._spec, self._start, state)
         reward = self._reward(state, success)
         truncated = fault or self._elapsed >= self.horizon
@@ -434,23 +434,5 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._worlds.close()
 
 
-_CENTRE_X, _CENTRE_Y, _CENTRE_Z = WORKSPACE_CENTRE.tolist()
-_HALF_X, _HALF_Y, _HALF_Z = WORKSPACE_HALF.tolist()
-_MAX_SPEED_SQUARED = MAX_SPEED**2
 
 
-def _physics_fault(state: SceneState) -> bool:
-    """Objects leaving the workspace, moving absurdly fast, or NaN anywhere: the simulation blew up.
-
-    Written as "not all inside" so that NaN (which fails every comparison) counts as a fault too.
-    The checks run on plain floats (a few dozen comparisons are cheaper than a dozen tiny array
-    operations); each compares the same float64 values the array version did, the squared speed
-    summed left to right as numpy sums three elements.
-    """
-    for x, y, z in state.positions.tolist():
-        if not (abs(x - _CENTRE_X) <= _HALF_X and abs(y - _CENTRE_Y) <= _HALF_Y and abs(z - _CENTRE_Z) <= _HALF_Z):
-            return True
-    for vx, vy, vz in state.velocities.tolist():
-        if not vx * vx + vy * vy + vz * vz <= _MAX_SPEED_SQUARED:
-            return True
-    return not all(map(math.isfinite, state.ee_position.tolist()))

@@ -9,14 +9,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from envs.tasks import TASK_NAMES
 from experiments.common.errors import InputError
+from experiments.common.lazy import LazyChoices
+
+TASK_NAMES = LazyChoices("envs.tasks", "TASK_NAMES")
+"""The env's task names, imported on first use (importing envs loads pybullet)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `collect` sub-command."""
     parser = subparsers.add_parser("collect", help="record scripted-expert demonstrations as a Minari dataset")
-    parser.add_argument("--skill", required=True, help=f"env task: {', '.join(TASK_NAMES)}")
+    parser.add_argument("--skill", required=True, metavar="TASK",
+                        help="env task, one of envs.TASK_NAMES (an unknown one is refused with the list)")
     parser.add_argument("--episodes", type=int, default=100, help="episodes to record")
     parser.add_argument("--start", default="chain", help="episode starts: chain or reset")
     parser.add_argument("--obs-mode", default="state", help="observation set: state or rgbd_touch")

@@ -14,14 +14,18 @@ import shutil
 import sys
 from pathlib import Path
 
-from envs.tasks import TASK_NAMES
 from experiments.common.errors import InputError
+from experiments.common.lazy import LazyChoices
+
+TASK_NAMES = LazyChoices("envs.tasks", "TASK_NAMES")
+"""The env's task names, imported on first use (importing envs loads pybullet)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `dagger` sub-command."""
     parser = subparsers.add_parser("dagger", help="train a skill policy by DAgger (expert labels, student acts)")
-    parser.add_argument("--skill", required=True, help=f"env task: {', '.join(TASK_NAMES)}")
+    parser.add_argument("--skill", required=True, metavar="TASK",
+                        help="env task, one of envs.TASK_NAMES (an unknown one is refused with the list)")
     parser.add_argument("--obs-mode", default="state", help="observation set: state or rgbd_touch")
     parser.add_argument("--start", default="chain", help="episode starts: chain or reset")
     parser.add_argument("--rounds", type=int, default=3, help="DAgger rounds after the expert round")
