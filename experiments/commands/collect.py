@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from experiments.common import args as args_types
 from experiments.common.errors import InputError
 from experiments.common.lazy import LazyChoices
+from experiments.common.names import name_argument
 
 TASK_NAMES = LazyChoices("envs.tasks", "TASK_NAMES")
 """The env's task names, imported on first use (importing envs loads pybullet)."""
@@ -24,10 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--episodes", type=int, default=100, help="episodes to record")
     parser.add_argument("--start", default="chain", help="episode starts: chain or reset")
     parser.add_argument("--obs-mode", default="state", help="observation set: state or rgbd_touch")
-    parser.add_argument("--seed", type=int, default=0, help="episode i uses seed + i")
+    parser.add_argument("--seed", type=args_types.seed, default=0, help="episode i uses seed + i")
     parser.add_argument("--encoder", default="minilm", help="text encoder for the goal: minilm or hashing (tests)")
-    parser.add_argument("--out", type=Path, default=Path("runs/datasets"), help="Minari datasets root folder")
-    parser.add_argument("--name", default=None, help="dataset name (default <skill>-<obs>-<start>-s<seed>)")
+    parser.add_argument("--out", type=args_types.output_dir, default=Path("runs/datasets"),
+                        help="Minari datasets root folder")
+    parser.add_argument("--name", type=name_argument, default=None,
+                        help="dataset name (default <skill>-<obs>-<start>-s<seed>)")
     parser.set_defaults(func=run)
 
 

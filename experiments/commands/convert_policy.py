@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from experiments.common.errors import InputError
+from experiments.common.jsonio import write_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +30,7 @@ def convert(path: Path) -> Path:
     from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 
     from agent.policy_io import SUFFIX, architecture, load_policy, save_policy
-    from experiments.common.io import atomic_write, atomic_write_text
+    from experiments.common.io import atomic_write
 
     if not path.is_file():
         raise FileNotFoundError(f"no policy file at {path}")
@@ -43,7 +44,7 @@ def convert(path: Path) -> Path:
             if card.get("file") == path.name:
                 card["file"] = target.name
                 card["architecture"] = architecture(policy)
-                atomic_write_text(card_path, json.dumps(card, indent=1))
+                write_json(card_path, card, indent=1)
     return target
 
 

@@ -14,7 +14,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from experiments.common import args as args_types
 from experiments.common.errors import InputError
+from experiments.common.jsonio import write_json
 from experiments.common.lazy import LazyChoices
 
 TASK_NAMES = LazyChoices("envs.tasks", "TASK_NAMES")
@@ -33,13 +35,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--episodes-per-round", type=int, default=150, help="student episodes per later round")
     parser.add_argument("--beta0", type=float, default=0.5, help="round r executes the expert with prob beta0**r")
     parser.add_argument("--bc-epochs", type=int, default=30, help="behaviour-cloning epochs after each round")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=args_types.seed, default=0)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu or cuda")
     parser.add_argument("--encoder", default="minilm", help="text encoder: minilm or hashing (tests)")
     parser.add_argument("--init", default=None, help="start the student from this shipped policy card")
     parser.add_argument("--eval-episodes", type=int, default=100, help="evaluation episodes from chain starts")
     parser.add_argument("--reset-eval-episodes", type=int, default=100, help="evaluation episodes from plain resets")
-    parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/dagger/<skill>_<obs>_s<seed>)")
+    parser.add_argument("--out", type=args_types.output_dir, default=None,
+                        help="run folder (default runs/dagger/<skill>_<obs>_s<seed>)")
     parser.add_argument("--ship", action="store_true", help="copy the policy and card into agent/skill_policies")
     parser.add_argument("--policy-dir", type=Path, default=None, help="where --ship puts it")
     parser.set_defaults(func=run)
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     """Run DAgger rounds for one skill, evaluate the student, and with --ship install it with its card."""
     from agent.policy import DEFAULT_DIR, FORMAT
     from agent.policy_io import architecture, save_policy
-    from experiments.common.io import atomic_write, atomic_write_text
+    from experiments.common.io import atomic_write
     from experiments.imitation.dagger import DaggerConfig, run_dagger, write_summary
     from experiments.imitation.evaluate import evaluate_policy
     from experiments.training.language import EmbeddingTable, all_texts
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                      "by_argument": {**evaluations["reset"]["by_argument"], **chain["by_argument"]}},
             "eval_reset": evaluations["reset"], "eval_command": command + " (evaluation at the end of training)",
             "value_range": chain["value_range"], "shaping": {"progress_reward": 0.0, "approach_reward": 0.0}}
-    atomic_write_text(out / "policy.json", json.dumps(card, indent=1))
+    write_json(out / "policy.json", card, indent=1)
     print(f"policy: {out / 'policy.safetensors'}  card: {out / 'policy.json'}")
     if args.ship:
         print(f"shipped: {ship_run(out, args.policy_dir or DEFAULT_DIR)}")
@@ -100,12 +103,12 @@ def run(args: argparse.Namespace) -> int:
 def ship_run(out: Path, policy_dir: Path) -> Path:
     """Copy a finished DAgger run's policy and card into `policy_dir` as `<task>.safetensors` / `<task>.json`."""
     from agent.policy import read_card
-    from experiments.common.io import atomic_write, atomic_write_text
+    from experiments.common.io import atomic_write
 
     card = json.loads((out / "policy.json").read_text())
     task = card["task"]
     target = Path(policy_dir)
     atomic_write(target / f"{task}.safetensors", lambda tmp: shutil.copyfile(out / "policy.safetensors", tmp))
-    shipped = atomic_write_text(target / f"{task}.json", json.dumps({**card, "file": f"{task}.safetensors"}, indent=1))
+    shipped = write_json(target / f"{task}.json", {**card, "file": f"{task}.safetensors"}, indent=1)
     read_card(shipped)  # the shipped pair must load as the agent loads it
     return shipped

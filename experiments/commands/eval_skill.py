@@ -7,10 +7,11 @@ the agent's skill-call sentence; the rate comes with a Wilson 95% interval.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from experiments.common import args as args_types
 from experiments.common.errors import InputError
+from experiments.common.jsonio import write_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,14 +20,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--card", type=Path, required=True, help="the policy's card (<task>.json or policy.json)")
     parser.add_argument("--start", default="chain", help="chain or reset")
     parser.add_argument("--episodes", type=int, default=100)
-    parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
+    parser.add_argument("--out", type=args_types.output_file, default=None, help="write the result as JSON here")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate the card's policy on seeded episodes and print (and write) the rate with its interval."""
     from agent.policy import load_sb3_policy, read_card
-    from experiments.common.io import atomic_write_text
     from experiments.imitation.dagger import START_MODES
     from experiments.imitation.evaluate import evaluate_policy
     from experiments.training.language import EmbeddingTable, all_texts
@@ -44,5 +44,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"{card.task} from {args.start} starts: {result['successes']}/{result['episodes']} "
           f"({result['rate']:.0%}) [{low:.2f}, {high:.2f}]")
     if args.out:
-        atomic_write_text(args.out, json.dumps({"card": str(args.card), **result}, indent=1))
+        write_json(args.out, {"card": str(args.card), **result}, indent=1)
     return 0

@@ -14,7 +14,6 @@ proprio + object rows; `rgbd_touch`: cameras, touch, proprio) plus the goal sent
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ import torch
 
 from envs.tasks import TASK_NAMES
 from experiments.common.errors import InputError
+from experiments.common.jsonio import write_json
 from experiments.imitation.dataset import Episode, load_dataset, transitions, write_dataset
 from experiments.imitation.rollout import OBS_SETS, SkillEnv, rollout
 from experiments.training.bc import ExpertData, pretrain
@@ -203,6 +203,4 @@ def run_dagger(cfg: DaggerConfig, out: Path, table: EmbeddingTable | None = None
 
 def write_summary(out: Path, summary: dict[str, Any]) -> Path:
     """Write the run's per-round figures to `out/dagger.json` atomically; returns the path."""
-    from experiments.common.io import atomic_write_text
-
-    return atomic_write_text(out / "dagger.json", json.dumps(summary, indent=1))
+    return write_json(out / "dagger.json", summary, indent=1)
