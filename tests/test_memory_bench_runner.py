@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from experiments.memory_bench.cases import MemoryCase, memory_cases
@@ -19,9 +17,9 @@ def test_the_benchmark_has_at_least_30_cases_in_4_kinds() -> None:
 @pytest.fixture(scope="module")
 def session():
     from experiments.kitchen.episodes import open_session
+    from experiments.kitchen.factory import AgentOptions
 
-    session = open_session(SimpleNamespace(planner="grounded", encoder="hashing", skills="scripted", max_replans=2,
-                                           memory=None, llm_url=None, llm_model=None, llm_dir=None))
+    session = open_session(AgentOptions(planner="grounded", encoder="hashing", skills="scripted", max_replans=2))
     yield session
     session.close()
 
