@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from experiments.memory_bench.cases import MemoryCase, memory_cases
@@ -21,9 +19,7 @@ def session():
     from experiments.kitchen.episodes import open_session
     from experiments.kitchen.factory import AgentOptions
 
-    session = open_session(AgentOptions.from_args(SimpleNamespace(
-        planner="grounded", encoder="hashing", skills="scripted", max_replans=2, memory=None, llm_url=None,
-        llm_model=None, llm_dir=None)))
+    session = open_session(AgentOptions(planner="grounded", encoder="hashing", skills="scripted", max_replans=2))
     yield session
     session.close()
 

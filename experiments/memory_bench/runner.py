@@ -13,7 +13,6 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from agent.errors import PlanningError
@@ -46,9 +45,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cases = [c for c in memory_cases(args.seed) if args.kinds is None or c.kind in args.kinds][: args.limit]
     if not cases:
         raise InputError("no cases selected: check --kinds and --limit")
-    session = open_session(AgentOptions.from_args(SimpleNamespace(
-        planner="grounded", encoder=args.encoder, skills="scripted", max_replans=2, memory=None, llm_url=None,
-        llm_model=None, llm_dir=None)))
+    session = open_session(AgentOptions(planner="grounded", encoder=args.encoder, skills="scripted", max_replans=2))
     figures: dict[str, Any] = {"cases": len(cases), "encoder": args.encoder, "seed": args.seed, "conditions": {}}
     details: dict[str, list[dict[str, Any]]] = {}
     try:
