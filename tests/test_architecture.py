@@ -234,3 +234,23 @@ def test_experiments_rooms_import_only_downwards() -> None:
         if _room(module) and _room(target) and EXPERIMENTS_RANK[_room(target)] > EXPERIMENTS_RANK[_room(module)]
     ]
     assert not upward, "an experiments room imports a room above it:\n" + "\n".join(upward)
+
+
+ERRORS_COPIES = [ROOT / package / "errors.py" for package in ("agent", "envs", "perception", "causal", "memory")]
+ERRORS_COPIES.append(ROOT / "experiments" / "common" / "errors.py")
+SHARED_ERROR_CLASSES = ("InputError", "UnknownNameError", "InputTypeError")
+
+
+def _class_sources(path: Path) -> dict[str, str]:
+    tree = ast.parse(path.read_text())
+    return {node.name: ast.dump(node) for node in tree.body if isinstance(node, ast.ClassDef)}
+
+
+def test_input_error_copies_are_identical() -> None:
+    """Each package's errors.py defines the same input-error classes (the CLI's exit-2 mark): none may drift."""
+    reference = _class_sources(ERRORS_COPIES[0])
+    assert set(SHARED_ERROR_CLASSES) <= set(reference)
+    for path in ERRORS_COPIES[1:]:
+        classes = _class_sources(path)
+        drifted = [name for name in SHARED_ERROR_CLASSES if classes.get(name) != reference[name]]
+        assert not drifted, f"{path.relative_to(ROOT)}: {drifted} differ from {ERRORS_COPIES[0].relative_to(ROOT)}"
