@@ -1,8 +1,8 @@
 """Skill policies on disk without pickle: safetensors weights plus the architecture as JSON.
 
 Why: stable-baselines3's `policy.save` / `MultiInputActorCriticPolicy.load` store the constructor arguments
-(spaces, classes, a schedule function) with `torch.save` and read them back with `torch.load(weights_only=False)`,
-i.e. pickle: a crafted `policy.pt` runs arbitrary code the moment `--skills learned` or `embodia eval --run`
+(spaces, classes, a schedule function) with `torch.save` and read them back with a full, pickle-based
+`torch.load`: a crafted `policy.pt` runs arbitrary code the moment `--skills learned` or `embodia eval --run`
 opens it. Here a policy file is a safetensors file (tensors only, a JSON header) whose metadata holds the
 architecture as plain JSON: the observation and action spaces, the head sizes, the activation and the features
 extractor, each named from an allow-list. Loading rebuilds the SB3 `MultiInputActorCriticPolicy` from that

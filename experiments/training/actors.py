@@ -120,7 +120,11 @@ def _actor_worker(pipe: Any, parent_pipe: Any, env_fn_wrapper: CloudpickleWrappe
 
 
 def _load_policy(policy: Any, blob: tuple[str, bytes]) -> Any:
-    """The worker's policy: unpickled whole the first time, then only its weights each rollout."""
+    """The worker's policy: unpickled whole the first time, then only its weights each rollout.
+
+    The pickle travels over the pipe from the learner that started this worker (the same trust as SB3's
+    `SubprocVecEnv`, which pickles envs the same way); no file a user may receive is ever unpickled here.
+    """
     kind, payload = blob
     if kind == "policy":
         policy = pickle.loads(payload)
