@@ -85,6 +85,11 @@ def space_from_json(data: dict[str, Any]) -> spaces.Space:
     raise InputError(f"expected a space description with type Box or Dict, got {kind!r}")
 
 
+INIT_ONLY_KWARGS = ("pretrained", "freeze_pretrained")
+"""Extractor arguments that say how weights started, not what the network is: the saved weights already hold
+what a pretrained checkpoint put there, so a policy file must not send its reader looking for that checkpoint."""
+
+
 def architecture(policy: Any) -> dict[str, Any]:
     """What it takes to rebuild `policy` (an SB3 `MultiInputActorCriticPolicy`), as plain JSON."""
     params = policy._get_constructor_parameters()
@@ -94,7 +99,7 @@ def architecture(policy: Any) -> dict[str, Any]:
         raise InputError(f"features extractor {extractor} is not one a policy file may name: {sorted(_extractors())}")
     if activation not in ACTIVATIONS:
         raise InputError(f"activation {activation} is not one a policy file may name: {sorted(ACTIVATIONS)}")
-    kwargs = dict(params.get("features_extractor_kwargs") or {})
+    kwargs = {k: v for k, v in (params.get("features_extractor_kwargs") or {}).items() if k not in INIT_ONLY_KWARGS}
     if not all(isinstance(v, (int, float, str, bool)) or v is None for v in kwargs.values()):
         raise InputError(f"features_extractor_kwargs must be plain numbers and strings, got {kwargs!r}")
     net_arch = params["net_arch"]

@@ -80,8 +80,21 @@ class MultiModalExtractor(BaseFeaturesExtractor):
         query = layout.token_names.index("goal") if layout.goal else None
         self.fusion = make_fusion(fusion, n_tokens, token_dim, query)
         self.pretrained_loaded: list[str] = []
+        self._pretrained = (pretrained, freeze_pretrained)
         if pretrained is not None:
             self.pretrained_loaded = load_encoders(self.encoders, pretrained, freeze=freeze_pretrained)
+
+    def reload_pretrained(self) -> list[str]:
+        """Load the pretrained encoders again; call it once the extractor sits in its SB3 policy.
+
+        SB3's actor-critic policies re-initialise the whole features extractor orthogonally when they are
+        built (`ortho_init`, on by default), which silently overwrites what the constructor loaded. Returns
+        the names loaded (none without a checkpoint).
+        """
+        path, freeze = self._pretrained
+        if path is not None:
+            self.pretrained_loaded = load_encoders(self.encoders, path, freeze=freeze)
+        return self.pretrained_loaded
 
     def tokens(self, observations: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, n_tokens, token_dim): one token per modality, before fusion."""

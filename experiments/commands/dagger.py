@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu or cuda")
     parser.add_argument("--encoder", default="minilm", help="text encoder: minilm or hashing (tests)")
     parser.add_argument("--init", default=None, help="start the student from this shipped policy card")
+    parser.add_argument("--pretrained-encoders", default="", metavar="PERCEPTION_PT",
+                        help="a fresh rgbd_touch student's camera/touch encoders start from this "
+                             "`embodia pretrain-perception` checkpoint")
     parser.add_argument("--eval-episodes", type=int, default=100, help="evaluation episodes from chain starts")
     parser.add_argument("--reset-eval-episodes", type=int, default=100, help="evaluation episodes from plain resets")
     parser.add_argument("--out", type=args_types.output_dir, default=None,
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = DaggerConfig(task=args.skill, obs_mode=args.obs_mode, start=args.start, rounds=args.rounds,
                        expert_episodes=args.expert_episodes, episodes_per_round=args.episodes_per_round,
                        beta0=args.beta0, seed=args.seed, encoder=args.encoder, device=args.device,
-                       bc_epochs=args.bc_epochs, init=args.init)
+                       bc_epochs=args.bc_epochs, init=args.init, pretrained_encoders=args.pretrained_encoders)
     if args.eval_episodes < 1 or args.reset_eval_episodes < 1:
         raise InputError(f"--eval-episodes and --reset-eval-episodes must be >= 1, got {args.eval_episodes} and "
                          f"{args.reset_eval_episodes}")

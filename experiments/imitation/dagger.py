@@ -61,6 +61,8 @@ class DaggerConfig:
     init: str | None = None
     """A shipped policy card to start the student from (e.g. the reset-trained PPO skill), else a fresh student
     (input statistics from the expert round, then the task's grounding pretraining)."""
+    pretrained_encoders: str = ""
+    """A fresh student's camera and touch encoders start from this `embodia pretrain-perception` checkpoint."""
 
     def __post_init__(self) -> None:
         if self.task not in TASK_NAMES:
@@ -73,11 +75,14 @@ class DaggerConfig:
             raise InputError("rounds must be >= 0; expert_episodes, episodes_per_round and bc_epochs >= 1")
         if not 0.0 <= self.beta0 <= 1.0:
             raise InputError(f"beta0 must be in [0, 1], got {self.beta0}")
+        if self.init and self.pretrained_encoders:
+            raise InputError("--init and --pretrained-encoders both set a student's starting weights; choose one")
 
     def train_config(self) -> TrainConfig:
         """The task's training config (network sizes, BC hyper-parameters) with this run's settings."""
         overrides = {"obs_mode": self.obs_mode, "start": self.start, "seed": self.seed, "encoder": self.encoder,
-                     "device": self.device, "bc_epochs": self.bc_epochs}
+                     "device": self.device, "bc_epochs": self.bc_epochs,
+                     "pretrained_encoders": self.pretrained_encoders}
         config_path(self.task)  # a clear error if the task has no config
         return load_config(self.task, overrides)
 
@@ -95,14 +100,16 @@ def new_student(config: TrainConfig, env: SkillEnv, data: tuple[dict[str, np.nda
     from agent.policy_features import standardized_policy_kwargs
 
     torch.manual_seed(config.seed)
+    encoders = {"pretrained": config.pretrained_encoders} if config.pretrained_encoders else {}
     kwargs = standardized_policy_kwargs(token_dim=config.token_dim, fusion=config.fusion, cnn_width=config.cnn_width,
-                                        object_heads=config.object_heads)
+                                        object_heads=config.object_heads, **encoders)
     policy = MultiInputActorCriticPolicy(
         env.observation_space, env.action_space, lambda _: config.bc_learning_rate,
         net_arch={"pi": list(config.net_arch), "vf": list(config.net_arch)}, log_std_init=config.log_std_init,
         **kwargs).to(device)
     observations, _ = data
     extractor = policy.features_extractor
+    extractor.reload_pretrained()  # SB3's orthogonal init overwrote what the constructor loaded
     samples = {k: v for k, v in observations.items() if k in extractor.standardized and k != "goal"}
     samples["goal"] = table.encode(table.texts)
     extractor.set_statistics(samples)

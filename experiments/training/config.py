@@ -94,6 +94,12 @@ class TrainConfig:
     log_std_init: float = -0.5
     image_size: int = 64
     """Camera resolution in rgbd modes."""
+    pretrained_encoders: str = ""
+    """A checkpoint from `embodia pretrain-perception` whose camera and touch encoders initialise the policy's
+    same-named encoders (rgbd modes; "" starts them fresh). A resumed run reads it again (to freeze the same
+    encoders), then its own checkpoint's weights replace the loaded ones."""
+    freeze_encoders: bool = False
+    """With `pretrained_encoders`: keep the loaded encoders fixed during training (only the rest learns)."""
 
     reward_type: str = "dense"
     progress_reward: float = 0.0
@@ -165,7 +171,23 @@ class TrainConfig:
         _check(0 < self.gamma <= 1 and 0 < self.gae_lambda <= 1, "gamma and gae_lambda must be in (0, 1]")
         _check(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
         _check(self.bc_action_noise >= 0, f"bc_action_noise must be >= 0, got {self.bc_action_noise}")
+        _check(self.progress_reward >= 0 and self.approach_reward >= 0, "shaping weights must be >= 0")
+        _check(self.progress_reward == 0 or self.reward_type == "dense",
+               "progress_reward shapes the dense reward; it needs reward_type dense")
+        self._check_encoders()
         self._check_sizes()
+
+    def _check_encoders(self) -> None:
+        """Pretrained encoders need cameras to go into, and a file that exists, before any run folder is made."""
+        if not self.pretrained_encoders:
+            _check(not self.freeze_encoders, "freeze_encoders needs pretrained_encoders (a checkpoint path)")
+            return
+        _check(self.obs_mode != "state",
+               f"pretrained_encoders initialise camera and touch encoders; obs_mode {self.obs_mode!r} has none "
+               f"(use rgbd or rgbd_touch)")
+        _check(Path(self.pretrained_encoders).is_file(),
+               f"pretrained_encoders: no checkpoint file at {self.pretrained_encoders!r} "
+               f"(expected the perception.pt of an `embodia pretrain-perception` run)")
 
     def _check_sizes(self) -> None:
         """Refuse sizes that would exhaust memory before anything is allocated or any folder is made."""
@@ -191,9 +213,6 @@ class TrainConfig:
         if self.obs_mode != "state":
             floats += 2 * self.image_size**2 * 4  # front and wrist cameras, RGB + depth
         return self.rollout_size * floats * 4
-        _check(self.progress_reward >= 0 and self.approach_reward >= 0, "shaping weights must be >= 0")
-        _check(self.progress_reward == 0 or self.reward_type == "dense",
-               "progress_reward shapes the dense reward; it needs reward_type dense")
 
     @property
     def rollout_size(self) -> int:

@@ -109,19 +109,28 @@ def new_model(config: TrainConfig, venv: Any, paths: RunPaths | None, table: Emb
 
 
 def _ppo(config: TrainConfig, venv: Any, paths: RunPaths | None) -> Any:
-    """The PPO model the config describes, with freshly initialised weights."""
+    """The PPO model the config describes, with freshly initialised weights.
+
+    Encoders named in `config.pretrained_encoders`' checkpoint start from its weights (and stay fixed with
+    `freeze_encoders`); a resume then loads its own checkpoint over them.
+    """
     from experiments.training.actors import ActorPPO
 
+    encoders: dict[str, Any] = {}
+    if config.pretrained_encoders:
+        encoders = {"pretrained": config.pretrained_encoders, "freeze_pretrained": config.freeze_encoders}
     kwargs = standardized_policy_kwargs(token_dim=config.token_dim, fusion=config.fusion,
-                                        cnn_width=config.cnn_width, object_heads=config.object_heads)
+                                        cnn_width=config.cnn_width, object_heads=config.object_heads, **encoders)
     kwargs.update(net_arch={"pi": list(config.net_arch), "vf": list(config.net_arch)},
                   log_std_init=config.log_std_init)
-    return ActorPPO("MultiInputPolicy", venv, learning_rate=learning_rate(config), n_steps=config.n_steps,
+    model = ActorPPO("MultiInputPolicy", venv, learning_rate=learning_rate(config), n_steps=config.n_steps,
                     batch_size=config.batch_size, n_epochs=config.n_epochs, gamma=config.gamma,
                     gae_lambda=config.gae_lambda, clip_range=config.clip_range, ent_coef=config.ent_coef,
                     vf_coef=config.vf_coef, max_grad_norm=config.max_grad_norm, target_kl=config.target_kl,
                     policy_kwargs=kwargs, tensorboard_log=str(paths.tb) if paths else None, seed=config.seed,
                     device=resolve_device(config.device), verbose=0)
+    model.policy.features_extractor.reload_pretrained()  # SB3's orthogonal init overwrote them
+    return model
 
 
 def loaded_model(checkpoint: Checkpoint, config: TrainConfig, venv: Any, paths: RunPaths) -> Any:
