@@ -31,6 +31,13 @@ from torch.nn import functional as F
 
 from perception.atomic import atomic_write
 from perception.errors import InputError
+from perception.segmentation import (
+    PinholeCamera,
+    SegmenterNet,
+    class_statistics,
+    relation_feature_size,
+    relation_features,
+)
 
 FORMAT = "embodia.scene_estimator/1"
 UNKNOWN = "unknown"
@@ -42,6 +49,7 @@ PRIVILEGED_KEYS: tuple[str, ...] = ("objects", "scene_state", "facts")
 """Observation keys that carry the simulator's ground truth: an estimator that sees them would be cheating."""
 SENSES: tuple[str, ...] = ("rgb_front", "depth_front", "rgb_wrist", "depth_wrist", "touch", "proprio")
 DEPTH_CENTRE, DEPTH_SCALE = 1.0, 0.5
+HEIGHT_SCALE = 0.1
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,11 @@ class EstimatorConfig:
         min_confidence: below this probability of its best location class, an object is reported unknown.
         arch: "keypoints" (spatial-softmax keypoints per camera: where things are, in few numbers) or "flat"
             (strided convolutions flattened: more parameters, memorises layouts when data is scarce).
-        keypoints: keypoints per camera (arch "keypoints").
+        keypoints: keypoints per camera (arch "keypoints", and the drawer/holding branch of "segment").
+        segment_classes: per-pixel classes of arch "segment" ("other" first, then objects and anchors by name).
+        anchors: the fixed-shape supports whose positions relations are measured from (arch "segment").
+        front_camera: the front camera's eye (3), target (3) and vertical field of view in degrees: how depth
+            pixels back-project to the world (arch "segment").
     """
 
     objects: tuple[str, ...]
@@ -78,6 +90,9 @@ class EstimatorConfig:
     min_confidence: float = 0.0
     arch: str = "keypoints"
     keypoints: int = 16
+    segment_classes: tuple[str, ...] = ()
+    anchors: tuple[str, ...] = ("bowl", "plate")
+    front_camera: tuple[float, ...] = (1.0, -0.45, 0.75, 0.45, 0.0, 0.0, 55.0)
 
     def __post_init__(self) -> None:
         if not self.objects or not self.locations:
@@ -86,8 +101,15 @@ class EstimatorConfig:
             raise InputError(f"locations must include {HELD!r}, got {list(self.locations)}")
         if UNKNOWN in self.locations:
             raise InputError(f"{UNKNOWN!r} is the estimator's answer when it cannot see, not a location class")
-        if self.arch not in ("keypoints", "flat"):
-            raise InputError(f"arch must be 'keypoints' or 'flat', got {self.arch!r}")
+        if self.arch not in ("keypoints", "flat", "segment"):
+            raise InputError(f"arch must be 'keypoints', 'flat' or 'segment', got {self.arch!r}")
+        if self.arch == "segment":
+            missing = [name for name in (*self.objects, *self.anchors) if name not in self.segment_classes]
+            if missing or not self.segment_classes:
+                raise InputError(f"arch 'segment' needs segment_classes naming every object and anchor; missing "
+                                 f"{missing} from {list(self.segment_classes)}")
+            if len(self.front_camera) != 7:
+                raise InputError(f"front_camera is eye (3), target (3), fov: 7 numbers, got {len(self.front_camera)}")
         if self.image_size % self.input_size or self.input_size < 16:
             raise InputError(f"input_size must divide image_size and be >= 16, got {self.input_size} / "
                              f"{self.image_size}")
@@ -165,7 +187,7 @@ class SceneEstimatorNet(nn.Module):
         super().__init__()
         self.config = config
         self.pool = config.image_size // config.input_size
-        if config.arch == "keypoints":
+        if config.arch == "keypoints" or config.arch == "segment":
             self.front, self.wrist = (KeypointStem(config.width, config.keypoints) for _ in range(2))
             front_size = wrist_size = self.front.size
         else:
@@ -175,10 +197,30 @@ class SceneEstimatorNet(nn.Module):
         self.trunk = nn.Sequential(nn.Linear(front_size + wrist_size + 64, hidden), nn.GELU(),
                                    nn.Linear(hidden, hidden), nn.GELU())
         n, k = len(config.objects), len(config.locations)
+        self.flags = nn.Linear(hidden, 2)
+        if config.arch == "segment":
+            self._build_segment_heads(config, k)
+            return
         self.location = nn.Linear(hidden, n * k)
         self.visible = nn.Linear(hidden, n)
         self.position = nn.Linear(hidden, n * 3)
-        self.flags = nn.Linear(hidden, 2)
+
+    def _build_segment_heads(self, config: EstimatorConfig, k: int) -> None:
+        """Arch "segment": a shared per-pixel segmenter, then a classifier over relative geometry per object."""
+        classes = config.segment_classes
+        self.segmenter = SegmenterNet(len(classes), config.width)
+        self.object_classes = [classes.index(name) for name in config.objects]
+        self.anchor_classes = [classes.index(name) for name in config.anchors]
+        eye, target, fov = config.front_camera[:3], config.front_camera[3:6], config.front_camera[6]
+        rays = PinholeCamera(tuple(eye), tuple(target), float(fov)).rays(config.image_size)  # type: ignore[arg-type]
+        self.register_buffer("rays", torch.from_numpy(rays), persistent=False)
+        size = relation_feature_size(len(config.objects), len(config.anchors))
+        # Standardisation of the relation features (metres, counts, probabilities: very different scales),
+        # fitted on the training frames and saved with the weights.
+        self.register_buffer("feature_mean", torch.zeros(size))
+        self.register_buffer("feature_std", torch.ones(size))
+        self.relations = nn.Sequential(nn.Linear(size, 128), nn.GELU(), nn.Linear(128, 128), nn.GELU(),
+                                       nn.Linear(128, k + 4))
 
     def _image(self, rgb: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
         """(B, H, W, 3) uint8 and (B, H, W, 1) metres into a normalised (B, 4, h, w) tensor."""
@@ -188,6 +230,9 @@ class SceneEstimatorNet(nn.Module):
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Logits and normalised positions for a batch of observations (keys as in `SENSES`)."""
+        if self.config.arch == "segment":
+            perceived = self.perceive(batch)
+            return {**self.relate(perceived["features"], perceived["centres"]), **perceived}
         touch = batch["touch"].float()
         body = torch.cat([torch.sign(touch) * torch.log1p(touch.abs()), batch["proprio"].float()], dim=-1)
         features = torch.cat([self.front(self._image(batch["rgb_front"], batch["depth_front"])),
@@ -198,6 +243,60 @@ class SceneEstimatorNet(nn.Module):
         flags = self.flags(h)
         return {"location": self.location(h).view(-1, n, k), "visible": self.visible(h),
                 "position": self.position(h).view(-1, n, 3), "drawer": flags[:, 0], "holding": flags[:, 1]}
+
+
+    def _flags(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        touch = batch["touch"].float()
+        body = torch.cat([torch.sign(touch) * torch.log1p(touch.abs()), batch["proprio"].float()], dim=-1)
+        features = torch.cat([self.front(self._image(batch["rgb_front"], batch["depth_front"])),
+                              self.wrist(self._image(batch["rgb_wrist"], batch["depth_wrist"])),
+                              self.body(body)], dim=-1)
+        return self.flags(self.trunk(features))
+
+    def perceive(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Arch "segment", first stage: segment both cameras, read drawer and holding, build relation features.
+
+        No gradient flows through the features: the argmax masks cut it, so the segmenter learns from its
+        own per-pixel loss only.
+        """
+        points = self.rays.unsqueeze(0) * batch["depth_front"].float()
+        points = points + torch.tensor(self.config.front_camera[:3], device=points.device)
+        front = _full_image(batch["rgb_front"], batch["depth_front"], points[..., 2])
+        wrist = _full_image(batch["rgb_wrist"], batch["depth_wrist"], None)
+        segment_front, segment_wrist = self.segmenter(front), self.segmenter(wrist)
+        flags = self._flags(batch)
+        with torch.no_grad():
+            counts, centres = class_statistics(segment_front, points)
+            wrist_counts = torch.nn.functional.one_hot(segment_wrist.argmax(1), segment_wrist.shape[1]).sum((1, 2))
+            features = relation_features(counts, centres, wrist_counts.float(), self.object_classes,
+                                         self.anchor_classes, batch["proprio"].float(),
+                                         torch.sigmoid(flags[:, 0]), torch.sigmoid(flags[:, 1]))
+        return {"segment_front": segment_front, "segment_wrist": segment_wrist, "drawer": flags[:, 0],
+                "holding": flags[:, 1], "features": features, "centres": centres[:, self.object_classes]}
+
+    def relate(self, features: torch.Tensor, centres: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Arch "segment", second stage: location logits, visibility logit and position per object."""
+        k = len(self.config.locations)
+        out = self.relations((features - self.feature_mean) / self.feature_std)
+        scale = torch.tensor(self.config.position_scale, device=out.device)
+        centre = torch.tensor(self.config.position_centre, device=out.device)
+        return {"location": out[..., :k], "visible": out[..., k],
+                "position": (centres - centre) / scale + out[..., k + 1:]}
+
+
+def _full_image(rgb: torch.Tensor, depth: torch.Tensor, height: torch.Tensor | None) -> torch.Tensor:
+    """Segmenter input at full resolution: (B, 5, H, W) normalised RGB, depth and height above the table.
+
+    Args:
+        rgb: (B, H, W, 3) uint8.
+        depth: (B, H, W, 1) metres.
+        height: (B, H, W) metres above the table, or None where the camera's pose is unknown (channel of zeros).
+    """
+    if height is None:
+        height = torch.zeros(depth.shape[:-1], device=depth.device)
+    x = torch.cat([rgb.float() / 255.0, (depth.float() - DEPTH_CENTRE) / DEPTH_SCALE,
+                   height.unsqueeze(-1).float() / HEIGHT_SCALE], dim=-1)
+    return x.permute(0, 3, 1, 2)
 
 
 @dataclass(frozen=True)

@@ -267,3 +267,46 @@ def test_perceived_world_never_consults_the_oracle(monkeypatch: pytest.MonkeyPat
     assert not record.success and ["closed", "drawer"] in record.final_facts
     assert world.trace and world.trace[0]["perceived"] == record.final_facts and "true" not in world.trace[0]
     assert estimator.calls >= 6
+
+
+class ScriptedEstimates:
+    """Perceives a given sequence of scenes, one per call (the last one repeats)."""
+
+    def __init__(self, config: EstimatorConfig, scenes: list[dict[str, str]], holding: list[bool]) -> None:
+        self.config, self.scenes, self.holding, self.calls = config, scenes, holding, 0
+
+    def estimate(self, obs: Mapping[str, np.ndarray]) -> SceneEstimate:
+        index = min(self.calls, len(self.scenes) - 1)
+        self.calls += 1
+        objects = {name: ObjectEstimate(name, self.scenes[index].get(name, "table"), 0.9, 0.9, (0.5, 0.0, 0.02),
+                                        "table") for name in self.config.objects}
+        return SceneEstimate(objects, False, 0.99, self.holding[index], 0.99)
+
+
+def test_an_unseen_object_is_believed_where_it_was_last_seen() -> None:
+    """Object permanence: the block seen in the drawer stays there once the closed drawer hides it."""
+    from envs.household import HouseholdEnv
+    from experiments.kitchen.perceived_world import PerceivedKitchenWorld
+    from experiments.scene_estimation.labels import LOCATIONS as VOCAB
+    from experiments.scene_estimation.labels import OBJECTS as NAMES
+
+    config = EstimatorConfig(objects=NAMES, locations=VOCAB, image_size=16, input_size=16)
+    scenes = [{"red_block": "drawer", "mug": "held"}, {"red_block": UNKNOWN, "mug": UNKNOWN},
+              {"red_block": "bowl", "mug": UNKNOWN}]
+    estimator = ScriptedEstimates(config, scenes, holding=[True, False, False])
+    env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=16)
+    try:
+        world = PerceivedKitchenWorld(env, estimator, score_with_oracle=False)  # type: ignore[arg-type]
+        world.reset(seed=0)
+        first = world.facts()
+        assert ["in", "red_block", "drawer"] in first and ["holding", "mug"] in first
+        second = world.facts()
+        assert ["in", "red_block", "drawer"] in second  # remembered, and marked as such in the trace
+        assert world.trace[-1]["remembered"] == {"red_block": ["in", "red_block", "drawer"]}
+        assert not any(f[0] == "holding" for f in second)  # a grasp the fingers no longer feel is not believed
+        third = world.facts()  # seen again elsewhere: perception wins over memory
+        assert ["in", "red_block", "bowl"] in third and ["in", "red_block", "drawer"] not in third
+        world.reset(seed=1)
+        assert world.last_seen == {}
+    finally:
+        env.close()

@@ -23,7 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--width", type=int, default=16, help="channels of the first convolution")
-    parser.add_argument("--arch", choices=("keypoints", "flat"), default="keypoints", help="camera stems")
+    parser.add_argument("--arch", choices=("keypoints", "flat", "segment"), default="keypoints",
+                        help="keypoints/flat: image stems regress everything; segment: per-pixel segmentation, "
+                             "back-projected depth and a relation classifier (needs frames with masks)")
+    parser.add_argument("--relation-epochs", type=int, default=40,
+                        help="arch segment: epochs of the relation classifier on the frozen segmenter's features")
+    parser.add_argument("--segment-steps", type=int, default=2000,
+                        help="arch segment: optimiser steps of the per-pixel segmenter (batches of 32x32 crops)")
     parser.add_argument("--keypoints", type=int, default=16, help="spatial-softmax keypoints per camera")
     parser.add_argument("--input-size", type=int, default=64, help="images are pooled to this side first")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
@@ -49,7 +55,8 @@ def handle(args: argparse.Namespace) -> int:
             raise InputError(f"--epochs and --batch-size must be >= 1, got {args.epochs}, {args.batch_size}")
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              threads=args.threads, input_size=args.input_size, width=args.width,
-                             arch=args.arch, keypoints=args.keypoints)
+                             arch=args.arch, keypoints=args.keypoints, relation_epochs=args.relation_epochs,
+                             segment_steps=args.segment_steps)
         card = train(args.data, args.out, config, progress=True)
         print(f"trained on {card['frames']} frames, {card['parameters']} parameters: {args.out}")
     if args.heldout:

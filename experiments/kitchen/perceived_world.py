@@ -24,7 +24,7 @@ from envs.scene import SPECS
 from envs.tasks import DIRECTIONS, PUSH_MIN_DISTANCE
 from experiments.common.errors import InputError
 from experiments.kitchen.world import KitchenWorld
-from perception.scene_estimator import HELD, SENSES, SHIPPED_WEIGHTS, SceneEstimate, SceneEstimator
+from perception.scene_estimator import HELD, SENSES, SHIPPED_WEIGHTS, UNKNOWN, SceneEstimate, SceneEstimator
 
 CONFIRM_STEPS = 2
 """Consecutive control steps on which perception must see a skill's effect before the skill counts as done."""
@@ -58,6 +58,14 @@ class PerceivedKitchenWorld(KitchenWorld):
         self._streak = 0
         self.oracle_steps: dict[tuple[str, ...], bool] = {}
         """The oracle's verdict at the last step of each skill call (report only)."""
+        self.last_seen: dict[str, list[str]] = {}
+        """Where each object was last perceived (its fact): object permanence for the objects perception
+        cannot see now, e.g. the block the agent put in the drawer before closing it."""
+
+    def reset(self, seed: int, variables: dict[str, float] | None = None) -> dict[str, Any]:
+        """A new scene: what was seen in the old one is forgotten."""
+        self.last_seen = {}
+        return super().reset(seed, variables)
 
     def oracle_verdict(self, task: str, args: tuple[str, ...]) -> bool:
         """Whether the oracle says an instruction (an env task) is accomplished now: for scoring the report."""
@@ -83,8 +91,8 @@ class PerceivedKitchenWorld(KitchenWorld):
     def facts(self) -> list[list[str]]:
         """Perceived facts now; the true ones are logged beside them for the report only."""
         estimate = self.perceive()
-        perceived = estimate.facts()
-        row: dict[str, Any] = {"perceived": perceived, "unknown": estimate.unknown,
+        perceived, remembered = self.believed_facts(estimate)
+        row: dict[str, Any] = {"perceived": perceived, "unknown": estimate.unknown, "remembered": remembered,
                                "confidences": {k: round(v, 4) for k, v in estimate.confidences().items()}}
         if self.score_with_oracle:
             truth = self.true_facts()
@@ -93,6 +101,28 @@ class PerceivedKitchenWorld(KitchenWorld):
                         "true_only": sorted(map(list, real - mine))})
         self.trace.append(row)
         return perceived
+
+    def believed_facts(self, estimate: SceneEstimate) -> tuple[list[list[str]], dict[str, list[str]]]:
+        """Perceived facts, with each unknown object's location filled from where it was last seen.
+
+        Rules: what perception sees now always wins and updates the memory; a remembered fact fills only an
+        object perception reports as unknown; a remembered grasp is not believed once the fingers feel
+        nothing, and nothing remembered is believed held while the fingers hold another object.
+        Returns the facts and the remembered ones that were used ({object: fact}).
+        """
+        facts = estimate.facts()
+        remembered: dict[str, list[str]] = {}
+        for name, item in estimate.objects.items():
+            fact = estimate.location_fact(name)
+            if fact is not None:
+                self.last_seen[name] = fact
+            elif item.location == UNKNOWN and name in self.last_seen:
+                memory = self.last_seen[name]
+                if memory[0] == "holding":
+                    continue  # a grasp is felt, not remembered: unknown and not felt means not held
+                remembered[name] = memory
+        position = next((i for i, f in enumerate(facts) if f[0] in ("gripper_empty", "open", "closed")), len(facts))
+        return facts[:position] + list(remembered.values()) + facts[position:], remembered
 
     def true_facts(self) -> list[list[str]]:
         """The oracle's facts (for scoring and for drawing the next instruction of an evaluation chain)."""

@@ -32,7 +32,7 @@ from experiments.common.errors import InputError
 from experiments.common.io import atomic_write
 from experiments.common.jsonio import write_json
 from experiments.kitchen.world import KitchenWorld, ScriptedProvider
-from experiments.scene_estimation.labels import LOCATIONS, MIN_VISIBLE_PIXELS, OBJECTS, scene_labels
+from experiments.scene_estimation.labels import LOCATIONS, MIN_VISIBLE_PIXELS, OBJECTS, SEGMENT_CLASSES, scene_labels
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ class RecordingWorld(KitchenWorld):
         self.episode = -1
         self._count = 0
         self._bodies = [env.sim.body_id(name) for name in OBJECTS]
+        self._segment_bodies = [env.sim.body_id(name) for name in SEGMENT_CLASSES[1:]]
 
     def reset_scene(self, seed: int, drawer_opening: float | None) -> None:
         """Reset to the seeded scene (optionally with the drawer opened) and record the first frame."""
@@ -108,6 +109,7 @@ class RecordingWorld(KitchenWorld):
         self.last_info = info
         self.episode, self._count = seed, 0
         self._bodies = [self.env.sim.body_id(name) for name in OBJECTS]
+        self._segment_bodies = [self.env.sim.body_id(name) for name in SEGMENT_CLASSES[1:]]
         self.keep(obs)
 
     def start_skill(self, call: SkillCall) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -128,12 +130,13 @@ class RecordingWorld(KitchenWorld):
         """Append one observation with its labels (the segmentation render is for the label only)."""
         state = self.env.scene_state()
         labels = scene_labels(state)
-        pixels = []
+        pixels, masks = [], {}
         for camera in ("front", "wrist"):
             _, _, seg = self.env.render_camera(camera, segmentation=True)
             ids, counts = np.unique(seg, return_counts=True)
             table = dict(zip(ids.tolist(), counts.tolist(), strict=True))
             pixels.append([table.get(body, 0) for body in self._bodies])
+            masks[f"seg_{camera}"] = segment_classes(seg, self._segment_bodies)
         row = {
             "rgb_front": obs["rgb_front"], "depth_front": obs["depth_front"].astype(np.float16),
             "rgb_wrist": obs["rgb_wrist"], "depth_wrist": obs["depth_wrist"].astype(np.float16),
@@ -141,6 +144,7 @@ class RecordingWorld(KitchenWorld):
             "location": np.asarray(labels["locations"], dtype=np.int8),
             "position": np.stack([state.position(name) for name in OBJECTS]).astype(np.float32),
             "pixels": np.asarray(pixels, dtype=np.int32).T,  # (objects, cameras)
+            **masks,
             "drawer_open": np.uint8(labels["drawer_open"]), "drawer_opening": np.float32(state.drawer_opening),
             "holding": np.uint8(labels["holding"]), "episode": np.int32(self.episode),
             "step": np.int32(self._count),
@@ -153,6 +157,14 @@ class RecordingWorld(KitchenWorld):
         arrays = {key: np.stack(values) for key, values in self.frames.items()}
         self.frames = {}
         return arrays
+
+
+def segment_classes(seg: np.ndarray, bodies: list[int]) -> np.ndarray:
+    """A PyBullet segmentation mask (body ids) as class indices of `SEGMENT_CLASSES` (uint8; 0: anything else)."""
+    classes = np.zeros(seg.shape, dtype=np.uint8)
+    for index, body in enumerate(bodies, start=1):
+        classes[seg == body] = index
+    return classes
 
 
 def _draw_chain_task(world: KitchenWorld, rng: np.random.Generator) -> str:
@@ -202,6 +214,7 @@ def collect(seeds: Iterable[int], out: Path, config: SceneDataConfig, encoder: s
     out.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "config": asdict(config), "objects": list(OBJECTS), "locations": list(LOCATIONS),
             "min_visible_pixels": MIN_VISIBLE_PIXELS, "cameras": ["front", "wrist"], "seeds": seeds,
+            "segment_classes": list(SEGMENT_CLASSES),
             "encoder": encoder}
     write_json(out / "meta.json", meta, indent=1)
     env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=config.image_size)
@@ -309,7 +322,8 @@ def collect_random_scenes(seeds: Iterable[int], out: Path, image_size: int = 64,
     out.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "config": {"kind": "random_scenes", "image_size": image_size, "arm_steps": arm_steps},
             "objects": list(OBJECTS), "locations": list(LOCATIONS), "min_visible_pixels": MIN_VISIBLE_PIXELS,
-            "cameras": ["front", "wrist"], "seeds": [seeds[0], seeds[-1]]}
+            "cameras": ["front", "wrist"], "seeds": [seeds[0], seeds[-1]],
+            "segment_classes": list(SEGMENT_CLASSES)}
     write_json(out / "meta.json", meta, indent=1)
     env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=image_size)
     world = RecordingWorld(env, every=1)
@@ -325,6 +339,7 @@ def collect_random_scenes(seeds: Iterable[int], out: Path, image_size: int = 64,
                 env.reset(seed=seed, options={"task": "none", "variables": {"drawer.opening": opening}})
                 world.episode, world._count = seed, 0
                 world._bodies = [env.sim.body_id(name) for name in OBJECTS]
+                world._segment_bodies = [env.sim.body_id(name) for name in SEGMENT_CLASSES[1:]]
                 _random_arrangement(env, rng)
                 for _ in range(int(rng.integers(0, arm_steps + 1))):
                     env.step(rng.uniform(-1.0, 1.0, env.action_space.shape).astype(np.float32))

@@ -12,6 +12,8 @@ from envs.state import BLOCKS, MOVABLE, SceneState
 OBJECTS: tuple[str, ...] = MOVABLE
 LOCATIONS: tuple[str, ...] = ("table", "bowl", "drawer", "plate", *(f"on_{b}" for b in BLOCKS), "held", "none")
 """Where a movable object is: `none` means the oracle gives it no resting place (tipped, falling, in transit)."""
+SEGMENT_CLASSES: tuple[str, ...] = ("other", *OBJECTS, "bowl", "plate")
+"""Per-pixel classes of the stored segmentation masks: the movable objects and the two open containers."""
 MIN_VISIBLE_PIXELS = 4
 """An object is visible when the segmentation masks of both cameras together show at least this many pixels."""
 

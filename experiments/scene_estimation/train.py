@@ -27,6 +27,7 @@ from perception.scene_estimator import SENSES, EstimatorConfig, SceneEstimator, 
 log = logging.getLogger(__name__)
 
 LABEL_KEYS = ("location", "position", "pixels", "drawer_open", "holding")
+MASK_KEYS = ("seg_front", "seg_wrist")
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,27 @@ class TrainConfig:
     arch: str = "keypoints"
     keypoints: int = 16
     position_weight: float = 1.0
+    relation_epochs: int = 40
+    """arch "segment": epochs of the relation classifier alone, on features of the finished segmenter"""
+    segment_steps: int = 2000
+    """arch "segment": optimiser steps of the per-pixel segmenter"""
+    segment_batch: int = 64
+    segment_crop: int = 32
+    segment_lr: float = 5e-3
 
 
-def load_training_frames(folders: Sequence[Path]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def load_training_frames(folders: Sequence[Path], masks: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Frames of every folder, concatenated, and the (shared) vocabulary of their metadata."""
     if not folders:
         raise InputError("no dataset folders given")
-    parts = [load_frames(folder, (*SENSES, *LABEL_KEYS, "episode")) for folder in folders]
     metas = [dataset_meta(folder) for folder in folders]
+    if masks:
+        lacking = [str(folder) for folder, meta in zip(folders, metas, strict=True) if "segment_classes" not in meta]
+        if lacking:
+            raise InputError(f"arch 'segment' trains on segmentation masks, which {lacking} do not have: collect "
+                             "them again with this version of `embodia collect-scenes`")
+    keys = (*SENSES, *LABEL_KEYS, "episode", *(MASK_KEYS if masks else ()))
+    parts = [load_frames(folder, keys) for folder in folders]
     for meta in metas[1:]:
         if (meta["objects"], meta["locations"]) != (metas[0]["objects"], metas[0]["locations"]):
             raise InputError("dataset folders disagree on the label vocabulary; collect them with the same code")
@@ -74,6 +88,10 @@ def train(folders: Sequence[Path], out: Path, config: TrainConfig, progress: boo
 
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
+    if config.arch == "segment":
+        from experiments.scene_estimation.train_segment import train_segment
+
+        return train_segment(folders, out, config, progress)
     frames, meta = load_training_frames(folders)
     image_size = int(frames["rgb_front"].shape[1])
     locations = tuple(meta["locations"])
