@@ -157,6 +157,9 @@ def _where_is(obj: str, scene: Scene) -> str:
     remembered = any(n.startswith(f"memory: {obj} ") for n in scene.notes)
     if remembered:
         return f"I cannot see {_name(obj)}; I remember it {_place_text(location)}."
+    assumed = any(n.startswith("look: ") and obj in n.split(" not seen")[0] for n in scene.notes)
+    if assumed:
+        return f"I cannot see {_name(obj)} and do not remember where it is; it may be in the closed drawer."
     return f"{_name(obj).capitalize()} is {_place_text(location)}."
 
 

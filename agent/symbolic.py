@@ -66,8 +66,10 @@ class SymbolicState:
     def from_facts(cls, facts: Iterable[Sequence[str]], objects: Iterable[str] | None = None) -> SymbolicState:
         """Read env-style facts; movables with no location fact are assumed on the table.
 
-        ``["unknown", x]`` says x was not seen (e.g. hidden in the closed drawer); with no remembered location
-        filled in (`agent.recall.fill_unknowns`) it is assumed on the table like any unlocated movable.
+        ``["unknown", x]`` says x was not seen. With no remembered location filled in
+        (`agent.recall.fill_unknowns`) and the drawer closed, x is assumed in the drawer: the one place the
+        cameras cannot see into, so a plan that needs x opens the drawer first and the agent looks before it
+        acts. With the drawer open (or no drawer) an unseen x is assumed on the table like any unlocated movable.
 
         Raises:
             ValueError: for a malformed fact or a predicate outside the planning domain, naming it.
@@ -160,6 +162,7 @@ class _FactReader:
         self.drawer_open = False
         self.near: str | None = None
         self.pushed: set[tuple[str, str]] = set()
+        self.unseen: list[str] = []
 
     def read(self, fact: list[str]) -> None:
         if not fact or not all(isinstance(part, str) for part in fact):
@@ -176,7 +179,7 @@ class _FactReader:
         elif name == "pushed" and len(args) == 2:
             self.pushed.add((check_object(args[0], MOVABLE), check_object(args[1], DIRECTIONS, "direction")))
         elif name == "unknown" and len(args) == 1:
-            check_object(args[0], MOVABLE, "unseen object")
+            self.unseen.append(check_object(args[0], MOVABLE, "unseen object"))
         elif not (name == "gripper_empty" and not args):
             raise InputError(f"unknown fact {fact!r}: expected one of {FACT_FORMS}")
 
@@ -193,6 +196,8 @@ class _FactReader:
 
     def build(self) -> SymbolicState:
         locations = {x: ("on", "table") for x in MOVABLE if x in self.present}
+        if not self.drawer_open and "drawer" in self.present:
+            locations.update({x: ("in", "drawer") for x in self.unseen if x in self.present})
         locations.update(self.locations)
         if self.holding is not None:
             locations.pop(self.holding, None)

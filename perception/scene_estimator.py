@@ -349,8 +349,13 @@ class SceneEstimate:
         return ["on", name, location.removeprefix("on_")]
 
     def facts(self) -> list[list[str]]:
-        """The scene in the planner's vocabulary, in the oracle's order; unknown objects have no fact."""
+        """The scene in the planner's vocabulary, in the oracle's order; an unknown object reads ``["unknown", x]``.
+
+        The planner fills an unknown from memory where it can, and otherwise looks where the cameras cannot
+        see (`agent.symbolic`: the closed drawer).
+        """
         facts = [fact for name in self.objects if (fact := self.location_fact(name)) is not None]
+        facts += [["unknown", name] for name in self.unknown]
         if not self.holding:
             facts.append(["gripper_empty"])
         facts.append(["open", "drawer"] if self.drawer_open else ["closed", "drawer"])

@@ -258,6 +258,10 @@ def start_state(objects: Sequence[str], facts: Sequence[Sequence[str]] | None, m
         state = SymbolicState.initial(objects)
     else:
         state = SymbolicState.from_facts(filled, objects)
+    unseen = [f[1] for f in filled if len(f) == 2 and f[0] == "unknown"]
+    if unseen and "drawer" in state.objects and not state.drawer_open:
+        notes.append(f"look: {', '.join(unseen)} not seen and not remembered; assumed in the closed drawer (the one "
+                     "place the cameras cannot see), so a plan that needs it opens the drawer first")
     remembered_drawer = memory.drawer_state() if facts is None else None
     if remembered_drawer is not None and "drawer" in state.objects:
         state = replace(state, drawer_open=remembered_drawer == "open")

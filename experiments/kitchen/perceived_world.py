@@ -121,7 +121,9 @@ class PerceivedKitchenWorld(KitchenWorld):
                 if memory[0] == "holding":
                     continue  # a grasp is felt, not remembered: unknown and not felt means not held
                 remembered[name] = memory
-        position = next((i for i, f in enumerate(facts) if f[0] in ("gripper_empty", "open", "closed")), len(facts))
+        facts = [f for f in facts if not (f[0] == "unknown" and f[1] in remembered)]
+        position = next((i for i, f in enumerate(facts) if f[0] in ("unknown", "gripper_empty", "open", "closed")),
+                        len(facts))
         return facts[:position] + list(remembered.values()) + facts[position:], remembered
 
     def true_facts(self) -> list[list[str]]:
