@@ -333,3 +333,23 @@ def test_an_unseen_unremembered_object_makes_the_plan_look_in_the_drawer() -> No
     # a block the scene does show is planned from the scene, unknowns elsewhere notwithstanding
     assert [str(c) for c in planner.plan("put the green block in the bowl", list(OBJECT_IDS), facts, None).steps] == [
         "pick(green_block)", "place(bowl)"]
+
+
+def test_perception_video_panel_highlights_mismatches() -> None:
+    from experiments.common.media import MISMATCH, MISSED, facts_panel
+
+    views = [np.zeros((16, 16, 3), np.uint8), np.full((16, 16, 3), 200, np.uint8)]
+    true = [["in", "red_block", "bowl"], ["closed", "drawer"]]
+
+    def has(panel: np.ndarray, colour: tuple[int, int, int]) -> bool:
+        """Some text pixel in this hue (anti-aliasing blends text into the background, so compare directions)."""
+        pixels = panel[:, 50:].reshape(-1, 3).astype(float) - (20, 20, 24)  # right of the camera views
+        target = np.asarray(colour, float) - (20, 20, 24)
+        bright = pixels[np.linalg.norm(pixels, axis=1) > 100]
+        cosine = bright @ target / (np.linalg.norm(bright, axis=1) * np.linalg.norm(target))
+        return bool((cosine > 0.995).any())
+
+    agreeing = facts_panel(true, true, views, height=200)
+    assert agreeing.shape == (200, 250, 3) and not has(agreeing, MISMATCH) and not has(agreeing, MISSED)
+    wrong = facts_panel([["on", "red_block", "table"], ["closed", "drawer"]], true, views, height=200)
+    assert has(wrong, MISMATCH) and has(wrong, MISSED)  # the false fact in red, the missed true one in orange

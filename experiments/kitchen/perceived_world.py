@@ -23,6 +23,7 @@ from envs.household import HouseholdEnv
 from envs.scene import SPECS
 from envs.tasks import DIRECTIONS, PUSH_MIN_DISTANCE
 from experiments.common.errors import InputError
+from experiments.common.media import facts_panel
 from experiments.kitchen.world import KitchenWorld
 from perception.scene_estimator import HELD, SENSES, SHIPPED_WEIGHTS, UNKNOWN, SceneEstimate, SceneEstimator
 
@@ -102,12 +103,14 @@ class PerceivedKitchenWorld(KitchenWorld):
         self.trace.append(row)
         return perceived
 
-    def believed_facts(self, estimate: SceneEstimate) -> tuple[list[list[str]], dict[str, list[str]]]:
+    def believed_facts(self, estimate: SceneEstimate, update: bool = True
+                       ) -> tuple[list[list[str]], dict[str, list[str]]]:
         """Perceived facts, with each unknown object's location filled from where it was last seen.
 
         Rules: what perception sees now always wins and updates the memory; a remembered fact fills only an
         object perception reports as unknown; a remembered grasp is not believed once the fingers feel
         nothing, and nothing remembered is believed held while the fingers hold another object.
+        With `update` False the memory is only read (a video frame must not change what the agent believes).
         Returns the facts and the remembered ones that were used ({object: fact}).
         """
         facts = estimate.facts()
@@ -115,7 +118,8 @@ class PerceivedKitchenWorld(KitchenWorld):
         for name, item in estimate.objects.items():
             fact = estimate.location_fact(name)
             if fact is not None:
-                self.last_seen[name] = fact
+                if update:
+                    self.last_seen[name] = fact
             elif item.location == UNKNOWN and name in self.last_seen:
                 memory = self.last_seen[name]
                 if memory[0] == "holding":
@@ -125,6 +129,22 @@ class PerceivedKitchenWorld(KitchenWorld):
         position = next((i for i, f in enumerate(facts) if f[0] in ("unknown", "gripper_empty", "open", "closed")),
                         len(facts))
         return facts[:position] + list(remembered.values()) + facts[position:], remembered
+
+    def frame(self) -> np.ndarray | None:
+        """The video frame with a panel beside it: both camera views, perceived facts against true ones.
+
+        The true facts are read for the picture only (what a viewer checks perception against), never for a
+        decision.
+        """
+        frame = super().frame()
+        if frame is None:
+            return None
+        obs = self.env.observation()
+        estimate = self.estimator.estimate({key: obs[key] for key in SENSES})  # not counted: picture only
+        believed, remembered = self.believed_facts(estimate, update=False)
+        shown = [[*fact, "(remembered)"] if fact in remembered.values() else fact for fact in believed]
+        panel = facts_panel(shown, self.true_facts(), [obs["rgb_front"], obs["rgb_wrist"]], frame.shape[0])
+        return np.concatenate([frame[:, :, :3], panel], axis=1)
 
     def true_facts(self) -> list[list[str]]:
         """The oracle's facts (for scoring and for drawing the next instruction of an evaluation chain)."""
