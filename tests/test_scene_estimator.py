@@ -353,3 +353,42 @@ def test_perception_video_panel_highlights_mismatches() -> None:
     assert agreeing.shape == (200, 250, 3) and not has(agreeing, MISMATCH) and not has(agreeing, MISSED)
     wrong = facts_panel([["on", "red_block", "table"], ["closed", "drawer"]], true, views, height=200)
     assert has(wrong, MISMATCH) and has(wrong, MISSED)  # the false fact in red, the missed true one in orange
+
+
+def test_place_after_a_perceived_pick_places_what_perception_says_is_held() -> None:
+    """The object a place call moves is read from perception, not from the simulator's state."""
+    from agent.skills import SkillCall
+    from envs.household import HouseholdEnv
+    from experiments.kitchen.perceived_world import PerceivedKitchenWorld
+    from experiments.scene_estimation.labels import LOCATIONS as VOCAB
+    from experiments.scene_estimation.labels import OBJECTS as NAMES
+
+    config = EstimatorConfig(objects=NAMES, locations=VOCAB, image_size=16, input_size=16)
+    estimator = ScriptedEstimates(config, [{"mug": "held"}], holding=[True])
+    env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=16)
+    try:
+        world = PerceivedKitchenWorld(env, estimator, score_with_oracle=False)  # type: ignore[arg-type]
+        world.reset(seed=0)
+        assert env.scene_state().held is None  # the simulator's gripper is empty
+        world.start_skill(SkillCall("place", ("bowl",)))
+        assert env.task is not None and tuple(env.task.args) == ("mug", "bowl")
+    finally:
+        env.close()
+
+
+def test_chain_summary_scores_perceived_chains_with_the_oracle() -> None:
+    from experiments.kitchen.chains import ChainResult, summarise
+
+    def chain(seed: int, verdicts: list[tuple[bool, bool]]) -> ChainResult:
+        result = ChainResult(seed)
+        for perceived, true in verdicts:
+            result.tasks.append(type("Task", (), {"task": "open"})())
+            result.successes.append(perceived)
+            result.records.append({"success": perceived, "oracle_success": true})
+        return result
+
+    summary = summarise([chain(0, [(True, True), (True, False), (True, True)]), chain(1, [(False, True)])], 3)
+    assert summary["average_completed_length"] == 1.5  # what perception believed
+    assert summary["oracle_completed_length"] == 1.0  # the result: the oracle accepts 1 in a row in each chain
+    assert [row["success_rate"] for row in summary["oracle_positions"]] == [1.0, 0.0, 0.0]
+    assert summary["perception_verdicts"] == {"instructions": 4, "agree": 2, "false_success": 1, "false_failure": 1}

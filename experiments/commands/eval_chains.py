@@ -80,6 +80,14 @@ def run(args: argparse.Namespace) -> int:
     write_json(args.out / "summary.json", summary)
     write_json(args.out / "chains.json", chains, indent=1)
     print(f"skills: {args.skills}   chains: {summary['chains']}   length: {args.length}")
+    if "oracle_positions" in summary:  # perception judged the chain; the oracle's score is the result
+        print("scored by the oracle (the result):")
+        for row in summary["oracle_positions"]:
+            low, high = row["ci95"]
+            print(f"  {row['position']}/{args.length} instructions in a row: {row['success_rate']:.0%}  "
+                  f"[{low:.2f}, {high:.2f}]")
+        print(f"average completed length (oracle): {summary['oracle_completed_length']:.2f}")
+        print("as perception judged it (what the agent believed):")
     for row in summary["positions"]:
         low, high = row["ci95"]
         rate = row["success_rate"]
@@ -89,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         v = summary["perception_verdicts"]
         print(f"perceived success checks: {v['agree']}/{v['instructions']} agree with the oracle; "
               f"false success {v['false_success']}, false failure {v['false_failure']}; "
-              f"average completed length by the oracle: {summary['oracle_completed_length']:.2f}")
+              f"average completed length as perceived: {summary['average_completed_length']:.2f}")
     for task, row in sorted(summary["per_task"].items()):
         print(f"  {task:9s} {row['successes']}/{row['attempts']} ({row['rate']:.0%})")
     print(f"details: {args.out}/summary.json, {args.out}/chains.json")

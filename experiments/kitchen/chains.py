@@ -139,7 +139,13 @@ def summarise(results: list[ChainResult], length: int) -> dict[str, Any]:
             "instructions": len(verdicts), "agree": sum(a == b for a, b in verdicts),
             "false_success": sum(a and not b for a, b in verdicts),
             "false_failure": sum(b and not a for a, b in verdicts)}
-        summary["oracle_completed_length"] = sum(_leading(r.records) for r in results) / n
+        leading = [_leading(r.records) for r in results]
+        summary["oracle_completed_length"] = sum(leading) / n
+        summary["oracle_positions"] = []
+        for k in range(1, length + 1):
+            wins = sum(count >= k for count in leading)
+            low, high = wilson_interval(wins, n)
+            summary["oracle_positions"].append({"position": k, "success_rate": wins / n, "ci95": [low, high]})
     return summary
 
 

@@ -30,6 +30,9 @@ from perception.scene_estimator import HELD, SENSES, SHIPPED_WEIGHTS, UNKNOWN, S
 CONFIRM_STEPS = 2
 """Consecutive control steps on which perception must see a skill's effect before the skill counts as done."""
 REACH_TOLERANCE = 0.04
+PUSH_MARGIN = 0.015
+"""Perceived pushes must go this much beyond the task's minimum distance: positions are read to about a
+centimetre (median error 0.8 cm, 95th percentile 5 cm), so a push seen exactly at the threshold may be short."""
 
 
 class PerceivedKitchenWorld(KitchenWorld):
@@ -150,6 +153,11 @@ class PerceivedKitchenWorld(KitchenWorld):
         """The oracle's facts (for scoring and for drawing the next instruction of an evaluation chain)."""
         return self.env.facts()
 
+    def held_object(self) -> str | None:
+        """What perception says the gripper holds (the place that follows a pick places it), not the oracle's."""
+        estimate = self.perceive()
+        return next((name for name, item in estimate.objects.items() if item.location == HELD), None)
+
     def start_skill(self, call: SkillCall) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start `call` as the oracle world does, and remember it: its success is then judged by perception."""
         obs, info = super().start_skill(call)
@@ -197,8 +205,9 @@ class PerceivedKitchenWorld(KitchenWorld):
             unit = np.asarray(DIRECTIONS[direction])
             along = float(moved @ unit)
             lateral = float(abs(moved[0] * unit[1] - moved[1] * unit[0]))
-            return (along >= PUSH_MIN_DISTANCE and lateral <= max(0.03, 0.6 * along) and not now.holding
-                    and now.objects[name].location == "table")
+            touching = bool(obs["proprio"][16] or obs["proprio"][17])  # finger contact flags: still pushing
+            return (along >= PUSH_MIN_DISTANCE + PUSH_MARGIN and lateral <= max(0.03, 0.6 * along)
+                    and not now.holding and not touching and now.objects[name].location == "table")
         raise ValueError(f"no perceived success check for skill {call.skill!r}")
 
 

@@ -65,7 +65,7 @@ class KitchenWorld:
         held, or else what was picked last.
         """
         state = self.env.scene_state()
-        spec = task_for_call(call, state.held, self._last_picked)
+        spec = task_for_call(call, self.held_object(), self._last_picked)
         if call.skill == "pick":
             self._last_picked = call.args[0]
         self.env.set_task(spec.name, spec.args, instruction=call.text)
@@ -73,6 +73,10 @@ class KitchenWorld:
         info = {"instruction": call.text, "task": str(spec), "scene_state": state, "is_success": False}
         self.last_info = info
         return obs, info
+
+    def held_object(self) -> str | None:
+        """What the gripper holds, for the place call that follows a pick (here: the simulator's state)."""
+        return self.env.scene_state().held
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """One env step of the current skill (gymnasium's 5-tuple); its info is kept as `last_info`."""
@@ -85,7 +89,7 @@ class KitchenWorld:
         from experiments.training.language import shaping_potential
 
         state = self.env.scene_state()
-        spec = task_for_call(call, state.held, self._last_picked)
+        spec = task_for_call(call, self.held_object(), self._last_picked)
         return shaping_potential(spec, state, state, shaping.get("progress_reward", 0.0),
                                  shaping.get("approach_reward", 0.0))
 
