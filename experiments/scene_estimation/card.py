@@ -15,6 +15,19 @@ def _rate(row: dict[str, Any]) -> str:
     return f"{row['accuracy']:.2%} [{low:.3f}, {high:.3f}] ({row['correct']}/{row['total']})"
 
 
+def _architecture(train: dict[str, Any], card: dict[str, Any]) -> str:
+    if train.get("arch") == "segment":
+        return (f"- architecture: segment: a per-pixel segmenter (width {train.get('width', '?')}) on both cameras, "
+                "front-camera depth back-projected to world points (median per object), and a relation classifier "
+                "over relative geometry (to the bowl, the plate, the other objects, the grasp point); drawer and "
+                f"holding from keypoint stems at {train.get('input_size', '?')} px and touch; "
+                f"{card.get('parameters', '?')} parameters; {train.get('segment_steps', '?')} segmenter steps on "
+                f"32x32 crops, {train.get('relation_epochs', '?')} relation epochs")
+    return (f"- architecture: {train.get('arch', '?')} camera stems, input pooled to "
+            f"{train.get('input_size', '?')} px, width {train.get('width', '?')}; "
+            f"{card.get('parameters', '?')} parameters")
+
+
 def model_card(name: str, card: dict[str, Any], report: dict[str, Any], command: str) -> str:
     """Markdown: what the estimator is, how it was trained, how good it is on held-out seeds, where it fails."""
     acc = report["accuracy"]
@@ -26,8 +39,7 @@ def model_card(name: str, card: dict[str, Any], report: dict[str, Any], command:
         "reports, with confidences: each movable object's location class (table, bowl, drawer, plate, on a block,",
         "held, none) and position, whether the drawer is open, whether the gripper holds something. An object",
         "the visibility head judges unseen is reported `unknown`.", "",
-        f"- architecture: {train.get('arch', '?')} camera stems, input pooled to {train.get('input_size', '?')} px, "
-        f"width {train.get('width', '?')}; {card.get('parameters', '?')} parameters",
+        _architecture(train, card),
         f"- trained on {card.get('frames', '?')} frames from {', '.join(card.get('trained_on', []))}, "
         f"{train.get('epochs', '?')} epochs, seed {train.get('seed', '?')}; last epoch kept (no held-out selection)",
         f"- command: `{command}`", "",
