@@ -163,9 +163,11 @@ def _train_segmenter(net: SceneEstimatorNet, frames: dict[str, np.ndarray], weig
     for step in tqdm(range(config.segment_steps), desc="segmenter", disable=not progress, leave=False):
         camera = "front" if step % 2 == 0 else "wrist"
         rgb, depth, seg = images[camera]
-        index = np.sort(rng.integers(0, len(rgb), config.segment_batch))
-        row, col = rng.integers(0, size - crop + 1, 2)
-        window = (index, slice(row, row + crop), slice(col, col + crop))
+        index = rng.integers(0, len(rgb), config.segment_batch)
+        corners = [_crop_corner(seg[i], crop, rng) for i in index]
+        rows = np.asarray([r for r, _ in corners])[:, None] + np.arange(crop)
+        cols = np.asarray([c for _, c in corners])[:, None] + np.arange(crop)
+        window = (index[:, None, None], rows[:, :, None], cols[:, None, :])
         height = heights[camera]
         x = _full_image(torch.from_numpy(rgb[window]), torch.from_numpy(depth[window].astype(np.float32)),
                         None if height is None else torch.from_numpy(height[window]))
@@ -180,6 +182,25 @@ def _train_segmenter(net: SceneEstimatorNet, frames: dict[str, np.ndarray], weig
                             "seconds": round(time.perf_counter() - started, 1)})
             log.info("segmenter %s", history[-1])
             total = 0.0
+
+
+def _crop_corner(mask: np.ndarray, crop: int, rng: np.random.Generator) -> tuple[int, int]:
+    """Top-left corner of a training crop: half the time around a pixel of a random object class in view.
+
+    Why: a uniform crop mostly shows table and arm, and the rare sights (the mug inside the bowl, a block in
+    the open drawer) would seldom be trained on.
+    """
+    size = mask.shape[0]
+    present = np.unique(mask)
+    present = present[present > 0]
+    if len(present) and rng.random() < 0.5:
+        rows, cols = np.nonzero(mask == rng.choice(present))
+        pick = int(rng.integers(len(rows)))
+        row = int(np.clip(rows[pick] - rng.integers(crop), 0, size - crop))
+        col = int(np.clip(cols[pick] - rng.integers(crop), 0, size - crop))
+        return row, col
+    row, col = rng.integers(0, size - crop + 1, 2)
+    return int(row), int(col)
 
 
 def _front_heights(net: SceneEstimatorNet, frames: dict[str, np.ndarray]) -> np.ndarray:
