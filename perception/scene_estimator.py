@@ -74,6 +74,7 @@ class EstimatorConfig:
         anchors: the fixed-shape supports whose positions relations are measured from (arch "segment").
         front_camera: the front camera's eye (3), target (3) and vertical field of view in degrees: how depth
             pixels back-project to the world (arch "segment").
+        segment_dilations: dilation of each 3x3 layer of the segmenter (arch "segment"): its context.
     """
 
     objects: tuple[str, ...]
@@ -93,6 +94,7 @@ class EstimatorConfig:
     segment_classes: tuple[str, ...] = ()
     anchors: tuple[str, ...] = ("bowl", "plate")
     front_camera: tuple[float, ...] = (1.0, -0.45, 0.75, 0.45, 0.0, 0.0, 55.0)
+    segment_dilations: tuple[int, ...] = (1, 2, 4, 8)
 
     def __post_init__(self) -> None:
         if not self.objects or not self.locations:
@@ -208,7 +210,7 @@ class SceneEstimatorNet(nn.Module):
     def _build_segment_heads(self, config: EstimatorConfig, k: int) -> None:
         """Arch "segment": a shared per-pixel segmenter, then a classifier over relative geometry per object."""
         classes = config.segment_classes
-        self.segmenter = SegmenterNet(len(classes), config.width)
+        self.segmenter = SegmenterNet(len(classes), config.width, dilations=config.segment_dilations)
         self.object_classes = [classes.index(name) for name in config.objects]
         self.anchor_classes = [classes.index(name) for name in config.anchors]
         eye, target, fov = config.front_camera[:3], config.front_camera[3:6], config.front_camera[6]

@@ -57,15 +57,15 @@ class SegmenterNet(nn.Module):
     for the wrist camera): the white mug and the white arm look alike, but the mug stands on the table.
     """
 
-    def __init__(self, classes: int, width: int = 16, channels: int = 5) -> None:
+    def __init__(self, classes: int, width: int = 16, channels: int = 5,
+                 dilations: tuple[int, ...] = (1, 2, 4, 8)) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, width, 3, padding=2, dilation=2), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, width, 3, padding=4, dilation=4), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, width, 3, padding=8, dilation=8), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, classes, 1),
-        )
+        layers: list[nn.Module] = []
+        for dilation in dilations:
+            layers += [nn.Conv2d(channels, width, 3, padding=dilation, dilation=dilation), nn.BatchNorm2d(width),
+                       nn.ReLU()]
+            channels = width
+        self.body = nn.Sequential(*layers, nn.Conv2d(width, classes, 1))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """(B, channels, H, W) normalised RGB-D (+ height) into (B, classes, H, W) logits."""
