@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml | $(PY)
 demo: setup
 	$(VENV)/bin/embodia demo --out runs/demo
 	$(VENV)/bin/embodia run "move the gripper to the mug" --skills learned --out runs/demo/learned
-	$(VENV)/bin/embodia run "open the drawer" --perception learned --out runs/demo/perceived
+	$(VENV)/bin/embodia run "put the yellow block in the drawer and close it" --perception learned --out runs/demo/perceived
 
 test: setup
 	$(VENV)/bin/ruff check .

@@ -392,3 +392,33 @@ def test_chain_summary_scores_perceived_chains_with_the_oracle() -> None:
     assert summary["oracle_completed_length"] == 1.0  # the result: the oracle accepts 1 in a row in each chain
     assert [row["success_rate"] for row in summary["oracle_positions"]] == [1.0, 0.0, 0.0]
     assert summary["perception_verdicts"] == {"instructions": 4, "agree": 2, "false_success": 1, "false_failure": 1}
+
+
+def test_a_place_is_judged_only_once_the_object_has_come_to_rest() -> None:
+    from agent.skills import SkillCall
+    from envs.household import HouseholdEnv
+    from experiments.kitchen.perceived_world import SETTLE_DISTANCE, PerceivedKitchenWorld
+    from experiments.scene_estimation.labels import LOCATIONS as VOCAB
+    from experiments.scene_estimation.labels import OBJECTS as NAMES
+
+    config = EstimatorConfig(objects=NAMES, locations=VOCAB, image_size=16, input_size=16)
+
+    def scene(z: float) -> SceneEstimate:
+        objects = {name: ObjectEstimate(name, "bowl" if name == "mug" else "table", 0.9, 0.9, (0.4, 0.1, z), "table")
+                   for name in NAMES}
+        return SceneEstimate(objects, False, 0.99, False, 0.99)
+
+    env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=16)
+    try:
+        world = PerceivedKitchenWorld(env, ScriptedEstimates(config, [{"mug": "held"}], [True]),  # type: ignore[arg-type]
+                                      score_with_oracle=False)
+        world.reset(seed=0)
+        world.start_skill(SkillCall("place", ("bowl",)))
+        world._previous = scene(0.10)
+        assert not world._settled(scene(0.10 - 3 * SETTLE_DISTANCE))  # still falling into the bowl
+        world._previous = scene(0.02)
+        assert world._settled(scene(0.02 + SETTLE_DISTANCE / 4))  # at rest
+        world.start_skill(SkillCall("open", ("drawer",)))
+        assert world._settled(scene(0.5))  # a drawer needs no settling
+    finally:
+        env.close()

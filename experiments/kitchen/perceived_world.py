@@ -30,6 +30,8 @@ from perception.scene_estimator import HELD, SENSES, SHIPPED_WEIGHTS, UNKNOWN, S
 CONFIRM_STEPS = 2
 """Consecutive control steps on which perception must see a skill's effect before the skill counts as done."""
 REACH_TOLERANCE = 0.04
+SETTLE_DISTANCE = 0.004
+"""A placed or pushed object counts as at rest once its perceived position moves less than this in a step."""
 PUSH_MARGIN = 0.015
 """Perceived pushes must go this much beyond the task's minimum distance: positions are read to about a
 centimetre (median error 0.8 cm, 95th percentile 5 cm), so a push seen exactly at the threshold may be short."""
@@ -59,6 +61,7 @@ class PerceivedKitchenWorld(KitchenWorld):
         self._call: SkillCall | None = None
         self._spec_args: tuple[str, ...] = ()
         self._start: SceneEstimate | None = None
+        self._previous: SceneEstimate | None = None
         self._streak = 0
         self.oracle_steps: dict[tuple[str, ...], bool] = {}
         """The oracle's verdict at the last step of each skill call (report only)."""
@@ -164,6 +167,7 @@ class PerceivedKitchenWorld(KitchenWorld):
         self._call = call
         self._spec_args = tuple(self.env.task.args) if self.env.task is not None else tuple(call.args)
         self._start = self.perceive(obs)
+        self._previous = self._start
         self._streak = 0
         return obs, info
 
@@ -172,12 +176,29 @@ class PerceivedKitchenWorld(KitchenWorld):
         obs, reward, oracle_verdict, truncated, info = super().step(action)
         if self._call is not None:  # kept for the report only: what the oracle would have said at this step
             self.oracle_steps[(self._call.skill, *self._call.args)] = bool(oracle_verdict)
-        done = self._call is not None and self._achieved(self.perceive(obs), obs)
+        now = self.perceive(obs) if self._call is not None else None
+        done = now is not None and self._achieved(now, obs) and self._settled(now)
+        self._previous = now
         self._streak = self._streak + 1 if done else 0
         terminated = self._streak >= CONFIRM_STEPS
         info = {**info, "perceived_success": terminated}
         info.pop("is_success", None)  # the oracle's verdict is not the agent's to see
         return obs, reward, terminated, truncated and not terminated, info
+
+    def _settled(self, now: SceneEstimate) -> bool:
+        """For a place or a push: whether the moved object has come to rest (moved < `SETTLE_DISTANCE` in a step).
+
+        A block let go above the bowl is read as "in the bowl" while it still falls or rolls, and may end up
+        elsewhere; other skills' effects (a grasp, the drawer) need no settling.
+        """
+        call, previous = self._call, self._previous
+        if call is None or call.skill not in ("place", "push"):
+            return True
+        name = self._spec_args[0] if call.skill == "place" else call.args[0]
+        if previous is None or name not in previous.objects:
+            return False
+        moved = np.asarray(now.objects[name].position) - np.asarray(previous.objects[name].position)
+        return float(np.linalg.norm(moved)) < SETTLE_DISTANCE
 
     def _achieved(self, now: SceneEstimate, obs: dict[str, np.ndarray]) -> bool:
         """Whether perception sees the current skill's effect."""
