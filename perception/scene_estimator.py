@@ -94,7 +94,7 @@ class EstimatorConfig:
     segment_classes: tuple[str, ...] = ()
     anchors: tuple[str, ...] = ("bowl", "plate")
     front_camera: tuple[float, ...] = (1.0, -0.45, 0.75, 0.45, 0.0, 0.0, 55.0)
-    segment_dilations: tuple[int, ...] = (1, 2, 4, 8)
+    segment_dilations: tuple[int, ...] = (1, 2, 4)
 
     def __post_init__(self) -> None:
         if not self.objects or not self.locations:

@@ -88,7 +88,8 @@ def test_segment_config_names_every_object_and_anchor() -> None:
         EstimatorConfig(objects=OBJECTS, locations=LOCATIONS, arch="segment", segment_classes=("other", "mug"))
 
 
-def test_segment_estimator_trains_on_masks_and_round_trips(tmp_path: Path) -> None:
+@pytest.mark.parametrize("focus", [0.0, 0.5])
+def test_segment_estimator_trains_on_masks_and_round_trips(tmp_path: Path, focus: float) -> None:
     """Collect a few random scenes with masks, train briefly, save, load: the same probabilities come back."""
     from experiments.scene_estimation.data import collect_random_scenes, load_frames
     from experiments.scene_estimation.labels import SEGMENT_CLASSES
@@ -100,7 +101,7 @@ def test_segment_estimator_trains_on_masks_and_round_trips(tmp_path: Path) -> No
     red = SEGMENT_CLASSES.index("red_block")
     assert ((frames["seg_front"] == red).sum((1, 2)) == frames["pixels"][:, 0, 0]).all()  # masks match counts
     config = TrainConfig(epochs=1, batch_size=4, arch="segment", input_size=32, width=4, segment_steps=4,
-                         segment_crop=16, segment_batch=4, relation_epochs=2)
+                         segment_crop=16, segment_batch=4, relation_epochs=2, segment_focus=focus)
     card = train([data], tmp_path / "est.pt", config)
     assert card["frames"] == 6 and [row["stage"] for row in card["history"]][-1] == "relations"
     loaded = SceneEstimator.load(tmp_path / "est.pt")

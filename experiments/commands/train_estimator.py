@@ -28,6 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "back-projected depth and a relation classifier (needs frames with masks)")
     parser.add_argument("--relation-epochs", type=int, default=40,
                         help="arch segment: epochs of the relation classifier on the frozen segmenter's features")
+    parser.add_argument("--segment-dilations", type=lambda text: tuple(int(v) for v in text.split(",")),
+                        default=(1, 2, 4), help="arch segment: dilation of each segmenter layer, e.g. 1,2,4")
+    parser.add_argument("--segment-focus", type=float, default=0.0,
+                        help="arch segment: share of segmenter crops centred on objects (0: uniform crops)")
     parser.add_argument("--segment-steps", type=int, default=2000,
                         help="arch segment: optimiser steps of the per-pixel segmenter (batches of 32x32 crops)")
     parser.add_argument("--keypoints", type=int, default=16, help="spatial-softmax keypoints per camera")
@@ -51,12 +55,16 @@ def handle(args: argparse.Namespace) -> int:
     if not args.evaluate_only:
         if not args.data:
             raise InputError("--data is required unless --evaluate-only")
+        if not 0.0 <= args.segment_focus <= 1.0 or not args.segment_dilations or min(args.segment_dilations) < 1:
+            raise InputError(f"--segment-focus must be in [0, 1] and --segment-dilations positive integers, got "
+                             f"{args.segment_focus} and {args.segment_dilations}")
         if args.epochs < 1 or args.batch_size < 1:
             raise InputError(f"--epochs and --batch-size must be >= 1, got {args.epochs}, {args.batch_size}")
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              threads=args.threads, input_size=args.input_size, width=args.width,
                              arch=args.arch, keypoints=args.keypoints, relation_epochs=args.relation_epochs,
-                             segment_steps=args.segment_steps)
+                             segment_steps=args.segment_steps, segment_dilations=args.segment_dilations,
+                             segment_focus=args.segment_focus)
         card = train(args.data, args.out, config, progress=True)
         print(f"trained on {card['frames']} frames, {card['parameters']} parameters: {args.out}")
     if args.heldout:

@@ -52,6 +52,9 @@ class TrainConfig:
     segment_batch: int = 64
     segment_crop: int = 32
     segment_lr: float = 5e-3
+    segment_dilations: tuple[int, ...] = (1, 2, 4)
+    segment_focus: float = 0.0
+    """arch "segment": share of training crops centred on an object's pixels (0: one uniform crop per batch)"""
 
 
 def load_training_frames(folders: Sequence[Path], masks: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

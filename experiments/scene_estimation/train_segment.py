@@ -58,7 +58,8 @@ def train_segment(folders: Sequence[Path], out: Path, config: TrainConfig, progr
     locations = tuple(meta["locations"])
     estimator_config = EstimatorConfig(objects=tuple(meta["objects"]), locations=locations, image_size=image_size,
                                        input_size=config.input_size, width=config.width, arch="segment",
-                                       keypoints=config.keypoints, segment_classes=tuple(meta["segment_classes"]))
+                                       keypoints=config.keypoints, segment_classes=tuple(meta["segment_classes"]),
+                                       segment_dilations=tuple(config.segment_dilations))
     net = SceneEstimatorNet(estimator_config)
     frames["visible"] = visible_labels(frames, meta["min_visible_pixels"], locations.index("held"))
     weights = _class_weights(frames, len(estimator_config.segment_classes))
@@ -163,11 +164,16 @@ def _train_segmenter(net: SceneEstimatorNet, frames: dict[str, np.ndarray], weig
     for step in tqdm(range(config.segment_steps), desc="segmenter", disable=not progress, leave=False):
         camera = "front" if step % 2 == 0 else "wrist"
         rgb, depth, seg = images[camera]
-        index = rng.integers(0, len(rgb), config.segment_batch)
-        corners = [_crop_corner(seg[i], crop, rng) for i in index]
-        rows = np.asarray([r for r, _ in corners])[:, None] + np.arange(crop)
-        cols = np.asarray([c for _, c in corners])[:, None] + np.arange(crop)
-        window = (index[:, None, None], rows[:, :, None], cols[:, None, :])
+        if config.segment_focus > 0.0:  # a crop per sample, some centred on objects
+            index = rng.integers(0, len(rgb), config.segment_batch)
+            corners = [_crop_corner(seg[i], crop, rng, config.segment_focus) for i in index]
+            rows = np.asarray([r for r, _ in corners])[:, None] + np.arange(crop)
+            cols = np.asarray([c for _, c in corners])[:, None] + np.arange(crop)
+            window: tuple[Any, ...] = (index[:, None, None], rows[:, :, None], cols[:, None, :])
+        else:  # one uniform crop window for the whole batch
+            index = np.sort(rng.integers(0, len(rgb), config.segment_batch))
+            row, col = rng.integers(0, size - crop + 1, 2)
+            window = (index, slice(row, row + crop), slice(col, col + crop))
         height = heights[camera]
         x = _full_image(torch.from_numpy(rgb[window]), torch.from_numpy(depth[window].astype(np.float32)),
                         None if height is None else torch.from_numpy(height[window]))
@@ -184,8 +190,8 @@ def _train_segmenter(net: SceneEstimatorNet, frames: dict[str, np.ndarray], weig
             total = 0.0
 
 
-def _crop_corner(mask: np.ndarray, crop: int, rng: np.random.Generator) -> tuple[int, int]:
-    """Top-left corner of a training crop: half the time around a pixel of a random object class in view.
+def _crop_corner(mask: np.ndarray, crop: int, rng: np.random.Generator, focus: float) -> tuple[int, int]:
+    """Top-left corner of a training crop: with probability `focus` around a pixel of an object class in view.
 
     Why: a uniform crop mostly shows table and arm, and the rare sights (the mug inside the bowl, a block in
     the open drawer) would seldom be trained on.
@@ -193,7 +199,7 @@ def _crop_corner(mask: np.ndarray, crop: int, rng: np.random.Generator) -> tuple
     size = mask.shape[0]
     present = np.unique(mask)
     present = present[present > 0]
-    if len(present) and rng.random() < 0.5:
+    if len(present) and rng.random() < focus:
         rows, cols = np.nonzero(mask == rng.choice(present))
         pick = int(rng.integers(len(rows)))
         row = int(np.clip(rows[pick] - rng.integers(crop), 0, size - crop))
