@@ -38,7 +38,7 @@ def model_card(name: str, card: dict[str, Any], report: dict[str, Any], command:
         "Reads one `rgbd_touch` observation (front and wrist RGB-D at 64x64, fingertip touch, proprioception) and",
         "reports, with confidences: each movable object's location class (table, bowl, drawer, plate, on a block,",
         "held, none) and position, whether the drawer is open, whether the gripper holds something. An object",
-        "the visibility head judges unseen is reported `unknown`.", "",
+        "the estimator judges unseen (its visibility output) is reported `unknown`.", "",
         _architecture(train, card),
         f"- trained on {card.get('frames', '?')} frames from {', '.join(card.get('trained_on', []))}, "
         f"{train.get('epochs', '?')} epochs, seed {train.get('seed', '?')}; last epoch kept (no held-out selection)",
@@ -57,7 +57,8 @@ def model_card(name: str, card: dict[str, Any], report: dict[str, Any], command:
         f"{report['calibration']['drawer']['ece']:.4f}, holding {report['calibration']['holding']['ece']:.4f}.",
         f"Position error (seen, not held): mean {report['position_error_cm']['mean']} cm, median "
         f"{report['position_error_cm']['median']} cm.",
-        f"Cost: {report['cost_ms_batch1']['median']} ms per observation (batch 1, one CPU thread, shared machine).",
+        f"Cost: {report['cost_ms_batch1']['median']} ms per observation (batch 1, "
+        f"{report['cost_ms_batch1'].get('threads', 1)} CPU thread(s), shared machine).",
     ]
     if "questions" in report:
         lines += ["", f"`embodia ask` on {report['questions']['questions']} held-out questions generated from the "
