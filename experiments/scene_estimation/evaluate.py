@@ -24,7 +24,7 @@ import torch
 from experiments.common.errors import InputError
 from experiments.common.stats import wilson_interval
 from experiments.scene_estimation.data import dataset_meta, load_frames
-from experiments.scene_estimation.train import LABEL_KEYS, visible_labels
+from experiments.scene_estimation.training_common import LABEL_KEYS, visible_labels
 from perception.scene_estimator import SENSES, UNKNOWN, SceneEstimator
 
 

@@ -11,78 +11,28 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
-from experiments.common.errors import InputError
 from experiments.common.jsonio import write_json
-from experiments.scene_estimation.data import dataset_meta, load_frames
-from perception.scene_estimator import SENSES, EstimatorConfig, SceneEstimator, SceneEstimatorNet, parameter_count
+from experiments.scene_estimation.training_common import (
+    LABEL_KEYS,
+    MASK_KEYS,
+    TrainConfig,
+    estimator_losses,
+    frame_tensors,
+    load_training_frames,
+    visible_labels,
+)
+from perception.scene_estimator import EstimatorConfig, SceneEstimator, SceneEstimatorNet, parameter_count
+
+__all__ = ["LABEL_KEYS", "MASK_KEYS", "TrainConfig", "load_training_frames", "train", "visible_labels"]
 
 log = logging.getLogger(__name__)
-
-LABEL_KEYS = ("location", "position", "pixels", "drawer_open", "holding")
-MASK_KEYS = ("seg_front", "seg_wrist")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (the network's shape is in `EstimatorConfig`)."""
-
-    epochs: int = 12
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    seed: int = 0
-    threads: int = 1
-    input_size: int = 64
-    width: int = 16
-    arch: str = "keypoints"
-    keypoints: int = 16
-    position_weight: float = 1.0
-    relation_epochs: int = 40
-    """arch "segment": epochs of the relation classifier alone, on features of the finished segmenter"""
-    segment_steps: int = 2000
-    """arch "segment": optimiser steps of the per-pixel segmenter"""
-    segment_batch: int = 64
-    segment_crop: int = 32
-    segment_lr: float = 5e-3
-    segment_dilations: tuple[int, ...] = (1, 2, 4)
-    segment_focus: float = 0.0
-    """arch "segment": share of training crops centred on an object's pixels (0: one uniform crop per batch)"""
-
-
-def load_training_frames(folders: Sequence[Path], masks: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Frames of every folder, concatenated, and the (shared) vocabulary of their metadata."""
-    if not folders:
-        raise InputError("no dataset folders given")
-    metas = [dataset_meta(folder) for folder in folders]
-    if masks:
-        lacking = [str(folder) for folder, meta in zip(folders, metas, strict=True) if "segment_classes" not in meta]
-        if lacking:
-            raise InputError(f"arch 'segment' trains on segmentation masks, which {lacking} do not have: collect "
-                             "them again with this version of `embodia collect-scenes`")
-    keys = (*SENSES, *LABEL_KEYS, "episode", *(MASK_KEYS if masks else ()))
-    parts = [load_frames(folder, keys) for folder in folders]
-    for meta in metas[1:]:
-        if (meta["objects"], meta["locations"]) != (metas[0]["objects"], metas[0]["locations"]):
-            raise InputError("dataset folders disagree on the label vocabulary; collect them with the same code")
-    frames = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-    return frames, metas[0]
-
-
-def visible_labels(frames: dict[str, np.ndarray], min_pixels: int, held_index: int) -> np.ndarray:
-    """Oracle visibility per (frame, object): enough segmentation pixels in either camera, or held (felt)."""
-    return (frames["pixels"].sum(-1) >= min_pixels) | (frames["location"] == held_index)
-
-
-def _tensors(frames: dict[str, np.ndarray], index: np.ndarray) -> dict[str, torch.Tensor]:
-    return {key: torch.from_numpy(np.ascontiguousarray(frames[key][index])) for key in frames}
 
 
 def train(folders: Sequence[Path], out: Path, config: TrainConfig, progress: bool = False) -> dict[str, Any]:
@@ -119,8 +69,8 @@ def train(folders: Sequence[Path], out: Path, config: TrainConfig, progress: boo
         totals: dict[str, float] = {}
         batches = range(0, n, config.batch_size)
         for start in tqdm(batches, desc=f"epoch {epoch + 1}", disable=not progress, leave=False):
-            batch = _tensors(frames, np.sort(order[start:start + config.batch_size]))
-            losses = _losses(net(batch), batch, centre, scale)
+            batch = frame_tensors(frames, np.sort(order[start:start + config.batch_size]))
+            losses = estimator_losses(net(batch), batch, centre, scale)
             loss = (losses["location"] + losses["visible"] + losses["drawer"] + losses["holding"]
                     + config.position_weight * losses["position"])
             optimiser.zero_grad(set_to_none=True)
@@ -139,19 +89,3 @@ def train(folders: Sequence[Path], out: Path, config: TrainConfig, progress: boo
     estimator.save(out, card)
     write_json(Path(out).with_suffix(".history.json"), history, indent=1)
     return card
-
-
-def _losses(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], centre: torch.Tensor,
-            scale: torch.Tensor) -> dict[str, torch.Tensor]:
-    visible = batch["visible"].bool()
-    location = outputs["location"][visible]
-    target = batch["location"].long()[visible]
-    position = (batch["position"].float() - centre) / scale
-    return {
-        "location": F.cross_entropy(location, target) if len(target) else location.sum() * 0.0,
-        "visible": F.binary_cross_entropy_with_logits(outputs["visible"], visible.float()),
-        "position": F.smooth_l1_loss(outputs["position"][visible], position[visible], beta=0.1)
-        if visible.any() else outputs["position"].sum() * 0.0,
-        "drawer": F.binary_cross_entropy_with_logits(outputs["drawer"], batch["drawer_open"].float()),
-        "holding": F.binary_cross_entropy_with_logits(outputs["holding"], batch["holding"].float()),
-    }

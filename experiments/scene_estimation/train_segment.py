@@ -21,17 +21,17 @@ import torch
 from torch.nn import functional as F
 
 from experiments.common.jsonio import write_json
-from experiments.scene_estimation.train import (
+from experiments.scene_estimation.training_common import (
     MASK_KEYS,
-    _losses,
-    _tensors,
+    estimator_losses,
+    frame_tensors,
     load_training_frames,
     visible_labels,
 )
 from perception.scene_estimator import EstimatorConfig, SceneEstimator, SceneEstimatorNet, parameter_count
 
 if TYPE_CHECKING:
-    from experiments.scene_estimation.train import TrainConfig
+    from experiments.scene_estimation.training_common import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def train_segment(folders: Sequence[Path], out: Path, config: TrainConfig, progr
         order = rng.permutation(n)
         for start in tqdm(range(0, n, config.batch_size), desc=f"drawer and holding, epoch {epoch + 1}",
                           disable=not progress, leave=False):
-            batch = _tensors(frames, np.sort(order[start:start + config.batch_size]))
+            batch = frame_tensors(frames, np.sort(order[start:start + config.batch_size]))
             flags = net._flags(batch)
             losses = {"drawer": F.binary_cross_entropy_with_logits(flags[:, 0], batch["drawer_open"].float()),
                       "holding": F.binary_cross_entropy_with_logits(flags[:, 1], batch["holding"].float())}
@@ -117,8 +117,8 @@ def train_segment(folders: Sequence[Path], out: Path, config: TrainConfig, progr
             index = order[start:start + batch_size]
             outputs = net.relate(features[index], centres[index])
             batch = {key: value[index] for key, value in labels.items()}
-            losses = _losses({**outputs, "drawer": torch.zeros(len(index)), "holding": torch.zeros(len(index))},
-                             batch, centre, scale)
+            unused = {"drawer": torch.zeros(len(index)), "holding": torch.zeros(len(index))}  # stage 1's job
+            losses = estimator_losses({**outputs, **unused}, batch, centre, scale)
             loss = losses["location"] + losses["visible"] + config.position_weight * losses["position"]
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -225,7 +225,7 @@ def _relation_inputs(net: SceneEstimatorNet, frames: dict[str, np.ndarray], batc
     features, centres = [], []
     n = len(frames["location"])
     for start in tqdm(range(0, n, batch_size), desc="relation features", disable=not progress, leave=False):
-        perceived = net.perceive(_tensors(frames, np.arange(start, min(start + batch_size, n))))
+        perceived = net.perceive(frame_tensors(frames, np.arange(start, min(start + batch_size, n))))
         features.append(perceived["features"])
         centres.append(perceived["centres"])
     return torch.cat(features), torch.cat(centres)
