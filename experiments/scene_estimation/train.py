@@ -11,24 +11,25 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from experiments.common.jsonio import write_json
 from experiments.scene_estimation.training_common import (
     LABEL_KEYS,
     MASK_KEYS,
     TrainConfig,
+    accumulate,
     estimator_losses,
     frame_tensors,
     load_training_frames,
+    optimise,
+    save_trained,
     visible_labels,
 )
-from perception.scene_estimator import EstimatorConfig, SceneEstimator, SceneEstimatorNet, parameter_count
+from perception.scene_estimator import EstimatorConfig, SceneEstimatorNet
 
 __all__ = ["LABEL_KEYS", "MASK_KEYS", "TrainConfig", "load_training_frames", "train", "visible_labels"]
 
@@ -73,19 +74,10 @@ def train(folders: Sequence[Path], out: Path, config: TrainConfig, progress: boo
             losses = estimator_losses(net(batch), batch, centre, scale)
             loss = (losses["location"] + losses["visible"] + losses["drawer"] + losses["holding"]
                     + config.position_weight * losses["position"])
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            for key, value in losses.items():
-                totals[key] = totals.get(key, 0.0) + float(value.detach()) * len(batch["location"])
+            optimise(optimiser, schedule, loss)
+            accumulate(totals, losses, len(batch["location"]))
         row = {"epoch": epoch + 1, **{k: round(v / n, 5) for k, v in totals.items()},
                "seconds": round(time.perf_counter() - started, 1)}
         history.append(row)
         log.info("epoch %s", row)
-    estimator = SceneEstimator(estimator_config, net.eval())
-    card = {"trained_on": [str(f) for f in folders], "frames": n, "train": asdict(config), "history": history,
-            "parameters": parameter_count(net)}
-    estimator.save(out, card)
-    write_json(Path(out).with_suffix(".history.json"), history, indent=1)
-    return card
+    return save_trained(net, estimator_config, folders, n, config, history, out)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,15 +19,17 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from experiments.common.jsonio import write_json
 from experiments.scene_estimation.training_common import (
     MASK_KEYS,
+    accumulate,
     estimator_losses,
     frame_tensors,
     load_training_frames,
+    optimise,
+    save_trained,
     visible_labels,
 )
-from perception.scene_estimator import EstimatorConfig, SceneEstimator, SceneEstimatorNet, parameter_count
+from perception.scene_estimator import EstimatorConfig, SceneEstimatorNet
 
 if TYPE_CHECKING:
     from experiments.scene_estimation.training_common import TrainConfig
@@ -87,12 +88,8 @@ def train_segment(folders: Sequence[Path], out: Path, config: TrainConfig, progr
             losses = {"drawer": F.binary_cross_entropy_with_logits(flags[:, 0], batch["drawer_open"].float()),
                       "holding": F.binary_cross_entropy_with_logits(flags[:, 1], batch["holding"].float())}
             loss = losses["drawer"] + losses["holding"]
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            for key, value in losses.items():
-                totals[key] = totals.get(key, 0.0) + float(value.detach()) * len(batch["location"])
+            optimise(optimiser, schedule, loss)
+            accumulate(totals, losses, len(batch["location"]))
         row = {"stage": "flags", "epoch": epoch + 1, **{k: round(v / n, 5) for k, v in totals.items()},
                "seconds": round(time.perf_counter() - started, 1)}
         history.append(row)
@@ -120,10 +117,7 @@ def train_segment(folders: Sequence[Path], out: Path, config: TrainConfig, progr
             unused = {"drawer": torch.zeros(len(index)), "holding": torch.zeros(len(index))}  # stage 1's job
             losses = estimator_losses({**outputs, **unused}, batch, centre, scale)
             loss = losses["location"] + losses["visible"] + config.position_weight * losses["position"]
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            schedule.step()
+            optimise(optimiser, schedule, loss)
             for key in ("location", "visible", "position"):
                 totals[key] = totals.get(key, 0.0) + float(losses[key].detach()) * len(index)
         row = {"stage": "relations", "epoch": epoch + 1, **{k: round(v / n, 5) for k, v in totals.items()},
@@ -132,12 +126,7 @@ def train_segment(folders: Sequence[Path], out: Path, config: TrainConfig, progr
         if (epoch + 1) % 10 == 0:
             log.info("epoch %s", row)
 
-    estimator = SceneEstimator(estimator_config, net.eval())
-    card = {"trained_on": [str(f) for f in folders], "frames": n, "train": asdict(config), "history": history,
-            "parameters": parameter_count(net)}
-    estimator.save(out, card)
-    write_json(Path(out).with_suffix(".history.json"), history, indent=1)
-    return card
+    return save_trained(net, estimator_config, folders, n, config, history, out)
 
 
 def _train_segmenter(net: SceneEstimatorNet, frames: dict[str, np.ndarray], weights: torch.Tensor,
@@ -178,10 +167,7 @@ def _train_segmenter(net: SceneEstimatorNet, frames: dict[str, np.ndarray], weig
         x = _full_image(torch.from_numpy(rgb[window]), torch.from_numpy(depth[window].astype(np.float32)),
                         None if height is None else torch.from_numpy(height[window]))
         loss = F.cross_entropy(net.segmenter(x), torch.from_numpy(seg[window]).long(), weight=weights)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        schedule.step()
+        optimise(optimiser, schedule, loss)
         total += float(loss.detach())
         if (step + 1) % 250 == 0:
             history.append({"stage": "segmenter", "step": step + 1, "segment": round(total / 250, 5),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +12,9 @@ import torch
 from torch.nn import functional as F
 
 from experiments.common.errors import InputError
+from experiments.common.jsonio import write_json
 from experiments.scene_estimation.data import dataset_meta, load_frames
-from perception.scene_estimator import SENSES
+from perception.scene_estimator import SENSES, EstimatorConfig, SceneEstimator, SceneEstimatorNet, parameter_count
 
 LABEL_KEYS = ("location", "position", "pixels", "drawer_open", "holding")
 MASK_KEYS = ("seg_front", "seg_wrist")
@@ -90,3 +91,28 @@ def estimator_losses(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Te
         "drawer": F.binary_cross_entropy_with_logits(outputs["drawer"], batch["drawer_open"].float()),
         "holding": F.binary_cross_entropy_with_logits(outputs["holding"], batch["holding"].float()),
     }
+
+
+def save_trained(net: SceneEstimatorNet, estimator_config: EstimatorConfig, folders: Sequence[Path], frames: int,
+                 config: TrainConfig, history: list[dict[str, Any]], out: Path) -> dict[str, Any]:
+    """Save the trained estimator with its card (data, settings, loss history) and the history as JSON."""
+    estimator = SceneEstimator(estimator_config, net.eval())
+    card = {"trained_on": [str(f) for f in folders], "frames": frames, "train": asdict(config), "history": history,
+            "parameters": parameter_count(net)}
+    estimator.save(out, card)
+    write_json(Path(out).with_suffix(".history.json"), history, indent=1)
+    return card
+
+
+def optimise(optimiser: torch.optim.Optimizer, schedule: Any, loss: torch.Tensor) -> None:
+    """One optimiser step on `loss`, then one step of the learning-rate schedule."""
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    schedule.step()
+
+
+def accumulate(totals: dict[str, float], losses: dict[str, torch.Tensor], count: int) -> None:
+    """Add a batch's losses (weighted by its size) to the epoch's running totals."""
+    for key, value in losses.items():
+        totals[key] = totals.get(key, 0.0) + float(value.detach()) * count
