@@ -75,6 +75,8 @@ class EstimatorConfig:
         front_camera: the front camera's eye (3), target (3) and vertical field of view in degrees: how depth
             pixels back-project to the world (arch "segment").
         segment_dilations: dilation of each 3x3 layer of the segmenter (arch "segment"): its context.
+        relation_dropout: dropout between the relation classifier's layers while it trains (arch "segment"):
+            it learns from a few dozen layouts, and dropout keeps it from learning them by heart.
     """
 
     objects: tuple[str, ...]
@@ -95,6 +97,7 @@ class EstimatorConfig:
     anchors: tuple[str, ...] = ("bowl", "plate")
     front_camera: tuple[float, ...] = (1.0, -0.45, 0.75, 0.45, 0.0, 0.0, 55.0)
     segment_dilations: tuple[int, ...] = (1, 2, 4)
+    relation_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.objects or not self.locations:
@@ -221,8 +224,10 @@ class SceneEstimatorNet(nn.Module):
         # fitted on the training frames and saved with the weights.
         self.register_buffer("feature_mean", torch.zeros(size))
         self.register_buffer("feature_std", torch.ones(size))
-        self.relations = nn.Sequential(nn.Linear(size, 128), nn.GELU(), nn.Linear(128, 128), nn.GELU(),
-                                       nn.Linear(128, k + 4))
+        drop = config.relation_dropout
+        self.relations = nn.Sequential(  # dropout layers only when asked: checkpoints without them keep loading
+            nn.Linear(size, 128), nn.GELU(), *([nn.Dropout(drop)] if drop else []),
+            nn.Linear(128, 128), nn.GELU(), *([nn.Dropout(drop)] if drop else []), nn.Linear(128, k + 4))
 
     def _image(self, rgb: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
         """(B, H, W, 3) uint8 and (B, H, W, 1) metres into a normalised (B, 4, h, w) tensor."""

@@ -101,11 +101,13 @@ def test_segment_estimator_trains_on_masks_and_round_trips(tmp_path: Path, focus
     red = SEGMENT_CLASSES.index("red_block")
     assert ((frames["seg_front"] == red).sum((1, 2)) == frames["pixels"][:, 0, 0]).all()  # masks match counts
     config = TrainConfig(epochs=1, batch_size=4, arch="segment", input_size=32, width=4, segment_steps=4,
-                         segment_crop=16, segment_batch=4, relation_epochs=2, segment_focus=focus)
+                         segment_crop=16, segment_batch=4, relation_epochs=2, segment_focus=focus,
+                         relation_dropout=focus)  # the second run also trains with dropout
     card = train([data], tmp_path / "est.pt", config)
     assert card["frames"] == 6 and [row["stage"] for row in card["history"]][-1] == "relations"
     loaded = SceneEstimator.load(tmp_path / "est.pt")
     assert loaded.config.arch == "segment" and loaded.config.segment_classes == SEGMENT_CLASSES
+    assert any(isinstance(m, torch.nn.Dropout) for m in loaded.net.relations) == (focus > 0)
     obs = {key: frames[key][:2].astype(np.float32) if key.startswith("depth") else frames[key][:2] for key in SENSES}
     first, again = loaded.probabilities(obs), SceneEstimator.load(tmp_path / "est.pt").probabilities(obs)
     assert np.allclose(first["location"], again["location"])

@@ -32,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         default=(1, 2, 4), help="arch segment: dilation of each segmenter layer, e.g. 1,2,4")
     parser.add_argument("--segment-focus", type=float, default=0.0,
                         help="arch segment: share of segmenter crops centred on objects (0: uniform crops)")
+    parser.add_argument("--relation-dropout", type=float, default=0.0,
+                        help="arch segment: dropout in the relation classifier while it trains")
     parser.add_argument("--segment-steps", type=int, default=2000,
                         help="arch segment: optimiser steps of the per-pixel segmenter (batches of 32x32 crops)")
     parser.add_argument("--keypoints", type=int, default=16, help="spatial-softmax keypoints per camera")
@@ -55,6 +57,8 @@ def handle(args: argparse.Namespace) -> int:
     if not args.evaluate_only:
         if not args.data:
             raise InputError("--data is required unless --evaluate-only")
+        if not 0.0 <= args.relation_dropout < 1.0:
+            raise InputError(f"--relation-dropout must be in [0, 1), got {args.relation_dropout}")
         if not 0.0 <= args.segment_focus <= 1.0 or not args.segment_dilations or min(args.segment_dilations) < 1:
             raise InputError(f"--segment-focus must be in [0, 1] and --segment-dilations positive integers, got "
                              f"{args.segment_focus} and {args.segment_dilations}")
@@ -64,7 +68,7 @@ def handle(args: argparse.Namespace) -> int:
                              threads=args.threads, input_size=args.input_size, width=args.width,
                              arch=args.arch, keypoints=args.keypoints, relation_epochs=args.relation_epochs,
                              segment_steps=args.segment_steps, segment_dilations=args.segment_dilations,
-                             segment_focus=args.segment_focus)
+                             segment_focus=args.segment_focus, relation_dropout=args.relation_dropout)
         card = train(args.data, args.out, config, progress=True)
         print(f"trained on {card['frames']} frames, {card['parameters']} parameters: {args.out}")
     if args.heldout:

@@ -60,7 +60,8 @@ def train_segment(folders: Sequence[Path], out: Path, config: TrainConfig, progr
     estimator_config = EstimatorConfig(objects=tuple(meta["objects"]), locations=locations, image_size=image_size,
                                        input_size=config.input_size, width=config.width, arch="segment",
                                        keypoints=config.keypoints, segment_classes=tuple(meta["segment_classes"]),
-                                       segment_dilations=tuple(config.segment_dilations))
+                                       segment_dilations=tuple(config.segment_dilations),
+                                       relation_dropout=config.relation_dropout)
     net = SceneEstimatorNet(estimator_config)
     frames["visible"] = visible_labels(frames, meta["min_visible_pixels"], locations.index("held"))
     weights = _class_weights(frames, len(estimator_config.segment_classes))
