@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "embodia.skill_policy/1"
 DEFAULT_DIR = Path(__file__).resolve().parent / "skill_policies"
+VISUOMOTOR_DIR = DEFAULT_DIR / "rgbd_touch"
+"""Shipped skills that see only cameras, touch, proprioception and the goal (no privileged `objects` rows)."""
 DEFAULT_THRESHOLD = 0.8
 MODES = ("scripted", "learned", "auto")
 SAFE_SUFFIX = ".safetensors"
@@ -123,6 +125,14 @@ def find_cards(directory: str | Path = DEFAULT_DIR) -> dict[str, PolicyCard]:
     directory = Path(directory)
     cards = [read_card(p) for p in sorted(directory.glob("*.json"))] if directory.is_dir() else []
     return {card.task: card for card in cards}
+
+
+def read_observation_space(card: PolicyCard) -> dict[str, tuple[int, ...]]:
+    """Observation keys and shapes the card's policy reads (from the architecture the card records)."""
+    spaces = card.meta.get("architecture", {}).get("observation_space", {}).get("spaces")
+    if not isinstance(spaces, dict):
+        raise InputError(f"{card.path}: the card records no observation space (architecture.observation_space)")
+    return {str(key): tuple(int(n) for n in space.get("shape", ())) for key, space in spaces.items()}
 
 
 def load_sb3_policy(path: str | Path, device: str = "cpu") -> Any:

@@ -123,7 +123,7 @@ def test_shipped_policies_load_with_their_commands_and_evaluations() -> None:
     cards = find_cards(DEFAULT_DIR)
     assert len(cards) == len(list(DEFAULT_DIR.glob("*.json"))) >= 1, "every shipped card must be found"
     for task, card in cards.items():
-        assert card.path.stat().st_size < 1_000_000, f"{card.path.name} is too big to ship"
+        assert card.path.stat().st_size < 5_500_000, f"{card.path.name} is too big to ship (issue 14: ~5 MB)"
         assert card.meta["train_command"].startswith(("embodia train", "embodia dagger"))
         assert card.meta["eval_command"].startswith(("embodia eval", "embodia dagger"))
         assert card.meta["eval"]["episodes"] >= 100 and 0.0 <= card.success_rate <= 1.0

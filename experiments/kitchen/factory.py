@@ -24,6 +24,9 @@ if TYPE_CHECKING:  # the command modules import this one while building the pars
 PLANNERS = ("grounded", "llm")
 SKILL_MODES = ("scripted", "learned", "auto")
 PERCEPTION_MODES = ("oracle", "learned")
+SKILL_OBSERVATIONS = ("state", "rgbd_touch")
+VISUOMOTOR_IMAGE_SIZE = 64
+"""Camera size of the kitchen when visuomotor skills act (what the shipped rgbd_touch policies were trained on)."""
 
 
 def llm_timeout(text: str) -> float:
@@ -61,6 +64,10 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skill policies: scripted experts (the default: the most reliable mid-task), learned "
                              "PPO policies, or auto: the shipped learned policy where its evaluation reached 80%%, "
                              "the scripted expert otherwise and for calls the learned policy failed")
+    parser.add_argument("--skill-obs", choices=SKILL_OBSERVATIONS, default="state",
+                        help="which shipped learned skills act (with --skills learned/auto): state policies "
+                             "(agent/skill_policies) or visuomotor ones that see only the cameras, touch and "
+                             "proprioception (agent/skill_policies/rgbd_touch); skills without one run the expert")
     parser.add_argument("--max-replans", type=int, default=2, help="replans allowed after failed steps")
     parser.add_argument("--memory", default=None, help="knowledge store (SQLite file) the planner reads and writes")
     parser.add_argument("--perception", choices=PERCEPTION_MODES, default="oracle",
@@ -88,6 +95,8 @@ class AgentOptions:
     """Total seconds per LLM request (connect + answer)."""
     skills: str = "scripted"
     """Skill policies: "scripted", "learned" or "auto" (see `SKILL_MODES`)."""
+    skill_obs: str = "state"
+    """Which learned skills: "state" (agent/skill_policies) or "rgbd_touch" (agent/skill_policies/rgbd_touch)."""
     max_replans: int = 2
     """Replans allowed after failed steps."""
     memory: str | None = None
@@ -105,6 +114,9 @@ class AgentOptions:
         if self.perception not in PERCEPTION_MODES:
             raise InputError(f"unknown perception mode {self.perception!r}; expected one of "
                              f"{', '.join(PERCEPTION_MODES)}")
+        if self.skill_obs not in SKILL_OBSERVATIONS:
+            raise InputError(f"unknown skill observation set {self.skill_obs!r}; expected one of "
+                             f"{', '.join(SKILL_OBSERVATIONS)}")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> AgentOptions:
@@ -128,7 +140,10 @@ def make_world(options: AgentOptions, record: bool = False, gui: bool = False) -
     from envs.household import HouseholdEnv
     from experiments.kitchen.world import KitchenWorld
 
-    env = HouseholdEnv(task="none", render_mode="human" if gui else ("rgb_array" if record else None))
+    # Visuomotor skills read the cameras and touch, so the kitchen renders them; the oracle still gives the facts.
+    cameras = ({"obs_mode": "rgbd_touch", "image_size": VISUOMOTOR_IMAGE_SIZE}
+               if options.skill_obs == "rgbd_touch" and options.skills != "scripted" else {})
+    env = HouseholdEnv(task="none", render_mode="human" if gui else ("rgb_array" if record else None), **cameras)
     return env, KitchenWorld(env, record=record)
 
 
@@ -178,9 +193,27 @@ def make_provider(options: AgentOptions, world: KitchenWorld) -> ScriptedProvide
     scripted = ScriptedProvider(world)
     if options.skills == "scripted":
         return scripted
-    from agent.policy import LearnedSkillProvider
+    from agent.policy import DEFAULT_DIR, VISUOMOTOR_DIR, LearnedSkillProvider
 
-    return LearnedSkillProvider(fallback=scripted.policy_for, mode=options.skills)
+    policy_dir = VISUOMOTOR_DIR if options.skill_obs == "rgbd_touch" else DEFAULT_DIR
+    provider = LearnedSkillProvider(fallback=scripted.policy_for, mode=options.skills, policy_dir=policy_dir)
+    check_observations(provider, world.env.observation_space)
+    return provider
+
+
+def check_observations(provider: LearnedSkillProvider, space: Any) -> None:
+    """Refuse, before acting, a learned policy that reads keys or image sizes the kitchen does not give."""
+    from agent.policy import read_observation_space
+
+    for task, card in provider.cards.items():
+        needed = read_observation_space(card)
+        missing = sorted(set(needed) - set(space.spaces) - {"goal"})
+        wrong = sorted(k for k in needed if k in space.spaces and tuple(needed[k]) != tuple(space[k].shape))
+        if missing or wrong:
+            raise InputError(f"the learned {task} policy ({card.path}) reads {sorted(needed)} with shapes "
+                             f"{ {k: list(v) for k, v in needed.items()} }; the kitchen gives "
+                             f"{ {k: list(v.shape) for k, v in space.spaces.items()} } (missing {missing}, other "
+                             f"shape {wrong}); pick the matching --skill-obs")
 
 
 def make_value_affordance(provider: ScriptedProvider | LearnedSkillProvider, world: KitchenWorld

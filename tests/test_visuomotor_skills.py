@@ -1,0 +1,74 @@
+"""Visuomotor skills (issue 14): shipped `rgbd_touch` policies see no privileged key, act in the loop with
+`--skill-obs rgbd_touch`, and a policy whose observations the kitchen does not give is refused before acting."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from agent.policy import VISUOMOTOR_DIR, find_cards, load_sb3_policy
+from experiments.cli import main
+from experiments.common.errors import InputError
+from experiments.kitchen.factory import AgentOptions, check_observations
+
+SENSES = {"goal", "proprio", "touch", "rgb_front", "depth_front", "rgb_wrist", "depth_wrist"}
+PRIVILEGED = {"objects"}
+
+
+def test_shipped_visuomotor_policies_read_only_the_senses() -> None:
+    cards = find_cards(VISUOMOTOR_DIR)
+    assert "close" in cards, "the visuomotor close policy is missing from agent/skill_policies/rgbd_touch"
+    assert len(cards) == len(list(VISUOMOTOR_DIR.glob("*.json")))
+    for task, card in cards.items():
+        assert card.meta["obs_mode"] == "rgbd_touch", task
+        assert set(card.meta["observation_keys"]) == SENSES, task
+        policy = load_sb3_policy(card.path)
+        keys = set(policy.observation_space.spaces)
+        assert keys == SENSES and not keys & PRIVILEGED, (task, sorted(keys))
+        assert card.path.stat().st_size < 5_500_000, f"{card.path.name} is too big to ship"
+        assert card.meta["train_command"].startswith("embodia dagger") and "--obs-mode rgbd_touch" in \
+            card.meta["train_command"]
+        assert card.meta["eval"]["start"] == "chain" and card.meta["eval"]["episodes"] >= 100
+
+
+def test_the_visuomotor_close_policy_closes_the_drawer_in_the_loop(tmp_path: Path, capsys) -> None:
+    """Seed 0: the expert opens the drawer, then the shipped rgbd_touch policy closes it from the cameras."""
+    out = tmp_path / "run"
+    code = main(["run", "open the drawer and then close it", "--skills", "learned", "--skill-obs", "rgbd_touch",
+                 "--seed", "0", "--out", str(out)])
+    trace = json.loads((out / "episode.json").read_text())
+    assert code == 0 and trace["success"], capsys.readouterr().out
+    policies = {step["skill"]: step["policy"] for step in trace["steps"]}
+    assert policies == {"open": "scripted", "close": "ppo:close"}  # no visuomotor open is shipped yet
+    assert ["closed", "drawer"] in trace["final_facts"]
+
+
+def _space(**shapes: tuple[int, ...]) -> spaces.Dict:
+    return spaces.Dict({k: spaces.Box(-np.inf, np.inf, shape, np.float32) for k, shape in shapes.items()})
+
+
+def test_a_policy_reading_what_the_kitchen_does_not_give_is_refused() -> None:
+    cards = find_cards(VISUOMOTOR_DIR)
+    provider = SimpleNamespace(cards=cards)
+    state_kitchen = _space(proprio=(21,), objects=(60,))
+    with pytest.raises(InputError, match=r"missing .*rgb_front.*--skill-obs"):
+        check_observations(provider, state_kitchen)
+    small_cameras = _space(proprio=(21,), touch=(38,), rgb_front=(32, 32, 3), depth_front=(32, 32, 1),
+                           rgb_wrist=(32, 32, 3), depth_wrist=(32, 32, 1))
+    with pytest.raises(InputError, match="other shape"):
+        check_observations(provider, small_cameras)
+    shapes = {k: tuple(v) for k, v in json.loads(cards["close"].path.with_suffix(".json").read_text())[
+        "architecture"]["observation_space"]["spaces"].items() for v in [v["shape"]]}
+    check_observations(provider, _space(**{k: v for k, v in shapes.items() if k != "goal"}))  # the right kitchen
+
+
+def test_an_unknown_skill_observation_set_is_refused(capsys) -> None:
+    with pytest.raises(InputError, match="unknown skill observation set 'pixels'"):
+        AgentOptions(skill_obs="pixels")
+    assert main(["run", "close the drawer", "--skill-obs", "pixels"]) == 2
+    assert "--skill-obs" in capsys.readouterr().err
