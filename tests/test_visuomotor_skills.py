@@ -22,7 +22,7 @@ PRIVILEGED = {"objects"}
 
 def test_shipped_visuomotor_policies_read_only_the_senses() -> None:
     cards = find_cards(VISUOMOTOR_DIR)
-    assert "close" in cards, "the visuomotor close policy is missing from agent/skill_policies/rgbd_touch"
+    assert {"open", "close"} <= set(cards), "a visuomotor policy is missing from agent/skill_policies/rgbd_touch"
     assert len(cards) == len(list(VISUOMOTOR_DIR.glob("*.json")))
     for task, card in cards.items():
         assert card.meta["obs_mode"] == "rgbd_touch", task
@@ -36,15 +36,15 @@ def test_shipped_visuomotor_policies_read_only_the_senses() -> None:
         assert card.meta["eval"]["start"] == "chain" and card.meta["eval"]["episodes"] >= 100
 
 
-def test_the_visuomotor_close_policy_closes_the_drawer_in_the_loop(tmp_path: Path, capsys) -> None:
-    """Seed 0: the expert opens the drawer, then the shipped rgbd_touch policy closes it from the cameras."""
+def test_the_visuomotor_policies_open_and_close_the_drawer_in_the_loop(tmp_path: Path, capsys) -> None:
+    """Seed 0: the shipped rgbd_touch policies open the drawer and close it again, from the cameras and touch."""
     out = tmp_path / "run"
     code = main(["run", "open the drawer and then close it", "--skills", "learned", "--skill-obs", "rgbd_touch",
                  "--seed", "0", "--out", str(out)])
     trace = json.loads((out / "episode.json").read_text())
     assert code == 0 and trace["success"], capsys.readouterr().out
     policies = {step["skill"]: step["policy"] for step in trace["steps"]}
-    assert policies == {"open": "scripted", "close": "ppo:close"}  # no visuomotor open is shipped yet
+    assert policies == {"open": "ppo:open", "close": "ppo:close"}
     assert ["closed", "drawer"] in trace["final_facts"]
 
 
