@@ -1,7 +1,8 @@
 """`embodia demo`: the full agent loop on instructions of rising length, with GIFs and a report.
 
-Skills default to the scripted experts, the most reliable mid-chain; `make demo` also runs one instruction
-with the shipped learned policies (`embodia run ... --skills learned`), and `--skills auto` mixes them.
+Skills default to `auto`: the shipped learned policies good enough from chain-like starts act first, the
+scripted experts take the other skills and any call a learned policy failed in the episode (`--skills
+scripted` runs the experts only, `--skills learned` the learned policies only).
 """
 
 from __future__ import annotations

@@ -60,14 +60,16 @@ def add_planner_arguments(parser: argparse.ArgumentParser) -> None:
 def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options that build an agent (planner, skills, replans, memory) to a sub-command's parser."""
     add_planner_arguments(parser)
-    parser.add_argument("--skills", choices=SKILL_MODES, default="scripted",
-                        help="skill policies: scripted experts (the default: the most reliable mid-task), learned "
-                             "PPO policies, or auto: the shipped learned policy where its evaluation reached 80%%, "
-                             "the scripted expert otherwise and for calls the learned policy failed")
-    parser.add_argument("--skill-obs", choices=SKILL_OBSERVATIONS, default="state",
+    parser.add_argument("--skills", choices=SKILL_MODES, default="auto",
+                        help="skill policies: auto (the default): the shipped learned policy where its evaluation "
+                             "from chain starts reached 80%%, the scripted expert otherwise and for calls the learned "
+                             "policy failed in the episode (100 chains: 4.88, experts alone 4.82); learned: every "
+                             "shipped learned policy; scripted: the experts only")
+    parser.add_argument("--skill-obs", choices=SKILL_OBSERVATIONS, default=None,
                         help="which shipped learned skills act (with --skills learned/auto): state policies "
                              "(agent/skill_policies) or visuomotor ones that see only the cameras, touch and "
-                             "proprioception (agent/skill_policies/rgbd_touch); skills without one run the expert")
+                             "proprioception (agent/skill_policies/rgbd_touch); skills without one run the expert. "
+                             "Default: rgbd_touch with --perception learned (no oracle anywhere), else state")
     parser.add_argument("--max-replans", type=int, default=2, help="replans allowed after failed steps")
     parser.add_argument("--memory", default=None, help="knowledge store (SQLite file) the planner reads and writes")
     parser.add_argument("--perception", choices=PERCEPTION_MODES, default="oracle",
@@ -93,10 +95,11 @@ class AgentOptions:
     """Local Hugging Face causal-LM directory (with planner "llm")."""
     llm_timeout: float = 30.0
     """Total seconds per LLM request (connect + answer)."""
-    skills: str = "scripted"
-    """Skill policies: "scripted", "learned" or "auto" (see `SKILL_MODES`)."""
-    skill_obs: str = "state"
-    """Which learned skills: "state" (agent/skill_policies) or "rgbd_touch" (agent/skill_policies/rgbd_touch)."""
+    skills: str = "auto"
+    """Skill policies: "auto" (learned where good enough, the expert otherwise), "learned" or "scripted"."""
+    skill_obs: str | None = None
+    """Which learned skills: "state" (agent/skill_policies) or "rgbd_touch" (agent/skill_policies/rgbd_touch);
+    None picks by perception (see `skill_observations`)."""
     max_replans: int = 2
     """Replans allowed after failed steps."""
     memory: str | None = None
@@ -114,9 +117,20 @@ class AgentOptions:
         if self.perception not in PERCEPTION_MODES:
             raise InputError(f"unknown perception mode {self.perception!r}; expected one of "
                              f"{', '.join(PERCEPTION_MODES)}")
-        if self.skill_obs not in SKILL_OBSERVATIONS:
+        if self.skill_obs is not None and self.skill_obs not in SKILL_OBSERVATIONS:
             raise InputError(f"unknown skill observation set {self.skill_obs!r}; expected one of "
                              f"{', '.join(SKILL_OBSERVATIONS)}")
+
+    @property
+    def skill_observations(self) -> str:
+        """The learned skills' observation set: as asked, else rgbd_touch when perception is learned.
+
+        A perceiving agent should not act on the simulator's object rows either, and the perceived kitchen
+        renders only cameras and touch, which the state policies cannot read.
+        """
+        if self.skill_obs is not None:
+            return self.skill_obs
+        return "rgbd_touch" if self.perception == "learned" else "state"
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> AgentOptions:
@@ -142,7 +156,7 @@ def make_world(options: AgentOptions, record: bool = False, gui: bool = False) -
 
     # Visuomotor skills read the cameras and touch, so the kitchen renders them; the oracle still gives the facts.
     cameras = ({"obs_mode": "rgbd_touch", "image_size": VISUOMOTOR_IMAGE_SIZE}
-               if options.skill_obs == "rgbd_touch" and options.skills != "scripted" else {})
+               if options.skill_observations == "rgbd_touch" and options.skills != "scripted" else {})
     env = HouseholdEnv(task="none", render_mode="human" if gui else ("rgb_array" if record else None), **cameras)
     return env, KitchenWorld(env, record=record)
 
@@ -195,7 +209,7 @@ def make_provider(options: AgentOptions, world: KitchenWorld) -> ScriptedProvide
         return scripted
     from agent.policy import DEFAULT_DIR, VISUOMOTOR_DIR, LearnedSkillProvider
 
-    policy_dir = VISUOMOTOR_DIR if options.skill_obs == "rgbd_touch" else DEFAULT_DIR
+    policy_dir = VISUOMOTOR_DIR if options.skill_observations == "rgbd_touch" else DEFAULT_DIR
     provider = LearnedSkillProvider(fallback=scripted.policy_for, mode=options.skills, policy_dir=policy_dir)
     check_observations(provider, world.env.observation_space)
     return provider
