@@ -72,3 +72,14 @@ def test_an_unknown_skill_observation_set_is_refused(capsys) -> None:
         AgentOptions(skill_obs="pixels")
     assert main(["run", "close the drawer", "--skill-obs", "pixels"]) == 2
     assert "--skill-obs" in capsys.readouterr().err
+
+
+def test_a_perceiving_agent_acts_with_visuomotor_skills_unless_told_otherwise(capsys) -> None:
+    assert AgentOptions().skill_observations == "state"
+    assert AgentOptions(perception="learned").skill_observations == "rgbd_touch"
+    assert AgentOptions(perception="learned", skill_obs="state").skill_observations == "state"
+    # the perceived kitchen renders cameras and touch only: state policies cannot act there, and say so
+    assert main(["run", "close the drawer", "--perception", "learned", "--skills", "learned",
+                 "--skill-obs", "state"]) == 2
+    err = capsys.readouterr().err
+    assert "missing ['objects']" in err and "--skill-obs" in err
