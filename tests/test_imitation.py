@@ -116,6 +116,34 @@ def test_device_auto_falls_back_to_cpu_without_cuda(monkeypatch) -> None:
     assert resolve_device("auto") == "cuda"
 
 
+@pytest.mark.parametrize("refit, students", [("continue", 1), ("fresh", 2)])
+def test_fresh_refit_fits_a_new_student_every_round(tmp_path: Path, monkeypatch, refit: str, students: int) -> None:
+    """`refit: fresh` is Ross et al.'s DAgger: each round's student is a new network fitted on all data so far."""
+    from experiments.imitation import dagger
+
+    built = []
+    original = dagger.new_student
+
+    def counting(*args, **kwargs):
+        built.append(original(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(dagger, "new_student", counting)
+    cfg = dagger.DaggerConfig(task="open", rounds=1, expert_episodes=2, episodes_per_round=1, bc_epochs=1,
+                              encoder="hashing", device="cpu", refit=refit)
+    policy, summary = dagger.run_dagger(cfg, tmp_path)
+    assert len(built) == students and policy is built[-1]
+    assert summary["rounds"][1]["bc"]["samples"] == summary["samples"]  # the last fit saw every round's data
+
+
+def test_dagger_refuses_an_unknown_refit() -> None:
+    from experiments.common.errors import InputError
+    from experiments.imitation.dagger import DaggerConfig
+
+    with pytest.raises(InputError, match="unknown refit 'restart'; expected one of: continue, fresh"):
+        DaggerConfig(task="open", refit="restart")
+
+
 @pytest.mark.slow
 def test_dagger_cli_trains_evaluates_and_ships_a_loadable_policy(tmp_path: Path) -> None:
     import json

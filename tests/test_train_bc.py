@@ -145,6 +145,23 @@ def test_cloning_adds_the_extra_loss_to_every_minibatch(tmp_path) -> None:
     assert torch.allclose(bias.detach(), expected, atol=2e-3), bias
 
 
+def test_cosine_schedule_decays_the_cloning_learning_rate(tmp_path) -> None:
+    """With `bc_lr_schedule: cosine` the steps shrink to zero: the summed step is half the constant schedule's."""
+    config, table = _setup("reach", bc_lr_schedule="cosine")
+    data = collect_expert_data(config, table, episodes=2)
+    venv = build_vec_env(config, table)
+    try:
+        model = new_model(config, venv, None, table)
+        bias = model.policy.action_net.bias
+        pretrain(model, data, config, extra_loss=lambda policy: -1e3 * policy.action_net.bias.sum())
+    finally:
+        venv.close()
+    steps = config.bc_epochs * -(-len(data) // config.bc_batch_size)
+    rates = [config.bc_learning_rate * 0.5 * (1 + np.cos(np.pi * t / steps)) for t in range(steps)]
+    assert torch.allclose(bias.detach(), torch.full_like(bias, sum(rates)), atol=2e-3), (bias, sum(rates))
+    assert sum(rates) < 0.6 * config.bc_learning_rate * steps
+
+
 def test_dart_noise_moves_the_states_but_keeps_the_expert_labels() -> None:
     clean_config, table = _setup("reach")
     noisy_config, _ = _setup("reach", bc_action_noise=0.5)

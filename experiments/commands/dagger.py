@@ -35,6 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--episodes-per-round", type=int, default=150, help="student episodes per later round")
     parser.add_argument("--beta0", type=float, default=0.5, help="round r executes the expert with prob beta0**r")
     parser.add_argument("--bc-epochs", type=int, default=30, help="behaviour-cloning epochs after each round")
+    parser.add_argument("--refit", default="continue",
+                        help="after each round: continue (fine-tune the student) or fresh (fit a new one on all data)")
+    parser.add_argument("--bc-lr-schedule", default="constant", help="behaviour cloning's learning rate: constant "
+                        "or cosine")
     parser.add_argument("--seed", type=args_types.seed, default=0)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu or cuda")
     parser.add_argument("--encoder", default="minilm", help="text encoder: minilm or hashing (tests)")
@@ -65,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = DaggerConfig(task=args.skill, obs_mode=args.obs_mode, start=args.start, rounds=args.rounds,
                        expert_episodes=args.expert_episodes, episodes_per_round=args.episodes_per_round,
                        beta0=args.beta0, seed=args.seed, encoder=args.encoder, device=args.device,
-                       bc_epochs=args.bc_epochs, init=args.init, pretrained_encoders=args.pretrained_encoders)
+                       bc_epochs=args.bc_epochs, init=args.init, pretrained_encoders=args.pretrained_encoders,
+                       refit=args.refit, bc_lr_schedule=args.bc_lr_schedule)
     if args.eval_episodes < 1 or args.reset_eval_episodes < 1:
         raise InputError(f"--eval-episodes and --reset-eval-episodes must be >= 1, got {args.eval_episodes} and "
                          f"{args.reset_eval_episodes}")
@@ -90,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
             "observation_keys": sorted(policy.observation_space.spaces), "encoder": cfg.encoder,
             "goal_dim": table.dim, "train_command": command, "training": "dagger", "start": cfg.start,
             "seed": cfg.seed, "train_samples": summary["samples"], "train_minutes": round(summary["seconds"] / 60, 2),
-            "device": summary["device"], "init": cfg.init,
+            "device": summary["device"], "init": cfg.init, "refit": cfg.refit,
+            "bc_lr_schedule": cfg.bc_lr_schedule,
             "eval": {"source": "embodia dagger", "start": "chain", "episodes": chain["episodes"],
                      "successes": chain["successes"], "rate": chain["rate"], "ci95": chain["ci95"],
                      "by_argument": {**evaluations["reset"]["by_argument"], **chain["by_argument"]}},

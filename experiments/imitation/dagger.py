@@ -36,6 +36,7 @@ from experiments.training.language import EmbeddingTable, all_texts
 
 logger = logging.getLogger(__name__)
 START_MODES = ("reset", "chain")
+REFITS = ("continue", "fresh")
 TRAIN_SEED = 3_000_000
 """Training episodes use seeds from here (round r, episode i: TRAIN_SEED + 100_000 r + i), far from evaluation's."""
 
@@ -63,6 +64,12 @@ class DaggerConfig:
     (input statistics from the expert round, then the task's grounding pretraining)."""
     pretrained_encoders: str = ""
     """A fresh student's camera and touch encoders start from this `embodia pretrain-perception` checkpoint."""
+    refit: str = "continue"
+    """After each round: `continue` fine-tunes the current student on all data so far; `fresh` fits a new student
+    (the `init` card again, or a new network) on it, as Ross et al.'s DAgger does, so that earlier rounds' fits
+    cannot bias later ones."""
+    bc_lr_schedule: str = "constant"
+    """Behaviour cloning's learning rate over its epochs: constant or cosine (decay to zero)."""
 
     def __post_init__(self) -> None:
         if self.task not in TASK_NAMES:
@@ -75,6 +82,8 @@ class DaggerConfig:
             raise InputError("rounds must be >= 0; expert_episodes, episodes_per_round and bc_epochs >= 1")
         if not 0.0 <= self.beta0 <= 1.0:
             raise InputError(f"beta0 must be in [0, 1], got {self.beta0}")
+        if self.refit not in REFITS:
+            raise InputError(f"unknown refit {self.refit!r}; expected one of: {', '.join(REFITS)}")
         if self.init and self.pretrained_encoders:
             raise InputError("--init and --pretrained-encoders both set a student's starting weights; choose one")
 
@@ -82,7 +91,7 @@ class DaggerConfig:
         """The task's training config (network sizes, BC hyper-parameters) with this run's settings."""
         overrides = {"obs_mode": self.obs_mode, "start": self.start, "seed": self.seed, "encoder": self.encoder,
                      "device": self.device, "bc_epochs": self.bc_epochs,
-                     "pretrained_encoders": self.pretrained_encoders}
+                     "bc_lr_schedule": self.bc_lr_schedule, "pretrained_encoders": self.pretrained_encoders}
         config_path(self.task)  # a clear error if the task has no config
         return load_config(self.task, overrides)
 
@@ -186,10 +195,12 @@ def run_dagger(cfg: DaggerConfig, out: Path, table: EmbeddingTable | None = None
                           algorithm="dagger-scripted-expert")
             names.append(name)
             collect_s = time.perf_counter() - tick
+            if cfg.refit == "fresh":
+                policy = None
             if policy is None and cfg.init is not None:
                 policy = _initial_policy(cfg.init, env, device)
             if policy is None:
-                first = transitions([load_dataset(data_root, name)], config.gamma)
+                first = transitions([load_dataset(data_root, names[0])], config.gamma)
                 policy = new_student(config, env, (first[0], first[1]), table, device)
             fitted = fit(policy, data_root, names, config)
             row = {"round": index, "beta": beta, "episodes": count, "steps": sum(len(e) for e in episodes),

@@ -124,6 +124,9 @@ def pretrain(model: Any, data: ExpertData, config: TrainConfig,
     generator = torch.Generator().manual_seed(config.seed)
     curve: list[dict[str, float]] = []
     started = time.perf_counter()
+    batches = -(-len(data) // config.bc_batch_size) * config.bc_epochs
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, batches) \
+        if config.bc_lr_schedule == "cosine" else None
     for epoch in range(config.bc_epochs):
         order = torch.randperm(len(data), generator=generator)
         totals = np.zeros(2)
@@ -141,6 +144,8 @@ def pretrain(model: Any, data: ExpertData, config: TrainConfig,
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
             optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
             totals += [actor_loss.item() * len(batch), value_loss.item() * len(batch)]
         curve.append({"epoch": epoch + 1, "nll": totals[0] / len(data), "value_mse": totals[1] / len(data)})
     with torch.no_grad():

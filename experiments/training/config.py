@@ -23,6 +23,7 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 ENCODERS = ("minilm", "hashing")
 FUSIONS = ("concat", "attention")
 LR_SCHEDULES = ("constant", "linear")
+BC_LR_SCHEDULES = ("constant", "cosine")
 VEC_ENVS = ("subproc", "split", "actors")
 MAX_SEED = 2**32 - 1
 MAX_ROLLOUT_BUFFER_BYTES = 16 * 2**30
@@ -138,6 +139,8 @@ class TrainConfig:
     bc_epochs: int = 30
     bc_learning_rate: float = 1e-3
     bc_batch_size: int = 256
+    bc_lr_schedule: str = "constant"
+    """Behaviour cloning's learning rate over its epochs: constant, or cosine decay to zero (a finer final fit)."""
     bc_log_std: float = -1.0
     """Log std of the action distribution after the warm start (BC itself would shrink it to nothing)."""
     bc_action_noise: float = 0.0
@@ -170,6 +173,8 @@ class TrainConfig:
             _check(0.0 <= getattr(self, name) <= 1.0, f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         _check(0 < self.gamma <= 1 and 0 < self.gae_lambda <= 1, "gamma and gae_lambda must be in (0, 1]")
         _check(self.learning_rate > 0, f"learning_rate must be positive, got {self.learning_rate}")
+        _check(self.bc_lr_schedule in BC_LR_SCHEDULES,
+               f"bc_lr_schedule must be one of {', '.join(BC_LR_SCHEDULES)}, got {self.bc_lr_schedule!r}")
         _check(self.bc_action_noise >= 0, f"bc_action_noise must be >= 0, got {self.bc_action_noise}")
         _check(self.progress_reward >= 0 and self.approach_reward >= 0, "shaping weights must be >= 0")
         _check(self.progress_reward == 0 or self.reward_type == "dense",
