@@ -24,6 +24,8 @@ CARRY_HEIGHT = 0.20
 TRAVEL_HEIGHT = 0.18
 """Above the cabinet (13.5 cm): long moves happen up here so the 20 cm-wide hand cannot clip anything."""
 HOOK_DEPTH = 0.078
+RECOVER_PATIENCE = 3
+"""Steps an object must be out of the hand before a recovering expert grasps it again (contacts flicker)."""
 
 
 @dataclass
@@ -41,6 +43,8 @@ class Phase:
     until: Callable[[SceneState], bool] | None = None
     grasp: str | None = None
     """Set on the phases that grasp this object: they are skipped when it is already held."""
+    holds: str | None = None
+    """Set on the phases that carry this object: a recovering expert that sees it lost goes back to the grasp."""
 
 
 CLEAR_HEIGHT = TRAVEL_HEIGHT
@@ -64,17 +68,26 @@ def _clear_phase() -> Phase:
 
 
 class ScriptedExpert:
-    """Runs a phase list; `act(state)` returns a (4,) action in [-1, 1]."""
+    """Runs a phase list; `act(state)` returns a (4,) action in [-1, 1].
 
-    def __init__(self, spec: TaskSpec, phases: list[Phase]) -> None:
+    With `recover`, an object that leaves the hand while a phase carries it sends the expert back to its grasp
+    phases. The plain expert carries on with an empty hand (its figures in RESULTS.md are for that one), which is
+    harmless when it acts alone, but as DAgger's labeller it would teach a student that drops an object to carry
+    nothing on: the labels must say what to do from the student's states, and there that is "grasp it again".
+    """
+
+    def __init__(self, spec: TaskSpec, phases: list[Phase], recover: bool = False) -> None:
         self.spec = spec
         self.phases = [_clear_phase(), *phases]
+        self.recover = recover
         self.reset()
 
     def reset(self) -> None:
         """Start again from the first phase; the anchor state is taken at the next `act`."""
         self._index = 0
         self._steps = 0
+        self._lost = 0
+        self.recoveries = 0
         self._anchor: SceneState | None = None
 
     @property
@@ -98,6 +111,8 @@ class ScriptedExpert:
             while not self.done and self.phases[self._index].grasp is not None \
                     and state.held == self.phases[self._index].grasp:
                 self._index += 1
+        if self.recover:
+            self._regrasp_if_lost(state)
         while not self.done and self._phase_finished(state):
             self._index += 1
             self._steps = 0
@@ -109,6 +124,18 @@ class ScriptedExpert:
         delta = np.clip(delta, -phase.speed, phase.speed)
         is_open = phase.open if phase.open is not None else state.held is None
         return np.array([*delta, 1.0 if is_open else -1.0], dtype=np.float32)
+
+    def _regrasp_if_lost(self, state: SceneState) -> None:
+        """Go back to the first grasp phase once the carried object has been out of the hand for a few steps."""
+        holds = None if self.done else self.phases[self._index].holds
+        if holds is None or state.held == holds:
+            self._lost = 0
+            return
+        self._lost += 1
+        if self._lost >= RECOVER_PATIENCE:
+            self._index = next(i for i, phase in enumerate(self.phases) if phase.grasp == holds)
+            self._steps, self._lost = 0, 0
+            self.recoveries += 1
 
     def _phase_finished(self, state: SceneState) -> bool:
         phase = self.phases[self._index]
@@ -212,9 +239,9 @@ def _place_phases(spec: TaskSpec) -> list[Phase]:
     over = _fixed_height(_carry_to(name, goal), CARRY_HEIGHT)
     return [
         *_grasp_phases(name),
-        Phase("lift", _fixed_height(_at(name), CARRY_HEIGHT), open=False, tolerance=0.03),
-        Phase("carry", over, open=False, tolerance=0.012),
-        Phase("lower", _carry_to(name, goal), open=False, tolerance=0.008, max_steps=30, speed=0.6),
+        Phase("lift", _fixed_height(_at(name), CARRY_HEIGHT), open=False, tolerance=0.03, holds=name),
+        Phase("carry", over, open=False, tolerance=0.012, holds=name),
+        Phase("lower", _carry_to(name, goal), open=False, tolerance=0.008, max_steps=30, speed=0.6, holds=name),
         Phase("release", lambda s: s.ee_position, open=True, min_steps=5, max_steps=5),
         Phase("retreat", lambda s: s.ee_position + np.array([0.0, 0.0, 0.1]), open=True, max_steps=10),
     ]
@@ -271,8 +298,8 @@ def _drawer_phases(spec: TaskSpec) -> list[Phase]:
     ]
 
 
-def make_expert(spec: TaskSpec) -> ScriptedExpert:
-    """The scripted expert for a task."""
+def make_expert(spec: TaskSpec, recover: bool = False) -> ScriptedExpert:
+    """The scripted expert for a task; `recover`: grasp a dropped object again (DAgger's labeller)."""
     if spec.name == "reach":
         phases = [
             _travel(_at(spec.args[0])),
@@ -281,11 +308,12 @@ def make_expert(spec: TaskSpec) -> ScriptedExpert:
         ]
     elif spec.name == "pick":
         phases = [*_grasp_phases(spec.args[0]),
-                  Phase("lift", _above(spec.args[0], 0.12), open=False, tolerance=0.01, max_steps=30)]
+                  Phase("lift", _above(spec.args[0], 0.12), open=False, tolerance=0.01, max_steps=30,
+                        holds=spec.args[0])]
     elif spec.name in ("place_in", "place_on"):
         phases = _place_phases(spec)
     elif spec.name == "push":
         phases = _push_phases(spec)
     else:
         phases = _drawer_phases(spec)
-    return ScriptedExpert(spec, phases)
+    return ScriptedExpert(spec, phases, recover)

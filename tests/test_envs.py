@@ -226,3 +226,30 @@ def test_set_task_keeps_the_scene() -> None:
     assert "mug" in text or "cup" in text
     assert env.scene_state().position("mug") == pytest.approx(before, abs=1e-6)
     env.close()
+
+
+@pytest.mark.parametrize("recover", [False, True])
+def test_a_recovering_expert_grasps_a_dropped_object_again(recover: bool) -> None:
+    """Open the hand mid-carry: the plain expert carries on with nothing, the recovering one goes back to grasp."""
+    from envs.experts import RECOVER_PATIENCE, make_expert
+
+    env = HouseholdEnv(task="place_in", start="chain")
+    try:
+        _, info = env.reset(seed=5, options={"args": ["red_block", "bowl"]})
+        expert = make_expert(env.task, recover=recover)
+        for _ in range(80):
+            if expert.phase_name == "carry":
+                break
+            _, _, _, _, info = env.step(expert.act(info["scene_state"]))
+        assert expert.phase_name == "carry" and info["scene_state"].held == "red_block"
+        for _ in range(RECOVER_PATIENCE + 8):  # let go: the block falls out of the hand
+            label = expert.act(info["scene_state"])
+            _, _, _, _, info = env.step(np.array([0.0, 0.0, 0.0, 1.0], np.float32))
+        label = expert.act(info["scene_state"])
+        assert info["scene_state"].held is None
+        if recover:
+            assert expert.recoveries == 1 and expert.phase_name in ("travel", "above", "descend") and label[3] == 1.0
+        else:
+            assert expert.recoveries == 0 and expert.phase_name in ("carry", "lower") and label[3] == -1.0
+    finally:
+        env.close()

@@ -83,12 +83,13 @@ def rollout(env: SkillEnv, seed: int, student: Predict | None = None, beta: floa
 
     At each step the expert's action (computed from the privileged scene state) is the label; the executed action
     is the expert's with probability `beta` (always when `student` is None), else the student's. With beta = 0
-    this is DAgger's on-policy relabelling: the states are the student's, the labels the expert's.
+    this is DAgger's on-policy relabelling: the states are the student's, the labels the expert's. The labeller is
+    the recovering expert (`envs.experts.ScriptedExpert`), so a student's dropped object is labelled with a re-grasp.
     """
     if not 0.0 <= beta <= 1.0:
         raise InputError(f"beta must be in [0, 1], got {beta}")
     obs, info = env.reset(seed, args)
-    expert = make_expert(env.env.task)
+    expert = make_expert(env.env.task, recover=True)  # from a student's drop, the label is "grasp it again"
     rng = np.random.default_rng([seed, 0xDA66E2])
     episode = Episode(seed=seed, argument_index=int(info["argument_index"]), task=str(info["task"]),
                       instruction=str(info["instruction"]))
