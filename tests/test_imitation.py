@@ -144,6 +144,41 @@ def test_dagger_refuses_an_unknown_refit() -> None:
         DaggerConfig(task="open", refit="restart")
 
 
+def test_dagger_set_sizes_a_fresh_students_network(tmp_path: Path) -> None:
+    """`--set net_arch=...` reaches the student that DAgger builds, not just the config object."""
+    from experiments.imitation import dagger
+
+    cfg = dagger.DaggerConfig(task="open", rounds=0, expert_episodes=1, bc_epochs=1, encoder="hashing",
+                              device="cpu", training_overrides={"net_arch": [48, 40], "token_dim": 16})
+    assert cfg.train_config().net_arch == (48, 40) and cfg.train_config().token_dim == 16
+    policy, _ = dagger.run_dagger(cfg, tmp_path)
+    widths = [layer.out_features for layer in policy.mlp_extractor.policy_net if hasattr(layer, "out_features")]
+    assert widths == [48, 40]
+
+
+@pytest.mark.parametrize("overrides, init, message", [
+    ({"seed": 3}, None, "--set seed: set by embodia dagger's own flags"),
+    ({"net_arch": [64]}, "agent/skill_policies/open.json", "--set net_arch shapes a new network, but --init"),
+    ({"net_arch": "wide"}, None, "net_arch must be a list of positive integers"),
+    ({"no_such_key": 1}, None, "no_such_key"),
+])
+def test_dagger_refuses_bad_training_overrides(overrides: dict, init: str | None, message: str) -> None:
+    from experiments.common.errors import InputError
+    from experiments.imitation.dagger import DaggerConfig
+
+    with pytest.raises(InputError, match=message):
+        DaggerConfig(task="open", init=init, training_overrides=overrides).train_config()
+
+
+def test_dagger_cli_refuses_a_malformed_set_with_exit_2(tmp_path: Path, capsys) -> None:
+    from experiments.cli import main
+
+    code = main(["dagger", "--skill", "open", "--set", "net_arch", "--encoder", "hashing", "--out",
+                 str(tmp_path / "run")])
+    assert code == 2 and "--set expects KEY=VALUE, got 'net_arch'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_dagger_cli_trains_evaluates_and_ships_a_loadable_policy(tmp_path: Path) -> None:
     import json

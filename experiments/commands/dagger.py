@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="after each round: continue (fine-tune the student) or fresh (fit a new one on all data)")
     parser.add_argument("--bc-lr-schedule", default="constant", help="behaviour cloning's learning rate: constant "
                         "or cosine")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a training-config key for the student, e.g. --set net_arch=[256,256] "
+                             "(repeatable)")
     parser.add_argument("--seed", type=args_types.seed, default=0)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu or cuda")
     parser.add_argument("--encoder", default="minilm", help="text encoder: minilm or hashing (tests)")
@@ -62,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from experiments.common.io import atomic_write
     from experiments.imitation.dagger import DaggerConfig, run_dagger, write_summary
     from experiments.imitation.evaluate import evaluate_policy
+    from experiments.training.config import parse_assignments
     from experiments.training.language import EmbeddingTable, all_texts
     from experiments.training.train import SKILL_OF_TASK
     from perception.text import default_text_encoder
@@ -70,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
                        expert_episodes=args.expert_episodes, episodes_per_round=args.episodes_per_round,
                        beta0=args.beta0, seed=args.seed, encoder=args.encoder, device=args.device,
                        bc_epochs=args.bc_epochs, init=args.init, pretrained_encoders=args.pretrained_encoders,
-                       refit=args.refit, bc_lr_schedule=args.bc_lr_schedule)
+                       refit=args.refit, bc_lr_schedule=args.bc_lr_schedule,
+                       training_overrides=parse_assignments(args.assignments))
+    cfg.train_config()  # a bad --set fails here, before any episode is recorded
     if args.eval_episodes < 1 or args.reset_eval_episodes < 1:
         raise InputError(f"--eval-episodes and --reset-eval-episodes must be >= 1, got {args.eval_episodes} and "
                          f"{args.reset_eval_episodes}")
@@ -96,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
             "goal_dim": table.dim, "train_command": command, "training": "dagger", "start": cfg.start,
             "seed": cfg.seed, "train_samples": summary["samples"], "train_minutes": round(summary["seconds"] / 60, 2),
             "device": summary["device"], "init": cfg.init, "refit": cfg.refit,
-            "bc_lr_schedule": cfg.bc_lr_schedule,
+            "bc_lr_schedule": cfg.bc_lr_schedule, "training_overrides": cfg.training_overrides,
             "eval": {"source": "embodia dagger", "start": "chain", "episodes": chain["episodes"],
                      "successes": chain["successes"], "rate": chain["rate"], "ci95": chain["ci95"],
                      "by_argument": {**evaluations["reset"]["by_argument"], **chain["by_argument"]}},

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -37,6 +37,9 @@ from experiments.training.language import EmbeddingTable, all_texts
 logger = logging.getLogger(__name__)
 START_MODES = ("reset", "chain")
 REFITS = ("continue", "fresh")
+DAGGER_OWNED_KEYS = ("task", "obs_mode", "start", "seed", "encoder", "device", "bc_epochs", "bc_lr_schedule",
+                     "pretrained_encoders")
+NETWORK_SHAPE_KEYS = ("net_arch", "token_dim", "fusion", "cnn_width", "object_heads", "image_size")
 TRAIN_SEED = 3_000_000
 """Training episodes use seeds from here (round r, episode i: TRAIN_SEED + 100_000 r + i), far from evaluation's."""
 
@@ -70,6 +73,9 @@ class DaggerConfig:
     cannot bias later ones."""
     bc_lr_schedule: str = "constant"
     """Behaviour cloning's learning rate over its epochs: constant or cosine (decay to zero)."""
+    training_overrides: dict[str, Any] = field(default_factory=dict)
+    """`--set KEY=VALUE` changes to the task's training config (e.g. `net_arch`, `token_dim`), for the student's
+    network size and cloning hyper-parameters; keys this config sets itself are refused."""
 
     def __post_init__(self) -> None:
         if self.task not in TASK_NAMES:
@@ -84,6 +90,13 @@ class DaggerConfig:
             raise InputError(f"beta0 must be in [0, 1], got {self.beta0}")
         if self.refit not in REFITS:
             raise InputError(f"unknown refit {self.refit!r}; expected one of: {', '.join(REFITS)}")
+        owned = sorted(set(self.training_overrides) & set(DAGGER_OWNED_KEYS))
+        if owned:
+            raise InputError(f"--set {', '.join(owned)}: set by embodia dagger's own flags; use those instead")
+        shaped = sorted(set(self.training_overrides) & set(NETWORK_SHAPE_KEYS))
+        if self.init and shaped:
+            raise InputError(f"--set {', '.join(shaped)} shapes a new network, but --init starts the student from "
+                             f"{self.init}'s; drop one")
         if self.init and self.pretrained_encoders:
             raise InputError("--init and --pretrained-encoders both set a student's starting weights; choose one")
 
@@ -93,7 +106,7 @@ class DaggerConfig:
                      "device": self.device, "bc_epochs": self.bc_epochs,
                      "bc_lr_schedule": self.bc_lr_schedule, "pretrained_encoders": self.pretrained_encoders}
         config_path(self.task)  # a clear error if the task has no config
-        return load_config(self.task, overrides)
+        return load_config(self.task, self.training_overrides, overrides)
 
 
 def beta_schedule(round_index: int, beta0: float) -> float:
