@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,8 @@ VISUOMOTOR_DIR = DEFAULT_DIR / "rgbd_touch"
 """Shipped skills that see only cameras, touch, proprioception and the goal (no privileged `objects` rows)."""
 DEFAULT_THRESHOLD = 0.8
 MODES = ("scripted", "learned", "auto")
+RETRIES = ("repeat", "sample")
+"""How a learned policy acts on a call it already failed in the episode: its mean action again, or sampled."""
 SAFE_SUFFIX = ".safetensors"
 _PLACE_TASK = re.compile(r"(place_in|place_on)\((\w+), (\w+)\)")
 
@@ -166,6 +169,16 @@ class LearnedSkillPolicy:
         self._keys = [k for k in self._policy.observation_space.spaces if k != GOAL_KEY]
         self._call: SkillCall | None = None
         self._goal: np.ndarray | None = None
+        self._sampler: np.random.Generator | None = None
+
+    def sample_actions(self, seed: int | None) -> None:
+        """Draw the coming call's actions from the policy's Gaussian (seeded), or act on its mean (None).
+
+        A retry starts where the failed attempt stopped, so the deterministic mean action tends to replay the
+        failure; sampling with the policy's own action noise, from a seed fixed by the call and the attempt,
+        tries something else and keeps rollouts reproducible.
+        """
+        self._sampler = None if seed is None else np.random.default_rng(seed)
 
     def reset(self, call: SkillCall) -> None:
         """Start a new call; the goal is embedded at the first `act`, since a `place` goal needs the info dict."""
@@ -179,7 +192,12 @@ class LearnedSkillPolicy:
         if self._goal is None:
             self._goal = self._encoder.encode([goal_text_for(self._call, info)])[0]
         action, _ = self._policy.predict(self._batch(obs, self._goal), deterministic=True)
-        return np.asarray(action, dtype=np.float32).reshape(-1)
+        action = np.asarray(action, dtype=np.float32).reshape(-1)
+        if self._sampler is not None:
+            std = torch.exp(self._policy.log_std).detach().cpu().numpy().reshape(-1)
+            space = self._policy.action_space
+            action = np.clip(action + std * self._sampler.standard_normal(action.shape), space.low, space.high)
+        return action.astype(np.float32)
 
     def value(self, obs: dict[str, np.ndarray], call: SkillCall) -> float:
         """The critic's estimate of the return of running `call` from `obs` (not for `place`, see below)."""
@@ -209,24 +227,31 @@ class LearnedSkillProvider:
         policy_dir: folder of shipped policies (cards + files).
         encoder: text encoder; by default the shared encoder named on the cards.
         threshold: `auto` uses a learned policy only if its recorded success rate is at least this.
+        retry: `repeat` acts on the policy's mean action on every attempt; `sample` draws a retried call's actions
+            from the policy's Gaussian (seeded by the call and the attempt). In `auto` a failed call goes to the
+            expert, so this matters for `learned`.
     """
 
     def __init__(self, fallback: Callable[[SkillCall], SkillPolicy], mode: str = "auto",
                  policy_dir: str | Path | None = None, encoder: TextEncoder | None = None,
-                 threshold: float = DEFAULT_THRESHOLD) -> None:
+                 threshold: float = DEFAULT_THRESHOLD, retry: str = "repeat") -> None:
         if mode not in MODES:
             raise InputError(f"unknown skills mode {mode!r}; expected one of: {', '.join(MODES)}")
+        if retry not in RETRIES:
+            raise InputError(f"unknown learned retry {retry!r}; expected one of: {', '.join(RETRIES)}")
         if not 0.0 <= threshold <= 1.0:
             raise InputError(f"threshold must be in [0, 1], got {threshold}")
-        self.fallback, self.mode, self.threshold = fallback, mode, threshold
+        self.fallback, self.mode, self.threshold, self.retry = fallback, mode, threshold, retry
         self.cards = find_cards(policy_dir or DEFAULT_DIR) if mode != "scripted" else {}
         self._encoder = encoder
         self._loaded: dict[str, LearnedSkillPolicy] = {}
         self._failed: set[SkillCall] = set()
+        self._failures: dict[SkillCall, int] = {}
 
     def new_episode(self) -> None:
         """Forget which calls the learned policies failed (a new scene, a fresh chance)."""
         self._failed.clear()
+        self._failures.clear()
 
     def record_outcome(self, call: SkillCall, policy_name: str, success: bool) -> None:
         """In `auto` mode, a call a learned policy failed goes to the scripted expert for the rest of the episode.
@@ -235,8 +260,10 @@ class LearnedSkillProvider:
         bowl or drawer) they can fail where the expert does not, and a retry by the same policy from nearly the
         same state tends to fail the same way.
         """
-        if self.mode == "auto" and not success and policy_name.startswith("ppo:"):
-            self._failed.add(call)
+        if not success and policy_name.startswith("ppo:"):
+            self._failures[call] = self._failures.get(call, 0) + 1
+            if self.mode == "auto":
+                self._failed.add(call)
 
     def choice(self, call: SkillCall) -> tuple[PolicyCard | None, str]:
         """The card to use for `call` (None: use the fallback) and the reason, for traces and reports."""
@@ -265,6 +292,8 @@ class LearnedSkillProvider:
         if learned is None:
             logger.info("%s: scripted (%s)", call.text, self.explain(call))
             return self.fallback(call)
+        failures = self._failures.get(call, 0) if self.retry == "sample" else 0
+        learned.sample_actions(zlib.crc32(f"{call.text}|{failures}".encode()) if failures else None)
         return learned
 
     def learned_policy(self, call: SkillCall) -> LearnedSkillPolicy | None:

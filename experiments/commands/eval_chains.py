@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--chains and --length must be >= 1, got {args.chains} and {args.length}")
     results = run_chains(args)
     summary = summarise(results, args.length)
+    summary["agent"] = asdict(factory.AgentOptions.from_args(args))  # how the agent was built, to reproduce the figure
     chains = [{"seed": r.seed, "completed": r.completed,
                "instructions": [t.instruction for t in r.tasks], "records": r.records} for r in results]
     write_json(args.out / "summary.json", summary)

@@ -25,6 +25,7 @@ PLANNERS = ("grounded", "llm")
 SKILL_MODES = ("scripted", "learned", "auto")
 PERCEPTION_MODES = ("oracle", "learned")
 SKILL_OBSERVATIONS = ("state", "rgbd_touch")
+LEARNED_RETRIES = ("repeat", "sample")
 VISUOMOTOR_IMAGE_SIZE = 64
 """Camera size of the kitchen when visuomotor skills act (what the shipped rgbd_touch policies were trained on)."""
 
@@ -70,6 +71,9 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
                              "(agent/skill_policies) or visuomotor ones that see only the cameras, touch and "
                              "proprioception (agent/skill_policies/rgbd_touch); skills without one run the expert. "
                              "Default: rgbd_touch with --perception learned (no oracle anywhere), else state")
+    parser.add_argument("--learned-retry", choices=LEARNED_RETRIES, default="repeat",
+                        help="how a learned skill retries a call it failed in the episode (matters with --skills "
+                             "learned): repeat its mean actions, or sample them from its Gaussian, seeded")
     parser.add_argument("--max-replans", type=int, default=2, help="replans allowed after failed steps")
     parser.add_argument("--memory", default=None, help="knowledge store (SQLite file) the planner reads and writes")
     parser.add_argument("--perception", choices=PERCEPTION_MODES, default="oracle",
@@ -100,6 +104,8 @@ class AgentOptions:
     skill_obs: str | None = None
     """Which learned skills: "state" (agent/skill_policies) or "rgbd_touch" (agent/skill_policies/rgbd_touch);
     None picks by perception (see `skill_observations`)."""
+    learned_retry: str = "repeat"
+    """How a learned skill retries a call it failed: "repeat" its mean actions or "sample" them (seeded)."""
     max_replans: int = 2
     """Replans allowed after failed steps."""
     memory: str | None = None
@@ -117,6 +123,9 @@ class AgentOptions:
         if self.perception not in PERCEPTION_MODES:
             raise InputError(f"unknown perception mode {self.perception!r}; expected one of "
                              f"{', '.join(PERCEPTION_MODES)}")
+        if self.learned_retry not in LEARNED_RETRIES:
+            raise InputError(f"unknown learned retry {self.learned_retry!r}; expected one of "
+                             f"{', '.join(LEARNED_RETRIES)}")
         if self.skill_obs is not None and self.skill_obs not in SKILL_OBSERVATIONS:
             raise InputError(f"unknown skill observation set {self.skill_obs!r}; expected one of "
                              f"{', '.join(SKILL_OBSERVATIONS)}")
@@ -210,7 +219,8 @@ def make_provider(options: AgentOptions, world: KitchenWorld) -> ScriptedProvide
     from agent.policy import DEFAULT_DIR, VISUOMOTOR_DIR, LearnedSkillProvider
 
     policy_dir = VISUOMOTOR_DIR if options.skill_observations == "rgbd_touch" else DEFAULT_DIR
-    provider = LearnedSkillProvider(fallback=scripted.policy_for, mode=options.skills, policy_dir=policy_dir)
+    provider = LearnedSkillProvider(fallback=scripted.policy_for, mode=options.skills, policy_dir=policy_dir,
+                                    retry=options.learned_retry)
     check_observations(provider, world.env.observation_space)
     return provider
 
