@@ -22,16 +22,17 @@ def pick_env():
     env.close()
 
 
-def test_relabelling_labels_the_students_states_with_the_experts_actions(pick_env: SkillEnv) -> None:
+@pytest.mark.parametrize("labeller", ["plain", "recovering"])
+def test_relabelling_labels_the_students_states_with_the_experts_actions(pick_env: SkillEnv, labeller: str) -> None:
     """beta = 0: a (bad) constant student drives; every label is what the expert says in the state it saw."""
     student_action = np.array([0.4, -0.4, 0.6, 1.0], np.float32)
-    episode = rollout(pick_env, seed=4, student=lambda obs: student_action, beta=0.0)
+    episode = rollout(pick_env, seed=4, student=lambda obs: student_action, beta=0.0, labeller=labeller)
     assert len(episode) >= 5 and len(episode.observations["proprio"]) == len(episode) + 1
     assert all(np.array_equal(a, student_action) for a in episode.executed)
     # Replay: the same seed and the same executed actions visit the same states; a fresh expert fed them
     # must give exactly the recorded labels.
     _, info = pick_env.reset(4)
-    expert = make_expert(pick_env.env.task)
+    expert = make_expert(pick_env.env.task, recover=labeller == "recovering")
     for label, executed in zip(episode.labels, episode.executed, strict=True):
         np.testing.assert_array_equal(expert.act(info["scene_state"]), label)
         _, _, _, _, info = pick_env.step(executed)
@@ -43,6 +44,8 @@ def test_beta_one_is_the_expert_alone(pick_env: SkillEnv) -> None:
     assert all(np.array_equal(a, b) for a, b in zip(episode.labels, episode.executed, strict=True))
     with pytest.raises(ValueError, match="beta must be in"):
         rollout(pick_env, seed=2, beta=1.5)
+    with pytest.raises(ValueError, match="unknown labeller 'oracle'; expected one of: plain, recovering"):
+        rollout(pick_env, seed=2, labeller="oracle")
 
 
 def test_a_minari_dataset_round_trips_with_its_observation_space(tmp_path: Path, pick_env: SkillEnv) -> None:

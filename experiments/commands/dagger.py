@@ -39,6 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="after each round: continue (fine-tune the student) or fresh (fit a new one on all data)")
     parser.add_argument("--bc-lr-schedule", default="constant", help="behaviour cloning's learning rate: constant "
                         "or cosine")
+    parser.add_argument("--labeller", default="plain", help="the expert that labels: plain, or recovering "
+                        "(re-grasps an object the student dropped)")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="override a training-config key for the student, e.g. --set net_arch=[256,256] "
                              "(repeatable)")
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                        beta0=args.beta0, seed=args.seed, encoder=args.encoder, device=args.device,
                        bc_epochs=args.bc_epochs, init=args.init, pretrained_encoders=args.pretrained_encoders,
                        refit=args.refit, bc_lr_schedule=args.bc_lr_schedule,
-                       training_overrides=parse_assignments(args.assignments))
+                       labeller=args.labeller, training_overrides=parse_assignments(args.assignments))
     cfg.train_config()  # a bad --set fails here, before any episode is recorded
     if args.eval_episodes < 1 or args.reset_eval_episodes < 1:
         raise InputError(f"--eval-episodes and --reset-eval-episodes must be >= 1, got {args.eval_episodes} and "
@@ -102,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
             "goal_dim": table.dim, "train_command": command, "training": "dagger", "start": cfg.start,
             "seed": cfg.seed, "train_samples": summary["samples"], "train_minutes": round(summary["seconds"] / 60, 2),
             "device": summary["device"], "init": cfg.init, "refit": cfg.refit,
-            "bc_lr_schedule": cfg.bc_lr_schedule, "training_overrides": cfg.training_overrides,
+            "bc_lr_schedule": cfg.bc_lr_schedule, "labeller": cfg.labeller,
+            "training_overrides": cfg.training_overrides,
             "eval": {"source": "embodia dagger", "start": "chain", "episodes": chain["episodes"],
                      "successes": chain["successes"], "rate": chain["rate"], "ci95": chain["ci95"],
                      "by_argument": {**evaluations["reset"]["by_argument"], **chain["by_argument"]}},

@@ -29,7 +29,7 @@ from envs.tasks import TASK_NAMES
 from experiments.common.errors import InputError
 from experiments.common.jsonio import write_json
 from experiments.imitation.dataset import Episode, load_dataset, transitions, write_dataset
-from experiments.imitation.rollout import OBS_SETS, SkillEnv, rollout
+from experiments.imitation.rollout import LABELLERS, OBS_SETS, SkillEnv, rollout
 from experiments.training.bc import ExpertData, pretrain
 from experiments.training.config import TrainConfig, config_path, load_config, resolve_device
 from experiments.training.language import EmbeddingTable, all_texts
@@ -73,6 +73,8 @@ class DaggerConfig:
     cannot bias later ones."""
     bc_lr_schedule: str = "constant"
     """Behaviour cloning's learning rate over its epochs: constant or cosine (decay to zero)."""
+    labeller: str = "plain"
+    """The expert that labels: "plain", or "recovering" (re-grasps an object the student dropped)."""
     training_overrides: dict[str, Any] = field(default_factory=dict)
     """`--set KEY=VALUE` changes to the task's training config (e.g. `net_arch`, `token_dim`), for the student's
     network size and cloning hyper-parameters; keys this config sets itself are refused."""
@@ -90,6 +92,8 @@ class DaggerConfig:
             raise InputError(f"beta0 must be in [0, 1], got {self.beta0}")
         if self.refit not in REFITS:
             raise InputError(f"unknown refit {self.refit!r}; expected one of: {', '.join(REFITS)}")
+        if self.labeller not in LABELLERS:
+            raise InputError(f"unknown labeller {self.labeller!r}; expected one of: {', '.join(LABELLERS)}")
         owned = sorted(set(self.training_overrides) & set(DAGGER_OWNED_KEYS))
         if owned:
             raise InputError(f"--set {', '.join(owned)}: set by embodia dagger's own flags; use those instead")
@@ -163,9 +167,10 @@ def predictor(policy: Any) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
     return lambda obs: policy.predict(obs, deterministic=True)[0]
 
 
-def relabel_round(env: SkillEnv, seeds: list[int], student: Callable | None, beta: float) -> list[Episode]:
+def relabel_round(env: SkillEnv, seeds: list[int], student: Callable | None, beta: float,
+                  labeller: str = "plain") -> list[Episode]:
     """The episodes of one round: `student` (None: the expert) acts with the beta-mixture, the expert labels."""
-    return [rollout(env, seed, student, beta) for seed in seeds]
+    return [rollout(env, seed, student, beta, labeller=labeller) for seed in seeds]
 
 
 def fit(policy: Any, root: Path, names: list[str], config: TrainConfig) -> dict[str, Any]:
@@ -200,7 +205,7 @@ def run_dagger(cfg: DaggerConfig, out: Path, table: EmbeddingTable | None = None
             count = cfg.expert_episodes if index == 0 else cfg.episodes_per_round
             seeds = [TRAIN_SEED + 100_000 * index + cfg.seed * 10_000 + i for i in range(count)]
             student = None if policy is None else predictor(policy)
-            episodes = relabel_round(env, seeds, student, beta)
+            episodes = relabel_round(env, seeds, student, beta, cfg.labeller)
             name = f"{cfg.task}-{cfg.obs_mode}-{cfg.start}-s{cfg.seed}-r{index}"
             write_dataset(data_root, name, episodes, env.observation_space, env.action_space,
                           description=f"DAgger round {index} of {cfg.task} ({cfg.obs_mode}, {cfg.start} starts): "

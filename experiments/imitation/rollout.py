@@ -77,19 +77,26 @@ class SkillEnv:
         self.env.close()
 
 
+LABELLERS = ("plain", "recovering")
+"""The expert that labels: the plain scripted expert, or one that re-grasps an object the student dropped."""
+
+
 def rollout(env: SkillEnv, seed: int, student: Predict | None = None, beta: float = 1.0,
-            args: tuple[str, ...] | None = None) -> Episode:
+            args: tuple[str, ...] | None = None, labeller: str = "plain") -> Episode:
     """One episode; the expert labels every visited state, whoever acts.
 
     At each step the expert's action (computed from the privileged scene state) is the label; the executed action
     is the expert's with probability `beta` (always when `student` is None), else the student's. With beta = 0
-    this is DAgger's on-policy relabelling: the states are the student's, the labels the expert's. The labeller is
-    the recovering expert (`envs.experts.ScriptedExpert`), so a student's dropped object is labelled with a re-grasp.
+    this is DAgger's on-policy relabelling: the states are the student's, the labels the expert's. With `labeller`
+    "recovering" (`envs.experts.ScriptedExpert(recover=True)`) a student's dropped object is labelled with a
+    re-grasp; measured, that did not help the students (RESULTS.md), so "plain" is the default.
     """
     if not 0.0 <= beta <= 1.0:
         raise InputError(f"beta must be in [0, 1], got {beta}")
+    if labeller not in LABELLERS:
+        raise InputError(f"unknown labeller {labeller!r}; expected one of: {', '.join(LABELLERS)}")
     obs, info = env.reset(seed, args)
-    expert = make_expert(env.env.task, recover=True)  # from a student's drop, the label is "grasp it again"
+    expert = make_expert(env.env.task, recover=labeller == "recovering")
     rng = np.random.default_rng([seed, 0xDA66E2])
     episode = Episode(seed=seed, argument_index=int(info["argument_index"]), task=str(info["task"]),
                       instruction=str(info["instruction"]))
