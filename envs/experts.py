@@ -89,6 +89,7 @@ class ScriptedExpert:
         self._lost = 0
         self.recoveries = 0
         self._anchor: SceneState | None = None
+        self._skipped: set[int] = set()
 
     @property
     def done(self) -> bool:
@@ -103,17 +104,17 @@ class ScriptedExpert:
     def act(self, state: SceneState) -> np.ndarray:
         """The next (4,) action in [-1, 1] for `state`.
 
-        On the first call, grasp phases whose object is already held are skipped; finished phases are left behind
-        before acting.
+        On the first call, the grasp phases of an object already held are marked skipped (wherever they sit: the
+        clear phase comes first), so a place that starts with the object in hand carries it instead of opening the
+        hand and grasping it again; finished and skipped phases are left behind before acting.
         """
         if self._anchor is None:
             self._anchor = state
-            while not self.done and self.phases[self._index].grasp is not None \
-                    and state.held == self.phases[self._index].grasp:
-                self._index += 1
+            self._skipped = {i for i, phase in enumerate(self.phases)
+                             if phase.grasp is not None and phase.grasp == state.held}
         if self.recover:
             self._regrasp_if_lost(state)
-        while not self.done and self._phase_finished(state):
+        while not self.done and (self._index in self._skipped or self._phase_finished(state)):
             self._index += 1
             self._steps = 0
         if self.done:
@@ -133,6 +134,7 @@ class ScriptedExpert:
             return
         self._lost += 1
         if self._lost >= RECOVER_PATIENCE:
+            self._skipped = set()
             self._index = next(i for i, phase in enumerate(self.phases) if phase.grasp == holds)
             self._steps, self._lost = 0, 0
             self.recoveries += 1

@@ -253,3 +253,32 @@ def test_a_recovering_expert_grasps_a_dropped_object_again(recover: bool) -> Non
             assert expert.recoveries == 0 and expert.phase_name in ("carry", "lower") and label[3] == -1.0
     finally:
         env.close()
+
+
+@pytest.mark.parametrize("task, args", [("place_in", ["red_block", "bowl"]), ("place_on", ["red_block", "plate"])])
+def test_a_place_that_starts_holding_its_object_carries_it(task: str, args: list[str]) -> None:
+    """A chain start hands the place its object: the expert keeps the hand shut until the release phase.
+
+    (The clear phase comes first, and the skip of the grasp phases once looked only at the first phase, so the
+    expert opened the hand, dropped the object and grasped it again: a detour its students had to imitate.)
+    """
+    from envs.experts import make_expert
+
+    env = HouseholdEnv(task=task, start="chain")
+    try:
+        _, info = env.reset(seed=5, options={"args": args})
+        assert info["scene_state"].held == "red_block"
+        expert = make_expert(env.task)
+        phases = []
+        for _ in range(120):
+            action = expert.act(info["scene_state"])
+            phases.append(expert.phase_name)
+            if expert.phase_name in ("release", "retreat", "done"):
+                break
+            assert action[3] == -1.0, f"the hand opened in phase {expert.phase_name}"
+            _, _, _, _, info = env.step(action)
+            assert info["scene_state"].held == "red_block" or expert.phase_name == "lower"
+        assert not {"travel", "above", "descend", "close"} & set(phases)
+        assert "carry" in phases and phases[-1] == "release"
+    finally:
+        env.close()
