@@ -135,7 +135,7 @@ def test_fresh_refit_fits_a_new_student_every_round(tmp_path: Path, monkeypatch,
     cfg = dagger.DaggerConfig(task="open", rounds=1, expert_episodes=2, episodes_per_round=1, bc_epochs=1,
                               encoder="hashing", device="cpu", refit=refit)
     policy, summary = dagger.run_dagger(cfg, tmp_path)
-    assert len(built) == students and policy is built[-1]
+    assert len(built) == students and policy is built[-1][0]
     assert summary["rounds"][1]["bc"]["samples"] == summary["samples"]  # the last fit saw every round's data
 
 

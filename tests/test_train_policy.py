@@ -219,3 +219,44 @@ def test_a_learned_retry_samples_seeded_actions_only_when_asked(retry: str) -> N
 def test_an_unknown_learned_retry_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown learned retry 'random'; expected one of: repeat, sample"):
         LearnedSkillProvider(lambda c: "scripted", "learned", retry="random")
+
+
+def test_paired_grounding_labels_come_from_the_episode_arguments() -> None:
+    """Sentences alone can be ambiguous (a bag-of-words embedding makes "red on blue" and "blue on red" equal):
+    the recorded pairs take their labels from the episode's arguments, per head."""
+    from experiments.training.grounding import SLOTS, argument_labels
+
+    labels = argument_labels([("red_block", "blue_block"), ("blue_block", "red_block"), ("mug", "drawer"), ("mug",)])
+    assert labels.tolist() == [[0, 2], [2, 0], [SLOTS.index("mug"), -1], [SLOTS.index("mug"), -1]]
+
+
+def test_paired_grounding_refuses_misaligned_goals(tmp_path: Path) -> None:
+    from experiments.common.errors import InputError
+    from experiments.training.config import TrainConfig
+    from experiments.training.env import build_vec_env, input_statistics
+    from experiments.training.grounding import argument_labels, pretrain_grounding
+    from experiments.training.language import EmbeddingTable, all_texts
+    from experiments.training.train import new_model
+    from perception.text import HashingTextEncoder
+
+    config = TrainConfig(task="place_on", encoder="hashing", n_envs=1, n_steps=32, batch_size=32, token_dim=16,
+                         net_arch=(16,), statistics_steps=30, object_heads=2)
+    table = EmbeddingTable.build(HashingTextEncoder(), all_texts("place_on"), "hashing")
+    venv = build_vec_env(config, table)
+    try:
+        statistics = input_statistics(config, table)
+        model = new_model(config, venv, None, table, statistics)
+        objects = statistics["objects"]
+        recorded = table.encode(["put the red block on the blue block"] * len(objects))
+        labels = argument_labels([("red_block", "blue_block")] * len(objects))
+        report = pretrain_grounding(model, config, table, objects, steps=30, scene_goals=recorded, scene_labels=labels)
+        with pytest.raises(InputError, match="one goal and one label row per scene"):
+            pretrain_grounding(model, config, table, objects, steps=1, scene_goals=recorded[:-1],
+                               scene_labels=labels[:-1])
+        with pytest.raises(InputError, match="both scene_goals and scene_labels"):
+            pretrain_grounding(model, config, table, objects, steps=1, scene_goals=recorded)
+    finally:
+        venv.close()
+    assert len(report["paired_accuracy_after"]) == 2
+    assert report["paired_accuracy_after"][1] > report["paired_accuracy_before"][1] or \
+        report["paired_accuracy_before"][1] == 1.0

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from envs.tasks import TASK_NAMES
+from envs.tasks import TASK_NAMES, valid_arguments
 from experiments.common.errors import InputError
 from experiments.common.jsonio import write_json
-from experiments.imitation.dataset import Episode, load_dataset, transitions, write_dataset
+from experiments.imitation.dataset import Episode, argument_indices, load_dataset, transitions, write_dataset
 from experiments.imitation.rollout import LABELLERS, OBS_SETS, SkillEnv, rollout
 from experiments.training.bc import ExpertData, pretrain
 from experiments.training.config import TrainConfig, config_path, load_config, resolve_device
@@ -119,8 +119,14 @@ def beta_schedule(round_index: int, beta0: float) -> float:
 
 
 def new_student(config: TrainConfig, env: SkillEnv, data: tuple[dict[str, np.ndarray], np.ndarray],
-                table: EmbeddingTable, device: str) -> Any:
-    """A fresh policy of the PPO skills' architecture, its inputs standardised with the expert data's statistics."""
+                table: EmbeddingTable, device: str,
+                argument_index: np.ndarray | None = None) -> tuple[Any, dict[str, Any] | None]:
+    """A fresh policy of the PPO skills' architecture, its inputs standardised with the expert data's statistics.
+
+    With `grounding_steps` the object attention is first taught which objects each sentence names, on the recorded
+    (sentence, scene) pairs (given `argument_index`, the task arguments' index of each recorded step) as well as
+    random ones; returns the policy and that step's report (None without it).
+    """
     from stable_baselines3.common.policies import MultiInputActorCriticPolicy
 
     from agent.policy_features import standardized_policy_kwargs
@@ -139,13 +145,19 @@ def new_student(config: TrainConfig, env: SkillEnv, data: tuple[dict[str, np.nda
     samples = {k: v for k, v in observations.items() if k in extractor.standardized and k != "goal"}
     samples["goal"] = table.encode(table.texts)
     extractor.set_statistics(samples)
+    report = None
     if config.grounding_steps > 0 and extractor.object_attention is not None:
-        from experiments.training.grounding import pretrain_grounding
+        from experiments.training.grounding import argument_labels, pretrain_grounding
 
-        pretrain_grounding(SimpleNamespace(policy=policy), config, table, observations["objects"],
-                           config.grounding_steps)
+        paired = {}
+        if argument_index is not None:
+            arguments = valid_arguments(config.task)
+            paired = {"scene_goals": observations["goal"],
+                      "scene_labels": argument_labels([arguments[i] for i in argument_index])}
+        report = pretrain_grounding(SimpleNamespace(policy=policy), config, table, observations["objects"],
+                                    config.grounding_steps, **paired)
     policy.set_training_mode(False)
-    return policy
+    return policy, report
 
 
 def _initial_policy(card_path: str, env: SkillEnv, device: str) -> Any:
@@ -217,13 +229,21 @@ def run_dagger(cfg: DaggerConfig, out: Path, table: EmbeddingTable | None = None
                 policy = None
             if policy is None and cfg.init is not None:
                 policy = _initial_policy(cfg.init, env, device)
+            grounding = None
             if policy is None:
-                first = transitions([load_dataset(data_root, names[0])], config.gamma)
-                policy = new_student(config, env, (first[0], first[1]), table, device)
+                first_round = [load_dataset(data_root, names[0])]
+                first = transitions(first_round, config.gamma)
+                policy, grounding = new_student(config, env, (first[0], first[1]), table, device,
+                                                argument_indices(first_round))
             fitted = fit(policy, data_root, names, config)
             row = {"round": index, "beta": beta, "episodes": count, "steps": sum(len(e) for e in episodes),
                    "rollout_successes": sum(e.success for e in episodes), "collect_s": round(collect_s, 1),
                    "fit_s": round(fitted["seconds"], 1), "bc": fitted, "dataset": name}
+            if grounding is not None:
+                row["grounding"] = grounding
+                if progress:
+                    progress(f"round {index}: grounding, attention right per head {grounding['accuracy_after']} "
+                             f"(recorded pairs: {grounding.get('paired_accuracy_after')})")
             rounds.append(row)
             if progress:
                 progress(f"round {index}: beta {beta:.3f}, {row['rollout_successes']}/{count} episodes succeeded while "

@@ -169,3 +169,12 @@ def transitions(datasets: Sequence[Any], gamma: float) -> tuple[dict[str, np.nda
         raise InputError("the datasets hold no episodes")
     return ({k: np.concatenate(v) for k, v in observations.items()}, np.concatenate(labels), np.concatenate(returns),
             episodes, successes)
+
+
+def argument_indices(datasets: Sequence[Any]) -> np.ndarray:
+    """Per step of `transitions(datasets)`, in the same order, the index of the episode's task arguments."""
+    rows = [np.asarray(episode.infos["argument_index"], np.int64)[:-1]
+            for dataset in datasets for episode in dataset.iterate_episodes()]
+    if not rows:
+        raise InputError("the datasets hold no episodes")
+    return np.concatenate(rows)
