@@ -282,3 +282,19 @@ def test_a_place_that_starts_holding_its_object_carries_it(task: str, args: list
         assert "carry" in phases and phases[-1] == "release"
     finally:
         env.close()
+
+
+def test_embodia_experts_measures_chain_starts(tmp_path, capsys) -> None:
+    """`embodia experts --start chain` runs the experts where the DAgger students are evaluated; a bad start exits 2."""
+    import json
+
+    from experiments.cli import main
+
+    assert main(["experts", "--tasks", "place_in", "--episodes", "2", "--seed", "1000000", "--start", "chain",
+                 "--out", str(tmp_path / "e")]) == 0
+    results = json.loads((tmp_path / "e" / "results.json").read_text())
+    assert results["place_in"]["episodes"] == 2 and results["place_in"]["mean_steps"] < 60
+    assert "chain starts" in (tmp_path / "e" / "results.md").read_text()
+    capsys.readouterr()
+    assert main(["experts", "--start", "midway", "--out", str(tmp_path / "bad")]) == 2
+    assert "midway" in capsys.readouterr().err

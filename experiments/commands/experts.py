@@ -18,6 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--episodes", type=int, default=100, help="episodes per task")
     parser.add_argument("--tasks", default="all", help="comma-separated task names, or 'all'")
     parser.add_argument("--seed", type=args_types.seed, default=0, help="first episode seed")
+    parser.add_argument("--start", default="reset", choices=("reset", "chain"),
+                        help="episode starts: the plain reset, or chain-like starts (where 0-4 random scripted "
+                             "instructions leave the kitchen; places start with the object held)")
     parser.add_argument("--out", type=args_types.output_dir, default=Path("runs/experts"),
                         help="folder for results.json / .md")
     parser.set_defaults(func=run)
@@ -30,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     """
     from tqdm import tqdm
 
+    from envs.household import HouseholdEnv
     from envs.tasks import TASK_NAMES
     from experiments.kitchen.rollouts import run_expert_episode
 
@@ -41,7 +45,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--episodes must be >= 1, got {args.episodes}")
     results = {}
     for task in tasks:
-        outcomes = [run_expert_episode(task, args.seed + i) for i in tqdm(range(args.episodes), desc=task)]
+        env = HouseholdEnv(task=task, start=args.start)
+        try:
+            outcomes = [run_expert_episode(task, args.seed + i, env=env) for i in tqdm(range(args.episodes), desc=task)]
+        finally:
+            env.close()
         wins = sum(o["success"] for o in outcomes)
         low, high = wilson_interval(wins, len(outcomes))
         results[task] = {"episodes": len(outcomes), "successes": wins, "rate": wins / len(outcomes),
@@ -54,6 +62,6 @@ def run(args: argparse.Namespace) -> int:
     table = "\n".join(lines)
     print(table)
     write_json(args.out / "results.json", results)
-    seeds = f"seeds {args.seed}..{args.seed + args.episodes - 1}"
+    seeds = f"{args.start} starts, seeds {args.seed}..{args.seed + args.episodes - 1}"
     atomic_write_text(args.out / "results.md", f"# Scripted experts\n\n{seeds}\n\n{table}\n")
     return 0
