@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -160,25 +161,32 @@ def test_grounding_teaches_attention_which_object_a_sentence_names(tmp_path: Pat
     assert report["accuracy_after"][0] > 0.95 and report["accuracy_after"][1] > 0.95
 
 
-def test_grounding_skips_a_task_whose_sentences_name_no_object(tmp_path) -> None:
-    """"open the drawer" has no object row to attend to: grounding must leave the weights finite, not NaN."""
+def _tiny_grounding_model(task: str) -> tuple[Any, Any, Any, np.ndarray]:
+    """(model, config, table, objects): a tiny fresh policy with object attention and a few env steps' objects."""
     from experiments.training.config import TrainConfig
     from experiments.training.env import build_vec_env, input_statistics
-    from experiments.training.grounding import pretrain_grounding
     from experiments.training.language import EmbeddingTable, all_texts
     from experiments.training.train import new_model
     from perception.text import HashingTextEncoder
 
-    config = TrainConfig(task="open", encoder="hashing", n_envs=1, n_steps=32, batch_size=32, token_dim=16,
+    config = TrainConfig(task=task, encoder="hashing", n_envs=1, n_steps=32, batch_size=32, token_dim=16,
                          net_arch=(16,), statistics_steps=30, object_heads=2)
-    table = EmbeddingTable.build(HashingTextEncoder(), all_texts("open"), "hashing")
+    table = EmbeddingTable.build(HashingTextEncoder(), all_texts(task), "hashing")
     venv = build_vec_env(config, table)
     try:
         statistics = input_statistics(config, table)
         model = new_model(config, venv, None, table, statistics)
-        report = pretrain_grounding(model, config, table, statistics["objects"], steps=20)
     finally:
         venv.close()
+    return model, config, table, statistics["objects"]
+
+
+def test_grounding_skips_a_task_whose_sentences_name_no_object() -> None:
+    """"open the drawer" has no object row to attend to: grounding must leave the weights finite, not NaN."""
+    from experiments.training.grounding import pretrain_grounding
+
+    model, config, table, objects = _tiny_grounding_model("open")
+    report = pretrain_grounding(model, config, table, objects, steps=20)
     assert report["steps"] == 0 and "names an object row" in report["skipped"]
     assert all(torch.isfinite(p).all() for p in model.policy.parameters())
 
@@ -230,33 +238,18 @@ def test_paired_grounding_labels_come_from_the_episode_arguments() -> None:
     assert labels.tolist() == [[0, 2], [2, 0], [SLOTS.index("mug"), -1], [SLOTS.index("mug"), -1]]
 
 
-def test_paired_grounding_refuses_misaligned_goals(tmp_path: Path) -> None:
+def test_paired_grounding_refuses_misaligned_goals() -> None:
     from experiments.common.errors import InputError
-    from experiments.training.config import TrainConfig
-    from experiments.training.env import build_vec_env, input_statistics
     from experiments.training.grounding import argument_labels, pretrain_grounding
-    from experiments.training.language import EmbeddingTable, all_texts
-    from experiments.training.train import new_model
-    from perception.text import HashingTextEncoder
 
-    config = TrainConfig(task="place_on", encoder="hashing", n_envs=1, n_steps=32, batch_size=32, token_dim=16,
-                         net_arch=(16,), statistics_steps=30, object_heads=2)
-    table = EmbeddingTable.build(HashingTextEncoder(), all_texts("place_on"), "hashing")
-    venv = build_vec_env(config, table)
-    try:
-        statistics = input_statistics(config, table)
-        model = new_model(config, venv, None, table, statistics)
-        objects = statistics["objects"]
-        recorded = table.encode(["put the red block on the blue block"] * len(objects))
-        labels = argument_labels([("red_block", "blue_block")] * len(objects))
-        report = pretrain_grounding(model, config, table, objects, steps=30, scene_goals=recorded, scene_labels=labels)
-        with pytest.raises(InputError, match="one goal and one label row per scene"):
-            pretrain_grounding(model, config, table, objects, steps=1, scene_goals=recorded[:-1],
-                               scene_labels=labels[:-1])
-        with pytest.raises(InputError, match="both scene_goals and scene_labels"):
-            pretrain_grounding(model, config, table, objects, steps=1, scene_goals=recorded)
-    finally:
-        venv.close()
+    model, config, table, objects = _tiny_grounding_model("place_on")
+    recorded = table.encode(["put the red block on the blue block"] * len(objects))
+    labels = argument_labels([("red_block", "blue_block")] * len(objects))
+    report = pretrain_grounding(model, config, table, objects, steps=30, scene_goals=recorded, scene_labels=labels)
+    with pytest.raises(InputError, match="one goal and one label row per scene"):
+        pretrain_grounding(model, config, table, objects, steps=1, scene_goals=recorded[:-1], scene_labels=labels[:-1])
+    with pytest.raises(InputError, match="both scene_goals and scene_labels"):
+        pretrain_grounding(model, config, table, objects, steps=1, scene_goals=recorded)
     assert len(report["paired_accuracy_after"]) == 2
     assert report["paired_accuracy_after"][1] > report["paired_accuracy_before"][1] or \
         report["paired_accuracy_before"][1] == 1.0
