@@ -212,3 +212,15 @@ def test_an_rgbd_touch_student_sees_no_privileged_key() -> None:
         assert set(obs) == keys
     finally:
         env.close()
+
+
+def test_a_fresh_students_grounding_uses_the_recorded_pairs(tmp_path: Path) -> None:
+    """Round 0's scenes reach grounding with their own sentences and arguments (one label row per step)."""
+    from experiments.imitation import dagger
+
+    cfg = dagger.DaggerConfig(task="pick", rounds=0, expert_episodes=2, bc_epochs=1, encoder="hashing",
+                              device="cpu", training_overrides={"grounding_steps": 5})
+    _, summary = dagger.run_dagger(cfg, tmp_path)
+    grounding = summary["rounds"][0]["grounding"]
+    assert grounding["steps"] == 5 and len(grounding["paired_accuracy_after"]) == 2
+    assert grounding["paired_accuracy_after"][0] >= 0.0  # head 0 is labelled: every pick names its object
