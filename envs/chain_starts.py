@@ -30,6 +30,7 @@ start bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -225,27 +226,38 @@ def _setup(spec: TaskSpec, state: SceneState) -> list[TaskSpec]:
     return []
 
 
-def _run_logged(env: HouseholdEnv, skill: TaskSpec, record: ChainStart) -> bool:
-    ok, steps = run_skill(env, skill)
+PrefixRunner = Callable[[Any, TaskSpec], tuple[bool, int]]
+"""Runs one prefix skill in the env from the scene as it is; returns (success, control steps). The default is the
+scripted expert (`run_skill`); the experiments layer can pass the shipped learned skills instead, so that starts
+are where *learned* sub-chains leave the kitchen (what a learned skill meets mid-chain in `--skills learned`)."""
+
+
+def _run_logged(env: HouseholdEnv, skill: TaskSpec, record: ChainStart, runner: PrefixRunner = run_skill) -> bool:
+    ok, steps = runner(env, skill)
     record.steps += steps
     record.prefix.append(f"{skill}: {'ok' if ok else 'failed'}")
     return ok
 
 
-def _run_prefix(env: HouseholdEnv, instructions: int, rng: np.random.Generator, record: ChainStart) -> None:
+def _run_prefix(env: HouseholdEnv, instructions: int, rng: np.random.Generator, record: ChainStart,
+                runner: PrefixRunner = run_skill) -> None:
     """Run `instructions` random feasible instructions; like a CALVIN chain, stop at the first that fails."""
     for _ in range(instructions):
         for skill in _random_instruction(env.scene_state(), rng):
-            if not _run_logged(env, skill, record):
+            if not _run_logged(env, skill, record, runner):
                 return  # start from what the failure left
 
 
 def build_chain_start(env: HouseholdEnv, spec: TaskSpec, rng: np.random.Generator, args_fixed: bool,
-                      max_prefix: int = MAX_PREFIX, attempts: int = ATTEMPTS) -> tuple[TaskSpec, ChainStart]:
+                      max_prefix: int = MAX_PREFIX, attempts: int = ATTEMPTS,
+                      runner: PrefixRunner = run_skill) -> tuple[TaskSpec, ChainStart]:
     """Drive `env` (just reset for `spec`) to a chain-like start for `spec`'s task; returns the task to run.
 
     `args_fixed`: the caller named the arguments, so they are kept (an attempt that makes them infeasible is
-    redrawn); otherwise arguments are drawn among those feasible where the prefix ends.
+    redrawn); otherwise arguments are drawn among those feasible where the prefix ends. `runner` executes every
+    skill before the task (the scripted experts by default), the setup included (open the drawer, pick the object to
+    place): a place then starts from the grasp the runner's pick made. A failed setup makes the attempt infeasible,
+    and it is redrawn.
     """
     if max_prefix < 0 or attempts < 1:
         raise InputError(f"max_prefix must be >= 0 and attempts >= 1, got {max_prefix} and {attempts}")
@@ -258,7 +270,7 @@ def build_chain_start(env: HouseholdEnv, spec: TaskSpec, rng: np.random.Generato
                 env.restore_state(snapshot)
             record.prefix, record.attempts, record.fallback = [], attempt + 1, fallback
             k = 0 if fallback else int(rng.integers(max_prefix + 1))
-            _run_prefix(env, k, rng, record)
+            _run_prefix(env, k, rng, record, runner)
             state = env.scene_state()
             if state.held is not None and not (spec.name in PLACE_TASKS and args_fixed and state.held == spec.args[0]):
                 continue  # a failed place left something in the hand: not a state a chain continues from
@@ -269,8 +281,8 @@ def build_chain_start(env: HouseholdEnv, spec: TaskSpec, rng: np.random.Generato
                     continue
                 options = options or [spec.args]
                 chosen = TaskSpec(spec.name, options[int(rng.integers(len(options)))])
-            for skill in _setup(chosen, state):
-                _run_logged(env, skill, record)
+            for skill in _setup(chosen, state):  # the last resort's setup is scripted: the precondition must hold
+                _run_logged(env, skill, record, run_skill if fallback else runner)
             if is_feasible(chosen, env.scene_state()) or fallback:
                 return chosen, record
         raise AssertionError("unreachable: the fallback attempt always returns")

@@ -21,7 +21,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs import predicates as pred
-from envs.chain_starts import build_chain_start, check_start
+from envs.chain_starts import PrefixRunner, build_chain_start, check_start, run_skill
 from envs.errors import InputError, UnknownNameError
 from envs.instructions import sample_instruction
 from envs.observation import OBS_MODES, object_features, observation_space, proprio
@@ -76,6 +76,8 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         use_egl: render with the EGL plugin (GPU machines).
         start: "reset" (the plain reset distribution) or "chain" (start where a random scripted sub-chain
             leaves the scene; see `envs.chain_starts`). `reset(options={"start": ...})` overrides it per episode.
+        prefix_runner: what executes a chain start's sub-chain skills, `(env, TaskSpec) -> (success, steps)`; None
+            runs the scripted experts. Settable later as the `prefix_runner` attribute.
     """
 
     metadata = {"render_modes": ["rgb_array", "human"], "render_fps": int(CONTROL_HZ)}  # noqa: RUF012
@@ -84,6 +86,7 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self, task: str = "reach", obs_mode: str = "state", image_size: int = 64, control: str = "ee",
         render_every: int = 1, reward_type: str = "dense", max_steps: int | None = None,
         render_mode: str | None = None, render_size: int = 224, use_egl: bool = False, start: str = "reset",
+        prefix_runner: PrefixRunner | None = None,
     ) -> None:
         check_choice("task", task, TASK_CHOICES)
         check_choice("obs_mode", obs_mode, OBS_MODES)
@@ -93,6 +96,7 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             raise InputError(f"render_every must be >= 1 and image_size >= 8, got {render_every}, {image_size}")
         self.task_name, self.obs_mode, self.reward_type = task, obs_mode, reward_type
         self.start_mode = check_start(start)
+        self.prefix_runner: PrefixRunner = prefix_runner or run_skill
         self.render_mode, self.render_every, self.max_steps = render_mode, render_every, max_steps
         self.sim = PyBulletSim(timestep=TIMESTEP, use_egl=use_egl, gui=render_mode == "human")
         self._last_frame_at = 0.0
@@ -194,7 +198,8 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._start = state
         self._last_obs = self._observe(state)
         if start_mode == "chain" and spec is not None:  # begin where a random scripted sub-chain ends
-            spec, chain = build_chain_start(self, spec, self.np_random, "args" in options)
+            spec, chain = build_chain_start(self, spec, self.np_random, "args" in options,
+                                             runner=self.prefix_runner)
             self.set_task(spec.name, spec.args, options.get("instruction"))
             self._images = {}
             state, self._last_obs = self._start, self._observe(self._start)

@@ -75,3 +75,25 @@ def test_named_arguments_are_kept_and_unknown_start_modes_refused() -> None:
         env.close()
     with pytest.raises(ValueError, match="expected one of: reset, chain"):
         HouseholdEnv(start="middle")
+
+
+def test_a_prefix_runner_runs_every_skill_before_the_task() -> None:
+    from envs.chain_starts import run_skill
+
+    calls: list[str] = []
+
+    def recording(env, spec):
+        calls.append(str(spec))
+        return run_skill(env, spec)
+
+    env = HouseholdEnv(task="place_on", start="chain", prefix_runner=recording)
+    try:
+        for seed in range(3):
+            calls.clear()
+            _, info = env.reset(seed=seed)
+            executed = [line.split(": ")[0] for line in info["chain_start"]["prefix"]]
+            if not info["chain_start"]["fallback"]:
+                assert calls[-len(executed):] == executed  # the last attempt's skills, setup pick included
+            assert any(c.startswith("pick(") for c in calls)
+    finally:
+        env.close()

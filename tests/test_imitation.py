@@ -74,6 +74,7 @@ def test_a_minari_dataset_round_trips_with_its_observation_space(tmp_path: Path,
     ("--skill", "juggle", "unknown skill 'juggle'"),
     ("--start", "middle", "unknown start mode 'middle'"),
     ("--obs-mode", "rgbd", "unknown observation set 'rgbd'"),
+    ("--prefix", "teacher", "unknown prefix runner 'teacher'"),
 ])
 def test_collect_refuses_bad_arguments_with_exit_2(tmp_path: Path, capsys, flag: str, value: str,
                                                    message: str) -> None:
@@ -224,3 +225,48 @@ def test_a_fresh_students_grounding_uses_the_recorded_pairs(tmp_path: Path) -> N
     grounding = summary["rounds"][0]["grounding"]
     assert grounding["steps"] == 5 and len(grounding["paired_accuracy_after"]) == 2
     assert grounding["paired_accuracy_after"][0] >= 0.0  # head 0 is labelled: every pick names its object
+
+
+def test_learned_prefix_starts_are_reproducible_and_run_the_shipped_skills() -> None:
+    from envs.household import HouseholdEnv
+    from experiments.imitation.learned_prefix import LearnedPrefixRunner
+
+    runner = LearnedPrefixRunner()
+    one = HouseholdEnv(task="place_in", start="chain", prefix_runner=runner)
+    two = HouseholdEnv(task="place_in", start="chain", prefix_runner=LearnedPrefixRunner())
+    try:
+        for seed in (4, 9):
+            obs_a, info_a = one.reset(seed=seed)
+            obs_b, info_b = two.reset(seed=seed)
+            assert info_a["chain_start"] == info_b["chain_start"] and info_a["scene_state"] == info_b["scene_state"]
+            assert all(np.array_equal(obs_a[k], obs_b[k]) for k in obs_a)
+            assert info_a["scene_state"].held == one.task.args[0]  # the place starts holding its object
+    finally:
+        one.close()
+        two.close()
+    assert runner.calls.get("ppo:pick", [0, 0])[1] >= 2  # each start's setup pick ran the learned pick
+
+
+def test_a_learned_prefix_needs_chain_starts() -> None:
+    from experiments.common.errors import InputError
+    from experiments.imitation.dagger import DaggerConfig
+
+    table = EmbeddingTable.build(default_text_encoder("hashing"), all_texts("open"), source="hashing")
+    with pytest.raises(InputError, match="unknown prefix runner 'teacher'"):
+        SkillEnv("open", "state", "chain", table, prefix="teacher")
+    with pytest.raises(InputError, match="needs start 'chain', got 'reset'"):
+        SkillEnv("open", "state", "reset", table, prefix="learned")
+    with pytest.raises(InputError, match="needs start 'chain', got 'reset'"):
+        DaggerConfig(task="open", start="reset", prefix="mixed")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--prefix", "teacher"], "unknown prefix runner 'teacher'"),
+    (["--prefix", "learned", "--start", "reset"], "--prefix learned builds chain starts; it needs --start chain"),
+    (["--start", "middle"], "unknown start mode 'middle'"),
+])
+def test_eval_skill_refuses_bad_starts_with_exit_2(capsys, argv: list[str], message: str) -> None:
+    from experiments.cli import main
+
+    code = main(["eval-skill", "--card", "agent/skill_policies/open.json", "--episodes", "1", *argv])
+    assert code == 2 and message in capsys.readouterr().err

@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="env task, one of envs.TASK_NAMES (an unknown one is refused with the list)")
     parser.add_argument("--episodes", type=int, default=100, help="episodes to record")
     parser.add_argument("--start", default="chain", help="episode starts: chain or reset")
+    parser.add_argument("--prefix", default="scripted",
+                        help="who runs the chain starts' sub-chains: scripted, learned (the shipped learned skills) "
+                             "or mixed")
     parser.add_argument("--obs-mode", default="state", help="observation set: state or rgbd_touch")
     parser.add_argument("--seed", type=args_types.seed, default=0, help="episode i uses seed + i")
     parser.add_argument("--encoder", default="minilm", help="text encoder for the goal: minilm or hashing (tests)")
@@ -36,8 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def check_arguments(args: argparse.Namespace) -> None:
-    """Refuse an unknown skill, start mode or observation set before anything is built."""
+    """Refuse an unknown skill, start mode, prefix runner or observation set before anything is built."""
     from experiments.imitation.dagger import START_MODES
+    from experiments.imitation.learned_prefix import check_prefix
     from experiments.imitation.rollout import OBS_SETS
 
     if args.skill not in TASK_NAMES:
@@ -46,6 +50,9 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"unknown start mode {args.start!r}; expected one of: {', '.join(START_MODES)}")
     if args.obs_mode not in OBS_SETS:
         raise InputError(f"unknown observation set {args.obs_mode!r}; expected one of: {', '.join(OBS_SETS)}")
+    check_prefix(args.prefix)
+    if args.prefix != "scripted" and args.start != "chain":
+        raise InputError(f"--prefix {args.prefix} builds chain starts; it needs --start chain, got {args.start!r}")
     if args.episodes < 1:
         raise InputError(f"--episodes must be >= 1, got {args.episodes}")
 
@@ -60,14 +67,15 @@ def run(args: argparse.Namespace) -> int:
 
     name = args.name or f"{args.skill}-{args.obs_mode}-{args.start}-s{args.seed}"
     table = EmbeddingTable.build(default_text_encoder(args.encoder), all_texts(args.skill), source=args.encoder)
-    env = SkillEnv(args.skill, args.obs_mode, args.start, table)
+    env = SkillEnv(args.skill, args.obs_mode, args.start, table, prefix=args.prefix)
     try:
         episodes = [rollout(env, args.seed + i) for i in range(args.episodes)]
     finally:
         env.close()
+    starts = f"{args.start} starts" + (f", {args.prefix} prefix" if args.start == "chain" else "")
     path = write_dataset(args.out, name, episodes, env.observation_space, env.action_space,
                          description=f"scripted-expert demonstrations of {args.skill} ({args.obs_mode}, "
-                                     f"{args.start} starts), seeds {args.seed}..{args.seed + args.episodes - 1}",
+                                     f"{starts}), seeds {args.seed}..{args.seed + args.episodes - 1}",
                          algorithm="scripted-expert")
     wins = sum(e.success for e in episodes)
     print(f"{args.episodes} episodes ({sum(len(e) for e in episodes)} steps, expert succeeded in {wins}) -> {path}")

@@ -30,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="env task, one of envs.TASK_NAMES (an unknown one is refused with the list)")
     parser.add_argument("--obs-mode", default="state", help="observation set: state or rgbd_touch")
     parser.add_argument("--start", default="chain", help="episode starts: chain or reset")
+    parser.add_argument("--prefix", default="scripted",
+                        help="who runs the chain starts' sub-chains: scripted (the experts), learned (the shipped "
+                             "learned skills, as --skills learned meets them) or mixed (half each)")
     parser.add_argument("--rounds", type=int, default=3, help="DAgger rounds after the expert round")
     parser.add_argument("--expert-episodes", type=int, default=200, help="expert episodes in round 0")
     parser.add_argument("--episodes-per-round", type=int, default=150, help="student episodes per later round")
@@ -77,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
                        beta0=args.beta0, seed=args.seed, encoder=args.encoder, device=args.device,
                        bc_epochs=args.bc_epochs, init=args.init, pretrained_encoders=args.pretrained_encoders,
                        refit=args.refit, bc_lr_schedule=args.bc_lr_schedule,
-                       labeller=args.labeller, training_overrides=parse_assignments(args.assignments))
+                       labeller=args.labeller, prefix=args.prefix,
+                       training_overrides=parse_assignments(args.assignments))
     cfg.train_config()  # a bad --set fails here, before any episode is recorded
     if args.eval_episodes < 1 or args.reset_eval_episodes < 1:
         raise InputError(f"--eval-episodes and --reset-eval-episodes must be >= 1, got {args.eval_episodes} and "
@@ -90,10 +94,15 @@ def run(args: argparse.Namespace) -> int:
     policy, summary = run_dagger(cfg, out, table, progress=lambda line: print(line, flush=True))
     atomic_write(out / "policy.safetensors", lambda tmp: save_policy(policy, tmp))
     evaluations = {}
-    for start, episodes in (("chain", args.eval_episodes), ("reset", args.reset_eval_episodes)):
-        evaluations[start] = evaluate_policy(policy, cfg.task, cfg.obs_mode, start, table, episodes)
-        row = evaluations[start]
-        print(f"eval from {start} starts: {row['successes']}/{row['episodes']} "
+    plan = [("chain", "chain", "scripted", args.eval_episodes),
+            ("reset", "reset", "scripted", args.reset_eval_episodes)]
+    if cfg.prefix != "scripted":
+        plan.insert(1, ("chain_learned_prefix", "chain", "learned", args.eval_episodes))
+    for key, start, prefix, episodes in plan:
+        evaluations[key] = evaluate_policy(policy, cfg.task, cfg.obs_mode, start, table, episodes, prefix=prefix)
+        row = evaluations[key]
+        where = f"{prefix}-prefix chain" if start == "chain" else start
+        print(f"eval from {where} starts: {row['successes']}/{row['episodes']} "
               f"[{row['ci95'][0]:.2f}, {row['ci95'][1]:.2f}]", flush=True)
     summary["evaluation"] = evaluations
     write_summary(out, summary)
@@ -109,7 +118,9 @@ def run(args: argparse.Namespace) -> int:
             "eval": {"source": "embodia dagger", "start": "chain", "episodes": chain["episodes"],
                      "successes": chain["successes"], "rate": chain["rate"], "ci95": chain["ci95"],
                      "by_argument": {**evaluations["reset"]["by_argument"], **chain["by_argument"]}},
-            "eval_reset": evaluations["reset"], "eval_command": command + " (evaluation at the end of training)",
+            "prefix": cfg.prefix, "eval_reset": evaluations["reset"],
+            **({"eval_learned_prefix": evaluations["chain_learned_prefix"]} if cfg.prefix != "scripted" else {}),
+            "eval_command": command + " (evaluation at the end of training)",
             "value_range": chain["value_range"], "shaping": {"progress_reward": 0.0, "approach_reward": 0.0}}
     write_json(out / "policy.json", card, indent=1)
     print(f"policy: {out / 'policy.safetensors'}  card: {out / 'policy.json'}")

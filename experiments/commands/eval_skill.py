@@ -19,6 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("eval-skill", help="a skill policy's success from chain starts or resets")
     parser.add_argument("--card", type=Path, required=True, help="the policy's card (<task>.json or policy.json)")
     parser.add_argument("--start", default="chain", help="chain or reset")
+    parser.add_argument("--prefix", default="scripted",
+                        help="who runs a chain start's sub-chain: scripted (the experts), learned (the shipped "
+                             "learned skills: the starts --skills learned produces) or mixed")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--out", type=args_types.output_file, default=None, help="write the result as JSON here")
     parser.set_defaults(func=run)
@@ -29,19 +32,25 @@ def run(args: argparse.Namespace) -> int:
     from agent.policy import load_sb3_policy, read_card
     from experiments.imitation.dagger import START_MODES
     from experiments.imitation.evaluate import evaluate_policy
+    from experiments.imitation.learned_prefix import check_prefix
     from experiments.training.language import EmbeddingTable, all_texts
     from perception.text import default_text_encoder
 
     if args.start not in START_MODES:
         raise InputError(f"unknown start mode {args.start!r}; expected one of: {', '.join(START_MODES)}")
+    check_prefix(args.prefix)
+    if args.prefix != "scripted" and args.start != "chain":
+        raise InputError(f"--prefix {args.prefix} builds chain starts; it needs --start chain, got {args.start!r}")
     if args.episodes < 1:
         raise InputError(f"--episodes must be >= 1, got {args.episodes}")
     card = read_card(args.card)
     policy = load_sb3_policy(card.path)
     table = EmbeddingTable.build(default_text_encoder(card.encoder), all_texts(card.task), source=card.encoder)
-    result = evaluate_policy(policy, card.task, card.meta["obs_mode"], args.start, table, args.episodes)
+    result = evaluate_policy(policy, card.task, card.meta["obs_mode"], args.start, table, args.episodes,
+                             prefix=args.prefix)
     low, high = result["ci95"]
-    print(f"{card.task} from {args.start} starts: {result['successes']}/{result['episodes']} "
+    where = f"{args.prefix}-prefix chain" if args.start == "chain" else args.start
+    print(f"{card.task} from {where} starts: {result['successes']}/{result['episodes']} "
           f"({result['rate']:.0%}) [{low:.2f}, {high:.2f}]")
     if args.out:
         write_json(args.out, {"card": str(args.card), **result}, indent=1)

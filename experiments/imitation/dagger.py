@@ -29,6 +29,7 @@ from envs.tasks import TASK_NAMES, valid_arguments
 from experiments.common.errors import InputError
 from experiments.common.jsonio import write_json
 from experiments.imitation.dataset import Episode, argument_indices, load_dataset, transitions, write_dataset
+from experiments.imitation.learned_prefix import check_prefix
 from experiments.imitation.rollout import LABELLERS, OBS_SETS, SkillEnv, rollout
 from experiments.training.bc import ExpertData, pretrain
 from experiments.training.config import TrainConfig, config_path, load_config, resolve_device
@@ -75,6 +76,9 @@ class DaggerConfig:
     """Behaviour cloning's learning rate over its epochs: constant or cosine (decay to zero)."""
     labeller: str = "plain"
     """The expert that labels: "plain", or "recovering" (re-grasps an object the student dropped)."""
+    prefix: str = "scripted"
+    """Who runs the chain starts' sub-chains: the scripted experts, the shipped learned skills (the starts a learned
+    skill meets in `--skills learned`), or "mixed" (each on half the episodes); see `learned_prefix`."""
     training_overrides: dict[str, Any] = field(default_factory=dict)
     """`--set KEY=VALUE` changes to the task's training config (e.g. `net_arch`, `token_dim`), for the student's
     network size and cloning hyper-parameters; keys this config sets itself are refused."""
@@ -92,6 +96,9 @@ class DaggerConfig:
             raise InputError(f"beta0 must be in [0, 1], got {self.beta0}")
         if self.refit not in REFITS:
             raise InputError(f"unknown refit {self.refit!r}; expected one of: {', '.join(REFITS)}")
+        check_prefix(self.prefix)
+        if self.prefix != "scripted" and self.start != "chain":
+            raise InputError(f"a {self.prefix} prefix builds chain starts; it needs start 'chain', got {self.start!r}")
         if self.labeller not in LABELLERS:
             raise InputError(f"unknown labeller {self.labeller!r}; expected one of: {', '.join(LABELLERS)}")
         owned = sorted(set(self.training_overrides) & set(DAGGER_OWNED_KEYS))
@@ -204,7 +211,7 @@ def run_dagger(cfg: DaggerConfig, out: Path, table: EmbeddingTable | None = None
     device = resolve_device(cfg.device)
     torch.set_num_threads(config.torch_threads)
     table = table or EmbeddingTable.build(default_text_encoder(cfg.encoder), all_texts(cfg.task), source=cfg.encoder)
-    env = SkillEnv(cfg.task, cfg.obs_mode, cfg.start, table, cfg.skill_text_fraction, config.image_size)
+    env = SkillEnv(cfg.task, cfg.obs_mode, cfg.start, table, cfg.skill_text_fraction, config.image_size, cfg.prefix)
     data_root = out / "data"
     names: list[str] = []
     rounds: list[dict[str, Any]] = []

@@ -22,9 +22,13 @@ EVAL_SEED = 1_000_000
 
 
 def evaluate_policy(policy: Any, task: str, obs_mode: str, start: str, table: EmbeddingTable, episodes: int,
-                    first_seed: int = EVAL_SEED, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Success rate (with CI), per argument, and the critic's values at the episode starts."""
-    env = SkillEnv(task, obs_mode, start, table, skill_text_fraction=1.0)
+                    first_seed: int = EVAL_SEED, progress: Callable[[int, int], None] | None = None,
+                    prefix: str = "scripted") -> dict[str, Any]:
+    """Success rate (with CI), per argument, and the critic's values at the episode starts.
+
+    `prefix`: who runs the chain starts' sub-chains (see `experiments.imitation.learned_prefix`).
+    """
+    env = SkillEnv(task, obs_mode, start, table, skill_text_fraction=1.0, prefix=prefix)
     arguments = valid_arguments(task)
     wins = 0
     by_argument: dict[str, list[int]] = {}
@@ -52,7 +56,10 @@ def evaluate_policy(policy: Any, task: str, obs_mode: str, start: str, table: Em
     finally:
         env.close()
     low, high = wilson_interval(wins, episodes)
-    return {"start": start, "episodes": episodes, "successes": wins, "rate": wins / episodes,
+    result: dict[str, Any] = {"start": start}
+    if start == "chain":
+        result["prefix"] = prefix
+    return {**result, "episodes": episodes, "successes": wins, "rate": wins / episodes,
             "ci95": [round(low, 4), round(high, 4)],
             "by_argument": {k: round(s / n, 4) for k, (s, n) in sorted(by_argument.items())},
             "value_range": [float(np.percentile(values, 5)), float(np.percentile(values, 95))]}

@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from envs.chain_starts import run_skill
 from envs.experts import make_expert
 from envs.tasks import valid_arguments
 from experiments.common.errors import InputError
 from experiments.imitation.dataset import Episode
+from experiments.imitation.learned_prefix import LearnedPrefixRunner, check_prefix
 from experiments.training.language import EmbeddingTable, instruction_variants
 from perception.layout import GOAL_KEY
 
@@ -36,16 +38,22 @@ class SkillEnv:
         start: "reset" or "chain".
         table: embeddings of every sentence of the task.
         skill_text_fraction: share of episodes whose sentence is the agent's skill-call text.
+        prefix: who runs a chain start's sub-chain (`experiments.imitation.learned_prefix.PREFIXES`): the
+            scripted experts, the shipped learned skills, or "mixed" (even seeds scripted, odd seeds learned).
     """
 
     def __init__(self, task: str, obs_mode: str, start: str, table: EmbeddingTable,
-                 skill_text_fraction: float = 0.5, image_size: int = 64) -> None:
+                 skill_text_fraction: float = 0.5, image_size: int = 64, prefix: str = "scripted") -> None:
         from envs.household import HouseholdEnv
 
         if obs_mode not in OBS_SETS:
             raise InputError(f"unknown observation set {obs_mode!r}; expected one of: {', '.join(OBS_SETS)}")
+        if check_prefix(prefix) != "scripted" and start != "chain":
+            raise InputError(f"a {prefix} prefix runs a chain start's sub-chain; it needs start 'chain', got {start!r}")
         self.task = task
         self.env = HouseholdEnv(task=task, obs_mode=obs_mode, start=start, image_size=image_size)
+        self.prefix = prefix
+        self._learned_prefix = LearnedPrefixRunner() if prefix != "scripted" else None
         self.table = table
         self.variants = instruction_variants(task)
         self.arguments = valid_arguments(task)
@@ -58,6 +66,9 @@ class SkillEnv:
     def reset(self, seed: int, args: tuple[str, ...] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Reset the env (optionally with the task's arguments) and draw and embed this episode's sentence."""
         options = {"args": list(args)} if args is not None else {}
+        if self._learned_prefix is not None:
+            learned = self.prefix == "learned" or seed % 2 == 1
+            self.env.prefix_runner = self._learned_prefix if learned else run_skill
         obs, info = self.env.reset(seed=seed, options=options)
         spec_args = tuple(info["task_args"])
         rows = self.variants[spec_args]
