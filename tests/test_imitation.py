@@ -262,7 +262,7 @@ def test_a_learned_prefix_needs_chain_starts() -> None:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--prefix", "teacher"], "unknown prefix runner 'teacher'"),
-    (["--prefix", "learned", "--start", "reset"], "--prefix learned builds chain starts; it needs --start chain"),
+    (["--prefix", "learned", "--start", "reset"], "a learned prefix builds chain starts; it needs start 'chain'"),
     (["--start", "middle"], "unknown start mode 'middle'"),
 ])
 def test_eval_skill_refuses_bad_starts_with_exit_2(capsys, argv: list[str], message: str) -> None:

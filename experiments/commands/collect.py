@@ -50,9 +50,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise InputError(f"unknown start mode {args.start!r}; expected one of: {', '.join(START_MODES)}")
     if args.obs_mode not in OBS_SETS:
         raise InputError(f"unknown observation set {args.obs_mode!r}; expected one of: {', '.join(OBS_SETS)}")
-    check_prefix(args.prefix)
-    if args.prefix != "scripted" and args.start != "chain":
-        raise InputError(f"--prefix {args.prefix} builds chain starts; it needs --start chain, got {args.start!r}")
+    check_prefix(args.prefix, args.start)
     if args.episodes < 1:
         raise InputError(f"--episodes must be >= 1, got {args.episodes}")
 

@@ -38,9 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.start not in START_MODES:
         raise InputError(f"unknown start mode {args.start!r}; expected one of: {', '.join(START_MODES)}")
-    check_prefix(args.prefix)
-    if args.prefix != "scripted" and args.start != "chain":
-        raise InputError(f"--prefix {args.prefix} builds chain starts; it needs --start chain, got {args.start!r}")
+    check_prefix(args.prefix, args.start)
     if args.episodes < 1:
         raise InputError(f"--episodes must be >= 1, got {args.episodes}")
     card = read_card(args.card)

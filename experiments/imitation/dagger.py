@@ -96,9 +96,7 @@ class DaggerConfig:
             raise InputError(f"beta0 must be in [0, 1], got {self.beta0}")
         if self.refit not in REFITS:
             raise InputError(f"unknown refit {self.refit!r}; expected one of: {', '.join(REFITS)}")
-        check_prefix(self.prefix)
-        if self.prefix != "scripted" and self.start != "chain":
-            raise InputError(f"a {self.prefix} prefix builds chain starts; it needs start 'chain', got {self.start!r}")
+        check_prefix(self.prefix, self.start)
         if self.labeller not in LABELLERS:
             raise InputError(f"unknown labeller {self.labeller!r}; expected one of: {', '.join(LABELLERS)}")
         owned = sorted(set(self.training_overrides) & set(DAGGER_OWNED_KEYS))

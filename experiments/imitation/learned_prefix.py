@@ -30,10 +30,12 @@ PREFIXES = ("scripted", "learned", "mixed")
 episode seeds scripted, odd learned)."""
 
 
-def check_prefix(prefix: str) -> str:
-    """`prefix` if it names a known prefix runner, else an InputError naming the choices."""
+def check_prefix(prefix: str, start: str = "chain") -> str:
+    """`prefix` if it names a known prefix runner usable with `start`, else an InputError saying why."""
     if prefix not in PREFIXES:
         raise InputError(f"unknown prefix runner {prefix!r}; expected one of: {', '.join(PREFIXES)}")
+    if prefix != "scripted" and start != "chain":
+        raise InputError(f"a {prefix} prefix builds chain starts; it needs start 'chain', got {start!r}")
     return prefix
 
 

@@ -48,8 +48,7 @@ class SkillEnv:
 
         if obs_mode not in OBS_SETS:
             raise InputError(f"unknown observation set {obs_mode!r}; expected one of: {', '.join(OBS_SETS)}")
-        if check_prefix(prefix) != "scripted" and start != "chain":
-            raise InputError(f"a {prefix} prefix runs a chain start's sub-chain; it needs start 'chain', got {start!r}")
+        check_prefix(prefix, start)
         self.task = task
         self.env = HouseholdEnv(task=task, obs_mode=obs_mode, start=start, image_size=image_size)
         self.prefix = prefix
