@@ -42,3 +42,12 @@ class PlanningError(InputError):
     def __init__(self, message: str, phrase: str) -> None:
         super().__init__(message)
         self.phrase = phrase
+
+
+class UnrunnableCallError(RuntimeError):
+    """A skill call the world cannot start in the scene as it now is, e.g. a place with nothing to place.
+
+    Not bad input: the planner chose the call from facts that were wrong or incomplete (a pick that reported
+    success without a grasp, a perception slip), so the agent records a failed step with this message as its
+    reason and replans, as after any other failed step, instead of ending the episode or an evaluation.
+    """

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from agent.errors import InputError, PlanningError
+from agent.errors import InputError, PlanningError, UnrunnableCallError
 from agent.planner.memory import with_outcomes
 from agent.planner.plan import Plan, Planner
 from agent.planner.search import stage_goal
@@ -42,7 +42,11 @@ class SkillWorld(Protocol):
         ...
 
     def start_skill(self, call: SkillCall) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Make `call` the current task (judged from the scene as it is now); return obs and info."""
+        """Make `call` the current task (judged from the scene as it is now); return obs and info.
+
+        Raises `UnrunnableCallError` when the scene as it is cannot carry out the call (the agent then records
+        a failed step and replans).
+        """
         ...
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
@@ -307,7 +311,12 @@ class EmbodiedAgent:
         policy = self.policies.policy_for(call)
         policy.reset(call)
         started = time.perf_counter()
-        obs, info = world.start_skill(call)
+        try:
+            obs, info = world.start_skill(call)
+        except UnrunnableCallError as error:
+            logger.info("%s cannot run: %s", call.text, error)
+            return StepRecord(call, policy.name, False, 0, time.perf_counter() - started, attempt,
+                              f"cannot run: {error}")
         steps, success, reason = 0, False, "ran out of steps"
         while True:
             self._record_frame(world, call, policy.name, steps, record)

@@ -9,7 +9,8 @@ skill              preconditions                                                
 =================  ======================================================================  ===================
 ``pick(x)``        gripper empty; x movable, nothing on top of x; drawer open if x is in it  holding x
 ``place(t)``       holding some x != t; t in {bowl, drawer, plate, table, a block}; drawer   x in t (bowl, drawer)
-                   open if t is (or is inside) the drawer; a block t must be free            or on t; gripper empty
+                   open if t is (or is inside) the drawer; a block t must be free,           or on t; gripper empty
+                   and only a block stacks on a block (a mug on a cube topples)
 ``open(drawer)``   gripper empty; drawer closed                                             drawer open
 ``close(drawer)``  gripper empty; drawer open                                               drawer closed
 ``push(x, d)``     gripper empty; x movable, on the table, nothing on it;                   x pushed in d

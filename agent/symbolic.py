@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from agent.errors import InputError
 from agent.skills import (
+    BLOCKS,
     DIRECTIONS,
     MOVABLE,
     OBJECTS,
@@ -245,6 +246,8 @@ def _place_failure(state: SymbolicState, target: str) -> str | None:
         return f"cannot place {held} on itself"
     if target not in PLACE_TARGETS:
         return f"{target} is not a place target"
+    if target in BLOCKS and held not in BLOCKS:
+        return f"only a block can be stacked on {target}, not {held}"
     if target not in ("bowl", "drawer", "plate", "table") and not state.is_clear(target):
         return f"something is on top of {target}"
     if (target == "drawer" or state.inside_drawer(target)) and not state.drawer_open:

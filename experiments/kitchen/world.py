@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.errors import UnrunnableCallError
 from agent.skills import CONTAINERS, SkillCall
 from envs.experts import ScriptedExpert, make_expert
 from envs.household import HouseholdEnv
@@ -62,13 +63,19 @@ class KitchenWorld:
         """Set the env to the task that carries out `call` and return the first (obs, info) for its policy.
 
         `info` holds the scene state (which scripted experts read) and is_success False; a place call places what is
-        held, or else what was picked last.
+        held, or else what was picked last. A call the env has no task for (a mug onto a block, a place with
+        nothing held or picked) raises `UnrunnableCallError`, which the agent records as a failed step.
         """
         state = self.env.scene_state()
-        spec = task_for_call(call, self.held_object(), self._last_picked)
+        try:
+            spec = task_for_call(call, self.held_object(), self._last_picked)
+            self.env.set_task(spec.name, spec.args, instruction=call.text)
+        except ValueError as error:
+            if not getattr(error, "input_error", False):
+                raise
+            raise UnrunnableCallError(str(error)) from error
         if call.skill == "pick":
             self._last_picked = call.args[0]
-        self.env.set_task(spec.name, spec.args, instruction=call.text)
         obs = self.env.observation()
         info = {"instruction": call.text, "task": str(spec), "scene_state": state, "is_success": False}
         self.last_info = info
