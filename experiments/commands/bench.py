@@ -19,7 +19,8 @@ from experiments.common.jsonio import write_json
 TARGETS = {"env": "experiments.bench.env", "perception": "experiments.bench.perception",
            "train": "experiments.bench.train", "memory": "experiments.bench.memory", "scale": "experiments.bench.scale",
            "planner": "experiments.bench.planner", "feedback": "experiments.bench.feedback",
-           "memory-instructions": "experiments.memory_bench.runner", "startup": "experiments.bench.startup"}
+           "memory-instructions": "experiments.memory_bench.runner", "startup": "experiments.bench.startup",
+           "skills": "experiments.bench.skills"}
 """Bench targets and the module that runs each (it defines `run(args)` and optionally `add_arguments`)."""
 
 

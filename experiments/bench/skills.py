@@ -1,0 +1,125 @@
+"""Skills mid-chain: each shipped learned skill against its scripted expert, from the same chain-like starts.
+
+Issue 14's per-skill figure. Episode i of a task uses seed `--seed + i` for both the expert and the learned
+policy, so the two start from the same state (the start is drawn from the env's seeded generator); the learned
+policy is conditioned on the agent's skill-call sentence, as inside `--skills learned` chains. Rates come with
+Wilson 95% intervals; the ratio learned/expert says how much of the expert's success the student keeps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from experiments.common.errors import InputError, UnknownNameError
+from experiments.common.stats import wilson_interval
+
+OBS_DIRS = {"state": "", "rgbd_touch": "rgbd_touch"}
+"""Where each observation set's shipped policies live, under `agent/skill_policies/`."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `embodia bench skills`."""
+    parser.add_argument("--tasks", nargs="+", default=None,
+                        help="tasks to measure (default: every shipped policy of the observation set)")
+    parser.add_argument("--episodes", type=int, default=100, help="episodes per task, for each of the two")
+    parser.add_argument("--seed", type=int, default=1_000_000, help="first episode seed (the cards' evaluation seed)")
+    parser.add_argument("--obs-mode", default="state", help="state or rgbd_touch: which shipped policies")
+    parser.add_argument("--prefix", default="scripted",
+                        help="who runs a chain start's sub-chain: scripted, learned or mixed")
+
+
+def shipped_tasks(policy_dir: Path) -> list[str]:
+    """The tasks with a shipped card in `policy_dir`, in the env's task order."""
+    from envs.tasks import TASK_NAMES
+
+    return [task for task in TASK_NAMES if (policy_dir / f"{task}.json").is_file()]
+
+
+def expert_success(task: str, obs_mode: str, prefix: str, seeds: range) -> list[bool]:
+    """The scripted expert's outcome from each seed's chain-like start."""
+    from experiments.imitation.rollout import SkillEnv, rollout
+
+    env = SkillEnv(task, obs_mode, "chain", _hashing_table(task), skill_text_fraction=1.0, prefix=prefix)
+    try:
+        return [rollout(env, seed).success for seed in seeds]
+    finally:
+        env.close()
+
+
+def _hashing_table(task: str) -> Any:
+    """The task's sentences embedded by the hashing encoder, for the expert's episodes.
+
+    The expert reads the scene, never the goal, so MiniLM need not load for it; the starts do not depend on the
+    table (a test checks that the expert's and the learned policy's starts are the same).
+    """
+    from experiments.training.language import EmbeddingTable, all_texts
+    from perception.text import HashingTextEncoder
+
+    return EmbeddingTable.build(HashingTextEncoder(), all_texts(task), source="hashing")
+
+
+def _row(name: str, outcomes: list[bool]) -> dict[str, Any]:
+    wins = sum(outcomes)
+    low, high = wilson_interval(wins, len(outcomes))
+    return {"who": name, "episodes": len(outcomes), "successes": wins, "rate": wins / len(outcomes),
+            "ci95": [round(low, 4), round(high, 4)]}
+
+
+def measure_task(task: str, card_path: Path, obs_mode: str, prefix: str, first_seed: int, episodes: int
+                 ) -> dict[str, Any]:
+    """Expert and learned policy from the same `episodes` chain starts of `task`, with their wall times."""
+    from agent.policy import load_sb3_policy, read_card
+    from experiments.imitation.evaluate import evaluate_policy
+    from experiments.training.language import EmbeddingTable, all_texts
+    from perception.text import default_text_encoder
+
+    seeds = range(first_seed, first_seed + episodes)
+    started = time.perf_counter()
+    expert = _row("expert", expert_success(task, obs_mode, prefix, seeds))
+    expert["seconds"] = round(time.perf_counter() - started, 1)
+    card = read_card(card_path)
+    if card.meta["obs_mode"] != obs_mode:
+        raise InputError(f"{card_path} is a {card.meta['obs_mode']!r} policy, expected {obs_mode!r}")
+    policy = load_sb3_policy(card.path)
+    table = EmbeddingTable.build(default_text_encoder(card.encoder), all_texts(task), source=card.encoder)
+    started = time.perf_counter()
+    result = evaluate_policy(policy, task, obs_mode, "chain", table, episodes, first_seed=first_seed, prefix=prefix)
+    learned = {"who": "learned", **{k: result[k] for k in ("episodes", "successes", "rate", "ci95")},
+               "seconds": round(time.perf_counter() - started, 1)}
+    ratio = learned["rate"] / expert["rate"] if expert["rate"] else None
+    return {"task": task, "card": str(card_path), "expert": expert, "learned": learned, "learned_over_expert": ratio}
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure every chosen task, print the side-by-side table, return the figures."""
+    from agent.policy import DEFAULT_DIR
+    from experiments.imitation.learned_prefix import check_prefix
+
+    if args.obs_mode not in OBS_DIRS:
+        raise InputError(f"unknown observation set {args.obs_mode!r}; expected one of: {', '.join(OBS_DIRS)}")
+    check_prefix(args.prefix, "chain")
+    if args.episodes < 1:
+        raise InputError(f"--episodes must be >= 1, got {args.episodes}")
+    policy_dir = DEFAULT_DIR / OBS_DIRS[args.obs_mode]
+    available = shipped_tasks(policy_dir)
+    tasks = args.tasks or available
+    for task in tasks:
+        if task not in available:
+            raise UnknownNameError(f"no shipped {args.obs_mode} policy for task {task!r}; shipped: "
+                                   f"{', '.join(available)}")
+    rows = []
+    print(f"{args.obs_mode} skills from {args.prefix}-prefix chain starts, seeds {args.seed}.."
+          f"{args.seed + args.episodes - 1} (the same starts for the expert and the learned policy)")
+    print(f"{'task':9s} {'expert':>22s} {'learned':>22s} {'learned/expert':>15s}")
+    for task in tasks:
+        row = measure_task(task, policy_dir / f"{task}.json", args.obs_mode, args.prefix, args.seed, args.episodes)
+        rows.append(row)
+        cells = [f"{r['successes']}/{r['episodes']} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
+                 for r in (row["expert"], row["learned"])]
+        ratio = "-" if row["learned_over_expert"] is None else f"{row['learned_over_expert']:.2f}"
+        print(f"{task:9s} {cells[0]:>22s} {cells[1]:>22s} {ratio:>15s}", flush=True)
+    return {"obs_mode": args.obs_mode, "prefix": args.prefix, "first_seed": args.seed, "episodes": args.episodes,
+            "tasks": rows}

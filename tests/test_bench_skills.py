@@ -1,0 +1,56 @@
+"""`embodia bench skills`: shipped skills against their experts, from the same chain-like starts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments.bench.skills import _hashing_table
+from experiments.cli import main
+from experiments.imitation.rollout import SkillEnv
+from experiments.training.language import EmbeddingTable, all_texts
+from perception.text import HashingTextEncoder
+
+
+def test_the_expert_and_the_learned_policy_start_from_the_same_states() -> None:
+    """The expert's env embeds sentences with the hashing encoder, the student's with another table: same starts."""
+    other = EmbeddingTable.build(HashingTextEncoder(dim=64), all_texts("pick"), source="hashing-64")
+    first, second = (SkillEnv("pick", "state", "chain", table, skill_text_fraction=1.0)
+                     for table in (_hashing_table("pick"), other))
+    try:
+        for seed in (1_000_000, 1_000_001):
+            (a, info_a), (b, info_b) = first.reset(seed), second.reset(seed)
+            assert info_a["task_args"] == info_b["task_args"]
+            for key in ("objects", "proprio"):
+                np.testing.assert_array_equal(a[key], b[key])
+    finally:
+        first.close()
+        second.close()
+
+
+def test_bench_skills_measures_both_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "skills.json"
+    assert main(["bench", "skills", "--tasks", "open", "--episodes", "3", "--json-out", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    (row,) = figures["tasks"]
+    assert row["task"] == "open" and row["expert"]["episodes"] == row["learned"]["episodes"] == 3
+    assert row["expert"]["successes"] == 3  # the open expert does not fail from these starts
+    assert 0 <= row["learned"]["successes"] <= 3
+    assert row["learned_over_expert"] == pytest.approx(row["learned"]["rate"])
+    assert "learned/expert" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, phrase", [
+    (["--tasks", "fly"], "no shipped state policy for task 'fly'"),
+    (["--obs-mode", "depth"], "unknown observation set 'depth'"),
+    (["--prefix", "teacher"], "teacher"),
+    (["--episodes", "0"], "--episodes must be >= 1"),
+    (["--obs-mode", "rgbd_touch", "--tasks", "pick"], "no shipped rgbd_touch policy for task 'pick'"),
+])
+def test_bench_skills_refuses_bad_arguments_with_exit_2(argv: list[str], phrase: str,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "skills", *argv]) == 2
+    assert phrase in capsys.readouterr().err
