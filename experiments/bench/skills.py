@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +39,19 @@ def shipped_tasks(policy_dir: Path) -> list[str]:
     return [task for task in TASK_NAMES if (policy_dir / f"{task}.json").is_file()]
 
 
-def expert_success(task: str, obs_mode: str, prefix: str, seeds: range) -> list[bool]:
-    """The scripted expert's outcome from each seed's chain-like start."""
+def expert_success(task: str, obs_mode: str, prefix: str, seeds: range,
+                   progress: Callable[[], None] | None = None) -> list[bool]:
+    """The scripted expert's outcome from each seed's chain-like start (`progress` is called after each)."""
     from experiments.imitation.rollout import SkillEnv, rollout
 
     env = SkillEnv(task, obs_mode, "chain", _hashing_table(task), skill_text_fraction=1.0, prefix=prefix)
+    outcomes = []
     try:
-        return [rollout(env, seed).success for seed in seeds]
+        for seed in seeds:
+            outcomes.append(rollout(env, seed).success)
+            if progress is not None:
+                progress()
+        return outcomes
     finally:
         env.close()
 
@@ -68,9 +75,12 @@ def _row(name: str, outcomes: list[bool]) -> dict[str, Any]:
             "ci95": [round(low, 4), round(high, 4)]}
 
 
-def measure_task(task: str, card_path: Path, obs_mode: str, prefix: str, first_seed: int, episodes: int
-                 ) -> dict[str, Any]:
-    """Expert and learned policy from the same `episodes` chain starts of `task`, with their wall times."""
+def measure_task(task: str, card_path: Path, obs_mode: str, prefix: str, first_seed: int, episodes: int,
+                 progress: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Expert and learned policy from the same `episodes` chain starts of `task`, with their wall times.
+
+    `progress` is called after every episode of either (2 x `episodes` calls).
+    """
     from agent.policy import load_sb3_policy, read_card
     from experiments.imitation.evaluate import evaluate_policy
     from experiments.training.language import EmbeddingTable, all_texts
@@ -78,7 +88,7 @@ def measure_task(task: str, card_path: Path, obs_mode: str, prefix: str, first_s
 
     seeds = range(first_seed, first_seed + episodes)
     started = time.perf_counter()
-    expert = _row("expert", expert_success(task, obs_mode, prefix, seeds))
+    expert = _row("expert", expert_success(task, obs_mode, prefix, seeds, progress))
     expert["seconds"] = round(time.perf_counter() - started, 1)
     card = read_card(card_path)
     if card.meta["obs_mode"] != obs_mode:
@@ -86,7 +96,8 @@ def measure_task(task: str, card_path: Path, obs_mode: str, prefix: str, first_s
     policy = load_sb3_policy(card.path)
     table = EmbeddingTable.build(default_text_encoder(card.encoder), all_texts(task), source=card.encoder)
     started = time.perf_counter()
-    result = evaluate_policy(policy, task, obs_mode, "chain", table, episodes, first_seed=first_seed, prefix=prefix)
+    result = evaluate_policy(policy, task, obs_mode, "chain", table, episodes, first_seed=first_seed, prefix=prefix,
+                             progress=None if progress is None else lambda done, wins: progress())
     learned = {"who": "learned", **{k: result[k] for k in ("episodes", "successes", "rate", "ci95")},
                "seconds": round(time.perf_counter() - started, 1)}
     ratio = learned["rate"] / expert["rate"] if expert["rate"] else None
@@ -95,6 +106,8 @@ def measure_task(task: str, card_path: Path, obs_mode: str, prefix: str, first_s
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Measure every chosen task, print the side-by-side table, return the figures."""
+    from tqdm import tqdm
+
     from agent.policy import DEFAULT_DIR
     from experiments.imitation.learned_prefix import check_prefix
 
@@ -115,7 +128,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
           f"{args.seed + args.episodes - 1} (the same starts for the expert and the learned policy)")
     print(f"{'task':9s} {'expert':>22s} {'learned':>22s} {'learned/expert':>15s}")
     for task in tasks:
-        row = measure_task(task, policy_dir / f"{task}.json", args.obs_mode, args.prefix, args.seed, args.episodes)
+        with tqdm(total=2 * args.episodes, desc=f"{task} (expert, then learned)", leave=False) as bar:
+            row = measure_task(task, policy_dir / f"{task}.json", args.obs_mode, args.prefix, args.seed,
+                               args.episodes, progress=bar.update)
         rows.append(row)
         cells = [f"{r['successes']}/{r['episodes']} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
                  for r in (row["expert"], row["learned"])]
