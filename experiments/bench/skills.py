@@ -86,14 +86,14 @@ def measure_task(task: str, card_path: Path, obs_mode: str, prefix: str, first_s
     from experiments.training.language import EmbeddingTable, all_texts
     from perception.text import default_text_encoder
 
+    card = read_card(card_path)  # a bad card fails before any episode runs
+    if card.meta["obs_mode"] != obs_mode:
+        raise InputError(f"{card_path} is a {card.meta['obs_mode']!r} policy, expected {obs_mode!r}")
+    policy = load_sb3_policy(card.path)
     seeds = range(first_seed, first_seed + episodes)
     started = time.perf_counter()
     expert = _row("expert", expert_success(task, obs_mode, prefix, seeds, progress))
     expert["seconds"] = round(time.perf_counter() - started, 1)
-    card = read_card(card_path)
-    if card.meta["obs_mode"] != obs_mode:
-        raise InputError(f"{card_path} is a {card.meta['obs_mode']!r} policy, expected {obs_mode!r}")
-    policy = load_sb3_policy(card.path)
     table = EmbeddingTable.build(default_text_encoder(card.encoder), all_texts(task), source=card.encoder)
     started = time.perf_counter()
     result = evaluate_policy(policy, task, obs_mode, "chain", table, episodes, first_seed=first_seed, prefix=prefix,
