@@ -54,3 +54,32 @@ def test_bench_skills_refuses_bad_arguments_with_exit_2(argv: list[str], phrase:
                                                         capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "skills", *argv]) == 2
     assert phrase in capsys.readouterr().err
+
+
+def test_evaluation_acts_on_one_torch_thread_and_restores_the_count() -> None:
+    """The thread count changes a policy's float rounding and so its rollouts: evaluations fix it at one."""
+    import torch
+
+    from agent.policy import DEFAULT_DIR, load_sb3_policy, read_card
+    from experiments.imitation.evaluate import evaluate_policy
+
+    card = read_card(DEFAULT_DIR / "open.json")
+    policy = load_sb3_policy(card.path)
+    seen: list[int] = []
+
+    class Recording:
+        def __getattr__(self, name: str):
+            return getattr(policy, name)
+
+        def predict(self, obs, deterministic=True):
+            seen.append(torch.get_num_threads())
+            return policy.predict(obs, deterministic=deterministic)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        evaluate_policy(Recording(), "open", "state", "chain", _hashing_table("open"), 1)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

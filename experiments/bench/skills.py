@@ -106,11 +106,13 @@ def measure_task(task: str, card_path: Path, obs_mode: str, prefix: str, first_s
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Measure every chosen task, print the side-by-side table, return the figures."""
+    import torch
     from tqdm import tqdm
 
     from agent.policy import DEFAULT_DIR
     from experiments.imitation.learned_prefix import check_prefix
 
+    torch.set_num_threads(1)  # as `evaluate_policy` does: learned-prefix starts then act as they do in training
     if args.obs_mode not in OBS_DIRS:
         raise InputError(f"unknown observation set {args.obs_mode!r}; expected one of: {', '.join(OBS_DIRS)}")
     check_prefix(args.prefix, "chain")

@@ -27,7 +27,21 @@ def evaluate_policy(policy: Any, task: str, obs_mode: str, start: str, table: Em
     """Success rate (with CI), per argument, and the critic's values at the episode starts.
 
     `prefix`: who runs the chain starts' sub-chains (see `experiments.imitation.learned_prefix`).
+
+    The policy acts with one torch thread, as in the agent's sessions: the thread count changes the network's
+    float rounding, a different action changes the physics, and the same policy scored 94/100 on one thread and
+    96/100 on two. With one thread, `dagger`'s card, `eval-skill` and `bench skills` give the same figure.
     """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _evaluate(policy, task, obs_mode, start, table, episodes, first_seed, progress, prefix)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _evaluate(policy: Any, task: str, obs_mode: str, start: str, table: EmbeddingTable, episodes: int,
+              first_seed: int, progress: Callable[[int, int], None] | None, prefix: str) -> dict[str, Any]:
     env = SkillEnv(task, obs_mode, start, table, skill_text_fraction=1.0, prefix=prefix)
     arguments = valid_arguments(task)
     wins = 0
