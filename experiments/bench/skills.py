@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from experiments.common import args as args_types
 from experiments.common.errors import InputError, UnknownNameError
 from experiments.common.stats import wilson_interval
 
@@ -26,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", nargs="+", default=None,
                         help="tasks to measure (default: every shipped policy of the observation set)")
     parser.add_argument("--episodes", type=int, default=100, help="episodes per task, for each of the two")
-    parser.add_argument("--seed", type=int, default=1_000_000, help="first episode seed (the cards' evaluation seed)")
+    parser.add_argument("--seed", type=args_types.seed, default=1_000_000,
+                        help="first episode seed (the cards' evaluation seed)")
     parser.add_argument("--obs-mode", default="state", help="state or rgbd_touch: which shipped policies")
     parser.add_argument("--prefix", default="scripted",
                         help="who runs a chain start's sub-chain: scripted, learned or mixed")
