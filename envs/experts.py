@@ -26,6 +26,8 @@ TRAVEL_HEIGHT = 0.18
 HOOK_DEPTH = 0.078
 RECOVER_PATIENCE = 3
 """Steps an object must be out of the hand before a recovering expert grasps it again (contacts flicker)."""
+PATIENT_SLACK = 0.025
+"""How close (m) a patient expert's grasp point must be to a timed-out phase's target before it moves on."""
 
 
 @dataclass
@@ -45,6 +47,9 @@ class Phase:
     """Set on the phases that grasp this object: they are skipped when it is already held."""
     holds: str | None = None
     """Set on the phases that carry this object: a recovering expert that sees it lost goes back to the grasp."""
+    timed: bool = False
+    """The phase lasts its step budget by design (closing the fingers, letting go, backing off from a target that
+    moves with the hand): even a patient expert leaves it on the clock."""
 
 
 CLEAR_HEIGHT = TRAVEL_HEIGHT
@@ -74,12 +79,20 @@ class ScriptedExpert:
     phases. The plain expert carries on with an empty hand (its figures in RESULTS.md are for that one), which is
     harmless when it acts alone, but as DAgger's labeller it would teach a student that drops an object to carry
     nothing on: the labels must say what to do from the student's states, and there that is "grasp it again".
+
+    With `patient`, a phase's step budget no longer moves the expert on by itself. The budget is the expert's way
+    out when it is stuck, and it counts steps, not progress: labelling a student that hovers 15 cm over the target,
+    the plain expert's "lower" phase ran out after 30 steps and labelled "release" right there, which taught the
+    place student to let go high over its target (RESULTS.md, 2026-12-06 fourth session). A patient expert leaves a
+    timed-out phase only once the grasp point is within `PATIENT_SLACK` of its target (a phase with an `until`
+    condition: once that holds), so every label says what to do from the state, not from the clock.
     """
 
-    def __init__(self, spec: TaskSpec, phases: list[Phase], recover: bool = False) -> None:
+    def __init__(self, spec: TaskSpec, phases: list[Phase], recover: bool = False, patient: bool = False) -> None:
         self.spec = spec
         self.phases = [_clear_phase(), *phases]
         self.recover = recover
+        self.patient = patient
         self.reset()
 
     def reset(self) -> None:
@@ -141,13 +154,15 @@ class ScriptedExpert:
 
     def _phase_finished(self, state: SceneState) -> bool:
         phase = self.phases[self._index]
-        if self._steps >= phase.max_steps:
+        timed_out = self._steps >= phase.max_steps
+        if timed_out and (not self.patient or phase.timed):
             return True
         if self._steps < phase.min_steps:
             return False
         if phase.until is not None:
             return phase.until(state)
-        return bool(np.linalg.norm(phase.target(state) - state.ee_position) < phase.tolerance)
+        distance = float(np.linalg.norm(phase.target(state) - state.ee_position))
+        return distance < phase.tolerance or (timed_out and distance < max(phase.tolerance, PATIENT_SLACK))
 
 
 # -------------------------------------------------------------------------------------- targets
@@ -189,7 +204,7 @@ def _grasp_phases(name: str) -> list[Phase]:
         _travel(_at(name), grasp=name),
         Phase("above", _above(name, 0.10), open=True, tolerance=0.015, grasp=name),
         Phase("descend", _at(name), open=True, tolerance=0.006, max_steps=25, grasp=name),
-        Phase("close", _at(name), open=False, min_steps=6, max_steps=6, grasp=name),
+        Phase("close", _at(name), open=False, min_steps=6, max_steps=6, grasp=name, timed=True),
     ]
 
 
@@ -244,8 +259,8 @@ def _place_phases(spec: TaskSpec) -> list[Phase]:
         Phase("lift", _fixed_height(_at(name), CARRY_HEIGHT), open=False, tolerance=0.03, holds=name),
         Phase("carry", over, open=False, tolerance=0.012, holds=name),
         Phase("lower", _carry_to(name, goal), open=False, tolerance=0.008, max_steps=30, speed=0.6, holds=name),
-        Phase("release", lambda s: s.ee_position, open=True, min_steps=5, max_steps=5),
-        Phase("retreat", lambda s: s.ee_position + np.array([0.0, 0.0, 0.1]), open=True, max_steps=10),
+        Phase("release", lambda s: s.ee_position, open=True, min_steps=5, max_steps=5, timed=True),
+        Phase("retreat", lambda s: s.ee_position + np.array([0.0, 0.0, 0.1]), open=True, max_steps=10, timed=True),
     ]
 
 
@@ -274,7 +289,7 @@ def _push_phases(spec: TaskSpec) -> list[Phase]:
         Phase("descend", behind(low), open=False, tolerance=0.008, max_steps=25),
         Phase("push", through, open=False, tolerance=0.01, speed=0.5, max_steps=40),
         Phase("retreat", lambda s: s.ee_position + np.array([0.0, 0.0, 0.1]) - 0.03 * unit, open=False,
-              max_steps=10),
+              max_steps=10, timed=True),
     ]
 
 
@@ -287,7 +302,7 @@ def _drawer_phases(spec: TaskSpec) -> list[Phase]:
             Phase("hook", hook, open=False, tolerance=0.006, max_steps=25, speed=0.6),
             Phase("pull", lambda s: hook(s) + np.array([-0.06, 0.0, 0.0]), open=False, speed=0.5, max_steps=40,
                   until=lambda s: s.drawer_opening > 0.14),
-            Phase("retreat", lambda s: s.ee_position + np.array([0.0, 0.0, 0.1]), open=False, max_steps=10),
+            Phase("retreat", lambda s: s.ee_position + np.array([0.0, 0.0, 0.1]), open=False, max_steps=10, timed=True),
         ]
     face = lambda s: handle_position(s) + np.array([-0.032, 0.0, 0.0])  # noqa: E731
     return [
@@ -296,12 +311,16 @@ def _drawer_phases(spec: TaskSpec) -> list[Phase]:
         Phase("descend", face, open=False, tolerance=0.006, max_steps=25, speed=0.6),
         Phase("push", lambda s: face(s) + np.array([0.06, 0.0, 0.0]), open=False, speed=0.5, max_steps=40,
               until=lambda s: s.drawer_opening < 0.005),
-        Phase("retreat", lambda s: s.ee_position + np.array([-0.05, 0.0, 0.08]), open=False, max_steps=10),
+        Phase("retreat", lambda s: s.ee_position + np.array([-0.05, 0.0, 0.08]), open=False, max_steps=10, timed=True),
     ]
 
 
-def make_expert(spec: TaskSpec, recover: bool = False) -> ScriptedExpert:
-    """The scripted expert for a task; `recover`: grasp a dropped object again (DAgger's labeller)."""
+def make_expert(spec: TaskSpec, recover: bool = False, patient: bool = False) -> ScriptedExpert:
+    """The scripted expert for a task.
+
+    `recover`: grasp a dropped object again; `patient`: leave a phase on the state, never on the clock alone (both
+    for DAgger's labeller, see `ScriptedExpert`).
+    """
     if spec.name == "reach":
         phases = [
             _travel(_at(spec.args[0])),
@@ -318,4 +337,4 @@ def make_expert(spec: TaskSpec, recover: bool = False) -> ScriptedExpert:
         phases = _push_phases(spec)
     else:
         phases = _drawer_phases(spec)
-    return ScriptedExpert(spec, phases, recover)
+    return ScriptedExpert(spec, phases, recover, patient)

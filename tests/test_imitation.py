@@ -9,7 +9,7 @@ import pytest
 
 from envs.experts import make_expert
 from experiments.imitation.dataset import load_dataset, transitions, write_dataset
-from experiments.imitation.rollout import SkillEnv, rollout
+from experiments.imitation.rollout import SkillEnv, labelling_expert, rollout
 from experiments.training.language import EmbeddingTable, all_texts
 from perception.text import default_text_encoder
 
@@ -22,7 +22,7 @@ def pick_env():
     env.close()
 
 
-@pytest.mark.parametrize("labeller", ["plain", "recovering"])
+@pytest.mark.parametrize("labeller", ["plain", "recovering", "patient"])
 def test_relabelling_labels_the_students_states_with_the_experts_actions(pick_env: SkillEnv, labeller: str) -> None:
     """beta = 0: a (bad) constant student drives; every label is what the expert says in the state it saw."""
     student_action = np.array([0.4, -0.4, 0.6, 1.0], np.float32)
@@ -32,7 +32,7 @@ def test_relabelling_labels_the_students_states_with_the_experts_actions(pick_en
     # Replay: the same seed and the same executed actions visit the same states; a fresh expert fed them
     # must give exactly the recorded labels.
     _, info = pick_env.reset(4)
-    expert = make_expert(pick_env.env.task, recover=labeller == "recovering")
+    expert = labelling_expert(pick_env.env.task, labeller)
     for label, executed in zip(episode.labels, episode.executed, strict=True):
         np.testing.assert_array_equal(expert.act(info["scene_state"]), label)
         _, _, _, _, info = pick_env.step(executed)
@@ -44,8 +44,53 @@ def test_beta_one_is_the_expert_alone(pick_env: SkillEnv) -> None:
     assert all(np.array_equal(a, b) for a, b in zip(episode.labels, episode.executed, strict=True))
     with pytest.raises(ValueError, match="beta must be in"):
         rollout(pick_env, seed=2, beta=1.5)
-    with pytest.raises(ValueError, match="unknown labeller 'oracle'; expected one of: plain, recovering"):
+    with pytest.raises(ValueError, match="unknown labeller 'oracle'; expected one of: plain, recovering, patient"):
         rollout(pick_env, seed=2, labeller="oracle")
+
+
+@pytest.fixture(scope="module")
+def place_env():
+    table = EmbeddingTable.build(default_text_encoder("hashing"), all_texts("place_on"), source="hashing")
+    env = SkillEnv("place_on", "state", "chain", table, skill_text_fraction=1.0)
+    yield env
+    env.close()
+
+
+def _hovering_student(env: SkillEnv, seen: list) -> tuple:
+    """A student that carries the object over its target as the expert would, but never lowers it below 18 cm."""
+    own = make_expert(env.env.task)
+
+    def act(obs: dict) -> np.ndarray:
+        state = env.env.scene_state()
+        seen.append(state)
+        action = own.act(state).copy()
+        if state.ee_position[2] < 0.18:
+            action[2] = max(action[2], 0.0)
+        action[3] = -1.0
+        return action
+
+    return act
+
+
+@pytest.mark.parametrize("labeller", ["recovering", "patient"])
+def test_a_patient_labeller_never_says_let_go_over_a_hovering_student(place_env: SkillEnv, labeller: str) -> None:
+    """The plain phases run out of steps and label "release" 18 cm above the target; patient ones keep "lower"."""
+    _, info = place_env.reset(7)
+    name = info["task_args"][0]
+    assert info["scene_state"].held == name  # a chain-start place begins with the object in hand
+    seen: list = []
+    student = _hovering_student(place_env, seen)
+    episode = rollout(place_env, seed=7, student=lambda obs: student(obs), beta=0.0, labeller=labeller)
+    assert not episode.success and len(episode) == len(seen)
+    held_high = [(state, label) for state, label in zip(seen, episode.labels, strict=True)
+                 if state.held == name and state.position(name)[2] > 0.15]
+    assert len(held_high) > 60
+    opened = [label for _, label in held_high if label[3] > 0]
+    if labeller == "patient":
+        assert opened == []
+        assert all(label[2] < 0 for _, label in held_high[-20:])  # still saying "go down"
+    else:
+        assert len(opened) >= 5
 
 
 def test_a_minari_dataset_round_trips_with_its_observation_space(tmp_path: Path, pick_env: SkillEnv) -> None:

@@ -17,8 +17,8 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.chain_starts import run_skill
-from envs.experts import make_expert
-from envs.tasks import valid_arguments
+from envs.experts import ScriptedExpert, make_expert
+from envs.tasks import TaskSpec, valid_arguments
 from experiments.common.errors import InputError
 from experiments.imitation.dataset import Episode
 from experiments.imitation.learned_prefix import LearnedPrefixRunner, check_prefix
@@ -87,8 +87,16 @@ class SkillEnv:
         self.env.close()
 
 
-LABELLERS = ("plain", "recovering")
-"""The expert that labels: the plain scripted expert, or one that re-grasps an object the student dropped."""
+LABELLERS = ("plain", "recovering", "patient")
+"""The expert that labels: the plain scripted expert; one that re-grasps an object the student dropped; or one that
+also re-grasps and leaves a phase only on the state, never on the clock alone (`envs.experts.ScriptedExpert`)."""
+
+
+def labelling_expert(task: TaskSpec, labeller: str) -> ScriptedExpert:
+    """The scripted expert that labels a student's states, as `labeller` names it."""
+    if labeller not in LABELLERS:
+        raise InputError(f"unknown labeller {labeller!r}; expected one of: {', '.join(LABELLERS)}")
+    return make_expert(task, recover=labeller in ("recovering", "patient"), patient=labeller == "patient")
 
 
 def rollout(env: SkillEnv, seed: int, student: Predict | None = None, beta: float = 1.0,
@@ -99,14 +107,15 @@ def rollout(env: SkillEnv, seed: int, student: Predict | None = None, beta: floa
     is the expert's with probability `beta` (always when `student` is None), else the student's. With beta = 0
     this is DAgger's on-policy relabelling: the states are the student's, the labels the expert's. With `labeller`
     "recovering" (`envs.experts.ScriptedExpert(recover=True)`) a student's dropped object is labelled with a
-    re-grasp; measured, that did not help the students (RESULTS.md), so "plain" is the default.
+    re-grasp; with "patient" the expert also never moves on from a phase because the student was slow (the plain
+    expert's step budgets labelled "let go" over a student hovering high above its target; RESULTS.md).
     """
     if not 0.0 <= beta <= 1.0:
         raise InputError(f"beta must be in [0, 1], got {beta}")
     if labeller not in LABELLERS:
         raise InputError(f"unknown labeller {labeller!r}; expected one of: {', '.join(LABELLERS)}")
     obs, info = env.reset(seed, args)
-    expert = make_expert(env.env.task, recover=labeller == "recovering")
+    expert = labelling_expert(env.env.task, labeller)
     rng = np.random.default_rng([seed, 0xDA66E2])
     episode = Episode(seed=seed, argument_index=int(info["argument_index"]), task=str(info["task"]),
                       instruction=str(info["instruction"]))
