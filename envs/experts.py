@@ -17,7 +17,7 @@ from envs import predicates as pred
 from envs.robots import EE_STEP
 from envs.scene import SPECS
 from envs.state import BLOCK_HALF, SceneState
-from envs.tasks import DIRECTIONS, TaskSpec, free_table_spot, handle_position
+from envs.tasks import DIRECTIONS, TaskSpec, free_table_spot, handle_position, nearest_free_table_spot
 
 Target = Callable[[SceneState], np.ndarray]
 CARRY_HEIGHT = 0.20
@@ -85,7 +85,10 @@ class ScriptedExpert:
     the plain expert's "lower" phase ran out after 30 steps and labelled "release" right there, which taught the
     place student to let go high over its target (RESULTS.md, 2026-12-06 fourth session). A patient expert leaves a
     timed-out phase only once the grasp point is within `PATIENT_SLACK` of its target (a phase with an `until`
-    condition: once that holds), so every label says what to do from the state, not from the clock.
+    condition: once that holds), so every label says what to do from the state, not from the clock. Patience alone
+    made "put it on the table" worse (55/100): the plain expert's farthest free point, no longer cut short by the
+    clock, is an argmax over the table the student could not learn, so a patient expert puts an object down at the
+    free point nearest to it instead (`_drop_goal`).
     """
 
     def __init__(self, spec: TaskSpec, phases: list[Phase], recover: bool = False, patient: bool = False) -> None:
@@ -230,12 +233,20 @@ _DRAWER_SPOTS = np.array([[-0.075, 0.0, 0.0], [-0.075, 0.05, 0.0], [-0.075, -0.0
                           [-0.045, 0.05, 0.0], [-0.045, -0.05, 0.0]])
 
 
-def _drop_goal(spec: TaskSpec) -> Target:
+def _drop_goal(spec: TaskSpec, nearest_table_spot: bool = False) -> Target:
+    """Where the held object's centre should end, just above its support.
+
+    On the table, the plain expert picks the free point farthest from everything once; with `nearest_table_spot`
+    (the patient labeller) it is the free point nearest to the object, recomputed each step, so that the label
+    depends on the student's state only and is local enough to be cloned.
+    """
     name, target = spec.args
     if target == "drawer":
         return _free_spot(name, lambda s: s.drawer_position, _DRAWER_SPOTS, 0.09)
     if target == "bowl":
         return _free_spot(name, lambda s: s.position("bowl"), _RING, 0.085, container="bowl")
+    if target == "table" and nearest_table_spot:
+        return lambda s: nearest_free_table_spot(s, name) + np.array([0.0, 0.0, BLOCK_HALF + 0.015])
     if target == "table":
         spot: dict[str, np.ndarray] = {}
 
@@ -250,9 +261,9 @@ def _drop_goal(spec: TaskSpec) -> Target:
     return lambda s: s.position(target) + np.array([0.0, 0.0, 2 * BLOCK_HALF + 0.012])
 
 
-def _place_phases(spec: TaskSpec) -> list[Phase]:
+def _place_phases(spec: TaskSpec, nearest_table_spot: bool = False) -> list[Phase]:
     name = spec.args[0]
-    goal = _drop_goal(spec)
+    goal = _drop_goal(spec, nearest_table_spot)
     over = _fixed_height(_carry_to(name, goal), CARRY_HEIGHT)
     return [
         *_grasp_phases(name),
@@ -318,8 +329,9 @@ def _drawer_phases(spec: TaskSpec) -> list[Phase]:
 def make_expert(spec: TaskSpec, recover: bool = False, patient: bool = False) -> ScriptedExpert:
     """The scripted expert for a task.
 
-    `recover`: grasp a dropped object again; `patient`: leave a phase on the state, never on the clock alone (both
-    for DAgger's labeller, see `ScriptedExpert`).
+    `recover`: grasp a dropped object again; `patient`: leave a phase on the state, never on the clock alone, and
+    put an object down on the table at the free point nearest to it (both for DAgger's labeller, see
+    `ScriptedExpert` and `_drop_goal`).
     """
     if spec.name == "reach":
         phases = [
@@ -332,7 +344,7 @@ def make_expert(spec: TaskSpec, recover: bool = False, patient: bool = False) ->
                   Phase("lift", _above(spec.args[0], 0.12), open=False, tolerance=0.01, max_steps=30,
                         holds=spec.args[0])]
     elif spec.name in ("place_in", "place_on"):
-        phases = _place_phases(spec)
+        phases = _place_phases(spec, nearest_table_spot=patient)
     elif spec.name == "push":
         phases = _push_phases(spec)
     else:

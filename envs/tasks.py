@@ -188,6 +188,31 @@ def free_table_spot(state: SceneState, name: str) -> np.ndarray:
     return np.array([best[0], best[1], SPECS[name].origin_height])
 
 
+def nearest_free_table_spot(state: SceneState, name: str) -> np.ndarray:
+    """The table point nearest to `name` where it stands clear of every other object (as the layout spaces them).
+
+    A place "on the table" succeeds anywhere free, and the farthest free point (`free_table_spot`) is an argmax
+    over the whole table that jumps when any object moves: a policy cloned from it has to learn that argmax.
+    The nearest free point is local: over free table it is straight down. Falls back to `free_table_spot` when no
+    point is clear.
+    """
+    from envs.scene import LAYOUT_X, LAYOUT_Y, SPECS
+
+    xs, ys = np.meshgrid(np.linspace(LAYOUT_X[0] + 0.04, LAYOUT_X[1] - 0.04, 29),
+                         np.linspace(LAYOUT_Y[0] + 0.04, LAYOUT_Y[1] - 0.04, 35), indexing="ij")
+    points = np.stack([xs.ravel(), ys.ravel()], axis=1)
+    clear = np.ones(len(points), dtype=bool)
+    for other in state.objects:
+        if other != name:
+            room = SPECS[name].footprint + SPECS[other].footprint + 0.012
+            clear &= np.linalg.norm(points - state.position(other)[:2], axis=1) >= room
+    if not clear.any():
+        return free_table_spot(state, name)
+    candidates = points[clear]
+    best = candidates[int(np.argmin(np.linalg.norm(candidates - state.position(name)[:2], axis=1)))]
+    return np.array([best[0], best[1], SPECS[name].origin_height])
+
+
 def sample_task(name: str, rng: np.random.Generator) -> TaskSpec:
     """A task with uniformly random valid arguments."""
     options = valid_arguments(name)

@@ -315,3 +315,34 @@ def test_eval_skill_refuses_bad_starts_with_exit_2(capsys, argv: list[str], mess
 
     code = main(["eval-skill", "--card", "agent/skill_policies/open.json", "--episodes", "1", *argv])
     assert code == 2 and message in capsys.readouterr().err
+
+
+def test_the_nearest_free_table_spot_is_clear_and_under_an_object_that_already_stands_free() -> None:
+    """The patient labeller's "on the table" goal: clear of every other object, and local (no detour when free)."""
+    from envs.household import HouseholdEnv
+    from envs.scene import LAYOUT_X, LAYOUT_Y, SPECS
+    from envs.tasks import nearest_free_table_spot
+
+    env = HouseholdEnv(task="place_on", start="reset")
+    checked = 0
+    try:
+        for seed in range(6):
+            env.reset(seed=seed)
+            state = env.scene_state()
+            for name in ("red_block", "green_block", "blue_block", "yellow_block", "mug"):
+                spot = nearest_free_table_spot(state, name)
+                for other in state.objects:
+                    if other != name:
+                        room = SPECS[name].footprint + SPECS[other].footprint + 0.012
+                        assert np.linalg.norm(spot[:2] - state.position(other)[:2]) >= room - 1e-9
+                # the reset layout spaces objects this far apart already: where the 1 cm grid of candidate
+                # points reaches (4 cm inside the layout), the spot is (about) where the object stands
+                x, y = state.position(name)[:2]
+                inside = LAYOUT_X[0] + 0.04 <= x <= LAYOUT_X[1] - 0.04 and LAYOUT_Y[0] + 0.04 <= y <= LAYOUT_Y[1] - 0.04
+                checked += inside
+                if inside:
+                    assert np.linalg.norm(spot[:2] - state.position(name)[:2]) < 0.012
+                assert spot[2] == pytest.approx(SPECS[name].origin_height)
+    finally:
+        env.close()
+    assert checked >= 10
