@@ -326,6 +326,60 @@ def _drawer_phases(spec: TaskSpec) -> list[Phase]:
     ]
 
 
+class StatePlaceExpert:
+    """A place labeller whose action is a function of the scene state alone: no phase, no clock.
+
+    The phase-list experts label by their hidden phase: a student hovering over the bowl is told "rise to carry
+    height" by a "carry" phase and "go down" by a "lower" phase, from the same state, and a student cloned from
+    both hovers (measured with the patient labeller: place_in 72/100, place_on 85/100). Here the carried object's
+    target height is a funnel over its drop goal: the farther off in x-y, the higher it must be (capped at carry
+    height), so lowering and centring are one smooth motion. It lets go once the object is at the goal, backs off
+    upwards with an open hand while the object is near the goal, and otherwise (dropped elsewhere, never picked)
+    grasps it again with the pick's phases.
+    """
+
+    FUNNEL_SLOPE = 2.0
+    FUNNEL_WIDTH = 0.015
+    GAIN = 0.5
+    """Half the way to the target per step: a full step overshoots, and the object swinging in the grasp then
+    keeps the hand circling over the goal."""
+    RELEASE_DISTANCE = 0.015
+    BLOCKED_DISTANCE = 0.035
+    """Closer than this to the goal and not moving although the hand is pushing it there: it rests on something."""
+    STILL_SPEED = 0.02
+    NEAR_GOAL = 0.03
+
+    def __init__(self, spec: TaskSpec) -> None:
+        self.spec = spec
+        self.name = spec.args[0]
+        self.goal = _drop_goal(spec, nearest_table_spot=True)
+        self._grasp: ScriptedExpert | None = None
+
+    def act(self, state: SceneState) -> np.ndarray:
+        """The next (4,) action in [-1, 1] for `state`."""
+        position = state.position(self.name)
+        goal = self.goal(state)
+        off = float(np.linalg.norm((goal - position)[:2]))
+        if state.held == self.name:
+            self._grasp = None
+            distance = float(np.linalg.norm(goal - position))
+            speed_now = float(np.linalg.norm(state.velocities[state.names.index(self.name)]))
+            blocked = distance < self.BLOCKED_DISTANCE and speed_now < self.STILL_SPEED  # resting on something
+            if distance < self.RELEASE_DISTANCE or blocked:
+                return np.array([0.0, 0.0, 0.0, 1.0], dtype=np.float32)
+            offset = state.ee_position - position
+            height = min(CARRY_HEIGHT, goal[2] + offset[2] + self.FUNNEL_SLOPE * max(0.0, off - self.FUNNEL_WIDTH))
+            target = np.array([goal[0] + offset[0], goal[1] + offset[1], height])
+            speed = 0.6 if off < 0.02 else 1.0
+            delta = np.clip(self.GAIN * (target - state.ee_position) / EE_STEP, -speed, speed)
+            return np.array([*delta, -1.0], dtype=np.float32)
+        if off < self.NEAR_GOAL:
+            return np.array([0.0, 0.0, 0.3, 1.0], dtype=np.float32)
+        if self._grasp is None:
+            self._grasp = ScriptedExpert(TaskSpec("pick", (self.name,)), _grasp_phases(self.name))
+        return self._grasp.act(state)
+
+
 def make_expert(spec: TaskSpec, recover: bool = False, patient: bool = False) -> ScriptedExpert:
     """The scripted expert for a task.
 

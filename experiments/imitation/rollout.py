@@ -17,7 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.chain_starts import run_skill
-from envs.experts import ScriptedExpert, make_expert
+from envs.experts import ScriptedExpert, StatePlaceExpert, make_expert
 from envs.tasks import TaskSpec, valid_arguments
 from experiments.common.errors import InputError
 from experiments.imitation.dataset import Episode
@@ -87,15 +87,21 @@ class SkillEnv:
         self.env.close()
 
 
-LABELLERS = ("plain", "recovering", "patient")
-"""The expert that labels: the plain scripted expert; one that re-grasps an object the student dropped; or one that
-also re-grasps and leaves a phase only on the state, never on the clock alone (`envs.experts.ScriptedExpert`)."""
+LABELLERS = ("plain", "recovering", "patient", "state")
+"""The expert that labels: the plain scripted expert; one that re-grasps an object the student dropped; one that
+also re-grasps and leaves a phase only on the state, never on the clock alone (`envs.experts.ScriptedExpert`); or,
+for the places, one whose action depends on the state alone (`envs.experts.StatePlaceExpert`; other skills get
+the recovering expert)."""
 
 
-def labelling_expert(task: TaskSpec, labeller: str) -> ScriptedExpert:
+def labelling_expert(task: TaskSpec, labeller: str) -> ScriptedExpert | StatePlaceExpert:
     """The scripted expert that labels a student's states, as `labeller` names it."""
     if labeller not in LABELLERS:
         raise InputError(f"unknown labeller {labeller!r}; expected one of: {', '.join(LABELLERS)}")
+    if labeller == "state" and task.name in ("place_in", "place_on"):
+        return StatePlaceExpert(task)
+    if labeller == "state":
+        return make_expert(task, recover=True)
     return make_expert(task, recover=labeller in ("recovering", "patient"), patient=labeller == "patient")
 
 
