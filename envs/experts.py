@@ -327,7 +327,10 @@ def _drawer_phases(spec: TaskSpec) -> list[Phase]:
 
 
 class StatePlaceExpert:
-    """A place labeller whose action is a function of the scene state alone: no phase, no clock.
+    """A place labeller whose action is a function of the scene state: no phase, no clock.
+
+    (The drop point in a container is chosen once per episode, among a few spots, as the phase expert does; on
+    the table it is the free point nearest to the object, recomputed every step.)
 
     The phase-list experts label by their hidden phase: a student hovering over the bowl is told "rise to carry
     height" by a "carry" phase and "go down" by a "lower" phase, from the same state, and a student cloned from

@@ -22,7 +22,7 @@ def pick_env():
     env.close()
 
 
-@pytest.mark.parametrize("labeller", ["plain", "recovering", "patient"])
+@pytest.mark.parametrize("labeller", ["plain", "recovering", "patient", "state"])
 def test_relabelling_labels_the_students_states_with_the_experts_actions(pick_env: SkillEnv, labeller: str) -> None:
     """beta = 0: a (bad) constant student drives; every label is what the expert says in the state it saw."""
     student_action = np.array([0.4, -0.4, 0.6, 1.0], np.float32)
@@ -72,7 +72,7 @@ def _hovering_student(env: SkillEnv, seen: list) -> tuple:
     return act
 
 
-@pytest.mark.parametrize("labeller", ["recovering", "patient"])
+@pytest.mark.parametrize("labeller", ["recovering", "patient", "state"])
 def test_a_patient_labeller_never_says_let_go_over_a_hovering_student(place_env: SkillEnv, labeller: str) -> None:
     """The plain phases run out of steps and label "release" 18 cm above the target; patient ones keep "lower"."""
     _, info = place_env.reset(7)
@@ -86,7 +86,7 @@ def test_a_patient_labeller_never_says_let_go_over_a_hovering_student(place_env:
                  if state.held == name and state.position(name)[2] > 0.15]
     assert len(held_high) > 60
     opened = [label for _, label in held_high if label[3] > 0]
-    if labeller == "patient":
+    if labeller in ("patient", "state"):
         assert opened == []
         assert all(label[2] < 0 for _, label in held_high[-20:])  # still saying "go down"
     else:
@@ -346,3 +346,26 @@ def test_the_nearest_free_table_spot_is_clear_and_under_an_object_that_already_s
     finally:
         env.close()
     assert checked >= 10
+
+
+def test_the_state_place_labeller_labels_a_state_the_same_whatever_came_before(place_env: SkillEnv) -> None:
+    """Put on the table: a fresh state labeller gives, in every state of a student's episode, the recorded label."""
+    from envs.experts import StatePlaceExpert
+
+    wobbly = np.random.default_rng(3)
+
+    def student(obs: dict) -> np.ndarray:  # wanders with the object in a closed hand
+        return np.array([*wobbly.uniform(-0.3, 0.3, 3), -1.0], np.float32)
+
+    episode = rollout(place_env, seed=12, student=student, beta=0.0,
+                      args=("red_block", "table"), labeller="state")
+    _, info = place_env.reset(12, ("red_block", "table"))
+    held_steps = 0
+    for label, executed in zip(episode.labels, episode.executed, strict=True):
+        state = info["scene_state"]
+        fresh = StatePlaceExpert(place_env.env.task).act(state)
+        if state.held == "red_block":  # (re-grasping runs the pick's phases, which do keep a phase)
+            held_steps += 1
+            np.testing.assert_array_equal(fresh, label)
+        _, _, _, _, info = place_env.step(executed)
+    assert held_steps >= 30
