@@ -75,8 +75,9 @@ class DaggerConfig:
     bc_lr_schedule: str = "constant"
     """Behaviour cloning's learning rate over its epochs: constant or cosine (decay to zero)."""
     labeller: str = "plain"
-    """The expert that labels: "plain", "recovering" (re-grasps an object the student dropped) or "patient" (also
-    leaves a phase on the state, never on the clock alone); see `rollout.LABELLERS`."""
+    """The expert that labels: "plain", "recovering" (re-grasps an object the student dropped), "patient" (also
+    leaves a phase on the state, never on the clock alone) or "state" (places labelled from the state alone);
+    see `rollout.LABELLERS`."""
     prefix: str = "scripted"
     """Who runs the chain starts' sub-chains: the scripted experts, the shipped learned skills (the starts a learned
     skill meets in `--skills learned`), or "mixed" (each on half the episodes); see `learned_prefix`."""
