@@ -30,7 +30,7 @@ from experiments.common.errors import InputError
 from experiments.common.jsonio import write_json
 from experiments.imitation.dataset import Episode, argument_indices, load_dataset, transitions, write_dataset
 from experiments.imitation.learned_prefix import check_prefix
-from experiments.imitation.rollout import LABELLERS, OBS_SETS, SkillEnv, rollout
+from experiments.imitation.rollout import OBS_SETS, SkillEnv, check_labeller, rollout
 from experiments.training.bc import ExpertData, pretrain
 from experiments.training.config import TrainConfig, config_path, load_config, resolve_device
 from experiments.training.language import EmbeddingTable, all_texts
@@ -99,8 +99,7 @@ class DaggerConfig:
         if self.refit not in REFITS:
             raise InputError(f"unknown refit {self.refit!r}; expected one of: {', '.join(REFITS)}")
         check_prefix(self.prefix, self.start)
-        if self.labeller not in LABELLERS:
-            raise InputError(f"unknown labeller {self.labeller!r}; expected one of: {', '.join(LABELLERS)}")
+        check_labeller(self.labeller)
         owned = sorted(set(self.training_overrides) & set(DAGGER_OWNED_KEYS))
         if owned:
             raise InputError(f"--set {', '.join(owned)}: set by embodia dagger's own flags; use those instead")

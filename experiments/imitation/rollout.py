@@ -94,10 +94,15 @@ for the places, one whose action depends on the state alone (`envs.experts.State
 the recovering expert)."""
 
 
-def labelling_expert(task: TaskSpec, labeller: str) -> ScriptedExpert | StatePlaceExpert:
-    """The scripted expert that labels a student's states, as `labeller` names it."""
+def check_labeller(labeller: str) -> None:
+    """Refuse a labeller name that is not one of `LABELLERS`, naming them."""
     if labeller not in LABELLERS:
         raise InputError(f"unknown labeller {labeller!r}; expected one of: {', '.join(LABELLERS)}")
+
+
+def labelling_expert(task: TaskSpec, labeller: str) -> ScriptedExpert | StatePlaceExpert:
+    """The scripted expert that labels a student's states, as `labeller` names it."""
+    check_labeller(labeller)
     if labeller == "state" and task.name in ("place_in", "place_on"):
         return StatePlaceExpert(task)
     if labeller == "state":
@@ -114,12 +119,12 @@ def rollout(env: SkillEnv, seed: int, student: Predict | None = None, beta: floa
     this is DAgger's on-policy relabelling: the states are the student's, the labels the expert's. With `labeller`
     "recovering" (`envs.experts.ScriptedExpert(recover=True)`) a student's dropped object is labelled with a
     re-grasp; with "patient" the expert also never moves on from a phase because the student was slow (the plain
-    expert's step budgets labelled "let go" over a student hovering high above its target; RESULTS.md).
+    expert's step budgets labelled "let go" over a student hovering high above its target; RESULTS.md); with
+    "state" the places are labelled by `envs.experts.StatePlaceExpert`, which has no phases at all.
     """
     if not 0.0 <= beta <= 1.0:
         raise InputError(f"beta must be in [0, 1], got {beta}")
-    if labeller not in LABELLERS:
-        raise InputError(f"unknown labeller {labeller!r}; expected one of: {', '.join(LABELLERS)}")
+    check_labeller(labeller)  # before the env is reset
     obs, info = env.reset(seed, args)
     expert = labelling_expert(env.env.task, labeller)
     rng = np.random.default_rng([seed, 0xDA66E2])
