@@ -383,13 +383,16 @@ class StatePlaceExpert:
         return self._grasp.act(state)
 
 
-def make_expert(spec: TaskSpec, recover: bool = False, patient: bool = False) -> ScriptedExpert:
+def make_expert(spec: TaskSpec, recover: bool = False, patient: bool = False,
+                nearest_table_spot: bool | None = None) -> ScriptedExpert:
     """The scripted expert for a task.
 
-    `recover`: grasp a dropped object again; `patient`: leave a phase on the state, never on the clock alone, and
-    put an object down on the table at the free point nearest to it (both for DAgger's labeller, see
-    `ScriptedExpert` and `_drop_goal`).
+    `recover`: grasp a dropped object again; `patient`: leave a phase on the state, never on the clock alone;
+    `nearest_table_spot` (default: as `patient`): put an object down on the table at the free point nearest to
+    it, not the farthest one (all three for DAgger's labeller, see `ScriptedExpert` and `_drop_goal`).
     """
+    if nearest_table_spot is None:
+        nearest_table_spot = patient
     if spec.name == "reach":
         phases = [
             _travel(_at(spec.args[0])),
@@ -401,7 +404,7 @@ def make_expert(spec: TaskSpec, recover: bool = False, patient: bool = False) ->
                   Phase("lift", _above(spec.args[0], 0.12), open=False, tolerance=0.01, max_steps=30,
                         holds=spec.args[0])]
     elif spec.name in ("place_in", "place_on"):
-        phases = _place_phases(spec, nearest_table_spot=patient)
+        phases = _place_phases(spec, nearest_table_spot=nearest_table_spot)
     elif spec.name == "push":
         phases = _push_phases(spec)
     else:

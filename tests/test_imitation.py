@@ -22,7 +22,7 @@ def pick_env():
     env.close()
 
 
-@pytest.mark.parametrize("labeller", ["plain", "recovering", "patient", "state"])
+@pytest.mark.parametrize("labeller", ["plain", "recovering", "nearest", "patient", "state"])
 def test_relabelling_labels_the_students_states_with_the_experts_actions(pick_env: SkillEnv, labeller: str) -> None:
     """beta = 0: a (bad) constant student drives; every label is what the expert says in the state it saw."""
     student_action = np.array([0.4, -0.4, 0.6, 1.0], np.float32)
@@ -44,7 +44,7 @@ def test_beta_one_is_the_expert_alone(pick_env: SkillEnv) -> None:
     assert all(np.array_equal(a, b) for a, b in zip(episode.labels, episode.executed, strict=True))
     with pytest.raises(ValueError, match="beta must be in"):
         rollout(pick_env, seed=2, beta=1.5)
-    with pytest.raises(ValueError, match="unknown labeller 'oracle'; expected one of: plain, recovering, patient"):
+    with pytest.raises(ValueError, match="unknown labeller 'oracle'; expected one of: plain, recovering, nearest"):
         rollout(pick_env, seed=2, labeller="oracle")
 
 
@@ -72,7 +72,7 @@ def _hovering_student(env: SkillEnv, seen: list) -> tuple:
     return act
 
 
-@pytest.mark.parametrize("labeller", ["recovering", "patient", "state"])
+@pytest.mark.parametrize("labeller", ["recovering", "nearest", "patient", "state"])
 def test_a_patient_labeller_never_says_let_go_over_a_hovering_student(place_env: SkillEnv, labeller: str) -> None:
     """The plain phases run out of steps and label "release" 18 cm above the target; patient ones keep "lower"."""
     _, info = place_env.reset(7)
@@ -369,3 +369,20 @@ def test_the_state_place_labeller_labels_a_state_the_same_whatever_came_before(p
             np.testing.assert_array_equal(fresh, label)
         _, _, _, _, info = place_env.step(executed)
     assert held_steps >= 30
+
+
+def test_the_nearest_labeller_puts_an_object_down_at_the_nearest_free_spot(place_env: SkillEnv) -> None:
+    """Put on the table, object in hand: acting alone, the "nearest" labeller sets it down at the free spot nearest
+    to where it started and the recovering one at the farthest free spot; both succeed."""
+    from envs.tasks import free_table_spot, nearest_free_table_spot
+
+    _, info = place_env.reset(12, ("red_block", "table"))
+    state = info["scene_state"]
+    assert state.held == "red_block"
+    near, far = nearest_free_table_spot(state, "red_block"), free_table_spot(state, "red_block")
+    assert np.linalg.norm(near[:2] - far[:2]) > 0.05  # the two goals are apart, so the endings can tell them
+    for labeller, goal in (("nearest", near), ("recovering", far)):
+        episode = rollout(place_env, seed=12, args=("red_block", "table"), labeller=labeller)
+        end = place_env.env.scene_state().position("red_block")
+        assert episode.success, labeller
+        assert np.linalg.norm(end[:2] - goal[:2]) < 0.03, (labeller, end, goal)

@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bc-lr-schedule", default="constant", help="behaviour cloning's learning rate: constant "
                         "or cosine")
     parser.add_argument("--labeller", default="plain", help="the expert that labels: plain, recovering "
-                        "(re-grasps an object the student dropped), patient (re-grasps, and leaves a phase only "
+                        "(re-grasps an object the student dropped), nearest (re-grasps, and puts an object down on "
+                        "the table at the free point nearest to it), patient (as nearest, and leaves a phase only "
                         "when the state says so, never because the student was slow) or state (places: an action "
                         "that depends on the state alone; other skills: recovering)")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
