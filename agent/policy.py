@@ -213,9 +213,42 @@ class LearnedSkillPolicy:
         if missing:
             raise InputError(f"policy {self.name} needs observation keys {self._keys}; missing {missing} "
                              f"(was it trained in another obs mode? card says {self.card.meta['obs_mode']!r})")
-        batch = {k: np.asarray(obs[k]) for k in self._keys}
+        spaces = self._policy.observation_space.spaces
+        batch = {k: fit_image(np.asarray(obs[k]), spaces[k].shape) for k in self._keys}
         batch[GOAL_KEY] = goal
         return batch
+
+
+def image_fits(given: Sequence[int], expected: Sequence[int]) -> bool:
+    """Whether an observation of shape `given` can feed a policy input of shape `expected`.
+
+    It can when the shapes are equal, or when it is an image whose side is a whole multiple of the expected side
+    (`fit_image` averages it down).
+    """
+    given, expected = tuple(given), tuple(expected)
+    if given == expected:
+        return True
+    return (len(given) == len(expected) == 3 and given[2] == expected[2] and given[0] == given[1]
+            and expected[0] == expected[1] and given[0] > expected[0] and given[0] % expected[0] == 0)
+
+
+def fit_image(value: np.ndarray, expected: Sequence[int]) -> np.ndarray:
+    """`value` in the policy's input shape.
+
+    An image rendered finer (the scene estimator's front camera may render at 128 px for the 64-px policies) is
+    averaged over k x k blocks, the way a coarser camera integrates its pixels.
+    """
+    expected = tuple(expected)
+    if value.shape == expected or value.ndim != 3:
+        return value
+    if not image_fits(value.shape, expected):
+        raise InputError(f"an observation image of shape {list(value.shape)} cannot feed a policy input of shape "
+                         f"{list(expected)}")
+    k = value.shape[0] // expected[0]
+    blocks = value.reshape(expected[0], k, expected[1], k, expected[2]).astype(np.float32).mean(axis=(1, 3))
+    if value.dtype == np.uint8:
+        return np.clip(np.rint(blocks), 0, 255).astype(np.uint8)
+    return blocks.astype(value.dtype)
 
 
 class LearnedSkillProvider:

@@ -66,6 +66,8 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         obs_mode: "state" (proprio + privileged object poses), "rgbd" (front RGB-D) or
             "rgbd_touch" (front and wrist RGB-D plus fingertip touch).
         image_size: side of the square camera images.
+        front_image_size: side of the front camera's images, when it should differ from `image_size` (the scene
+            estimator reads small objects, such as the mug, from a finer front view); None means `image_size`.
         control: "ee", "ee_yaw" or "joints" (see `envs.robots`).
         render_every: re-render camera observations every k-th step (reuse the last frame in between).
         reward_type: "dense" (negative distance to goal) or "sparse" (-1 until success, then 0).
@@ -86,14 +88,16 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self, task: str = "reach", obs_mode: str = "state", image_size: int = 64, control: str = "ee",
         render_every: int = 1, reward_type: str = "dense", max_steps: int | None = None,
         render_mode: str | None = None, render_size: int = 224, use_egl: bool = False, start: str = "reset",
-        prefix_runner: PrefixRunner | None = None,
+        prefix_runner: PrefixRunner | None = None, front_image_size: int | None = None,
     ) -> None:
         check_choice("task", task, TASK_CHOICES)
         check_choice("obs_mode", obs_mode, OBS_MODES)
         check_choice("reward_type", reward_type, ("dense", "sparse"))
         check_choice("render_mode", render_mode, (None, *self.metadata["render_modes"]))
-        if render_every < 1 or image_size < 8:
-            raise InputError(f"render_every must be >= 1 and image_size >= 8, got {render_every}, {image_size}")
+        front_image_size = image_size if front_image_size is None else front_image_size
+        if render_every < 1 or min(image_size, front_image_size) < 8:
+            raise InputError(f"render_every must be >= 1 and image_size, front_image_size >= 8, got {render_every}, "
+                             f"{image_size}, {front_image_size}")
         self.task_name, self.obs_mode, self.reward_type = task, obs_mode, reward_type
         self.start_mode = check_start(start)
         self.prefix_runner: PrefixRunner = prefix_runner or run_skill
@@ -110,13 +114,13 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """Resets that swapped in a spare world instead of rebuilding (what `prepare_world` has saved)."""
         self.cameras: list[Camera] = []
         if obs_mode != "state":
-            self.cameras.append(front_camera(self.sim, image_size))
+            self.cameras.append(front_camera(self.sim, front_image_size))
         if obs_mode == "rgbd_touch":
             self.cameras.append(wrist_camera(self.sim, image_size))
         self.touch = Touch(self.sim)
         self._video_camera = front_camera(self.sim, render_size)
         self.action_space = spaces.Box(-1.0, 1.0, (self.robot.action_size,), dtype=np.float32)
-        self.observation_space = self._make_observation_space(image_size)
+        self.observation_space = self._make_observation_space()
         self._spec: TaskSpec | None = None
         self._instruction = ""
         self._elapsed = 0
@@ -164,8 +168,9 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.scene, self.robot = scene, robot
         self._object_bodies = {self.sim.body_id(n): n for n in RIGID_OBJECTS}
 
-    def _make_observation_space(self, size: int) -> spaces.Dict:
-        return observation_space(self.obs_mode, [camera.name for camera in self.cameras], size, Touch.SIZE)
+    def _make_observation_space(self) -> spaces.Dict:
+        sides = {camera.name: camera.width for camera in self.cameras}
+        return observation_space(self.obs_mode, list(sides), sides, Touch.SIZE)
 
     # --------------------------------------------------------------------------------- episodes
     def reset(

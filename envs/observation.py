@@ -9,7 +9,7 @@ tests/test_feature_layout.py) in one place. This module imports no simulator, so
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from gymnasium import spaces
@@ -26,15 +26,20 @@ DRAWER_FEATURES = 4
 """After the object rows: the drawer's opening and its handle position."""
 
 
-def observation_space(obs_mode: str, camera_names: Sequence[str], size: int, touch_size: int) -> spaces.Dict:
-    """The observation space of one mode: proprio, then objects (state) or camera images, then touch."""
+def observation_space(obs_mode: str, camera_names: Sequence[str], size: int | Mapping[str, int],
+                      touch_size: int) -> spaces.Dict:
+    """The observation space of one mode: proprio, then objects (state) or camera images, then touch.
+
+    `size` is every camera's side, or a side per camera name (the front camera may render finer than the wrist).
+    """
     keys: dict[str, spaces.Space] = {"proprio": spaces.Box(-np.inf, np.inf, (PROPRIO_SIZE,), np.float32)}
     if obs_mode == "state":
         n = OBJECT_FEATURES * N_OBJECTS + DRAWER_FEATURES
         keys["objects"] = spaces.Box(-np.inf, np.inf, (n,), np.float32)
     for name in camera_names:
-        keys[f"rgb_{name}"] = spaces.Box(0, 255, (size, size, 3), np.uint8)
-        keys[f"depth_{name}"] = spaces.Box(0.0, np.inf, (size, size, 1), np.float32)
+        side = size if isinstance(size, int) else size[name]
+        keys[f"rgb_{name}"] = spaces.Box(0, 255, (side, side, 3), np.uint8)
+        keys[f"depth_{name}"] = spaces.Box(0.0, np.inf, (side, side, 1), np.float32)
     if obs_mode == "rgbd_touch":
         keys["touch"] = spaces.Box(-np.inf, np.inf, (touch_size,), np.float32)
     return spaces.Dict(keys)

@@ -60,7 +60,9 @@ class EstimatorConfig:
         objects: the movable objects it reports on, in output order.
         locations: location classes (e.g. "table", "bowl", "on_red_block", "held", "none").
         containers: locations that read as ``in`` facts (the rest read as ``on``; ``on_<x>`` means on x).
-        image_size: side of the observation's camera images.
+        image_size: side of the observation's camera images (the wrist camera's, where the front one differs).
+        front_image_size: side of the front camera's images when finer than `image_size` (0: the same). The
+            segmenter reads small objects (the mug: about a dozen pixels at 64) better from a finer front view.
         input_size: side the images are average-pooled to before the network (<= image_size).
         width: channels of the first convolution (later layers double it).
         touch_size, proprio_size: lengths of the touch and proprio vectors.
@@ -83,6 +85,7 @@ class EstimatorConfig:
     locations: tuple[str, ...]
     containers: tuple[str, ...] = ("bowl", "drawer")
     image_size: int = 64
+    front_image_size: int = 0
     input_size: int = 64
     width: int = 32
     touch_size: int = 38
@@ -115,9 +118,14 @@ class EstimatorConfig:
                                  f"{missing} from {list(self.segment_classes)}")
             if len(self.front_camera) != 7:
                 raise InputError(f"front_camera is eye (3), target (3), fov: 7 numbers, got {len(self.front_camera)}")
-        if self.image_size % self.input_size or self.input_size < 16:
-            raise InputError(f"input_size must divide image_size and be >= 16, got {self.input_size} / "
-                             f"{self.image_size}")
+        if self.image_size % self.input_size or self.front_size % self.input_size or self.input_size < 16:
+            raise InputError(f"input_size must divide image_size and front_image_size and be >= 16, got "
+                             f"{self.input_size} / {self.image_size}, {self.front_size}")
+
+    @property
+    def front_size(self) -> int:
+        """Side of the front camera's images."""
+        return self.front_image_size or self.image_size
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON (lists for tuples), the form saved next to the weights."""
@@ -192,6 +200,7 @@ class SceneEstimatorNet(nn.Module):
         super().__init__()
         self.config = config
         self.pool = config.image_size // config.input_size
+        self.front_pool = config.front_size // config.input_size
         if config.arch == "keypoints" or config.arch == "segment":
             self.front, self.wrist = (KeypointStem(config.width, config.keypoints) for _ in range(2))
             front_size = wrist_size = self.front.size
@@ -217,7 +226,7 @@ class SceneEstimatorNet(nn.Module):
         self.object_classes = [classes.index(name) for name in config.objects]
         self.anchor_classes = [classes.index(name) for name in config.anchors]
         eye, target, fov = config.front_camera[:3], config.front_camera[3:6], config.front_camera[6]
-        rays = PinholeCamera(tuple(eye), tuple(target), float(fov)).rays(config.image_size)  # type: ignore[arg-type]
+        rays = PinholeCamera(tuple(eye), tuple(target), float(fov)).rays(config.front_size)  # type: ignore[arg-type]
         self.register_buffer("rays", torch.from_numpy(rays), persistent=False)
         size = relation_feature_size(len(config.objects), len(config.anchors))
         # Standardisation of the relation features (metres, counts, probabilities: very different scales),
@@ -229,11 +238,11 @@ class SceneEstimatorNet(nn.Module):
             nn.Linear(size, 128), nn.GELU(), *([nn.Dropout(drop)] if drop else []),
             nn.Linear(128, 128), nn.GELU(), *([nn.Dropout(drop)] if drop else []), nn.Linear(128, k + 4))
 
-    def _image(self, rgb: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
-        """(B, H, W, 3) uint8 and (B, H, W, 1) metres into a normalised (B, 4, h, w) tensor."""
+    def _image(self, rgb: torch.Tensor, depth: torch.Tensor, pool: int) -> torch.Tensor:
+        """(B, H, W, 3) uint8 and (B, H, W, 1) metres into a normalised (B, 4, H / pool, W / pool) tensor."""
         x = torch.cat([rgb.float() / 255.0, (depth.float() - DEPTH_CENTRE) / DEPTH_SCALE], dim=-1)
         x = x.permute(0, 3, 1, 2)
-        return F.avg_pool2d(x, self.pool) if self.pool > 1 else x
+        return F.avg_pool2d(x, pool) if pool > 1 else x
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Logits and normalised positions for a batch of observations (keys as in `SENSES`)."""
@@ -242,8 +251,8 @@ class SceneEstimatorNet(nn.Module):
             return {**self.relate(perceived["features"], perceived["centres"]), **perceived}
         touch = batch["touch"].float()
         body = torch.cat([torch.sign(touch) * torch.log1p(touch.abs()), batch["proprio"].float()], dim=-1)
-        features = torch.cat([self.front(self._image(batch["rgb_front"], batch["depth_front"])),
-                              self.wrist(self._image(batch["rgb_wrist"], batch["depth_wrist"])),
+        features = torch.cat([self.front(self._image(batch["rgb_front"], batch["depth_front"], self.front_pool)),
+                              self.wrist(self._image(batch["rgb_wrist"], batch["depth_wrist"], self.pool)),
                               self.body(body)], dim=-1)
         h = self.trunk(features)
         n, k = len(self.config.objects), len(self.config.locations)
@@ -255,8 +264,8 @@ class SceneEstimatorNet(nn.Module):
     def _flags(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         touch = batch["touch"].float()
         body = torch.cat([torch.sign(touch) * torch.log1p(touch.abs()), batch["proprio"].float()], dim=-1)
-        features = torch.cat([self.front(self._image(batch["rgb_front"], batch["depth_front"])),
-                              self.wrist(self._image(batch["rgb_wrist"], batch["depth_wrist"])),
+        features = torch.cat([self.front(self._image(batch["rgb_front"], batch["depth_front"], self.front_pool)),
+                              self.wrist(self._image(batch["rgb_wrist"], batch["depth_wrist"], self.pool)),
                               self.body(body)], dim=-1)
         return self.flags(self.trunk(features))
 
@@ -407,8 +416,8 @@ def check_observation(obs: Mapping[str, Any], config: EstimatorConfig) -> None:
 
 
 def _expected_shapes(config: EstimatorConfig) -> dict[str, tuple[int, ...]]:
-    size = config.image_size
-    return {"rgb_front": (size, size, 3), "depth_front": (size, size, 1), "rgb_wrist": (size, size, 3),
+    size, front = config.image_size, config.front_size
+    return {"rgb_front": (front, front, 3), "depth_front": (front, front, 1), "rgb_wrist": (size, size, 3),
             "depth_wrist": (size, size, 1), "touch": (config.touch_size,), "proprio": (config.proprio_size,)}
 
 

@@ -422,3 +422,59 @@ def test_a_place_is_judged_only_once_the_object_has_come_to_rest() -> None:
         assert world._settled(scene(0.5))  # a drawer needs no settling
     finally:
         env.close()
+
+
+def test_a_finer_front_camera_reaches_the_estimator_and_the_env() -> None:
+    """front_image_size: the env renders the front camera finer than the wrist, and an estimator built for it reads
+    those shapes (and refuses equal-sized cameras with a message naming both sizes)."""
+    from envs.household import HouseholdEnv
+    from experiments.kitchen.perceived_world import perceived_world
+
+    env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=16, front_image_size=32)
+    try:
+        obs, _ = env.reset(seed=0)
+        assert obs["rgb_front"].shape == (32, 32, 3) and obs["depth_front"].shape == (32, 32, 1)
+        assert obs["rgb_wrist"].shape == (16, 16, 3)
+        assert env.observation_space["rgb_front"].shape == (32, 32, 3)
+        assert env.observation_space["depth_wrist"].shape == (16, 16, 1)
+        config = EstimatorConfig(objects=OBJECTS, locations=LOCATIONS, image_size=16, front_image_size=32,
+                                 input_size=16, width=4)
+        estimator = SceneEstimator(config)
+        assert set(estimator.estimate({k: obs[k] for k in SENSES}).objects) == set(OBJECTS)
+        perceived_world(env, estimator)  # the sizes match: no error
+        with pytest.raises(ValueError, match=r"rgb_front.*\(16, 16, 3\).*expects \(32, 32, 3\)"):
+            estimator.estimate(observation(16))
+        with pytest.raises(ValueError, match="front and wrist images of 16px and 16px, the env gives 32px and 16px"):
+            perceived_world(env, SceneEstimator(tiny_config(16)))
+    finally:
+        env.close()
+    with pytest.raises(ValueError, match="input_size must divide"):
+        EstimatorConfig(objects=OBJECTS, locations=LOCATIONS, image_size=16, front_image_size=24, input_size=16)
+
+
+def test_a_finer_image_is_averaged_down_for_a_coarser_policy() -> None:
+    from agent.policy import fit_image, image_fits
+
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[:2, :2] = [255, 0, 0]
+    rgb[0, 2] = [100, 100, 100]
+    small = fit_image(rgb, (2, 2, 3))
+    assert small.dtype == np.uint8 and small.shape == (2, 2, 3)
+    assert small[0, 0].tolist() == [255, 0, 0] and small[0, 1].tolist() == [25, 25, 25]
+    depth = np.arange(16, dtype=np.float32).reshape(4, 4, 1)
+    assert fit_image(depth, (2, 2, 1))[..., 0].tolist() == [[2.5, 4.5], [10.5, 12.5]]
+    assert image_fits((128, 128, 3), (64, 64, 3)) and not image_fits((96, 96, 3), (64, 64, 3))
+    assert not image_fits((32, 32, 3), (64, 64, 3))
+    with pytest.raises(ValueError, match=r"shape \[6, 6, 3\] cannot feed a policy input of shape \[4, 4, 3\]"):
+        fit_image(np.zeros((6, 6, 3), np.uint8), (4, 4, 3))
+
+
+def test_visibility_counts_front_pixels_at_the_wrist_cameras_resolution() -> None:
+    from experiments.scene_estimation.training_common import visible_labels
+
+    pixels = np.array([[[8, 0], [3, 0], [0, 4]]])  # front, wrist per object
+    frames = {"pixels": pixels, "location": np.zeros((1, 3), int),
+              "rgb_front": np.zeros((1, 32, 32, 3), np.uint8), "rgb_wrist": np.zeros((1, 16, 16, 3), np.uint8)}
+    assert visible_labels(frames, 4, held_index=6).tolist() == [[False, False, True]]  # 8 front px at 2x = 2
+    frames["rgb_front"] = np.zeros((1, 16, 16, 3), np.uint8)
+    assert visible_labels(frames, 4, held_index=6).tolist() == [[True, False, True]]

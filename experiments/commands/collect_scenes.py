@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=args_types.output_dir, required=True,
                         help="dataset folder (shards are resumable)")
     parser.add_argument("--image-size", type=int, default=64, help="camera resolution")
+    parser.add_argument("--front-image-size", type=int, default=None,
+                        help="the front camera's resolution, if finer than --image-size (small objects such as the "
+                             "mug cover a dozen pixels at 64)")
     parser.add_argument("--chain-length", type=int, default=6, help="instructions per episode")
     parser.add_argument("--frame-every", type=int, default=3, help="record every k-th control step")
     parser.add_argument("--encoder", choices=("minilm", "hashing"), default="minilm", help="planner text encoder")
@@ -46,14 +49,16 @@ def handle(args: argparse.Namespace) -> int:
     from experiments.scene_estimation.data import SceneDataConfig, collect, collect_random_scenes, load_frames
 
     torch.set_num_threads(1)
-    if args.image_size < 16 or args.chain_length < 1 or args.frame_every < 1:
-        raise InputError("--image-size must be >= 16, --chain-length and --frame-every >= 1; got "
-                         f"{args.image_size}, {args.chain_length}, {args.frame_every}")
+    front = args.image_size if args.front_image_size is None else args.front_image_size
+    if args.image_size < 16 or front < 16 or args.chain_length < 1 or args.frame_every < 1:
+        raise InputError("--image-size and --front-image-size must be >= 16, --chain-length and --frame-every >= 1;"
+                         f" got {args.image_size}, {front}, {args.chain_length}, {args.frame_every}")
     if args.kind == "random":
-        out = collect_random_scenes(args.seeds, args.out, image_size=args.image_size)
+        out = collect_random_scenes(args.seeds, args.out, image_size=args.image_size,
+                                    front_image_size=args.front_image_size)
     else:
-        config = SceneDataConfig(image_size=args.image_size, chain_length=args.chain_length,
-                                 frame_every=args.frame_every)
+        config = SceneDataConfig(image_size=args.image_size, front_image_size=args.front_image_size,
+                                 chain_length=args.chain_length, frame_every=args.frame_every)
         out = collect(args.seeds, args.out, config, encoder=args.encoder, progress=True)
     frames = load_frames(out, ("holding",))
     print(f"{len(frames['holding'])} frames from seeds {args.seeds.start}..{args.seeds.stop - 1} in {out}")

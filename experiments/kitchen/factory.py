@@ -227,12 +227,12 @@ def make_provider(options: AgentOptions, world: KitchenWorld) -> ScriptedProvide
 
 def check_observations(provider: LearnedSkillProvider, space: Any) -> None:
     """Refuse, before acting, a learned policy that reads keys or image sizes the kitchen does not give."""
-    from agent.policy import read_observation_space
+    from agent.policy import image_fits, read_observation_space
 
     for task, card in provider.cards.items():
         needed = read_observation_space(card)
         missing = sorted(set(needed) - set(space.spaces) - {"goal"})
-        wrong = sorted(k for k in needed if k in space.spaces and tuple(needed[k]) != tuple(space[k].shape))
+        wrong = sorted(k for k in needed if k in space.spaces and not image_fits(space[k].shape, needed[k]))
         if missing or wrong:
             raise InputError(f"the learned {task} policy ({card.path}) reads {sorted(needed)} with shapes "
                              f"{ {k: list(v) for k, v in needed.items()} }; the kitchen gives "

@@ -234,10 +234,13 @@ class PerceivedKitchenWorld(KitchenWorld):
 
 def perceived_world(env: HouseholdEnv, estimator: SceneEstimator, record: bool = False) -> PerceivedKitchenWorld:
     """A perceived world, checking that the env's cameras match the estimator's image size."""
-    size = env.observation_space["rgb_front"].shape[0] if "rgb_front" in env.observation_space.spaces else None
-    if size != estimator.config.image_size:
-        raise InputError(f"the estimator expects {estimator.config.image_size}px rgbd_touch observations, the env "
-                         f"gives {size}px")
+    spaces = env.observation_space.spaces
+    sizes = tuple(spaces[f"rgb_{camera}"].shape[0] if f"rgb_{camera}" in spaces else None
+                  for camera in ("front", "wrist"))
+    expected = (estimator.config.front_size, estimator.config.image_size)
+    if sizes != expected:
+        raise InputError(f"the estimator expects rgbd_touch observations with front and wrist images of "
+                         f"{expected[0]}px and {expected[1]}px, the env gives {sizes[0]}px and {sizes[1]}px")
     return PerceivedKitchenWorld(env, estimator, record=record)
 
 
@@ -249,5 +252,6 @@ def open_perceived_world(estimator_path: str | None, record: bool = False
 
     estimator = SceneEstimator.load(Path(estimator_path) if estimator_path else SHIPPED_WEIGHTS)
     env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=estimator.config.image_size,
+                       front_image_size=estimator.config.front_size,
                        render_mode="rgb_array" if record else None)
     return env, perceived_world(env, estimator, record=record)

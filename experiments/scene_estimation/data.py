@@ -46,6 +46,8 @@ class SceneDataConfig:
 
     image_size: int = 64
     """camera resolution in pixels"""
+    front_image_size: int | None = None
+    """the front camera's resolution, when finer than `image_size` (None: the same)"""
     chain_length: int = 6
     """instructions per chain (a chain goes on after a failed instruction: failures make odd scenes too)"""
     frame_every: int = 3
@@ -217,7 +219,8 @@ def collect(seeds: Iterable[int], out: Path, config: SceneDataConfig, encoder: s
             "segment_classes": list(SEGMENT_CLASSES),
             "encoder": encoder}
     write_json(out / "meta.json", meta, indent=1)
-    env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=config.image_size)
+    env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=config.image_size,
+                       front_image_size=config.front_image_size)
     world = RecordingWorld(env, config.frame_every)
     provider = _Provider(world)
     agent = EmbodiedAgent(GroundedPlanner(make_encoder(encoder)), provider, max_replans=1)
@@ -311,7 +314,7 @@ def _random_arrangement(env: HouseholdEnv, rng: np.random.Generator) -> None:
 
 
 def collect_random_scenes(seeds: Iterable[int], out: Path, image_size: int = 64, arm_steps: int = 8,
-                          per_shard: int = 500) -> Path:
+                          per_shard: int = 500, front_image_size: int | None = None) -> Path:
     """One frame per seed, labelled by the oracle like the chain frames.
 
     Each frame is a fresh layout with some objects moved into containers or stacks, the drawer at a random
@@ -320,12 +323,13 @@ def collect_random_scenes(seeds: Iterable[int], out: Path, image_size: int = 64,
     seeds = list(seeds)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"format": FORMAT, "config": {"kind": "random_scenes", "image_size": image_size, "arm_steps": arm_steps},
+    meta = {"format": FORMAT, "config": {"kind": "random_scenes", "image_size": image_size,
+                                         "front_image_size": front_image_size, "arm_steps": arm_steps},
             "objects": list(OBJECTS), "locations": list(LOCATIONS), "min_visible_pixels": MIN_VISIBLE_PIXELS,
             "cameras": ["front", "wrist"], "seeds": [seeds[0], seeds[-1]],
             "segment_classes": list(SEGMENT_CLASSES)}
     write_json(out / "meta.json", meta, indent=1)
-    env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=image_size)
+    env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=image_size, front_image_size=front_image_size)
     world = RecordingWorld(env, every=1)
     try:
         for first in range(0, len(seeds), per_shard):

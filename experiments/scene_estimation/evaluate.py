@@ -275,7 +275,8 @@ def step_share(estimator: SceneEstimator, steps: int = 100, seed: int = 0) -> di
     """
     from envs.household import HouseholdEnv
 
-    env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=estimator.config.image_size)
+    env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=estimator.config.image_size,
+                       front_image_size=estimator.config.front_size)
     try:
         obs, _ = env.reset(seed=seed)
         rng = np.random.default_rng(seed)

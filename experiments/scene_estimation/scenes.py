@@ -32,7 +32,8 @@ def seeded_scene(seed: int, config: EstimatorConfig, setup: str | None = None, e
     from envs.household import HouseholdEnv
     from experiments.kitchen.world import KitchenWorld
 
-    env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=config.image_size)
+    env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=config.image_size,
+                       front_image_size=config.front_size)
     try:
         world = KitchenWorld(env)
         world.reset(seed=seed)

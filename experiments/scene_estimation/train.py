@@ -47,9 +47,10 @@ def train(folders: Sequence[Path], out: Path, config: TrainConfig, progress: boo
 
         return train_segment(folders, out, config, progress)
     frames, meta = load_training_frames(folders)
-    image_size = int(frames["rgb_front"].shape[1])
+    image_size, front_size = int(frames["rgb_wrist"].shape[1]), int(frames["rgb_front"].shape[1])
     locations = tuple(meta["locations"])
     estimator_config = EstimatorConfig(objects=tuple(meta["objects"]), locations=locations, image_size=image_size,
+                                       front_image_size=front_size if front_size != image_size else 0,
                                        input_size=config.input_size, width=config.width,
                                        arch=config.arch, keypoints=config.keypoints)
     net = SceneEstimatorNet(estimator_config)

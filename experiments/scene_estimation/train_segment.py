@@ -55,9 +55,10 @@ def train_segment(folders: Sequence[Path], out: Path, config: TrainConfig, progr
     from tqdm import tqdm
 
     frames, meta = load_training_frames(folders, masks=True)
-    image_size = int(frames["rgb_front"].shape[1])
+    image_size, front_size = int(frames["rgb_wrist"].shape[1]), int(frames["rgb_front"].shape[1])
     locations = tuple(meta["locations"])
     estimator_config = EstimatorConfig(objects=tuple(meta["objects"]), locations=locations, image_size=image_size,
+                                       front_image_size=front_size if front_size != image_size else 0,
                                        input_size=config.input_size, width=config.width, arch="segment",
                                        keypoints=config.keypoints, segment_classes=tuple(meta["segment_classes"]),
                                        segment_dilations=tuple(config.segment_dilations),
@@ -145,8 +146,6 @@ def _train_segmenter(net: SceneEstimatorNet, frames: dict[str, np.ndarray], weig
     heights = {"front": _front_heights(net, frames), "wrist": None}
     images = {camera: (frames[f"rgb_{camera}"], frames[f"depth_{camera}"], frames[f"seg_{camera}"])
               for camera in ("front", "wrist")}
-    size = frames["rgb_front"].shape[1]
-    crop = min(config.segment_crop, size)
     net.segmenter.train()
     optimiser = torch.optim.Adam(net.segmenter.parameters(), lr=config.segment_lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, config.segment_steps)
@@ -154,6 +153,8 @@ def _train_segmenter(net: SceneEstimatorNet, frames: dict[str, np.ndarray], weig
     for step in tqdm(range(config.segment_steps), desc="segmenter", disable=not progress, leave=False):
         camera = "front" if step % 2 == 0 else "wrist"
         rgb, depth, seg = images[camera]
+        size = rgb.shape[1]  # the front camera may render finer than the wrist
+        crop = min(config.segment_crop, size)
         if config.segment_focus > 0.0:  # a crop per sample, some centred on objects
             index = rng.integers(0, len(rgb), config.segment_batch)
             corners = [_crop_corner(seg[i], crop, rng, config.segment_focus) for i in index]

@@ -68,8 +68,15 @@ def load_training_frames(folders: Sequence[Path], masks: bool = False) -> tuple[
 
 
 def visible_labels(frames: dict[str, np.ndarray], min_pixels: int, held_index: int) -> np.ndarray:
-    """Oracle visibility per (frame, object): enough segmentation pixels in either camera, or held (felt)."""
-    return (frames["pixels"].sum(-1) >= min_pixels) | (frames["location"] == held_index)
+    """Oracle visibility per (frame, object): enough segmentation pixels in either camera, or held (felt).
+
+    Pixels are counted at the wrist camera's resolution: a front camera rendering at twice the side sees an
+    object in four times the pixels, and "visible" should not change with it.
+    """
+    pixels = frames["pixels"].astype(np.float64)
+    if "rgb_front" in frames and "rgb_wrist" in frames:
+        pixels[..., 0] *= (frames["rgb_wrist"].shape[1] / frames["rgb_front"].shape[1]) ** 2
+    return (pixels.sum(-1) >= min_pixels) | (frames["location"] == held_index)
 
 
 def frame_tensors(frames: dict[str, np.ndarray], index: np.ndarray) -> dict[str, torch.Tensor]:
