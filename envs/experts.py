@@ -89,13 +89,21 @@ class ScriptedExpert:
     made "put it on the table" worse (55/100): the plain expert's farthest free point, no longer cut short by the
     clock, is an argmax over the table the student could not learn, so a patient expert puts an object down at the
     free point nearest to it instead (`_drop_goal`).
+
+    `patient_phases` makes only the phases of those names patient. Patient in every phase, the place students
+    hovered and never let go (place_in 72/100): a phase with a tight tolerance ("carry" ends within 1.2 cm of the
+    point over the goal) no longer gives way to "lower" for a student a little off, so the labels over a near-miss
+    say "keep centring" forever. Patient in "lower" alone, the expert still moves on from a near-miss, but never lets
+    go far above the drop point.
     """
 
-    def __init__(self, spec: TaskSpec, phases: list[Phase], recover: bool = False, patient: bool = False) -> None:
+    def __init__(self, spec: TaskSpec, phases: list[Phase], recover: bool = False, patient: bool = False,
+                 patient_phases: tuple[str, ...] = ()) -> None:
         self.spec = spec
         self.phases = [_clear_phase(), *phases]
         self.recover = recover
         self.patient = patient
+        self.patient_phases = patient_phases
         self.reset()
 
     def reset(self) -> None:
@@ -158,7 +166,8 @@ class ScriptedExpert:
     def _phase_finished(self, state: SceneState) -> bool:
         phase = self.phases[self._index]
         timed_out = self._steps >= phase.max_steps
-        if timed_out and (not self.patient or phase.timed):
+        patient = self.patient or phase.name in self.patient_phases
+        if timed_out and (not patient or phase.timed):
             return True
         if self._steps < phase.min_steps:
             return False
@@ -384,12 +393,13 @@ class StatePlaceExpert:
 
 
 def make_expert(spec: TaskSpec, recover: bool = False, patient: bool = False,
-                nearest_table_spot: bool | None = None) -> ScriptedExpert:
+                nearest_table_spot: bool | None = None, patient_phases: tuple[str, ...] = ()) -> ScriptedExpert:
     """The scripted expert for a task.
 
     `recover`: grasp a dropped object again; `patient`: leave a phase on the state, never on the clock alone;
     `nearest_table_spot` (default: as `patient`): put an object down on the table at the free point nearest to
-    it, not the farthest one (all three for DAgger's labeller, see `ScriptedExpert` and `_drop_goal`).
+    it, not the farthest one; `patient_phases`: only the phases of these names are patient (all four for DAgger's
+    labeller, see `ScriptedExpert` and `_drop_goal`).
     """
     if nearest_table_spot is None:
         nearest_table_spot = patient
@@ -409,4 +419,4 @@ def make_expert(spec: TaskSpec, recover: bool = False, patient: bool = False,
         phases = _push_phases(spec)
     else:
         phases = _drawer_phases(spec)
-    return ScriptedExpert(spec, phases, recover, patient)
+    return ScriptedExpert(spec, phases, recover, patient, patient_phases)

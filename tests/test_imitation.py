@@ -22,7 +22,7 @@ def pick_env():
     env.close()
 
 
-@pytest.mark.parametrize("labeller", ["plain", "recovering", "nearest", "patient", "state"])
+@pytest.mark.parametrize("labeller", ["plain", "recovering", "careful", "nearest", "patient", "state"])
 def test_relabelling_labels_the_students_states_with_the_experts_actions(pick_env: SkillEnv, labeller: str) -> None:
     """beta = 0: a (bad) constant student drives; every label is what the expert says in the state it saw."""
     student_action = np.array([0.4, -0.4, 0.6, 1.0], np.float32)
@@ -72,7 +72,7 @@ def _hovering_student(env: SkillEnv, seen: list) -> tuple:
     return act
 
 
-@pytest.mark.parametrize("labeller", ["recovering", "nearest", "patient", "state"])
+@pytest.mark.parametrize("labeller", ["recovering", "careful", "nearest", "patient", "state"])
 def test_a_patient_labeller_never_says_let_go_over_a_hovering_student(place_env: SkillEnv, labeller: str) -> None:
     """The plain phases run out of steps and label "release" 18 cm above the target; patient ones keep "lower"."""
     _, info = place_env.reset(7)
@@ -86,7 +86,7 @@ def test_a_patient_labeller_never_says_let_go_over_a_hovering_student(place_env:
                  if state.held == name and state.position(name)[2] > 0.15]
     assert len(held_high) > 60
     opened = [label for _, label in held_high if label[3] > 0]
-    if labeller in ("patient", "state"):
+    if labeller in ("careful", "patient", "state"):
         assert opened == []
         assert all(label[2] < 0 for _, label in held_high[-20:])  # still saying "go down"
     else:
@@ -386,3 +386,26 @@ def test_the_nearest_labeller_puts_an_object_down_at_the_nearest_free_spot(place
         end = place_env.env.scene_state().position("red_block")
         assert episode.success, labeller
         assert np.linalg.norm(end[:2] - goal[:2]) < 0.03, (labeller, end, goal)
+
+
+def test_the_careful_labeller_moves_on_from_a_near_miss_where_the_patient_one_waits(place_env: SkillEnv) -> None:
+    """A student carrying the block 4 cm beside the point over its target: the careful labeller's "carry" phase
+    still ends on the clock, so it says "go down" (and never "let go"); the patient one keeps saying "centre"."""
+    from envs.experts import CARRY_HEIGHT
+    from envs.robots import EE_STEP
+
+    def student(obs: dict) -> np.ndarray:
+        state = place_env.env.scene_state()
+        target = state.position("blue_block") + np.array([0.04, 0.0, 0.0])
+        target[2] = CARRY_HEIGHT
+        return np.array([*np.clip((target - state.ee_position) / EE_STEP, -1, 1), -1.0], np.float32)
+
+    late = {}
+    for labeller in ("careful", "patient"):
+        episode = rollout(place_env, seed=12, student=student, beta=0.0, args=("red_block", "blue_block"),
+                          labeller=labeller)
+        assert len(episode) > 90 and not episode.success
+        assert all(label[3] < 0 for label in episode.labels)  # neither lets go
+        late[labeller] = np.array(episode.labels[-20:])
+    assert (late["careful"][:, 2] < -0.1).all()
+    assert (np.abs(late["patient"][:, 2]) < 0.1).all()

@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bc-lr-schedule", default="constant", help="behaviour cloning's learning rate: constant "
                         "or cosine")
     parser.add_argument("--labeller", default="plain", help="the expert that labels: plain, recovering "
-                        "(re-grasps an object the student dropped), nearest (re-grasps, and puts an object down on "
+                        "(re-grasps an object the student dropped), careful (re-grasps, and never lets go far "
+                        "above the drop point), nearest (re-grasps, and puts an object down on "
                         "the table at the free point nearest to it), patient (as nearest, and leaves a phase only "
                         "when the state says so, never because the student was slow) or state (places: an action "
                         "that depends on the state alone; other skills: recovering)")

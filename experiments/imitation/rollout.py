@@ -87,10 +87,11 @@ class SkillEnv:
         self.env.close()
 
 
-LABELLERS = ("plain", "recovering", "nearest", "patient", "state")
+LABELLERS = ("plain", "recovering", "careful", "nearest", "patient", "state")
 """The expert that labels: the plain scripted expert; one that re-grasps an object the student dropped; one that
-also re-grasps and puts an object down on the table at the free point nearest to it (not the farthest one, an
-argmax over the whole table); one that does both and leaves a phase only on the state, never on the clock alone
+also re-grasps and never lets go far above the drop point (its "lower" phase ends on the state, not the clock);
+one that re-grasps and puts an object down on the table at the free point nearest to it (not the farthest one, an
+argmax over the whole table); one that does that and leaves every phase only on the state, never on the clock alone
 (`envs.experts.ScriptedExpert`); or, for the places, one whose action depends on the state alone
 (`envs.experts.StatePlaceExpert`; other skills get the recovering expert)."""
 
@@ -108,8 +109,9 @@ def labelling_expert(task: TaskSpec, labeller: str) -> ScriptedExpert | StatePla
         return StatePlaceExpert(task)
     if labeller == "state":
         return make_expert(task, recover=True)
-    return make_expert(task, recover=labeller in ("recovering", "nearest", "patient"), patient=labeller == "patient",
-                       nearest_table_spot=labeller in ("nearest", "patient"))
+    return make_expert(task, recover=labeller in ("recovering", "careful", "nearest", "patient"),
+                       patient=labeller == "patient", nearest_table_spot=labeller in ("nearest", "patient"),
+                       patient_phases=("lower",) if labeller == "careful" else ())
 
 
 def rollout(env: SkillEnv, seed: int, student: Predict | None = None, beta: float = 1.0,

@@ -153,8 +153,11 @@ def _train_segmenter(net: SceneEstimatorNet, frames: dict[str, np.ndarray], weig
     for step in tqdm(range(config.segment_steps), desc="segmenter", disable=not progress, leave=False):
         camera = "front" if step % 2 == 0 else "wrist"
         rgb, depth, seg = images[camera]
-        size = rgb.shape[1]  # the front camera may render finer than the wrist
-        crop = min(config.segment_crop, size)
+        # The crop covers the same part of the scene at any resolution: a front camera rendering at twice the
+        # wrist's side gets crops of twice the side (a 32-px crop of a 128-px front image showed the mug so
+        # rarely that the segmenter never labelled it: RESULTS.md).
+        size = rgb.shape[1]
+        crop = min(config.segment_crop * size // images["wrist"][0].shape[1], size)
         if config.segment_focus > 0.0:  # a crop per sample, some centred on objects
             index = rng.integers(0, len(rgb), config.segment_batch)
             corners = [_crop_corner(seg[i], crop, rng, config.segment_focus) for i in index]

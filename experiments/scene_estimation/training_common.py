@@ -41,6 +41,8 @@ class TrainConfig:
     """arch "segment": optimiser steps of the per-pixel segmenter"""
     segment_batch: int = 64
     segment_crop: int = 32
+    """arch "segment": side of the training crops at the wrist camera's resolution (a finer front camera gets
+    proportionally larger ones)"""
     segment_lr: float = 5e-3
     segment_dilations: tuple[int, ...] = (1, 2, 4)
     segment_focus: float = 0.0
