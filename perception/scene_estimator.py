@@ -50,6 +50,8 @@ PRIVILEGED_KEYS: tuple[str, ...] = ("objects", "scene_state", "facts")
 SENSES: tuple[str, ...] = ("rgb_front", "depth_front", "rgb_wrist", "depth_wrist", "touch", "proprio")
 DEPTH_CENTRE, DEPTH_SCALE = 1.0, 0.5
 HEIGHT_SCALE = 0.1
+FRONT, WRIST = 0, 1
+"""The cameras' numbers for the segmenter's per-camera statistics."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class EstimatorConfig:
         front_camera: the front camera's eye (3), target (3) and vertical field of view in degrees: how depth
             pixels back-project to the world (arch "segment").
         segment_dilations: dilation of each 3x3 layer of the segmenter (arch "segment"): its context.
+        segment_camera_norms: the segmenter keeps batch-norm statistics per camera (arch "segment"; False in the
+            first checkpoints, which shared one set between both cameras).
         relation_dropout: dropout between the relation classifier's layers while it trains (arch "segment"):
             it learns from a few dozen layouts, and dropout keeps it from learning them by heart.
     """
@@ -100,6 +104,7 @@ class EstimatorConfig:
     anchors: tuple[str, ...] = ("bowl", "plate")
     front_camera: tuple[float, ...] = (1.0, -0.45, 0.75, 0.45, 0.0, 0.0, 55.0)
     segment_dilations: tuple[int, ...] = (1, 2, 4)
+    segment_camera_norms: bool = False
     relation_dropout: float = 0.0
 
     def __post_init__(self) -> None:
@@ -222,7 +227,8 @@ class SceneEstimatorNet(nn.Module):
     def _build_segment_heads(self, config: EstimatorConfig, k: int) -> None:
         """Arch "segment": a shared per-pixel segmenter, then a classifier over relative geometry per object."""
         classes = config.segment_classes
-        self.segmenter = SegmenterNet(len(classes), config.width, dilations=config.segment_dilations)
+        self.segmenter = SegmenterNet(len(classes), config.width, dilations=config.segment_dilations,
+                                      cameras=2 if config.segment_camera_norms else 1)
         self.object_classes = [classes.index(name) for name in config.objects]
         self.anchor_classes = [classes.index(name) for name in config.anchors]
         eye, target, fov = config.front_camera[:3], config.front_camera[3:6], config.front_camera[6]
@@ -279,7 +285,7 @@ class SceneEstimatorNet(nn.Module):
         points = points + torch.tensor(self.config.front_camera[:3], device=points.device)
         front = _full_image(batch["rgb_front"], batch["depth_front"], points[..., 2])
         wrist = _full_image(batch["rgb_wrist"], batch["depth_wrist"], None)
-        segment_front, segment_wrist = self.segmenter(front), self.segmenter(wrist)
+        segment_front, segment_wrist = self.segmenter(front, FRONT), self.segmenter(wrist, WRIST)
         flags = self._flags(batch)
         with torch.no_grad():
             counts, centres = class_statistics(segment_front, points)

@@ -29,7 +29,7 @@ from experiments.scene_estimation.training_common import (
     save_trained,
     visible_labels,
 )
-from perception.scene_estimator import EstimatorConfig, SceneEstimatorNet
+from perception.scene_estimator import FRONT, WRIST, EstimatorConfig, SceneEstimatorNet
 
 if TYPE_CHECKING:
     from experiments.scene_estimation.training_common import TrainConfig
@@ -62,6 +62,7 @@ def train_segment(folders: Sequence[Path], out: Path, config: TrainConfig, progr
                                        input_size=config.input_size, width=config.width, arch="segment",
                                        keypoints=config.keypoints, segment_classes=tuple(meta["segment_classes"]),
                                        segment_dilations=tuple(config.segment_dilations),
+                                       segment_camera_norms=config.segment_camera_norms,
                                        relation_dropout=config.relation_dropout)
     net = SceneEstimatorNet(estimator_config)
     frames["visible"] = visible_labels(frames, meta["min_visible_pixels"], locations.index("held"))
@@ -171,7 +172,8 @@ def _train_segmenter(net: SceneEstimatorNet, frames: dict[str, np.ndarray], weig
         height = heights[camera]
         x = _full_image(torch.from_numpy(rgb[window]), torch.from_numpy(depth[window].astype(np.float32)),
                         None if height is None else torch.from_numpy(height[window]))
-        loss = F.cross_entropy(net.segmenter(x), torch.from_numpy(seg[window]).long(), weight=weights)
+        logits = net.segmenter(x, FRONT if camera == "front" else WRIST)
+        loss = F.cross_entropy(logits, torch.from_numpy(seg[window]).long(), weight=weights)
         optimise(optimiser, schedule, loss)
         total += float(loss.detach())
         if (step + 1) % 250 == 0:

@@ -45,6 +45,8 @@ class TrainConfig:
     proportionally larger ones)"""
     segment_lr: float = 5e-3
     segment_dilations: tuple[int, ...] = (1, 2, 4)
+    segment_camera_norms: bool = True
+    """arch "segment": batch-norm statistics per camera (one shared set mixes the two cameras' statistics)"""
     segment_focus: float = 0.0
     relation_dropout: float = 0.0
     """arch "segment": share of training crops centred on an object's pixels (0: one uniform crop per batch)"""
