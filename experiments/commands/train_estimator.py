@@ -90,6 +90,6 @@ def handle(args: argparse.Namespace) -> int:
             from experiments.scene_estimation.card import write_card
 
             command = "embodia " + " ".join(sys.argv[1:]) if sys.argv[1:] else "embodia train-estimator"
-            write_card(args.card, args.out.stem, estimator.card, report, command)
+            write_card(args.card, args.out.stem, estimator.card, report, command, estimator.config.to_json())
             print(f"card: {args.card}")
     return 0

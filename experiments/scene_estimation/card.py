@@ -15,31 +15,47 @@ def _rate(row: dict[str, Any]) -> str:
     return f"{row['accuracy']:.2%} [{low:.3f}, {high:.3f}] ({row['correct']}/{row['total']})"
 
 
-def _architecture(train: dict[str, Any], card: dict[str, Any]) -> str:
+def _sizes(config: dict[str, Any]) -> tuple[int, int]:
+    """The front and wrist cameras' image sides."""
+    wrist = int(config.get("image_size", 64))
+    return int(config.get("front_image_size") or wrist), wrist
+
+
+def _architecture(train: dict[str, Any], card: dict[str, Any], config: dict[str, Any]) -> str:
     if train.get("arch") == "segment":
-        return (f"- architecture: segment: a per-pixel segmenter (width {train.get('width', '?')}) on both cameras, "
+        front, wrist = _sizes(config)
+        crop = int(train.get("segment_crop", 32))
+        crops = f"{crop}x{crop} crops" if front == wrist else \
+            f"{crop * front // wrist}x{crop * front // wrist} (front) and {crop}x{crop} (wrist) crops"
+        norms = ", batch-norm statistics per camera" if config.get("segment_camera_norms") else ""
+        return (f"- architecture: segment: a per-pixel segmenter (width {train.get('width', '?')}{norms}) on both "
+                "cameras, "
                 "front-camera depth back-projected to world points (median per object), and a relation classifier "
                 "over relative geometry (to the bowl, the plate, the other objects, the grasp point); drawer and "
                 f"holding from keypoint stems at {train.get('input_size', '?')} px and touch; "
                 f"{card.get('parameters', '?')} parameters; {train.get('segment_steps', '?')} segmenter steps on "
-                f"32x32 crops, {train.get('relation_epochs', '?')} relation epochs")
+                f"{crops}, {train.get('relation_epochs', '?')} relation epochs")
     return (f"- architecture: {train.get('arch', '?')} camera stems, input pooled to "
             f"{train.get('input_size', '?')} px, width {train.get('width', '?')}; "
             f"{card.get('parameters', '?')} parameters")
 
 
-def model_card(name: str, card: dict[str, Any], report: dict[str, Any], command: str) -> str:
+def model_card(name: str, card: dict[str, Any], report: dict[str, Any], command: str,
+               config: dict[str, Any] | None = None) -> str:
     """Markdown: what the estimator is, how it was trained, how good it is on held-out seeds, where it fails."""
     acc = report["accuracy"]
     train = card.get("train", {})
+    config = config or {}
+    front, wrist = _sizes(config)
     hidden = report["not_seen_total"]
     lines = [
         f"# {name}: scene-state estimator", "",
-        "Reads one `rgbd_touch` observation (front and wrist RGB-D at 64x64, fingertip touch, proprioception) and",
+        f"Reads one `rgbd_touch` observation (front RGB-D at {front}x{front}, wrist RGB-D at {wrist}x{wrist}, "
+        "fingertip touch, proprioception) and",
         "reports, with confidences: each movable object's location class (table, bowl, drawer, plate, on a block,",
         "held, none) and position, whether the drawer is open, whether the gripper holds something. An object",
         "the estimator judges unseen (its visibility output) is reported `unknown`.", "",
-        _architecture(train, card),
+        _architecture(train, card, config),
         f"- trained on {card.get('frames', '?')} frames from {', '.join(card.get('trained_on', []))}, "
         f"{train.get('epochs', '?')} epochs, seed {train.get('seed', '?')}; last epoch kept (no held-out selection)",
         f"- command: `{command}`", "",
@@ -70,6 +86,7 @@ def model_card(name: str, card: dict[str, Any], report: dict[str, Any], command:
     return "\n".join(lines) + "\n"
 
 
-def write_card(path: Path, name: str, card: dict[str, Any], report: dict[str, Any], command: str) -> Path:
+def write_card(path: Path, name: str, card: dict[str, Any], report: dict[str, Any], command: str,
+               config: dict[str, Any] | None = None) -> Path:
     """Write the estimator's model card (markdown: data, command, held-out figures) atomically; returns `path`."""
-    return atomic_write_text(path, model_card(name, card, report, command))
+    return atomic_write_text(path, model_card(name, card, report, command, config))
