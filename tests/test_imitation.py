@@ -44,7 +44,7 @@ def test_beta_one_is_the_expert_alone(pick_env: SkillEnv) -> None:
     assert all(np.array_equal(a, b) for a, b in zip(episode.labels, episode.executed, strict=True))
     with pytest.raises(ValueError, match="beta must be in"):
         rollout(pick_env, seed=2, beta=1.5)
-    with pytest.raises(ValueError, match="unknown labeller 'oracle'; expected one of: plain, recovering, nearest"):
+    with pytest.raises(ValueError, match="unknown labeller 'oracle'; expected one of: plain, recovering, careful"):
         rollout(pick_env, seed=2, labeller="oracle")
 
 
