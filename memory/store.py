@@ -67,6 +67,7 @@ def _reads_pages(method: _F) -> _F:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as error:
             if _damage(error):
+                self._damaged = True  # nothing more is written to it, `close` included
                 raise schema.corrupt_store(self.path, str(error)) from error
             raise
 
@@ -110,6 +111,7 @@ class KnowledgeStore:
         self._busy_ms = int(busy_timeout_s * 1000)
         self._unsaved: list[tuple[str, list[int], np.ndarray]] = []
         self._checked = False  # quick_check passed on this connection (run before the first write)
+        self._damaged = False  # a read or write met a damaged page: the store is not written to again
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -119,7 +121,9 @@ class KnowledgeStore:
             if self._conn is None:
                 return
             try:
-                if not self._save_vectors(wait=True):
+                # A damaged store is left as it is (the error that found the damage says so); saving the vectors
+                # would also fail and replace that clear error with SQLite's bare one.
+                if not self._damaged and not self._save_vectors(wait=True):
                     logger.warning("%s: could not save encoded embeddings; they will be recomputed", self.path)
             finally:
                 self._conn.close()

@@ -188,6 +188,25 @@ def test_reads_of_a_damaged_page_name_the_store(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_store_found_damaged_is_not_written_on_close(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Saving the encoded vectors meets the damage: the clear error stands, and `close` does not try again (it
+    used to, and SQLite's bare error from `close` replaced the clear one in `embodia memory query`)."""
+    with KnowledgeStore(tmp_path / "s.db", HashingTextEncoder(dim=16)) as first:
+        first.add_facts([(f"obj{i}", "located_in", "shelf") for i in range(5)], source="user")
+    store = KnowledgeStore(tmp_path / "s.db", HashingTextEncoder(dim=32))  # another encoder: every item re-encoded
+    writes: list[str] = []
+
+    def damaged(*_: Any) -> None:
+        writes.append("vectors")
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(store, "_store_vectors", damaged)
+    with pytest.raises(StoreCorruptError, match=r"s\.db is corrupt \(SQLite reports: database disk image is malformed"):
+        store.refresh_index()
+    store.close()  # no second write, no error
+    assert writes == ["vectors"]
+
+
 def test_expression_limits_leave_ordinary_expressions_alone() -> None:
     """Long sums are flat loops, not recursion: 3000 terms evaluate; 50 levels of nesting still parse."""
     total = parse_expression("+".join(["X"] * 3000))
