@@ -94,7 +94,8 @@ class ScriptedExpert:
     hovered and never let go (place_in 72/100): a phase with a tight tolerance ("carry" ends within 1.2 cm of the
     point over the goal) no longer gives way to "lower" for a student a little off, so the labels over a near-miss
     say "keep centring" forever. Patient in "lower" alone, the expert still moves on from a near-miss, but never lets
-    go far above the drop point.
+    go far above the drop point; measured, that was worse still (the `careful` labeller's place_on student: 69/100,
+    RESULTS.md), since over an object resting on something short of the drop point "go down" is the label forever.
     """
 
     def __init__(self, spec: TaskSpec, phases: list[Phase], recover: bool = False, patient: bool = False,
