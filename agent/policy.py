@@ -33,6 +33,7 @@ from agent.planner.affordance import MIN_AFFORDANCE
 from agent.skills import CONTAINERS, SkillCall, call_text, object_text
 from agent.symbolic import SymbolicState
 from perception.layout import GOAL_KEY
+from perception.scene_estimator import SceneEstimator
 from perception.text import TextEncoder
 
 logger = logging.getLogger(__name__)
@@ -131,8 +132,13 @@ def find_cards(directory: str | Path = DEFAULT_DIR) -> dict[str, PolicyCard]:
 
 
 def read_observation_space(card: PolicyCard) -> dict[str, tuple[int, ...]]:
-    """Observation keys and shapes the card's policy reads (from the architecture the card records)."""
-    spaces = card.meta.get("architecture", {}).get("observation_space", {}).get("spaces")
+    """Observation keys and shapes the card's policy reads (from the architecture the card records).
+
+    A perceived-state card records what the composition reads (the estimator's senses and the goal) as its own
+    `observation_space`: its architecture is the state policy's, whose object rows it builds itself.
+    """
+    spaces = card.meta.get("observation_space") or card.meta.get("architecture", {}).get("observation_space", {}
+                                                                                          ).get("spaces")
     if not isinstance(spaces, dict):
         raise InputError(f"{card.path}: the card records no observation space (architecture.observation_space)")
     return {str(key): tuple(int(n) for n in space.get("shape", ())) for key, space in spaces.items()}
@@ -149,6 +155,23 @@ def load_sb3_policy(path: str | Path, device: str = "cpu") -> Any:
     return load_policy(path, device)
 
 
+def load_card_policy(card: PolicyCard, device: str = "cpu", estimator: SceneEstimator | None = None) -> Any:
+    """The policy a card describes: its policy file, behind perceived object rows when the card says so.
+
+    A card with a `perceived_state` entry (`agent.perceived_state`) ships a state policy that acts on what the
+    scene estimator sees; `estimator` lets several such skills share one loaded estimator.
+    """
+    from agent.perceived_state import PERCEIVED_STATE_KEY, perceived_policy
+
+    policy = load_sb3_policy(card.path, device)
+    spec = card.meta.get(PERCEIVED_STATE_KEY)
+    if spec is None:
+        return policy
+    if not isinstance(spec, dict):
+        raise InputError(f"{card.path}: {PERCEIVED_STATE_KEY!r} must be a JSON object, got {type(spec).__name__}")
+    return perceived_policy(policy, spec, card.path.parent, estimator)
+
+
 class LearnedSkillPolicy:
     """Acts with a PPO policy; the goal is the embedding of the call's sentence.
 
@@ -156,16 +179,18 @@ class LearnedSkillPolicy:
         card: the shipped policy's card.
         encoder: text encoder matching the card's (`goal_dim` wide).
         device: torch device for inference.
+        estimator: the scene estimator a perceived-state card's policy reads through (None: the card's own).
     """
 
-    def __init__(self, card: PolicyCard, encoder: TextEncoder, device: str = "cpu") -> None:
+    def __init__(self, card: PolicyCard, encoder: TextEncoder, device: str = "cpu",
+                 estimator: SceneEstimator | None = None) -> None:
         if encoder.dim != int(card.meta["goal_dim"]):
             raise InputError(f"policy {card.path.name} reads {card.meta['goal_dim']}-d goals ({card.encoder}) "
                              f"but the encoder gives {encoder.dim}-d vectors")
         self.card = card
         self.name = f"ppo:{card.task}"
         self._encoder = encoder
-        self._policy = load_sb3_policy(card.path, device)
+        self._policy = load_card_policy(card, device, estimator)
         self._keys = [k for k in self._policy.observation_space.spaces if k != GOAL_KEY]
         self._call: SkillCall | None = None
         self._goal: np.ndarray | None = None
@@ -179,6 +204,11 @@ class LearnedSkillPolicy:
         tries something else and keeps rollouts reproducible.
         """
         self._sampler = None if seed is None else np.random.default_rng(seed)
+
+    def new_episode(self) -> None:
+        """A new scene: a perceived-state policy forgets the positions it remembered."""
+        if hasattr(self._policy, "new_episode"):
+            self._policy.new_episode()
 
     def reset(self, call: SkillCall) -> None:
         """Start a new call; the goal is embedded at the first `act`, since a `place` goal needs the info dict."""
@@ -267,7 +297,8 @@ class LearnedSkillProvider:
 
     def __init__(self, fallback: Callable[[SkillCall], SkillPolicy], mode: str = "auto",
                  policy_dir: str | Path | None = None, encoder: TextEncoder | None = None,
-                 threshold: float = DEFAULT_THRESHOLD, retry: str = "repeat") -> None:
+                 threshold: float = DEFAULT_THRESHOLD, retry: str = "repeat",
+                 estimator: SceneEstimator | None = None) -> None:
         if mode not in MODES:
             raise InputError(f"unknown skills mode {mode!r}; expected one of: {', '.join(MODES)}")
         if retry not in RETRIES:
@@ -277,14 +308,17 @@ class LearnedSkillProvider:
         self.fallback, self.mode, self.threshold, self.retry = fallback, mode, threshold, retry
         self.cards = find_cards(policy_dir or DEFAULT_DIR) if mode != "scripted" else {}
         self._encoder = encoder
+        self._estimator = estimator
         self._loaded: dict[str, LearnedSkillPolicy] = {}
         self._failed: set[SkillCall] = set()
         self._failures: dict[SkillCall, int] = {}
 
     def new_episode(self) -> None:
-        """Forget which calls the learned policies failed (a new scene, a fresh chance)."""
+        """Forget which calls the learned policies failed (a new scene, a fresh chance), and what they saw."""
         self._failed.clear()
         self._failures.clear()
+        for policy in self._loaded.values():
+            policy.new_episode()
 
     def record_outcome(self, call: SkillCall, policy_name: str, success: bool) -> None:
         """In `auto` mode, a call a learned policy failed goes to the scripted expert for the rest of the episode.
@@ -335,7 +369,12 @@ class LearnedSkillProvider:
         if card is None:
             return None
         if card.task not in self._loaded:
-            self._loaded[card.task] = LearnedSkillPolicy(card, self._encoder_for(card))
+            if self._estimator is None and "perceived_state" in card.meta:  # one estimator for every such skill
+                from agent.perceived_state import load_estimator
+
+                self._estimator = load_estimator(str(card.meta["perceived_state"].get("estimator", "shipped")),
+                                                 card.path.parent)
+            self._loaded[card.task] = LearnedSkillPolicy(card, self._encoder_for(card), estimator=self._estimator)
         return self._loaded[card.task]
 
     def _encoder_for(self, card: PolicyCard) -> TextEncoder:

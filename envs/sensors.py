@@ -14,6 +14,10 @@ from envs.robots import EE_LINK, FINGER_LINKS
 from envs.sim import PyBulletSim
 
 NEAR, FAR = 0.05, 2.0
+WRIST_EYE, WRIST_TARGET, WRIST_FOV = (0.06, 0.0, -0.08), (0.0, 0.0, 0.12), 75.0
+"""The wrist camera's eye and target in the grasp-point frame (z down the fingers) and its field of view."""
+WRIST_CAMERA: tuple[float, ...] = (*WRIST_EYE, *WRIST_TARGET, WRIST_FOV)
+"""The same seven numbers in one tuple, the form a scene estimator's config stores."""
 
 
 class Camera:
@@ -55,8 +59,7 @@ def front_camera(sim: PyBulletSim, size: int) -> Camera:
 def wrist_camera(sim: PyBulletSim, size: int) -> Camera:
     """The camera riding on the grasp point, looking past the fingertips at what the gripper is about to touch."""
     # In the grasp-point frame z points down the fingers: sit behind and above the fingertips, look past them.
-    return Camera(sim, "wrist", size, size, eye=(0.06, 0.0, -0.08), target=(0.0, 0.0, 0.12), fov=75.0,
-                  mount_link=EE_LINK)
+    return Camera(sim, "wrist", size, size, eye=WRIST_EYE, target=WRIST_TARGET, fov=WRIST_FOV, mount_link=EE_LINK)
 
 
 class Touch:

@@ -43,6 +43,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "collect",
     "dagger",
     "eval_skill",
+    "perceive_skill",
     "continual",
     "pretrain_perception",
     "collect_scenes",

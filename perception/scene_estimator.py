@@ -35,8 +35,10 @@ from perception.segmentation import (
     PinholeCamera,
     SegmenterNet,
     class_statistics,
+    fall_back_to_wrist,
     relation_feature_size,
     relation_features,
+    wrist_rays,
 )
 
 FORMAT = "embodia.scene_estimator/1"
@@ -83,6 +85,12 @@ class EstimatorConfig:
             first checkpoints, which shared one set between both cameras).
         relation_dropout: dropout between the relation classifier's layers while it trains (arch "segment"):
             it learns from a few dozen layouts, and dropout keeps it from learning them by heart.
+        wrist_camera: the wrist camera's eye offset (3), target offset (3) in the grasp-point frame and its
+            field of view (arch "segment"): with it, wrist pixels back-project to the world too (the pose
+            follows from proprioception), and a class the front camera barely sees takes its centre from the
+            wrist camera. Empty (the first checkpoints): front-camera centres only.
+        wrist_fallback_pixels: below this many front pixels (counted at the wrist camera's resolution) a class
+            takes the wrist camera's centre, if the wrist camera sees at least as many of its pixels.
     """
 
     objects: tuple[str, ...]
@@ -106,6 +114,8 @@ class EstimatorConfig:
     segment_dilations: tuple[int, ...] = (1, 2, 4)
     segment_camera_norms: bool = False
     relation_dropout: float = 0.0
+    wrist_camera: tuple[float, ...] = ()
+    wrist_fallback_pixels: float = 4.0
 
     def __post_init__(self) -> None:
         if not self.objects or not self.locations:
@@ -123,6 +133,9 @@ class EstimatorConfig:
                                  f"{missing} from {list(self.segment_classes)}")
             if len(self.front_camera) != 7:
                 raise InputError(f"front_camera is eye (3), target (3), fov: 7 numbers, got {len(self.front_camera)}")
+            if self.wrist_camera and len(self.wrist_camera) != 7:
+                raise InputError(f"wrist_camera is eye offset (3), target offset (3), fov: 7 numbers (or none), got "
+                                 f"{len(self.wrist_camera)}")
         if self.image_size % self.input_size or self.front_size % self.input_size or self.input_size < 16:
             raise InputError(f"input_size must divide image_size and front_image_size and be >= 16, got "
                              f"{self.input_size} / {self.image_size}, {self.front_size}")
@@ -289,12 +302,27 @@ class SceneEstimatorNet(nn.Module):
         flags = self._flags(batch)
         with torch.no_grad():
             counts, centres = class_statistics(segment_front, points)
-            wrist_counts = torch.nn.functional.one_hot(segment_wrist.argmax(1), segment_wrist.shape[1]).sum((1, 2))
+            present = None
+            if self.config.wrist_camera:
+                eye, rays = wrist_rays(batch["proprio"].float(), self.config.wrist_camera, self.config.image_size)
+                wrist_points = eye[:, None, None] + batch["depth_wrist"].float() * rays
+                wrist_counts, wrist_centres = class_statistics(segment_wrist, wrist_points)
+                # front pixels in wrist-resolution units, so the threshold does not change with the front's size
+                front_counts = counts * (self.config.image_size / self.config.front_size) ** 2
+                minimum = self.config.wrist_fallback_pixels
+                centres = fall_back_to_wrist(front_counts, centres, wrist_counts, wrist_centres, minimum, minimum)
+                present = (counts >= 1.0) | (wrist_counts >= minimum)
+            else:
+                wrist_counts = torch.nn.functional.one_hot(segment_wrist.argmax(1), segment_wrist.shape[1]).sum((1, 2))
             features = relation_features(counts, centres, wrist_counts.float(), self.object_classes,
                                          self.anchor_classes, batch["proprio"].float(),
-                                         torch.sigmoid(flags[:, 0]), torch.sigmoid(flags[:, 1]))
+                                         torch.sigmoid(flags[:, 0]), torch.sigmoid(flags[:, 1]), present)
+            anchors_seen = (counts >= 1.0) if present is None else present
+            front_share = counts * (self.config.image_size / self.config.front_size) ** 2
         return {"segment_front": segment_front, "segment_wrist": segment_wrist, "drawer": flags[:, 0],
-                "holding": flags[:, 1], "features": features, "centres": centres[:, self.object_classes]}
+                "holding": flags[:, 1], "features": features, "centres": centres[:, self.object_classes],
+                "anchor_centres": centres[:, self.anchor_classes], "anchor_seen": anchors_seen[:, self.anchor_classes],
+                "anchor_pixels": front_share[:, self.anchor_classes]}
 
     def relate(self, features: torch.Tensor, centres: torch.Tensor) -> dict[str, torch.Tensor]:
         """Arch "segment", second stage: location logits, visibility logit and position per object."""
@@ -353,6 +381,12 @@ class SceneEstimate:
     holding_confidence: float
     containers: tuple[str, ...] = ("bowl", "drawer")
     seconds: float = field(default=0.0, compare=False)
+    anchors: dict[str, tuple[float, float, float] | None] = field(default_factory=dict)
+    """Median world point of each anchor's (bowl, plate) pixels, None where no camera sees it (arch "segment").
+    A median of the visible surface, not the body's origin: the rim and the inside of the bowl lift it."""
+    anchor_pixels: dict[str, float] = field(default_factory=dict)
+    """How many front-camera pixels (at the wrist camera's resolution) each anchor showed: the more, the better
+    its median (the arm over the bowl hides part of it and drags its median)."""
 
     @property
     def unknown(self) -> list[str]:
@@ -409,7 +443,7 @@ def check_observation(obs: Mapping[str, Any], config: EstimatorConfig) -> None:
     if privileged:
         raise InputError(f"the scene estimator refuses privileged observation keys {privileged}: it must perceive "
                          f"the scene from {list(SENSES)} only")
-    expected = _expected_shapes(config)
+    expected = expected_shapes(config)
     missing = [key for key in SENSES if key not in obs]
     if missing:
         raise InputError(f"observation lacks {missing}: the scene estimator needs an rgbd_touch observation with "
@@ -421,7 +455,8 @@ def check_observation(obs: Mapping[str, Any], config: EstimatorConfig) -> None:
                              f"(or a batch of them): was it trained at another image size?")
 
 
-def _expected_shapes(config: EstimatorConfig) -> dict[str, tuple[int, ...]]:
+def expected_shapes(config: EstimatorConfig) -> dict[str, tuple[int, ...]]:
+    """The shape of each sense an estimator with `config` reads (one observation, no batch dimension)."""
     size, front = config.image_size, config.front_size
     return {"rgb_front": (front, front, 3), "depth_front": (front, front, 1), "rgb_wrist": (size, size, 3),
             "depth_wrist": (size, size, 1), "touch": (config.touch_size,), "proprio": (config.proprio_size,)}
@@ -433,12 +468,13 @@ class SceneEstimator:
     def __init__(self, config: EstimatorConfig, net: SceneEstimatorNet | None = None) -> None:
         self.config = config
         self.net = (net or SceneEstimatorNet(config)).eval()
+        self._memo: tuple[int, SceneEstimate] | None = None
 
     # ---------------------------------------------------------------------------------- inference
     def batch_tensors(self, obs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """The six senses of one observation (or a batch) as tensors with a batch dimension."""
         check_observation(obs, self.config)
-        expected = _expected_shapes(self.config)
+        expected = expected_shapes(self.config)
         out = {}
         for key in SENSES:
             value = torch.as_tensor(np.asarray(obs[key]))
@@ -455,17 +491,30 @@ class SceneEstimator:
                 "visible": torch.sigmoid(outputs["visible"]).numpy(),
                 "position": (outputs["position"] * scale + centre).numpy(),
                 "drawer": torch.sigmoid(outputs["drawer"]).numpy(),
-                "holding": torch.sigmoid(outputs["holding"]).numpy()}
+                "holding": torch.sigmoid(outputs["holding"]).numpy(),
+                **({"anchors": outputs["anchor_centres"].numpy(), "anchor_seen": outputs["anchor_seen"].numpy(),
+                    "anchor_pixels": outputs["anchor_pixels"].numpy()} if "anchor_centres" in outputs else {})}
 
     def estimate(self, obs: Mapping[str, Any]) -> SceneEstimate:
-        """What one observation shows (the observation must not carry a batch dimension)."""
+        """What one observation shows (the observation must not carry a batch dimension).
+
+        The last answer is kept, keyed by the senses' bytes: in the agent's loop the perceiving world (checking a
+        skill's effect) and a perceived-state skill (acting) ask about the same observation at every step, and
+        the second asks for free.
+        """
         started = time.perf_counter()
+        check_observation(obs, self.config)
+        memo_key = hash(tuple(np.ascontiguousarray(obs[name]).tobytes() for name in SENSES))
+        if self._memo is not None and self._memo[0] == memo_key:
+            return self._memo[1]
         probs = self.probabilities(obs)
         if probs["drawer"].shape[0] != 1:
             raise ValueError(f"estimate takes one observation, got a batch of {probs['drawer'].shape[0]}; "
                              "use estimate_batch")
-        estimate = self.decode({key: value[0] for key, value in probs.items()})
-        return replace(estimate, seconds=time.perf_counter() - started)
+        estimate = replace(self.decode({key: value[0] for key, value in probs.items()}),
+                           seconds=time.perf_counter() - started)
+        self._memo = (memo_key, estimate)
+        return estimate
 
     def estimate_batch(self, obs: Mapping[str, Any]) -> list[SceneEstimate]:
         """`estimate` for every observation of a batch."""
@@ -502,8 +551,15 @@ class SceneEstimator:
             position = tuple(float(v) for v in probs["position"][i])
             objects[name] = ObjectEstimate(name, location, confidence, visible, position, best)  # type: ignore[arg-type]
         drawer_p = float(probs["drawer"])
+        anchors: dict[str, tuple[float, float, float] | None] = {}
+        pixels: dict[str, float] = {}
+        if "anchors" in probs:
+            for i, name in enumerate(config.anchors):
+                seen = bool(probs["anchor_seen"][i])
+                anchors[name] = tuple(float(v) for v in probs["anchors"][i]) if seen else None  # type: ignore[assignment]
+                pixels[name] = float(probs["anchor_pixels"][i])
         return SceneEstimate(objects, drawer_p >= 0.5, max(drawer_p, 1 - drawer_p), holding,
-                             max(holding_p, 1 - holding_p), config.containers)
+                             max(holding_p, 1 - holding_p), config.containers, anchors=anchors, anchor_pixels=pixels)
 
     # -------------------------------------------------------------------------------- checkpoints
     def save(self, path: str | Path, card: Mapping[str, Any] | None = None) -> Path:

@@ -47,6 +47,52 @@ class PinholeCamera:
         return (forward + x[..., None] * right + y[..., None] * true_up).astype(np.float32)
 
 
+def wrist_rays(proprio: torch.Tensor, offsets: tuple[float, ...], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eye (B, 3) and per-pixel rays (B, size, size, 3) of the camera riding on the grasp point.
+
+    The wrist camera moves with the hand, but its pose follows from what proprioception already reports: the
+    grasp point (proprio 0:3) and the hand's yaw (sin, cos at proprio 3:5). The hand points down, so its frame
+    is x = (cos yaw, sin yaw, 0), z = (0, 0, -1), y = z x x; the camera's eye and target sit at fixed offsets in
+    that frame and its up vector is the hand's x axis. ``eye + depth * ray`` is each pixel's world point (a tilt
+    of the hand away from straight down, which the controller does not command, is not modelled).
+
+    Args:
+        proprio: (B, >= 5) proprioception.
+        offsets: eye offset (3), target offset (3) in the grasp-point frame, and vertical field of view (degrees).
+        size: side of the square image.
+    """
+    p = proprio[:, 0:3].double()
+    sin, cos = proprio[:, 3].double(), proprio[:, 4].double()
+    zero = torch.zeros_like(sin)
+    x = torch.stack([cos, sin, zero], -1)
+    z = torch.stack([zero, zero, -torch.ones_like(sin)], -1)
+    y = torch.linalg.cross(z, x)
+    eye = p + offsets[0] * x + offsets[1] * y + offsets[2] * z
+    target = p + offsets[3] * x + offsets[4] * y + offsets[5] * z
+    forward = torch.nn.functional.normalize(target - eye, dim=-1)
+    right = torch.nn.functional.normalize(torch.linalg.cross(forward, x), dim=-1)
+    up = torch.linalg.cross(right, forward)
+    half = float(np.tan(np.radians(offsets[6]) / 2.0))
+    steps = (torch.arange(size, dtype=torch.float64, device=proprio.device) + 0.5) / size
+    cols = (2.0 * steps - 1.0) * half  # left to right
+    rows = (1.0 - 2.0 * steps) * half  # top to bottom
+    rays = (forward[:, None, None] + cols[None, None, :, None] * right[:, None, None]
+            + rows[None, :, None, None] * up[:, None, None])
+    return eye.float(), rays.float()
+
+
+def fall_back_to_wrist(front_counts: torch.Tensor, front_centres: torch.Tensor, wrist_counts: torch.Tensor,
+                       wrist_centres: torch.Tensor, min_front: float, min_wrist: float) -> torch.Tensor:
+    """Class centres from the front camera, or from the wrist camera where the front one barely sees a class.
+
+    The front camera's median is the better one wherever it sees enough (a fixed, calibrated view of the whole
+    table; the wrist camera often sees only part of the bowl or the plate, whose median is then off-centre), so
+    the wrist's only stands in where the arm hides a class from the front camera.
+    """
+    use_wrist = (front_counts < min_front) & (wrist_counts >= min_wrist)
+    return torch.where(use_wrist.unsqueeze(-1), wrist_centres, front_centres)
+
+
 class SegmenterNet(nn.Module):
     """Per-pixel class logits from one RGB-D image, at full resolution.
 
@@ -119,17 +165,19 @@ def class_statistics(logits: torch.Tensor, points: torch.Tensor) -> tuple[torch.
 
 def relation_features(counts: torch.Tensor, centres: torch.Tensor, wrist_counts: torch.Tensor,
                       object_classes: list[int], anchor_classes: list[int], proprio: torch.Tensor,
-                      drawer_p: torch.Tensor, holding_p: torch.Tensor) -> torch.Tensor:
+                      drawer_p: torch.Tensor, holding_p: torch.Tensor,
+                      present: torch.Tensor | None = None) -> torch.Tensor:
     """Per-object geometric features for the location classifier, (B, objects, F).
 
     For each object: how much of it each camera sees, where its pixels are (absolute, for the drawer's fixed
     place), where it is relative to every anchor (bowl, plate) and to every other object, and relative to the
     grasp point; plus the gripper's width and touch flags, the drawer and holding probabilities, and which
-    object it is. Offsets to unseen things are zero with a presence flag of 0.
+    object it is. Offsets to unseen things are zero with a presence flag of 0. `present` (B, C) says which
+    classes have a centre (default: a front-camera pixel; with wrist fallback, a pixel in either camera).
     """
     batch = counts.shape[0]
     n = len(object_classes)
-    present = (counts >= 1.0).float()
+    present = (counts >= 1.0).float() if present is None else present.float()
     grasp = proprio[:, 0:3]
     # gripper width (8), finger touch flags (16, 17), gripper command (18), both fingers touching (20)
     body = torch.cat([proprio[:, [8, 16, 17, 18, 20]], drawer_p[:, None], holding_p[:, None]], dim=-1)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from envs.sensors import WRIST_CAMERA
 from perception.scene_estimator import SENSES, EstimatorConfig, SceneEstimator
-from perception.segmentation import PinholeCamera, class_statistics, relation_feature_size
+from perception.segmentation import (
+    PinholeCamera,
+    class_statistics,
+    fall_back_to_wrist,
+    relation_feature_size,
+    wrist_rays,
+)
 
 OBJECTS = ("red_block", "green_block", "mug")
 LOCATIONS = ("table", "bowl", "drawer", "plate", "on_red_block", "on_green_block", "held", "none")
@@ -112,6 +120,20 @@ def test_segment_estimator_trains_on_masks_and_round_trips(tmp_path: Path, focus
     first, again = loaded.probabilities(obs), SceneEstimator.load(tmp_path / "est.pt").probabilities(obs)
     assert np.allclose(first["location"], again["location"])
     assert not np.allclose(loaded.net.feature_std.numpy(), 1.0)  # standardisation fitted on the training frames
+    assert loaded.config.wrist_camera == WRIST_CAMERA  # wrist pixels back-project too (the default)
+    if focus:
+        return
+    # Only the relation classifier trains when a checkpoint's segmenter and drawer/holding branch are reused.
+    reused = train([data], tmp_path / "again.pt", replace(config, reuse_perception=str(tmp_path / "est.pt")))
+    assert [row["stage"] for row in reused["history"]][0] == "reused"
+    again_net = SceneEstimator.load(tmp_path / "again.pt").net
+    for key, value in loaded.net.state_dict().items():
+        if not key.startswith(("relations.", "feature_")):
+            assert torch.equal(value, again_net.state_dict()[key]), key
+    other = replace(loaded.config, image_size=64)  # frames of another camera size
+    SceneEstimator(other, loaded.net).save(tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="other classes"):
+        train([data], tmp_path / "bad.pt", replace(config, reuse_perception=str(tmp_path / "other.pt")))
 
 
 def test_segment_training_refuses_frames_without_masks(tmp_path: Path) -> None:
@@ -126,3 +148,38 @@ def test_segment_training_refuses_frames_without_masks(tmp_path: Path) -> None:
     (data / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="segmentation masks"):
         train([data], tmp_path / "est.pt", TrainConfig(arch="segment", input_size=32))
+
+
+def test_wrist_pixels_back_project_to_the_object_the_wrist_camera_sees() -> None:
+    """Hover over the red block, then back-project the wrist camera's red-block pixels with the pose read from
+    proprioception alone: their median lands on the block (its top face, 2 cm above its centre)."""
+    from envs.household import HouseholdEnv
+
+    env = HouseholdEnv(task="pick", obs_mode="rgbd_touch", image_size=64)
+    try:
+        obs, _ = env.reset(seed=3, options={"args": ["red_block"]})
+        block = env.scene_state().position("red_block")
+        for _ in range(80):  # the grasp point to 12 cm above the block
+            offset = block + np.array([0.0, 0.0, 0.12]) - obs["proprio"][:3]
+            obs, *_ = env.step(np.array([*np.clip(offset / 0.02, -1, 1), 1.0], dtype=np.float32))
+        _, depth, seg = env.render_camera("wrist", segmentation=True)
+        mask = seg == env.sim.body_id("red_block")
+        assert mask.sum() > 30, "the wrist camera should see the block it hovers over"
+        eye, rays = wrist_rays(torch.from_numpy(obs["proprio"][None]), WRIST_CAMERA, 64)
+        points = (eye[:, None, None] + torch.from_numpy(depth[None]) * rays)[0].numpy()
+        median = np.median(points[mask], axis=0)
+        block = env.scene_state().position("red_block")
+        assert np.linalg.norm(median[:2] - block[:2]) < 0.02, (median, block)
+        assert 0.0 < median[2] - block[2] < 0.035
+    finally:
+        env.close()
+
+
+def test_a_class_hidden_from_the_front_camera_takes_the_wrist_cameras_centre() -> None:
+    front_counts = torch.tensor([[50.0, 1.0, 0.0]])
+    wrist_counts = torch.tensor([[200.0, 30.0, 2.0]])
+    front = torch.tensor([[[1.0, 1.0, 1.0], [2.0, 2.0, 2.0], [0.0, 0.0, 0.0]]])
+    wrist = torch.tensor([[[9.0, 9.0, 9.0], [8.0, 8.0, 8.0], [7.0, 7.0, 7.0]]])
+    fused = fall_back_to_wrist(front_counts, front, wrist_counts, wrist, 4.0, 4.0)
+    # seen well from the front: front; barely seen from the front but well by the wrist: wrist; neither: front
+    assert fused[0].tolist() == [[1.0, 1.0, 1.0], [8.0, 8.0, 8.0], [0.0, 0.0, 0.0]]

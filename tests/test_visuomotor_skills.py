@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from agent.policy import VISUOMOTOR_DIR, find_cards, load_sb3_policy
+from agent.policy import VISUOMOTOR_DIR, find_cards, load_card_policy, read_observation_space
 from experiments.cli import main
 from experiments.common.errors import InputError
 from experiments.kitchen.factory import AgentOptions, check_observations
@@ -21,18 +21,23 @@ PRIVILEGED = {"objects"}
 
 
 def test_shipped_visuomotor_policies_read_only_the_senses() -> None:
+    """Every rgbd_touch card, cloned from pixels (open, close) or a state policy acting on perceived rows, reads
+    the cameras, touch, proprioception and the goal: the composed policy's inputs, not the inner one's."""
     cards = find_cards(VISUOMOTOR_DIR)
     assert {"open", "close"} <= set(cards), "a visuomotor policy is missing from agent/skill_policies/rgbd_touch"
     assert len(cards) == len(list(VISUOMOTOR_DIR.glob("*.json")))
     for task, card in cards.items():
         assert card.meta["obs_mode"] == "rgbd_touch", task
         assert set(card.meta["observation_keys"]) == SENSES, task
-        policy = load_sb3_policy(card.path)
+        policy = load_card_policy(card)
         keys = set(policy.observation_space.spaces)
         assert keys == SENSES and not keys & PRIVILEGED, (task, sorted(keys))
+        assert set(read_observation_space(card)) == SENSES, task
         assert card.path.stat().st_size < 5_500_000, f"{card.path.name} is too big to ship"
-        assert card.meta["train_command"].startswith("embodia dagger") and "--obs-mode rgbd_touch" in \
-            card.meta["train_command"]
+        perceived = "perceived_state" in card.meta
+        assert card.meta["train_command"].startswith("embodia dagger")
+        assert ("embodia perceive-skill" in card.meta["train_command"]) if perceived else \
+            ("--obs-mode rgbd_touch" in card.meta["train_command"])
         assert card.meta["eval"]["start"] == "chain" and card.meta["eval"]["episodes"] >= 100
 
 

@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate the card's policy on seeded episodes and print (and write) the rate with its interval."""
-    from agent.policy import load_sb3_policy, read_card
+    from agent.policy import load_card_policy, read_card
     from experiments.imitation.dagger import START_MODES
     from experiments.imitation.evaluate import evaluate_policy
     from experiments.imitation.learned_prefix import check_prefix
@@ -42,10 +42,12 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise InputError(f"--episodes must be >= 1, got {args.episodes}")
     card = read_card(args.card)
-    policy = load_sb3_policy(card.path)
+    policy = load_card_policy(card)
     table = EmbeddingTable.build(default_text_encoder(card.encoder), all_texts(card.task), source=card.encoder)
+    rows = getattr(policy, "rows", None)  # a perceived-state policy: render the front camera as its estimator reads
+    front = rows.estimator.config.front_size if rows is not None else None
     result = evaluate_policy(policy, card.task, card.meta["obs_mode"], args.start, table, args.episodes,
-                             prefix=args.prefix)
+                             prefix=args.prefix, front_image_size=front)
     low, high = result["ci95"]
     where = f"{args.prefix}-prefix chain" if args.start == "chain" else args.start
     print(f"{card.task} from {where} starts: {result['successes']}/{result['episodes']} "

@@ -34,6 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="arch segment: share of segmenter crops centred on objects (0: uniform crops)")
     parser.add_argument("--relation-dropout", type=float, default=0.0,
                         help="arch segment: dropout in the relation classifier while it trains")
+    parser.add_argument("--no-wrist-points", dest="wrist_points", action="store_false",
+                        help="arch segment: back-project front-camera pixels only (as the first checkpoints did)")
+    parser.add_argument("--reuse-perception", type=Path, default=None, metavar="CHECKPOINT",
+                        help="arch segment: reuse this checkpoint's segmenter and drawer/holding branch and train "
+                             "only the relation classifier (minutes instead of the segmenter's hours of crops)")
     parser.add_argument("--segment-steps", type=int, default=2000,
                         help="arch segment: optimiser steps of the per-pixel segmenter (batches of 32x32 crops)")
     parser.add_argument("--keypoints", type=int, default=16, help="spatial-softmax keypoints per camera")
@@ -62,13 +67,18 @@ def handle(args: argparse.Namespace) -> int:
         if not 0.0 <= args.segment_focus <= 1.0 or not args.segment_dilations or min(args.segment_dilations) < 1:
             raise InputError(f"--segment-focus must be in [0, 1] and --segment-dilations positive integers, got "
                              f"{args.segment_focus} and {args.segment_dilations}")
+        if args.reuse_perception is not None and (args.arch != "segment" or not args.reuse_perception.is_file()):
+            raise InputError(f"--reuse-perception needs --arch segment and an existing checkpoint, got --arch "
+                             f"{args.arch} and {args.reuse_perception}")
         if args.epochs < 1 or args.batch_size < 1:
             raise InputError(f"--epochs and --batch-size must be >= 1, got {args.epochs}, {args.batch_size}")
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              threads=args.threads, input_size=args.input_size, width=args.width,
                              arch=args.arch, keypoints=args.keypoints, relation_epochs=args.relation_epochs,
                              segment_steps=args.segment_steps, segment_dilations=args.segment_dilations,
-                             segment_focus=args.segment_focus, relation_dropout=args.relation_dropout)
+                             segment_focus=args.segment_focus, relation_dropout=args.relation_dropout,
+                             wrist_points=args.wrist_points,
+                             reuse_perception=str(args.reuse_perception or ""))
         card = train(args.data, args.out, config, progress=True)
         print(f"trained on {card['frames']} frames, {card['parameters']} parameters: {args.out}")
     if args.heldout:

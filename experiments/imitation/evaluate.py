@@ -23,10 +23,12 @@ EVAL_SEED = 1_000_000
 
 def evaluate_policy(policy: Any, task: str, obs_mode: str, start: str, table: EmbeddingTable, episodes: int,
                     first_seed: int = EVAL_SEED, progress: Callable[[int, int], None] | None = None,
-                    prefix: str = "scripted") -> dict[str, Any]:
+                    prefix: str = "scripted", front_image_size: int | None = None) -> dict[str, Any]:
     """Success rate (with CI), per argument, and the critic's values at the episode starts.
 
     `prefix`: who runs the chain starts' sub-chains (see `experiments.imitation.learned_prefix`).
+    `front_image_size`: the front camera's side where it differs from the wrist's (a perceived-state policy's
+    estimator reads a finer front view). A policy with a `new_episode` method is told when a new scene starts.
 
     The policy acts with one torch thread, as in the agent's sessions: the thread count changes the network's
     float rounding, a different action changes the physics, and the same policy scored 94/100 on one thread and
@@ -35,14 +37,17 @@ def evaluate_policy(policy: Any, task: str, obs_mode: str, start: str, table: Em
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _evaluate(policy, task, obs_mode, start, table, episodes, first_seed, progress, prefix)
+        return _evaluate(policy, task, obs_mode, start, table, episodes, first_seed, progress, prefix,
+                         front_image_size)
     finally:
         torch.set_num_threads(threads)
 
 
 def _evaluate(policy: Any, task: str, obs_mode: str, start: str, table: EmbeddingTable, episodes: int,
-              first_seed: int, progress: Callable[[int, int], None] | None, prefix: str) -> dict[str, Any]:
-    env = SkillEnv(task, obs_mode, start, table, skill_text_fraction=1.0, prefix=prefix)
+              first_seed: int, progress: Callable[[int, int], None] | None, prefix: str,
+              front_image_size: int | None) -> dict[str, Any]:
+    env = SkillEnv(task, obs_mode, start, table, skill_text_fraction=1.0, prefix=prefix,
+                   front_image_size=front_image_size)
     arguments = valid_arguments(task)
     wins = 0
     by_argument: dict[str, list[int]] = {}
@@ -51,6 +56,8 @@ def _evaluate(policy: Any, task: str, obs_mode: str, start: str, table: Embeddin
         for i in range(episodes):
             forced = arguments[i % len(arguments)] if start == "reset" else None
             obs, info = env.reset(first_seed + i, forced)
+            if hasattr(policy, "new_episode"):
+                policy.new_episode()
             key = ", ".join(info["task_args"])
             with torch.no_grad():
                 tensor, _ = policy.obs_to_tensor(obs)

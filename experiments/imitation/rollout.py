@@ -40,17 +40,20 @@ class SkillEnv:
         skill_text_fraction: share of episodes whose sentence is the agent's skill-call text.
         prefix: who runs a chain start's sub-chain (`experiments.imitation.learned_prefix.PREFIXES`): the
             scripted experts, the shipped learned skills, or "mixed" (even seeds scripted, odd seeds learned).
+        front_image_size: the front camera's side when it differs from `image_size` (the scene estimator's).
     """
 
     def __init__(self, task: str, obs_mode: str, start: str, table: EmbeddingTable,
-                 skill_text_fraction: float = 0.5, image_size: int = 64, prefix: str = "scripted") -> None:
+                 skill_text_fraction: float = 0.5, image_size: int = 64, prefix: str = "scripted",
+                 front_image_size: int | None = None) -> None:
         from envs.household import HouseholdEnv
 
         if obs_mode not in OBS_SETS:
             raise InputError(f"unknown observation set {obs_mode!r}; expected one of: {', '.join(OBS_SETS)}")
         check_prefix(prefix, start)
         self.task = task
-        self.env = HouseholdEnv(task=task, obs_mode=obs_mode, start=start, image_size=image_size)
+        self.env = HouseholdEnv(task=task, obs_mode=obs_mode, start=start, image_size=image_size,
+                                front_image_size=front_image_size)
         self.prefix = prefix
         self._learned_prefix = LearnedPrefixRunner() if prefix != "scripted" else None
         self.table = table

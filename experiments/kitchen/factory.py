@@ -164,10 +164,24 @@ def make_world(options: AgentOptions, record: bool = False, gui: bool = False) -
     from experiments.kitchen.world import KitchenWorld
 
     # Visuomotor skills read the cameras and touch, so the kitchen renders them; the oracle still gives the facts.
-    cameras = ({"obs_mode": "rgbd_touch", "image_size": VISUOMOTOR_IMAGE_SIZE}
+    cameras = ({"obs_mode": "rgbd_touch", "image_size": VISUOMOTOR_IMAGE_SIZE,
+                "front_image_size": visuomotor_front_size()}
                if options.skill_observations == "rgbd_touch" and options.skills != "scripted" else {})
     env = HouseholdEnv(task="none", render_mode="human" if gui else ("rgb_array" if record else None), **cameras)
     return env, KitchenWorld(env, record=record)
+
+
+def visuomotor_front_size() -> int:
+    """The front camera's side the shipped rgbd_touch skills need: the finest any of them reads.
+
+    The perceived-state skills' estimator reads a 128-px front view; the 64-px visuomotor policies get it
+    averaged down (`agent.policy.fit_image`).
+    """
+    from agent.policy import VISUOMOTOR_DIR, find_cards, read_observation_space
+
+    sides = [read_observation_space(card).get("rgb_front", (VISUOMOTOR_IMAGE_SIZE,))[0]
+             for card in find_cards(VISUOMOTOR_DIR).values()]
+    return max([VISUOMOTOR_IMAGE_SIZE, *sides])
 
 
 def make_encoder(kind: str) -> TextEncoder:
@@ -219,8 +233,10 @@ def make_provider(options: AgentOptions, world: KitchenWorld) -> ScriptedProvide
     from agent.policy import DEFAULT_DIR, VISUOMOTOR_DIR, LearnedSkillProvider
 
     policy_dir = VISUOMOTOR_DIR if options.skill_observations == "rgbd_touch" else DEFAULT_DIR
+    # Perceived-state skills read the scene through the same estimator as the perceiving world, when there is one.
+    estimator = getattr(world, "estimator", None)
     provider = LearnedSkillProvider(fallback=scripted.policy_for, mode=options.skills, policy_dir=policy_dir,
-                                    retry=options.learned_retry)
+                                    retry=options.learned_retry, estimator=estimator)
     check_observations(provider, world.env.observation_space)
     return provider
 

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from envs.sensors import WRIST_CAMERA
+from experiments.common.errors import InputError
 from experiments.scene_estimation.training_common import (
     MASK_KEYS,
     accumulate,
@@ -29,7 +31,7 @@ from experiments.scene_estimation.training_common import (
     save_trained,
     visible_labels,
 )
-from perception.scene_estimator import FRONT, WRIST, EstimatorConfig, SceneEstimatorNet
+from perception.scene_estimator import FRONT, WRIST, EstimatorConfig, SceneEstimator, SceneEstimatorNet
 
 if TYPE_CHECKING:
     from experiments.scene_estimation.training_common import TrainConfig
@@ -52,8 +54,6 @@ def _segment_loss(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tenso
 
 def train_segment(folders: Sequence[Path], out: Path, config: TrainConfig, progress: bool = False) -> dict[str, Any]:
     """Train arch "segment" on the frames under `folders`; save weights and card; return the card."""
-    from tqdm import tqdm
-
     frames, meta = load_training_frames(folders, masks=True)
     image_size, front_size = int(frames["rgb_wrist"].shape[1]), int(frames["rgb_front"].shape[1])
     locations = tuple(meta["locations"])
@@ -63,18 +63,47 @@ def train_segment(folders: Sequence[Path], out: Path, config: TrainConfig, progr
                                        keypoints=config.keypoints, segment_classes=tuple(meta["segment_classes"]),
                                        segment_dilations=tuple(config.segment_dilations),
                                        segment_camera_norms=config.segment_camera_norms,
-                                       relation_dropout=config.relation_dropout)
+                                       relation_dropout=config.relation_dropout,
+                                       wrist_camera=WRIST_CAMERA if config.wrist_points else ())
     net = SceneEstimatorNet(estimator_config)
     frames["visible"] = visible_labels(frames, meta["min_visible_pixels"], locations.index("held"))
     weights = _class_weights(frames, len(estimator_config.segment_classes))
-    centre = torch.tensor(estimator_config.position_centre)
-    scale = torch.tensor(estimator_config.position_scale)
     n = len(frames["location"])
     rng = np.random.default_rng(config.seed)
     history: list[dict[str, Any]] = []
     started = time.perf_counter()
 
-    _train_segmenter(net, frames, weights, config, rng, history, started, progress)
+    if config.reuse_perception:
+        _reuse_perception(net, Path(config.reuse_perception))
+        history.append({"stage": "reused", "from": config.reuse_perception})
+    else:
+        _train_segmenter(net, frames, weights, config, rng, history, started, progress)
+        _train_flags(net, frames, config, rng, history, started, progress)
+    _train_relations(net, frames, config, rng, history, started, progress)
+    return save_trained(net, estimator_config, folders, n, config, history, out)
+
+
+def _reuse_perception(net: SceneEstimatorNet, path: Path) -> None:
+    """Copy a checkpoint's segmenter and drawer/holding branch into `net` (its relation classifier stays fresh)."""
+    source = SceneEstimator.load(path)
+    if (source.config.segment_classes, source.config.objects, source.config.locations, source.config.front_size,
+            source.config.image_size) != (net.config.segment_classes, net.config.objects, net.config.locations,
+                                          net.config.front_size, net.config.image_size):
+        raise InputError(f"{path} was trained on other classes, objects, locations or image sizes than these frames")
+    own = net.state_dict()
+    reused = {key: value for key, value in source.net.state_dict().items()
+              if not key.startswith(("relations.", "feature_")) and key in own}
+    if set(reused) != {key for key in own if not key.startswith(("relations.", "feature_"))}:
+        raise InputError(f"{path} has another segmenter or drawer/holding layout than --arch segment builds here")
+    net.load_state_dict({**own, **reused})
+
+
+def _train_flags(net: SceneEstimatorNet, frames: dict[str, np.ndarray], config: TrainConfig,
+                 rng: np.random.Generator, history: list[dict[str, Any]], started: float, progress: bool) -> None:
+    """Stage 1b: the drawer and holding branch on whole frames (the segmenter is not touched)."""
+    from tqdm import tqdm
+
+    n = len(frames["location"])
     flag_parameters = [p for name, p in net.named_parameters()
                        if not name.startswith(("segmenter.", "relations."))]
     optimiser = torch.optim.AdamW(flag_parameters, lr=config.lr, weight_decay=config.weight_decay)
@@ -98,6 +127,13 @@ def train_segment(folders: Sequence[Path], out: Path, config: TrainConfig, progr
         history.append(row)
         log.info("epoch %s", row)
 
+
+def _train_relations(net: SceneEstimatorNet, frames: dict[str, np.ndarray], config: TrainConfig,
+                     rng: np.random.Generator, history: list[dict[str, Any]], started: float, progress: bool) -> None:
+    """Stage 2: the relation classifier alone, on features of the frozen, evaluation-mode segmenter."""
+    n = len(frames["location"])
+    centre = torch.tensor(net.config.position_centre)
+    scale = torch.tensor(net.config.position_scale)
     net.eval()
     features, centres = _relation_inputs(net, frames, config.batch_size * 2, progress)
     flat = features.reshape(-1, features.shape[-1])
@@ -128,8 +164,6 @@ def train_segment(folders: Sequence[Path], out: Path, config: TrainConfig, progr
         history.append(row)
         if (epoch + 1) % 10 == 0:
             log.info("epoch %s", row)
-
-    return save_trained(net, estimator_config, folders, n, config, history, out)
 
 
 def _train_segmenter(net: SceneEstimatorNet, frames: dict[str, np.ndarray], weights: torch.Tensor,

@@ -48,8 +48,14 @@ class TrainConfig:
     segment_camera_norms: bool = True
     """arch "segment": batch-norm statistics per camera (one shared set mixes the two cameras' statistics)"""
     segment_focus: float = 0.0
-    relation_dropout: float = 0.0
     """arch "segment": share of training crops centred on an object's pixels (0: one uniform crop per batch)"""
+    relation_dropout: float = 0.0
+    wrist_points: bool = True
+    """arch "segment": back-project the wrist camera's pixels too (a class hidden from the front camera keeps a
+    centre)"""
+    reuse_perception: str = ""
+    """arch "segment": a checkpoint whose segmenter and drawer/holding branch are reused as they are (only the
+    relation classifier is trained); empty: train all three"""
 
 
 def load_training_frames(folders: Sequence[Path], masks: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

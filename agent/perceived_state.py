@@ -1,0 +1,205 @@
+"""Object rows from the senses: the env contract's `objects` vector, rebuilt from what the scene estimator sees.
+
+Why: the state skill policies are DAgger students of the privileged experts and work mid-chain, but they read
+the simulator's object rows; a visuomotor student cloned from pixels alone found a block in 7 of 100 chain
+starts (RESULTS.md). A modular sensorimotor student splits the two jobs, as perception-then-control pipelines
+do: the scene estimator (trained on oracle labels, reading only cameras, touch and proprioception) says where
+things are, and the state policy acts on those estimates instead of on the simulator's rows. Nothing
+privileged reaches either network.
+
+What the estimator cannot give, and what stands in for it:
+- yaw: it reports positions only, so every yaw reads 0 (sin 0, cos 1). The grasp never turns (control "ee").
+- the drawer's opening: it says open or closed, so an open drawer reads `open_opening` metres out (the open
+  skills leave it 0.12-0.15 m out) and a closed one 0.
+- the bowl's and the plate's body origins: their rows take the median of their pixels (the estimator's anchor
+  centres) minus a fixed offset measured on chain starts (the rim and the inside lift the bowl's median).
+- an object the cameras do not see: its last perceived position in the episode, else the estimator's guess.
+- the bowl and the plate stand still while the arm works over them and hides part of them (which drags their
+  median by 2-4 cm): each keeps the position from the frame in which the front camera saw most of it, unless a
+  new frame shows it nearly as fully (`ANCHOR_KEEP`: then it is taken, so a bumped bowl is followed).
+
+This module never imports the simulator: the cabinet's position and the row layout arrive as arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from agent.errors import InputError
+from agent.skills import MOVABLE
+from perception.layout import GOAL_KEY
+from perception.scene_estimator import SENSES, SHIPPED_WEIGHTS, UNKNOWN, SceneEstimate, SceneEstimator, expected_shapes
+
+ROWS: tuple[str, ...] = (*MOVABLE, "bowl", "plate")
+"""The env contract's object rows, in order (each: position, sin and cos of yaw, offset from the grasp point)."""
+ROW_SIZE = 8
+ANCHOR_KEEP = 0.8
+ANCHOR_OFFSETS: dict[str, tuple[float, float, float]] = {"bowl": (0.0, 0.0, -0.028), "plate": (-0.012, 0.0, -0.0155)}
+"""Body origin minus pixel median, measured with the shipped estimator on 40 chain starts (seeds 5000..5009 of
+pick, place_in, place_on and push): bowl (-0.001, 0.001, 0.028) +- (0.013, 0.017, 0.008), plate (0.012, -0.001,
+0.016) +- (0.009, 0.009, 0.000); offsets below 2 mm are left at 0."""
+
+
+@dataclass(frozen=True)
+class RowGeometry:
+    """What the rows need besides the estimate: the fixed cabinet and the anchors' offsets.
+
+    Attributes:
+        cabinet_position: world position of the cabinet's origin; the drawer's frame is it slid `opening` along -x.
+        open_opening: metres an open drawer is taken to stand out.
+        anchor_offsets: added to each anchor's pixel median to give its body origin.
+    """
+
+    cabinet_position: tuple[float, float, float]
+    open_opening: float = 0.13
+    anchor_offsets: Mapping[str, tuple[float, float, float]] = field(default_factory=lambda: dict(ANCHOR_OFFSETS))
+
+
+class PerceivedObjectRows:
+    """Turns `rgbd_touch` observations into the `objects` vector a state policy reads, remembering what it saw.
+
+    Args:
+        estimator: the scene estimator (arch "segment": it reports the anchors' centres).
+        geometry: the cabinet and anchor constants.
+    """
+
+    def __init__(self, estimator: SceneEstimator, geometry: RowGeometry) -> None:
+        if tuple(estimator.config.objects) != tuple(MOVABLE) or set(estimator.config.anchors) != {"bowl", "plate"}:
+            raise InputError(f"perceived object rows need an estimator of {list(MOVABLE)} with anchors bowl and plate; "
+                             f"this one reports {list(estimator.config.objects)} and {list(estimator.config.anchors)}")
+        if estimator.config.arch != "segment":
+            raise InputError(f"perceived object rows need an arch 'segment' estimator (it gives the bowl's and the "
+                             f"plate's positions), got arch {estimator.config.arch!r}")
+        self.estimator, self.geometry = estimator, geometry
+        self._last: dict[str, np.ndarray] = {}
+        self._best_pixels: dict[str, float] = {}
+        self.last_estimate: SceneEstimate | None = None
+
+    def reset(self) -> None:
+        """Forget the positions seen so far (a new episode)."""
+        self._last.clear()
+        self._best_pixels.clear()
+        self.last_estimate = None
+
+    def __call__(self, obs: Mapping[str, Any]) -> np.ndarray:
+        """The float32 `objects` vector (7 rows of 8, then the drawer's opening and position) for `obs`."""
+        estimate = self.estimator.estimate(obs)
+        self.last_estimate = estimate
+        return self.rows(estimate, np.asarray(obs["proprio"], dtype=np.float64)[:3])
+
+    def rows(self, estimate: SceneEstimate, grasp: Sequence[float]) -> np.ndarray:
+        """The vector for one estimate and the grasp point (proprio 0:3)."""
+        grasp = np.asarray(grasp, dtype=np.float64)
+        values: list[float] = []
+        for name in ROWS:
+            position = self._position(name, estimate)
+            values += [*position.tolist(), 0.0, 1.0, *(position - grasp).tolist()]
+        opening = self.geometry.open_opening if estimate.drawer_open else 0.0
+        x, y, z = self.geometry.cabinet_position
+        values += [opening, x - opening, y, z]
+        return np.asarray(values, dtype=np.float32)
+
+    def _position(self, name: str, estimate: SceneEstimate) -> np.ndarray:
+        if name in estimate.objects:
+            seen = estimate.objects[name]
+            if seen.location != UNKNOWN:
+                self._last[name] = np.asarray(seen.position, dtype=np.float64)
+            return self._last.get(name, np.asarray(seen.position, dtype=np.float64))
+        centre = estimate.anchors.get(name)
+        pixels = estimate.anchor_pixels.get(name, 0.0)
+        if centre is not None and pixels >= ANCHOR_KEEP * self._best_pixels.get(name, 0.0):
+            offset = self.geometry.anchor_offsets.get(name, (0.0, 0.0, 0.0))
+            self._last[name] = np.asarray(centre, dtype=np.float64) + np.asarray(offset)
+            self._best_pixels[name] = max(pixels, self._best_pixels.get(name, 0.0))
+        return self._last.get(name, np.zeros(3))
+
+
+class PerceivedStatePolicy:
+    """A stable-baselines3 state policy behind perceived object rows: it reads `rgbd_touch` observations.
+
+    It answers the calls the agent and the evaluators make of an SB3 policy (`predict`, `obs_to_tensor`,
+    `predict_values`, `observation_space`, `action_space`, `log_std`), so it drops in wherever a policy file
+    would. Its observation space is the estimator's senses plus the goal: the privileged `objects` key is never
+    read from the observation, only built from the estimate.
+
+    Args:
+        policy: the state policy (reads proprio, objects and goal).
+        rows: the perceived-rows builder (owns the estimator).
+    """
+
+    def __init__(self, policy: Any, rows: PerceivedObjectRows) -> None:
+        self.policy, self.rows = policy, rows
+        self.action_space = policy.action_space
+        shapes = expected_shapes(rows.estimator.config)
+        inner = policy.observation_space.spaces
+        senses = {key: spaces.Box(0, 255, shapes[key], np.uint8) if key.startswith("rgb_")
+                  else spaces.Box(-np.inf, np.inf, shapes[key], np.float32) for key in SENSES}
+        self.observation_space = spaces.Dict({**senses, GOAL_KEY: inner[GOAL_KEY]})
+        self._goal_key = GOAL_KEY
+
+    @property
+    def log_std(self) -> Any:
+        """The state policy's action noise (a learned skill's retries sample with it)."""
+        return self.policy.log_std
+
+    def new_episode(self) -> None:
+        """Forget remembered positions: a new scene."""
+        self.rows.reset()
+
+    def state_observation(self, obs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """What the state policy reads: proprio and goal from `obs`, the object rows from the estimate."""
+        proprio = np.asarray(obs["proprio"], dtype=np.float32)
+        objects = self.rows(obs)  # the estimator answers a repeated observation from its memo
+        return {"proprio": proprio, "objects": objects, self._goal_key: np.asarray(obs[self._goal_key])}
+
+    def predict(self, obs: Mapping[str, Any], deterministic: bool = True) -> tuple[np.ndarray, None]:
+        """The state policy's action on the perceived rows."""
+        return self.policy.predict(self.state_observation(obs), deterministic=deterministic)
+
+    def obs_to_tensor(self, obs: Mapping[str, Any]) -> tuple[Any, bool]:
+        """The state policy's tensors for the perceived rows (for `predict_values`)."""
+        return self.policy.obs_to_tensor(self.state_observation(obs))
+
+    def predict_values(self, obs_tensor: Any) -> Any:
+        """The state policy's critic."""
+        return self.policy.predict_values(obs_tensor)
+
+
+PERCEIVED_STATE_KEY = "perceived_state"
+"""The card key that makes a shipped skill a perceived-state one: which estimator, and the row geometry."""
+
+
+def perceived_policy(policy: Any, spec: Mapping[str, Any], card_dir: Path,
+                     estimator: SceneEstimator | None = None) -> PerceivedStatePolicy:
+    """`policy` behind perceived rows as a card's `perceived_state` entry describes them.
+
+    Args:
+        policy: the loaded state policy.
+        spec: ``{"estimator": "shipped" or a path (relative to the card), "cabinet_position": [x, y, z],
+            "open_opening": m, "anchor_offsets": {"bowl": [dx, dy, dz], ...}}``.
+        card_dir: the card's folder.
+        estimator: an estimator already loaded (shared between skills); None loads the one the card names.
+    """
+    try:
+        geometry = RowGeometry(tuple(float(v) for v in spec["cabinet_position"]),  # type: ignore[arg-type]
+                               float(spec["open_opening"]),
+                               {str(k): tuple(float(v) for v in offset)  # type: ignore[misc]
+                                for k, offset in spec["anchor_offsets"].items()})
+        named = str(spec["estimator"])
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise InputError(f"a card's {PERCEIVED_STATE_KEY!r} entry needs estimator, cabinet_position (3 numbers), "
+                         f"open_opening and anchor_offsets; got {dict(spec)!r} ({error})") from None
+    if len(geometry.cabinet_position) != 3:
+        raise InputError(f"cabinet_position must be 3 numbers, got {list(geometry.cabinet_position)}")
+    return PerceivedStatePolicy(policy, PerceivedObjectRows(estimator or load_estimator(named, card_dir), geometry))
+
+
+def load_estimator(named: str, card_dir: Path) -> SceneEstimator:
+    """The estimator a card names: "shipped" (perception's own weights) or a path relative to the card's folder."""
+    return SceneEstimator.load(SHIPPED_WEIGHTS if named == "shipped" else card_dir / named)

@@ -1,0 +1,154 @@
+"""Perceived-state skills (issues 14 and 15): state policies acting on object rows rebuilt from the scene estimator.
+
+The rows' layout must be the env contract's, nothing privileged may reach the policy, remembered positions must
+stand in for what the cameras miss, and a shipped perceived-state skill must act in the loop from the senses.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+from agent.perceived_state import (
+    ANCHOR_OFFSETS,
+    ROWS,
+    PerceivedObjectRows,
+    PerceivedStatePolicy,
+    RowGeometry,
+)
+from agent.skills import MOVABLE
+from perception.scene_estimator import SHIPPED_WEIGHTS, UNKNOWN, ObjectEstimate, SceneEstimate, SceneEstimator
+
+CABINET = (0.62, 0.30, 0.0)
+
+
+@pytest.fixture(scope="module")
+def estimator() -> SceneEstimator:
+    return SceneEstimator.load(SHIPPED_WEIGHTS)
+
+
+def scene(positions: dict[str, tuple[float, float, float]], unknown: tuple[str, ...] = (), drawer_open: bool = False,
+          anchors: dict | None = None, pixels: dict | None = None) -> SceneEstimate:
+    objects = {name: ObjectEstimate(name, UNKNOWN if name in unknown else "table", 0.9, 0.9, positions[name], "table")
+               for name in MOVABLE}
+    return SceneEstimate(objects, drawer_open, 0.9, False, 0.9, anchors=anchors or {}, anchor_pixels=pixels or {})
+
+
+def test_rows_follow_the_env_contract(estimator: SceneEstimator) -> None:
+    """Seven rows of position, yaw (0), offset from the grasp point; then the drawer's opening and position."""
+    from envs.observation import OBJECT_FEATURES
+    from envs.scene import CABINET_POSITION
+
+    assert CABINET_POSITION == CABINET
+    positions = {name: (0.4 + 0.01 * i, -0.1 * i, 0.02) for i, name in enumerate(MOVABLE)}
+    anchors = {"bowl": (0.5, 0.1, 0.05), "plate": (0.3, -0.2, 0.03)}
+    rows = PerceivedObjectRows(estimator, RowGeometry(CABINET))
+    grasp = np.array([0.45, 0.0, 0.3])
+    vector = rows.rows(scene(positions, drawer_open=True, anchors=anchors, pixels={"bowl": 50.0, "plate": 40.0}),
+                       grasp)
+    assert vector.shape == (len(ROWS) * OBJECT_FEATURES + 4,) and vector.dtype == np.float32
+    table = vector[:56].reshape(7, 8)
+    for i, name in enumerate(ROWS):
+        expected = np.array(positions.get(name) or np.add(anchors[name], ANCHOR_OFFSETS[name]))
+        assert np.allclose(table[i, :3], expected, atol=1e-6), name
+        assert table[i, 3:5].tolist() == [0.0, 1.0]
+        assert np.allclose(table[i, 5:8], expected - grasp, atol=1e-6)
+    assert np.allclose(vector[56:], [0.13, CABINET[0] - 0.13, CABINET[1], CABINET[2]])
+    closed = rows.rows(scene(positions, anchors=anchors, pixels={"bowl": 50.0, "plate": 40.0}), grasp)
+    assert np.allclose(closed[56:], [0.0, *CABINET])
+
+
+def test_what_the_cameras_miss_keeps_its_last_perceived_position(estimator: SceneEstimator) -> None:
+    rows = PerceivedObjectRows(estimator, RowGeometry(CABINET))
+    grasp = np.zeros(3)
+    seen = {name: (0.4, 0.0, 0.02) for name in MOVABLE}
+    anchors = {"bowl": (0.5, 0.1, 0.05), "plate": (0.3, -0.2, 0.03)}
+    rows.rows(scene(seen, anchors=anchors, pixels={"bowl": 100.0, "plate": 100.0}), grasp)
+    guessed = {**seen, "red_block": (9.0, 9.0, 9.0)}  # unknown: the estimator's position is a guess
+    moved_anchors = {"bowl": (0.7, 0.1, 0.05), "plate": (0.35, -0.2, 0.03)}
+    # the bowl half hidden (its median dragged): the better view stays; the plate fully seen: its new place
+    vector = rows.rows(scene(guessed, unknown=("red_block",), anchors=moved_anchors,
+                             pixels={"bowl": 40.0, "plate": 95.0}), grasp)
+    table = vector[:56].reshape(7, 8)
+    assert np.allclose(table[0, :3], seen["red_block"])
+    assert np.allclose(table[ROWS.index("bowl"), :3], np.add(anchors["bowl"], ANCHOR_OFFSETS["bowl"]))
+    assert np.allclose(table[ROWS.index("plate"), :3], np.add(moved_anchors["plate"], ANCHOR_OFFSETS["plate"]))
+    rows.reset()  # a new episode: nothing remembered, the guess is all there is
+    vector = rows.rows(scene(guessed, unknown=("red_block",)), grasp)
+    assert np.allclose(vector[:3], (9.0, 9.0, 9.0))
+
+
+class FakeStatePolicy:
+    """Records what a state policy is given."""
+
+    def __init__(self) -> None:
+        self.action_space = spaces.Box(-1, 1, (4,), np.float32)
+        self.observation_space = spaces.Dict({"proprio": spaces.Box(-np.inf, np.inf, (21,), np.float32),
+                                              "objects": spaces.Box(-np.inf, np.inf, (60,), np.float32),
+                                              "goal": spaces.Box(-1, 1, (384,), np.float32)})
+        self.log_std = None
+        self.seen: list[dict] = []
+
+    def predict(self, obs: dict, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        self.seen.append(obs)
+        return np.zeros(4, np.float32), None
+
+
+def senses(estimator: SceneEstimator, seed: int = 0) -> dict[str, np.ndarray]:
+    from perception.scene_estimator import expected_shapes
+
+    rng = np.random.default_rng(seed)
+    obs = {key: rng.integers(0, 256, shape, dtype=np.uint8) if key.startswith("rgb") else
+           rng.uniform(0.3, 1.5, shape).astype(np.float32) for key, shape in expected_shapes(estimator.config).items()}
+    obs["goal"] = np.zeros(384, np.float32)
+    return obs
+
+
+def test_the_state_policy_sees_only_proprio_perceived_rows_and_goal(estimator: SceneEstimator) -> None:
+    inner = FakeStatePolicy()
+    policy = PerceivedStatePolicy(inner, PerceivedObjectRows(estimator, RowGeometry(CABINET)))
+    assert "objects" not in policy.observation_space.spaces
+    assert set(policy.observation_space.spaces) == {"rgb_front", "depth_front", "rgb_wrist", "depth_wrist", "touch",
+                                                    "proprio", "goal"}
+    obs = senses(estimator)
+    policy.predict(obs)
+    given = inner.seen[-1]
+    assert set(given) == {"proprio", "objects", "goal"}
+    assert np.array_equal(given["objects"], policy.rows(obs))
+    with pytest.raises(ValueError, match="refuses privileged observation keys"):
+        policy.predict({**senses(estimator, seed=1), "objects": np.zeros(60, np.float32)})
+
+
+def test_a_bad_perceived_state_entry_is_refused(tmp_path) -> None:
+    from agent.perceived_state import perceived_policy
+    from agent.policy import InputError
+
+    with pytest.raises(InputError, match="cabinet_position"):
+        perceived_policy(FakeStatePolicy(), {"estimator": "shipped"}, tmp_path)
+    with pytest.raises(FileNotFoundError, match="no scene-estimator checkpoint"):
+        perceived_policy(FakeStatePolicy(), {"estimator": "missing.pt", "cabinet_position": [0, 0, 0],
+                                             "open_opening": 0.1, "anchor_offsets": {}}, tmp_path)
+
+
+def test_rows_need_a_segmenting_estimator_of_the_kitchens_objects(estimator: SceneEstimator) -> None:
+    from dataclasses import replace
+
+    other = SimpleNamespace(config=replace(estimator.config, objects=("red_block", "mug")))
+    with pytest.raises(ValueError, match="perceived object rows need"):
+        PerceivedObjectRows(other, RowGeometry(CABINET))  # type: ignore[arg-type]
+
+
+def test_the_estimator_answers_a_repeated_observation_once(estimator: SceneEstimator, monkeypatch) -> None:
+    """The perceiving world and a perceived-state skill read the same frame at each step: one network pass."""
+    calls = []
+    original = estimator.probabilities
+    monkeypatch.setattr(estimator, "probabilities", lambda obs: calls.append(1) or original(obs))
+    obs = senses(estimator, seed=3)
+    obs.pop("goal")
+    first = estimator.estimate(obs)
+    assert estimator.estimate({key: value.copy() for key, value in obs.items()}) is first and len(calls) == 1
+    changed = {**obs, "proprio": obs["proprio"] + 0.01}
+    assert estimator.estimate(changed) is not first and len(calls) == 2
