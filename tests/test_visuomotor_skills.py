@@ -35,6 +35,10 @@ def test_shipped_visuomotor_policies_read_only_the_senses() -> None:
         assert set(read_observation_space(card)) == SENSES, task
         assert card.path.stat().st_size < 5_500_000, f"{card.path.name} is too big to ship"
         perceived = "perceived_state" in card.meta
+        if perceived:  # the evaluation on the card measured exactly the state policy it points at
+            from experiments.imitation.perceived import file_sha256
+
+            assert card.meta["state_policy_sha256"] == file_sha256(card.path), f"{task}: re-run perceive-skill"
         assert card.meta["train_command"].startswith("embodia dagger")
         assert ("embodia perceive-skill" in card.meta["train_command"]) if perceived else \
             ("--obs-mode rgbd_touch" in card.meta["train_command"])
@@ -88,3 +92,17 @@ def test_a_perceiving_agent_acts_with_visuomotor_skills_unless_told_otherwise(ca
                  "--skill-obs", "state"]) == 2
     err = capsys.readouterr().err
     assert "missing ['objects']" in err and "--skill-obs" in err
+
+
+def test_perceived_state_skills_pick_and_place_in_the_loop(tmp_path: Path, capsys) -> None:
+    """Seed 0: the shipped perceived-state pick and place put the red block on the plate, acting on what the scene
+    estimator sees (the kitchen gives no object rows: rgbd_touch only)."""
+    cards = find_cards(VISUOMOTOR_DIR)
+    assert {"pick", "place_on"} <= {task for task, card in cards.items() if "perceived_state" in card.meta}
+    out = tmp_path / "run"
+    code = main(["run", "put the red block on the plate", "--skills", "learned", "--skill-obs", "rgbd_touch",
+                 "--seed", "0", "--out", str(out)])
+    trace = json.loads((out / "episode.json").read_text())
+    assert code == 0 and trace["success"], capsys.readouterr().out
+    assert [step["policy"] for step in trace["steps"]] == ["ppo:pick", "ppo:place_on"]
+    assert ["on", "red_block", "plate"] in trace["final_facts"]

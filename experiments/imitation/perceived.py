@@ -9,6 +9,7 @@ policy's plus this composition.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,11 @@ OPEN_OPENING = 0.13
 """Metres an open drawer is taken to stand out: the open skills leave it 0.12-0.15 m out on chain starts."""
 PERCEIVABLE_TASKS = ("reach", "pick", "place_in", "place_on", "push")
 """Skills whose state policies read object rows (open and close have visuomotor students of their own)."""
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file: a perceived-state card names the exact state policy its evaluation measured."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def perceived_spec(estimator: str | Path | None, card_dir: Path) -> dict[str, Any]:
@@ -65,6 +71,7 @@ def compose(state_card: Path, out_card: Path, estimator: str | Path | None, epis
             "observation_keys": sorted(senses), "observation_space": senses, PERCEIVED_STATE_KEY: spec,
             "training": "perceived state: the state policy (see state_card) acting on the scene estimator's rows",
             "state_card": os.path.relpath(state_card.resolve(), card_dir.resolve()),
+            "state_policy_sha256": file_sha256(card.path),
             "train_command": f"{card.meta['train_command']}; {command}",
             "eval": {"source": "embodia perceive-skill", **chain}, "eval_command": command,
             **({"eval_reset": reset} if reset else {}), "value_range": chain["value_range"]}

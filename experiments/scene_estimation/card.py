@@ -28,9 +28,11 @@ def _architecture(train: dict[str, Any], card: dict[str, Any], config: dict[str,
         crops = f"{crop}x{crop} crops" if front == wrist else \
             f"{crop * front // wrist}x{crop * front // wrist} (front) and {crop}x{crop} (wrist) crops"
         norms = ", batch-norm statistics per camera" if config.get("segment_camera_norms") else ""
+        projected = ("front-camera and wrist-camera (its pose from proprioception; it stands in where the front camera "
+                     "barely sees an object)") if config.get("wrist_camera") else "front-camera"
         return (f"- architecture: segment: a per-pixel segmenter (width {train.get('width', '?')}{norms}) on both "
                 "cameras, "
-                "front-camera depth back-projected to world points (median per object), and a relation classifier "
+                f"{projected} depth back-projected to world points (median per object), and a relation classifier "
                 "over relative geometry (to the bowl, the plate, the other objects, the grasp point); drawer and "
                 f"holding from keypoint stems at {train.get('input_size', '?')} px and touch; "
                 f"{card.get('parameters', '?')} parameters; {train.get('segment_steps', '?')} segmenter steps on "
