@@ -43,12 +43,21 @@ def test_bench_skills_measures_both_side_by_side(tmp_path: Path, capsys: pytest.
     assert "learned/expert" in capsys.readouterr().out
 
 
+def test_bench_skills_measures_a_perceived_state_skill(tmp_path: Path) -> None:
+    """The rgbd_touch reach acts on the scene estimator's rows; the kitchen renders its 128-px front camera."""
+    out = tmp_path / "skills.json"
+    assert main(["bench", "skills", "--obs-mode", "rgbd_touch", "--tasks", "reach", "--episodes", "2",
+                 "--json-out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["tasks"]
+    assert row["learned"]["episodes"] == 2 and row["learned"]["successes"] == 2  # 100/100 on its card
+
+
 @pytest.mark.parametrize("argv, phrase", [
     (["--tasks", "fly"], "no shipped state policy for task 'fly'"),
     (["--obs-mode", "depth"], "unknown observation set 'depth'"),
     (["--prefix", "teacher"], "teacher"),
     (["--episodes", "0"], "--episodes must be >= 1"),
-    (["--obs-mode", "rgbd_touch", "--tasks", "pick"], "no shipped rgbd_touch policy for task 'pick'"),
+    (["--obs-mode", "rgbd_touch", "--tasks", "fly"], "no shipped rgbd_touch policy for task 'fly'"),
 ])
 def test_bench_skills_refuses_bad_arguments_with_exit_2(argv: list[str], phrase: str,
                                                         capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,7 +14,7 @@ from gymnasium import spaces
 from agent.policy import VISUOMOTOR_DIR, find_cards, load_card_policy, read_observation_space
 from experiments.cli import main
 from experiments.common.errors import InputError
-from experiments.kitchen.factory import AgentOptions, check_observations
+from experiments.kitchen.factory import AgentOptions, check_observations, visuomotor_front_size
 
 SENSES = {"goal", "proprio", "touch", "rgb_front", "depth_front", "rgb_wrist", "depth_wrist"}
 PRIVILEGED = {"objects"}
@@ -73,6 +73,9 @@ def test_a_policy_reading_what_the_kitchen_does_not_give_is_refused() -> None:
         check_observations(provider, small_cameras)
     shapes = {k: tuple(v) for k, v in json.loads(cards["close"].path.with_suffix(".json").read_text())[
         "architecture"]["observation_space"]["spaces"].items() for v in [v["shape"]]}
+    front = visuomotor_front_size()  # the perceived-state skills' estimator reads a finer front camera
+    assert front == 128
+    shapes.update(rgb_front=(front, front, 3), depth_front=(front, front, 1))
     check_observations(provider, _space(**{k: v for k, v in shapes.items() if k != "goal"}))  # the right kitchen
 
 

@@ -83,7 +83,7 @@ def measure_task(task: str, card_path: Path, obs_mode: str, prefix: str, first_s
 
     `progress` is called after every episode of either (2 x `episodes` calls).
     """
-    from agent.policy import load_sb3_policy, read_card
+    from agent.policy import load_card_policy, read_card
     from experiments.imitation.evaluate import evaluate_policy
     from experiments.training.language import EmbeddingTable, all_texts
     from perception.text import default_text_encoder
@@ -91,7 +91,9 @@ def measure_task(task: str, card_path: Path, obs_mode: str, prefix: str, first_s
     card = read_card(card_path)  # a bad card fails before any episode runs
     if card.meta["obs_mode"] != obs_mode:
         raise InputError(f"{card_path} is a {card.meta['obs_mode']!r} policy, expected {obs_mode!r}")
-    policy = load_sb3_policy(card.path)
+    policy = load_card_policy(card)  # a perceived-state card: the state policy behind the scene estimator
+    rows = getattr(policy, "rows", None)
+    front = rows.estimator.config.front_size if rows is not None else None
     seeds = range(first_seed, first_seed + episodes)
     started = time.perf_counter()
     expert = _row("expert", expert_success(task, obs_mode, prefix, seeds, progress))
@@ -99,7 +101,8 @@ def measure_task(task: str, card_path: Path, obs_mode: str, prefix: str, first_s
     table = EmbeddingTable.build(default_text_encoder(card.encoder), all_texts(task), source=card.encoder)
     started = time.perf_counter()
     result = evaluate_policy(policy, task, obs_mode, "chain", table, episodes, first_seed=first_seed, prefix=prefix,
-                             progress=None if progress is None else lambda done, wins: progress())
+                             progress=None if progress is None else lambda done, wins: progress(),
+                             front_image_size=front)
     learned = {"who": "learned", **{k: result[k] for k in ("episodes", "successes", "rate", "ci95")},
                "seconds": round(time.perf_counter() - started, 1)}
     ratio = learned["rate"] / expert["rate"] if expert["rate"] else None
