@@ -152,3 +152,32 @@ def test_the_estimator_answers_a_repeated_observation_once(estimator: SceneEstim
     assert estimator.estimate({key: value.copy() for key, value in obs.items()}) is first and len(calls) == 1
     changed = {**obs, "proprio": obs["proprio"] + 0.01}
     assert estimator.estimate(changed) is not first and len(calls) == 2
+
+
+@pytest.mark.parametrize("argv, phrase", [
+    (["--card", "agent/skill_policies/open.json"], "wraps a state policy of reach, pick"),
+    (["--card", "missing.json"], "not a readable skill-policy card"),
+    (["--card", "agent/skill_policies/pick.json", "--episodes", "0"], "--episodes must be >= 1"),
+    (["--card", "agent/skill_policies/pick.json", "--prefix", "teacher"], "teacher"),
+    (["--card", "agent/skill_policies/pick.json", "--estimator", "none.pt"], "no scene-estimator checkpoint"),
+])
+def test_perceive_skill_refuses_bad_arguments_with_exit_2(tmp_path, argv, phrase, capsys) -> None:
+    from experiments.cli import main
+
+    out = tmp_path / "card.json"
+    assert main(["perceive-skill", *argv, "--out", str(out)]) == 2
+    assert phrase in capsys.readouterr().err and not out.exists()
+
+
+def test_perceive_skill_writes_a_card_the_agent_loads(tmp_path) -> None:
+    """Two episodes of the perceived reach: a card that points at the state weights and loads as shipped ones do."""
+    from agent.policy import load_card_policy, read_card
+    from experiments.cli import main
+
+    out = tmp_path / "rgbd" / "reach.json"
+    assert main(["perceive-skill", "--card", "agent/skill_policies/reach.json", "--episodes", "2",
+                 "--reset-episodes", "0", "--out", str(out)]) == 0
+    card = read_card(out)
+    assert card.meta["obs_mode"] == "rgbd_touch" and card.meta["eval"]["episodes"] == 2
+    assert card.path.resolve().name == "reach.safetensors" and card.meta["perceived_state"]["estimator"] == "shipped"
+    assert isinstance(load_card_policy(card), PerceivedStatePolicy)

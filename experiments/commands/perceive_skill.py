@@ -37,9 +37,10 @@ def run(args: argparse.Namespace) -> int:
 
     from agent.policy import read_card
     from experiments.imitation.learned_prefix import check_prefix
-    from experiments.imitation.perceived import compose
+    from experiments.imitation.perceived import check_state_card, compose
 
     check_prefix(args.prefix, "chain")
+    check_state_card(args.card)
     if args.episodes < 1 or args.reset_episodes < 0:
         raise InputError(f"--episodes must be >= 1 and --reset-episodes >= 0, got {args.episodes}, "
                          f"{args.reset_episodes}")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.perceived_state import ANCHOR_OFFSETS, PERCEIVED_STATE_KEY, PerceivedStatePolicy, perceived_policy
-from agent.policy import load_sb3_policy, read_card
+from agent.policy import PolicyCard, load_sb3_policy, read_card
 from envs.scene import CABINET_POSITION
 from experiments.common.errors import InputError
 from experiments.imitation.evaluate import evaluate_policy
@@ -43,13 +43,19 @@ def perceived_spec(estimator: str | Path | None, card_dir: Path) -> dict[str, An
             "anchor_offsets": {name: list(offset) for name, offset in ANCHOR_OFFSETS.items()}}
 
 
+def check_state_card(path: Path) -> PolicyCard:
+    """The card at `path`, if it is a state policy of a skill that reads object rows; else a clear error."""
+    card = read_card(path)
+    if card.task not in PERCEIVABLE_TASKS or card.meta["obs_mode"] != "state":
+        raise InputError(f"a perceived-state skill wraps a state policy of {', '.join(PERCEIVABLE_TASKS)}; "
+                         f"{path} is a {card.meta['obs_mode']} policy for {card.task}")
+    return card
+
+
 def compose(state_card: Path, out_card: Path, estimator: str | Path | None, episodes: int, reset_episodes: int,
             prefix: str = "scripted", progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Evaluate the perceived-state version of `state_card`'s policy and return its card (not yet written)."""
-    card = read_card(state_card)
-    if card.task not in PERCEIVABLE_TASKS or card.meta["obs_mode"] != "state":
-        raise InputError(f"a perceived-state skill wraps a state policy of {', '.join(PERCEIVABLE_TASKS)}; "
-                         f"{state_card} is a {card.meta['obs_mode']} policy for {card.task}")
+    card = check_state_card(state_card)
     card_dir = out_card.parent
     spec = perceived_spec(estimator, card_dir)
     weights = Path(estimator) if estimator is not None else SHIPPED_WEIGHTS
