@@ -44,6 +44,8 @@ VISUOMOTOR_DIR = DEFAULT_DIR / "rgbd_touch"
 """Shipped skills that see only cameras, touch, proprioception and the goal (no privileged `objects` rows)."""
 DEFAULT_THRESHOLD = 0.8
 MODES = ("scripted", "learned", "auto")
+PERCEIVED_EVAL_KEY = "eval_perceived"
+"""A card's evaluation with episodes ended as the perceiving loop ends skills (`embodia perceive-skill`)."""
 RETRIES = ("repeat", "sample")
 """How a learned policy acts on a call it already failed in the episode: its mean action again, or sampled."""
 SAFE_SUFFIX = ".safetensors"
@@ -92,6 +94,11 @@ class PolicyCard:
     def success_rate(self) -> float:
         """The evaluation success rate the card records (a fraction in [0, 1])."""
         return float(self.meta["eval"]["rate"])
+
+    def rate_judged(self, by_perception: bool) -> float:
+        """The card's rate as the loop that will run it judges success: perception's, where the card has one."""
+        judged = self.meta.get(PERCEIVED_EVAL_KEY) if by_perception else None
+        return float(judged["rate"]) if judged else self.success_rate
 
     @property
     def encoder(self) -> str:
@@ -298,7 +305,7 @@ class LearnedSkillProvider:
     def __init__(self, fallback: Callable[[SkillCall], SkillPolicy], mode: str = "auto",
                  policy_dir: str | Path | None = None, encoder: TextEncoder | None = None,
                  threshold: float = DEFAULT_THRESHOLD, retry: str = "repeat",
-                 estimator: SceneEstimator | None = None) -> None:
+                 estimator: SceneEstimator | None = None, judged_by_perception: bool = False) -> None:
         if mode not in MODES:
             raise InputError(f"unknown skills mode {mode!r}; expected one of: {', '.join(MODES)}")
         if retry not in RETRIES:
@@ -309,6 +316,7 @@ class LearnedSkillProvider:
         self.cards = find_cards(policy_dir or DEFAULT_DIR) if mode != "scripted" else {}
         self._encoder = encoder
         self._estimator = estimator
+        self.judged_by_perception = judged_by_perception
         self._loaded: dict[str, LearnedSkillPolicy] = {}
         self._failed: set[SkillCall] = set()
         self._failures: dict[SkillCall, int] = {}
@@ -345,9 +353,11 @@ class LearnedSkillProvider:
         trained_on = card.meta["eval"].get("by_argument")
         if trained_on is not None and call.skill != "place" and ", ".join(call.args) not in trained_on:
             return None, f"learned {task} was never trained on ({', '.join(call.args)})"
-        if self.mode == "auto" and card.success_rate < self.threshold:
-            return None, f"learned {task} succeeds {card.success_rate:.0%} < threshold {self.threshold:.0%}"
-        return card, f"learned {task} ({card.success_rate:.0%} in its evaluation)"
+        rate = card.rate_judged(self.judged_by_perception)
+        judged = " (as perception judges)" if rate != card.success_rate else ""
+        if self.mode == "auto" and rate < self.threshold:
+            return None, f"learned {task} succeeds {rate:.0%}{judged} < threshold {self.threshold:.0%}"
+        return card, f"learned {task} ({rate:.0%} in its evaluation{judged})"
 
     def explain(self, call: SkillCall) -> str:
         """Why `call` gets the policy it gets (the reason half of `choice`), for logs and traces."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.perceived_state import ANCHOR_OFFSETS, PERCEIVED_STATE_KEY, PerceivedStatePolicy, perceived_policy
-from agent.policy import PolicyCard, load_sb3_policy, read_card
+from agent.policy import PERCEIVED_EVAL_KEY, PolicyCard, load_sb3_policy, read_card
 from envs.scene import CABINET_POSITION
 from experiments.common.errors import InputError
 from experiments.imitation.evaluate import evaluate_policy
@@ -67,6 +67,10 @@ def compose(state_card: Path, out_card: Path, estimator: str | Path | None, epis
                             prefix=prefix, front_image_size=front)
     reset = evaluate_policy(policy, card.task, "rgbd_touch", "reset", table, reset_episodes,
                             front_image_size=front) if reset_episodes else None
+    # The same starts judged as the perceiving agent judges (at rest, seen twice; the oracle must agree then):
+    # `--skills auto` with `--perception learned` trusts this rate, not the oracle-ended one.
+    judged = evaluate_policy(policy, card.task, "rgbd_touch", "chain", table, episodes, prefix=prefix,
+                             front_image_size=front, judge=policy.rows.estimator)
     senses = {key: {"shape": list(space.shape)} for key, space in policy.observation_space.spaces.items()}
     command = (f"embodia perceive-skill --card {state_card} --episodes {episodes} --reset-episodes {reset_episodes}"
                f"{f' --prefix {prefix}' if prefix != 'scripted' else ''}"
@@ -80,4 +84,5 @@ def compose(state_card: Path, out_card: Path, estimator: str | Path | None, epis
             "state_policy_sha256": file_sha256(card.path),
             "train_command": f"{card.meta['train_command']}; {command}",
             "eval": {"source": "embodia perceive-skill", **chain}, "eval_command": command,
-            **({"eval_reset": reset} if reset else {}), "value_range": chain["value_range"]}
+            **({"eval_reset": reset} if reset else {}), PERCEIVED_EVAL_KEY: judged,
+            "value_range": chain["value_range"]}

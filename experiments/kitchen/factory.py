@@ -236,7 +236,8 @@ def make_provider(options: AgentOptions, world: KitchenWorld) -> ScriptedProvide
     # Perceived-state skills read the scene through the same estimator as the perceiving world, when there is one.
     estimator = getattr(world, "estimator", None)
     provider = LearnedSkillProvider(fallback=scripted.policy_for, mode=options.skills, policy_dir=policy_dir,
-                                    retry=options.learned_retry, estimator=estimator)
+                                    retry=options.learned_retry, estimator=estimator,
+                                    judged_by_perception=options.perception == "learned")
     check_observations(provider, world.env.observation_space)
     return provider
 
