@@ -6,6 +6,7 @@ stand in for what the cameras miss, and a shipped perceived-state skill must act
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -179,5 +180,28 @@ def test_perceive_skill_writes_a_card_the_agent_loads(tmp_path) -> None:
                  "--reset-episodes", "0", "--out", str(out)]) == 0
     card = read_card(out)
     assert card.meta["obs_mode"] == "rgbd_touch" and card.meta["eval"]["episodes"] == 2
+    assert card.meta["eval_perceived"]["episodes"] == 2  # the same starts, judged as the perceiving loop judges
     assert card.path.resolve().name == "reach.safetensors" and card.meta["perceived_state"]["estimator"] == "shipped"
     assert isinstance(load_card_policy(card), PerceivedStatePolicy)
+
+
+def test_auto_trusts_the_rate_judged_the_way_its_loop_judges(tmp_path) -> None:
+    """A skill that passes the threshold on oracle-ended episodes but not on perceived ones runs the expert in a
+    perceiving agent's loop, and the learned policy in an oracle-facts one."""
+    import json
+    import shutil
+
+    from agent.policy import LearnedSkillProvider, find_cards
+    from agent.skills import SkillCall
+
+    meta = json.loads(Path("agent/skill_policies/reach.json").read_text())
+    meta["eval"]["rate"], meta["eval_perceived"] = 0.95, {"rate": 0.6, "episodes": 100}
+    (tmp_path / "reach.json").write_text(json.dumps(meta))
+    shutil.copy("agent/skill_policies/reach.safetensors", tmp_path / "reach.safetensors")
+    card = find_cards(tmp_path)["reach"]
+    assert card.rate_judged(True) == 0.6 and card.rate_judged(False) == 0.95
+    call = SkillCall("reach", ("red_block",))
+    perceiving = LearnedSkillProvider(lambda c: None, "auto", tmp_path, judged_by_perception=True)  # type: ignore[arg-type,return-value]
+    oracle = LearnedSkillProvider(lambda c: None, "auto", tmp_path)  # type: ignore[arg-type,return-value]
+    assert perceiving.choice(call)[0] is None and "as perception judges" in perceiving.explain(call)
+    assert oracle.choice(call)[0] == card
