@@ -58,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
     low, high = chain["ci95"]
     print(f"{card['task']} (perceived state) from chain starts: {chain['successes']}/{chain['episodes']} "
           f"[{low:.2f}, {high:.2f}]")
+    judged = card["eval_perceived"]
+    print(f"the same starts judged as the perceiving loop judges (at rest, seen twice): "
+          f"{judged['successes']}/{judged['episodes']} [{judged['ci95'][0]:.2f}, {judged['ci95'][1]:.2f}]")
     if "eval_reset" in card:
         reset = card["eval_reset"]
         print(f"from plain resets: {reset['successes']}/{reset['episodes']}")
