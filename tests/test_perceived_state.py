@@ -205,3 +205,26 @@ def test_auto_trusts_the_rate_judged_the_way_its_loop_judges(tmp_path) -> None:
     oracle = LearnedSkillProvider(lambda c: None, "auto", tmp_path)  # type: ignore[arg-type,return-value]
     assert perceiving.choice(call)[0] is None and "as perception judges" in perceiving.explain(call)
     assert oracle.choice(call)[0] == card
+
+
+def test_a_perceived_success_counts_only_where_the_oracle_sees_the_effect() -> None:
+    """Pick: the object is held (lifted or not); place: the oracle's in/on fact; other skills: its verdict."""
+    from agent.skills import SkillCall
+    from experiments.imitation.evaluate import _oracle_agrees
+
+    def world(held: str | None, facts: list, task_args: tuple = (), verdicts: dict | None = None) -> SimpleNamespace:
+        env = SimpleNamespace(scene_state=lambda: SimpleNamespace(held=held), facts=lambda: facts,
+                              task=SimpleNamespace(args=task_args))
+        return SimpleNamespace(env=env, oracle_steps=verdicts or {})
+
+    pick = SkillCall("pick", ("red_block",))
+    assert _oracle_agrees(world("red_block", []), pick) and not _oracle_agrees(world("mug", []), pick)
+    place = SkillCall("place", ("yellow_block",))
+    on = [["on", "red_block", "yellow_block"]]
+    assert _oracle_agrees(world(None, on, ("red_block", "yellow_block")), place)
+    assert not _oracle_agrees(world(None, [["on", "red_block", "table"]], ("red_block", "yellow_block")), place)
+    in_bowl = world(None, [["in", "red_block", "bowl"]], ("red_block", "bowl"))
+    assert _oracle_agrees(in_bowl, SkillCall("place", ("bowl",)))
+    push = SkillCall("push", ("red_block", "left"))
+    assert not _oracle_agrees(world(None, [], verdicts={("push", "red_block", "left"): False}), push)
+    assert _oracle_agrees(world(None, [], verdicts={("push", "red_block", "left"): True}), push)

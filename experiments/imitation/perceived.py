@@ -2,9 +2,10 @@
 
 `compose` builds the policy (`agent.perceived_state.PerceivedStatePolicy`), measures it from chain starts and
 plain resets with the kitchen rendering only cameras, touch and proprioception (the front camera at the
-estimator's resolution), and writes a card whose `perceived_state` entry tells the agent how to rebuild it. The
-card points at the state policy's weights; nothing is trained here, so the "training command" is the state
-policy's plus this composition.
+estimator's resolution), measures the chain starts again with episodes ended as the perceiving loop ends a skill
+(`eval_perceived`, the rate a perceiving agent's `auto` trusts), and writes a card whose `perceived_state` entry
+tells the agent how to rebuild it. The card points at the state policy's weights; nothing is trained here, so the
+"training command" is the state policy's plus this composition.
 """
 
 from __future__ import annotations
