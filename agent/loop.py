@@ -326,7 +326,8 @@ class EmbodiedAgent:
                 success, reason = True, ""
                 break
             if truncated:
-                reason = "physics fault" if info.get("physics_fault") else f"no success within {steps} steps"
+                reason = info.get("failure_reason") or (
+                    "physics fault" if info.get("physics_fault") else f"no success within {steps} steps")
                 break
         self._record_frame(world, call, "done" if success else "failed", 0, record)
         logger.info("%s by %s: %s in %d steps", call.text, policy.name, "ok" if success else reason, steps)

@@ -478,3 +478,61 @@ def test_visibility_counts_front_pixels_at_the_wrist_cameras_resolution() -> Non
     assert visible_labels(frames, 4, held_index=6).tolist() == [[False, False, True]]  # 8 front px at 2x = 2
     frames["rgb_front"] = np.zeros((1, 16, 16, 3), np.uint8)
     assert visible_labels(frames, 4, held_index=6).tolist() == [[True, False, True]]
+
+
+@pytest.mark.parametrize("after_rest, placed", [("bowl", True), ("table", False)])
+def test_a_place_is_looked_at_again_with_the_hand_raised(after_rest: str, placed: bool) -> None:
+    """A place seen done is judged again once the hand has risen and the object rests; seen undone, it fails."""
+    from agent.skills import SkillCall
+    from envs.household import HouseholdEnv
+    from experiments.kitchen.perceived_world import CONFIRM_STEPS, LOOK_HEIGHT, PerceivedKitchenWorld
+    from experiments.scene_estimation.labels import LOCATIONS as VOCAB
+    from experiments.scene_estimation.labels import OBJECTS as NAMES
+
+    config = EstimatorConfig(objects=NAMES, locations=VOCAB, image_size=16, input_size=16)
+    # held at the start (two reads), in the bowl on the confirming steps, then `after_rest` for every later look
+    scenes = [{"mug": "held"}] * 2 + [{"mug": "bowl"}] * CONFIRM_STEPS + [{"mug": after_rest}]
+    holding = [True] * 2 + [False] * (CONFIRM_STEPS + 1)
+    env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=16)
+    try:
+        world = PerceivedKitchenWorld(env, ScriptedEstimates(config, scenes, holding),  # type: ignore[arg-type]
+                                      score_with_oracle=False)
+        world.reset(seed=0)
+        world.start_skill(SkillCall("place", ("bowl",)))
+        hold_still = np.array([0.0, 0.0, 0.0, 1.0], dtype=np.float32)
+        for _ in range(CONFIRM_STEPS - 1):
+            assert world.step(hold_still)[2:4] == (False, False)
+        obs, _, terminated, truncated, info = world.step(hold_still)
+    finally:
+        env.close()
+    assert obs["proprio"][2] >= LOOK_HEIGHT - 0.01  # the hand rose out of the camera's way before looking
+    assert (terminated, truncated) == (placed, not placed)
+    assert ("failure_reason" in info) != placed and "is_success" not in info
+
+
+def test_scene_frames_can_be_collected_with_the_learned_students(tmp_path: Path) -> None:
+    """`collect-scenes --skills learned`: every skill is a shipped rgbd_touch student; a bad choice is refused."""
+    from agent.skills import SkillCall
+    from envs.household import HouseholdEnv
+    from experiments.common.errors import InputError
+    from experiments.kitchen.world import KitchenWorld
+    from experiments.scene_estimation.data import SceneDataConfig, collect, learned_provider
+
+    with pytest.raises(InputError, match="skills must be 'scripted' or 'learned', got 'experts'"):
+        collect([0], tmp_path / "bad", SceneDataConfig(skills="experts"))
+    assert not (tmp_path / "bad").exists()
+    env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=64, front_image_size=128)
+    try:
+        provider = learned_provider(KitchenWorld(env))
+        calls = [SkillCall("pick", ("red_block",)), SkillCall("place", ("bowl",)), SkillCall("open", ("drawer",)),
+                 SkillCall("close", ("drawer",)), SkillCall("push", ("red_block", "left")),
+                 SkillCall("reach", ("mug",))]
+        assert all(provider.learned_policy(call) is not None for call in calls)
+    finally:
+        env.close()
+    with pytest.raises(InputError):  # the students' cameras do not match a 32 px kitchen
+        small = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=32)
+        try:
+            learned_provider(KitchenWorld(small))
+        finally:
+            small.close()

@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="chains: frames recorded while the agent runs chains (one layout per episode); random: "
                              "one frame per seed, objects moved into containers and stacks, the drawer at a random "
                              "opening, the arm moved at random (many layouts)")
+    parser.add_argument("--skills", choices=("scripted", "learned"), default="scripted",
+                        help="chains only: who acts, the scripted experts or the shipped rgbd_touch students (the "
+                             "scenes a perceiving agent with learned skills meets; needs --front-image-size 128)")
     parser.set_defaults(func=handle)
 
 
@@ -58,7 +61,7 @@ def handle(args: argparse.Namespace) -> int:
                                     front_image_size=args.front_image_size)
     else:
         config = SceneDataConfig(image_size=args.image_size, front_image_size=args.front_image_size,
-                                 chain_length=args.chain_length, frame_every=args.frame_every)
+                                 chain_length=args.chain_length, frame_every=args.frame_every, skills=args.skills)
         out = collect(args.seeds, args.out, config, encoder=args.encoder, progress=True)
     frames = load_frames(out, ("holding",))
     print(f"{len(frames['holding'])} frames from seeds {args.seeds.start}..{args.seeds.stop - 1} in {out}")

@@ -101,12 +101,14 @@ def run_chain(agent: EmbodiedAgent, world: KitchenWorld, seed: int, length: int)
 
     for _ in range(length):
         task = draw_task(getattr(world, "true_facts", world.facts)(), push_ok, rng)  # the harness draws from truth
+        trace_start = len(getattr(world, "trace", ()))
         try:
             record = agent.run(world, task.instruction).to_json()
         except PlanningError as error:  # a refused instruction fails this link of the chain
             record = {"instruction": task.instruction, "success": False, "error": f"refused: {error}"}
         if hasattr(world, "oracle_verdict"):  # perceived success checks: the oracle scores them for the report
             record["oracle_success"] = world.oracle_verdict(task.task, task.args)
+            record["perception"] = world.trace[trace_start:]  # perceived vs true facts at every plan and check
         result.tasks.append(task)
         result.successes.append(bool(record["success"]))
         result.records.append(record)

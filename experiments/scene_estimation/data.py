@@ -59,6 +59,10 @@ class SceneDataConfig:
     drawer_start_fraction: float = 0.3
     """share of episodes that start with the drawer open by a random amount"""
     episodes_per_shard: int = 10
+    skills: str = "scripted"
+    """who acts: "scripted" experts, or "learned" (every skill a shipped rgbd_touch student, as in the fully
+    perceiving agent): the students leave scenes the experts never do (a block let go high, tilted on the
+    bowl's rim or sliding off the plate), and the estimator must read those too"""
 
 
 class _NoisyPolicy:
@@ -78,15 +82,38 @@ class _NoisyPolicy:
 
 
 class _Provider:
-    """Scripted skills, noisy in the episodes that ask for it."""
+    """Scripted (or learned) skills, noisy in the episodes that ask for it."""
 
-    def __init__(self, world: KitchenWorld) -> None:
-        self._scripted = ScriptedProvider(world)
+    def __init__(self, world: KitchenWorld, base: Any = None) -> None:
+        self._base = base if base is not None else ScriptedProvider(world)
         self.noise: tuple[np.random.Generator, float] | None = None
 
+    def new_episode(self) -> None:
+        reset = getattr(self._base, "new_episode", None)
+        if reset is not None:
+            reset()
+
+    def record_outcome(self, call: SkillCall, name: str, success: bool) -> None:
+        record = getattr(self._base, "record_outcome", None)
+        if record is not None:
+            record(call, name, success)
+
     def policy_for(self, call: SkillCall) -> Any:
-        policy = self._scripted.policy_for(call)
+        policy = self._base.policy_for(call)
         return policy if self.noise is None else _NoisyPolicy(policy, *self.noise)
+
+
+def learned_provider(world: KitchenWorld) -> Any:
+    """Every skill a shipped rgbd_touch student, reading the scene through the shipped estimator."""
+    from agent.policy import VISUOMOTOR_DIR, LearnedSkillProvider
+    from experiments.kitchen.factory import check_observations
+    from perception.scene_estimator import SHIPPED_WEIGHTS, SceneEstimator
+
+    scripted = ScriptedProvider(world)
+    provider = LearnedSkillProvider(fallback=scripted.policy_for, mode="learned", policy_dir=VISUOMOTOR_DIR,
+                                    estimator=SceneEstimator.load(SHIPPED_WEIGHTS))
+    check_observations(provider, world.env.observation_space)
+    return provider
 
 
 class RecordingWorld(KitchenWorld):
@@ -212,6 +239,8 @@ def collect(seeds: Iterable[int], out: Path, config: SceneDataConfig, encoder: s
     seeds = list(seeds)
     if not seeds:
         raise InputError("collect needs at least one seed")
+    if config.skills not in ("scripted", "learned"):
+        raise InputError(f"skills must be 'scripted' or 'learned', got {config.skills!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"format": FORMAT, "config": asdict(config), "objects": list(OBJECTS), "locations": list(LOCATIONS),
@@ -221,11 +250,11 @@ def collect(seeds: Iterable[int], out: Path, config: SceneDataConfig, encoder: s
     write_json(out / "meta.json", meta, indent=1)
     env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=config.image_size,
                        front_image_size=config.front_image_size)
-    world = RecordingWorld(env, config.frame_every)
-    provider = _Provider(world)
-    agent = EmbodiedAgent(GroundedPlanner(make_encoder(encoder)), provider, max_replans=1)
     blocks = [seeds[i:i + config.episodes_per_shard] for i in range(0, len(seeds), config.episodes_per_shard)]
     try:
+        world = RecordingWorld(env, config.frame_every)
+        provider = _Provider(world, learned_provider(world) if config.skills == "learned" else None)
+        agent = EmbodiedAgent(GroundedPlanner(make_encoder(encoder)), provider, max_replans=1)
         for block in tqdm(blocks, desc="shards", disable=not progress):
             path = _shard_path(out, block[0])
             if path.exists():
