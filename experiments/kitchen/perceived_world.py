@@ -8,9 +8,10 @@ control steps so that one misread frame does not end a skill. A place is looked 
 the object where it should be and let go, the hand rises out of the front camera's way, the scene is left to
 come to rest, and the place counts only if perception still sees it done (`_look_again`). Measured on the
 learned place students, a block let go too high is read "in the bowl" or "on the plate" as it lands, tilted on
-a rim or still sliding, and a step judged on that frame let the chain go on from a goal that was not met. The env's own oracle still runs inside the
-simulator, but its verdict (`terminated`) is dropped; the true facts are read only for the report, beside
-the perceived ones, at every plan (`trace`).
+a rim or still sliding, and a step judged on that frame let the chain go on from a goal that was not met.
+
+The env's own oracle still runs inside the simulator, but its verdict (`terminated`) is dropped; the true facts
+are read only for the report, beside the perceived ones, at every plan (`trace`).
 
 Scripted skills still read the true scene state to act (they are privileged controllers by design); the
 learned `rgbd_touch` skills do not.
