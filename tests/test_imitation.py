@@ -22,7 +22,7 @@ def pick_env():
     env.close()
 
 
-@pytest.mark.parametrize("labeller", ["plain", "recovering", "careful", "nearest", "patient", "state"])
+@pytest.mark.parametrize("labeller", ["plain", "recovering", "careful", "nearest", "patient", "state", "lowrelease"])
 def test_relabelling_labels_the_students_states_with_the_experts_actions(pick_env: SkillEnv, labeller: str) -> None:
     """beta = 0: a (bad) constant student drives; every label is what the expert says in the state it saw."""
     student_action = np.array([0.4, -0.4, 0.6, 1.0], np.float32)
@@ -72,7 +72,7 @@ def _hovering_student(env: SkillEnv, seen: list) -> tuple:
     return act
 
 
-@pytest.mark.parametrize("labeller", ["recovering", "careful", "nearest", "patient", "state"])
+@pytest.mark.parametrize("labeller", ["recovering", "careful", "nearest", "patient", "state", "lowrelease"])
 def test_a_patient_labeller_never_says_let_go_over_a_hovering_student(place_env: SkillEnv, labeller: str) -> None:
     """The plain phases run out of steps and label "release" 18 cm above the target; patient ones keep "lower"."""
     _, info = place_env.reset(7)
@@ -86,7 +86,7 @@ def test_a_patient_labeller_never_says_let_go_over_a_hovering_student(place_env:
                  if state.held == name and state.position(name)[2] > 0.15]
     assert len(held_high) > 60
     opened = [label for _, label in held_high if label[3] > 0]
-    if labeller in ("careful", "patient", "state"):
+    if labeller in ("careful", "patient", "state", "lowrelease"):
         assert opened == []
         assert all(label[2] < 0 for _, label in held_high[-20:])  # still saying "go down"
     else:
@@ -409,3 +409,11 @@ def test_the_careful_labeller_moves_on_from_a_near_miss_where_the_patient_one_wa
         late[labeller] = np.array(episode.labels[-20:])
     assert (late["careful"][:, 2] < -0.1).all()
     assert (np.abs(late["patient"][:, 2]) < 0.1).all()
+
+
+@pytest.mark.parametrize("args", [("red_block", "blue_block"), ("mug", "plate"), ("green_block", "table")])
+def test_the_low_release_labeller_alone_still_places(place_env: SkillEnv, args: tuple[str, str]) -> None:
+    """Acting alone, the low-release labeller lets go at its goal, as the phase expert it wraps does."""
+    episode = rollout(place_env, seed=12, args=args, labeller="lowrelease")
+    assert episode.success, args
+    assert any(label[3] > 0 for label in episode.labels)

@@ -17,7 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.chain_starts import run_skill
-from envs.experts import ScriptedExpert, StatePlaceExpert, make_expert
+from envs.experts import LowReleaseExpert, ScriptedExpert, StatePlaceExpert, make_expert
 from envs.tasks import TaskSpec, valid_arguments
 from experiments.common.errors import InputError
 from experiments.imitation.dataset import Episode
@@ -90,13 +90,15 @@ class SkillEnv:
         self.env.close()
 
 
-LABELLERS = ("plain", "recovering", "careful", "nearest", "patient", "state")
+LABELLERS = ("plain", "recovering", "careful", "nearest", "patient", "state", "lowrelease")
 """The expert that labels: the plain scripted expert; one that re-grasps an object the student dropped; one that
 also re-grasps and never lets go far above the drop point (its "lower" phase ends on the state, not the clock);
 one that re-grasps and puts an object down on the table at the free point nearest to it (not the farthest one, an
 argmax over the whole table); one that does that and leaves every phase only on the state, never on the clock alone
 (`envs.experts.ScriptedExpert`); or, for the places, one whose action depends on the state alone
-(`envs.experts.StatePlaceExpert`; other skills get the recovering expert)."""
+(`envs.experts.StatePlaceExpert`; other skills get the recovering expert); or, for the places, the recovering
+expert that never labels "let go" with the object held more than 6 cm above its drop goal
+(`envs.experts.LowReleaseExpert`)."""
 
 
 def check_labeller(labeller: str) -> None:
@@ -105,12 +107,14 @@ def check_labeller(labeller: str) -> None:
         raise InputError(f"unknown labeller {labeller!r}; expected one of: {', '.join(LABELLERS)}")
 
 
-def labelling_expert(task: TaskSpec, labeller: str) -> ScriptedExpert | StatePlaceExpert:
+def labelling_expert(task: TaskSpec, labeller: str) -> ScriptedExpert | StatePlaceExpert | LowReleaseExpert:
     """The scripted expert that labels a student's states, as `labeller` names it."""
     check_labeller(labeller)
     if labeller == "state" and task.name in ("place_in", "place_on"):
         return StatePlaceExpert(task)
-    if labeller == "state":
+    if labeller == "lowrelease" and task.name in ("place_in", "place_on"):
+        return LowReleaseExpert(task)
+    if labeller in ("state", "lowrelease"):
         return make_expert(task, recover=True)
     return make_expert(task, recover=labeller in ("recovering", "careful", "nearest", "patient"),
                        patient=labeller == "patient", nearest_table_spot=labeller in ("nearest", "patient"),
