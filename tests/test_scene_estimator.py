@@ -485,7 +485,8 @@ def test_a_place_is_looked_at_again_with_the_hand_raised(after_rest: str, placed
     """A place seen done is judged again once the hand has risen and the object rests; seen undone, it fails."""
     from agent.skills import SkillCall
     from envs.household import HouseholdEnv
-    from experiments.kitchen.perceived_world import CONFIRM_STEPS, LOOK_HEIGHT, PerceivedKitchenWorld
+    from experiments.kitchen.perceived_world import CONFIRM_STEPS, PerceivedKitchenWorld
+    from experiments.kitchen.world import LOOK_HEIGHT
     from experiments.scene_estimation.labels import LOCATIONS as VOCAB
     from experiments.scene_estimation.labels import OBJECTS as NAMES
 
@@ -536,3 +537,32 @@ def test_scene_frames_can_be_collected_with_the_learned_students(tmp_path: Path)
             learned_provider(KitchenWorld(small))
         finally:
             small.close()
+
+
+@pytest.mark.parametrize("look_again", [True, False])
+def test_the_oracle_world_judges_a_place_again_once_the_object_rests(monkeypatch: pytest.MonkeyPatch,
+                                                                      look_again: bool) -> None:
+    """A place the oracle calls done at impact but not once the object rests fails, unless judged at impact."""
+    import envs.household as household
+    import envs.tasks as tasks
+    from agent.skills import SkillCall
+    from experiments.kitchen.world import LOOK_HEIGHT, KitchenWorld
+
+    env = household.HouseholdEnv(task="none")
+    try:
+        world = KitchenWorld(env, look_again=look_again)
+        world.reset(seed=0)
+        world.env.step(np.zeros(4, np.float32))
+        monkeypatch.setattr(household, "check_success", lambda *_: True)  # "done" at the first step (impact)
+        monkeypatch.setattr(tasks, "check_success", lambda *_: False)  # and gone once at rest
+        world._last_picked = "red_block"
+        world.start_skill(SkillCall("place", ("bowl",)))
+        obs, _, terminated, truncated, info = world.step(np.array([0.0, 0.0, 0.0, 1.0], np.float32))
+    finally:
+        env.close()
+    if look_again:
+        assert (terminated, truncated) == (False, True) and not info["is_success"]
+        assert info["failure_reason"] == "the placed object did not stay once it came to rest"
+        assert obs["proprio"][2] >= LOOK_HEIGHT - 0.01  # the hand rose before the second judgement
+    else:
+        assert terminated and "failure_reason" not in info

@@ -81,6 +81,9 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
                              "estimator reading cameras and touch (the oracle then only scores the report)")
     parser.add_argument("--estimator", default=None,
                         help="scene-estimator weights for --perception learned (default: the shipped one)")
+    parser.add_argument("--judge-places-at-impact", dest="look_again", action="store_false",
+                        help="judge a place the moment its test first holds (the protocol before 2026-12-07), not "
+                             "once the hand has risen and the object has come to rest (the default)")
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ class AgentOptions:
     """Where facts and success checks come from: "oracle" or "learned" (the scene estimator)."""
     estimator: str | None = None
     """Scene-estimator weights for perception "learned" (None: the shipped ones)."""
+    look_again: bool = True
+    """Judge a place again once the hand has risen and the object rests (`world.KitchenWorld`)."""
 
     def __post_init__(self) -> None:
         if self.planner not in PLANNERS:
@@ -159,7 +164,7 @@ def make_world(options: AgentOptions, record: bool = False, gui: bool = False) -
             raise InputError("--gui works with --perception oracle only, got --perception learned")
         from experiments.kitchen.perceived_world import open_perceived_world
 
-        return open_perceived_world(options.estimator, record=record)
+        return open_perceived_world(options.estimator, record=record, look_again=options.look_again)
     from envs.household import HouseholdEnv
     from experiments.kitchen.world import KitchenWorld
 
@@ -168,7 +173,7 @@ def make_world(options: AgentOptions, record: bool = False, gui: bool = False) -
                 "front_image_size": visuomotor_front_size()}
                if options.skill_observations == "rgbd_touch" and options.skills != "scripted" else {})
     env = HouseholdEnv(task="none", render_mode="human" if gui else ("rgb_array" if record else None), **cameras)
-    return env, KitchenWorld(env, record=record)
+    return env, KitchenWorld(env, record=record, look_again=options.look_again)
 
 
 def visuomotor_front_size() -> int:

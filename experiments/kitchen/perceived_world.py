@@ -29,7 +29,7 @@ from envs.scene import SPECS
 from envs.tasks import DIRECTIONS, PUSH_MIN_DISTANCE
 from experiments.common.errors import InputError
 from experiments.common.media import facts_panel
-from experiments.kitchen.world import KitchenWorld
+from experiments.kitchen.world import LOOK_MAX_STEPS, LOOK_STILL_FRAMES, KitchenWorld, rise_action
 from perception.scene_estimator import HELD, SENSES, SHIPPED_WEIGHTS, UNKNOWN, SceneEstimate, SceneEstimator
 
 CONFIRM_STEPS = 2
@@ -37,12 +37,6 @@ CONFIRM_STEPS = 2
 REACH_TOLERANCE = 0.04
 SETTLE_DISTANCE = 0.004
 """A placed or pushed object counts as at rest once its perceived position moves less than this in a step."""
-LOOK_HEIGHT = 0.25
-"""After a place that perception saw done, the hand rises to this grasp-point height (m) before looking again."""
-LOOK_STILL_FRAMES = 3
-"""Consecutive frames on which the placed object must not move before the second look is believed."""
-LOOK_MAX_STEPS = 20
-"""Control steps the second look may take (rise and wait) before it judges what it sees."""
 PUSH_MARGIN = 0.015
 """Perceived pushes must go this much beyond the task's minimum distance: positions are read to about a
 centimetre (median error 0.8 cm, 95th percentile 5 cm), so a push seen exactly at the threshold may be short."""
@@ -59,10 +53,10 @@ class PerceivedKitchenWorld(KitchenWorld):
     """
 
     def __init__(self, env: HouseholdEnv, estimator: SceneEstimator, record: bool = False,
-                 score_with_oracle: bool = True) -> None:
+                 score_with_oracle: bool = True, look_again: bool = True) -> None:
         if env.obs_mode != "rgbd_touch":
             raise InputError(f"perceived facts need an rgbd_touch env, got obs_mode {env.obs_mode!r}")
-        super().__init__(env, record=record)
+        super().__init__(env, record=record, look_again=look_again)
         self.estimator = estimator
         self.score_with_oracle = score_with_oracle
         self.trace: list[dict[str, Any]] = []
@@ -184,7 +178,7 @@ class PerceivedKitchenWorld(KitchenWorld):
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Step the env; `terminated` is perception's verdict on the current call, the oracle's only logged."""
-        obs, reward, oracle_verdict, truncated, info = super().step(action)
+        obs, reward, oracle_verdict, truncated, info = self.env_step(action)
         if self._call is not None:  # kept for the report only: what the oracle would have said at this step
             self.oracle_steps[(self._call.skill, *self._call.args)] = bool(oracle_verdict)
         now = self.perceive(obs) if self._call is not None else None
@@ -192,7 +186,7 @@ class PerceivedKitchenWorld(KitchenWorld):
         self._previous = now
         self._streak = self._streak + 1 if done else 0
         terminated = self._streak >= CONFIRM_STEPS
-        if terminated and self._call is not None and self._call.skill == "place":
+        if terminated and self.look_again and self._call is not None and self._call.skill == "place":
             obs, terminated, info = self._look_again(obs, info)
             if not terminated:
                 info = {**info, "perceived_success": False,
@@ -207,21 +201,21 @@ class PerceivedKitchenWorld(KitchenWorld):
                     ) -> tuple[dict[str, np.ndarray], bool, dict[str, Any]]:
         """Raise the open hand, let the placed object come to rest, and judge the place again from what is seen.
 
-        The hand rises straight up to `LOOK_HEIGHT` (it no longer hides the target from the front camera, and
+        The hand rises straight up to `world.LOOK_HEIGHT` (it no longer hides the target from the front camera, and
         nothing is held), then holds still until the object's perceived position has not moved for
         `LOOK_STILL_FRAMES` frames, or `LOOK_MAX_STEPS` have passed. Returns the last observation, whether the
         place still looks done, and the last step's info.
         """
         still = 0
         for _ in range(LOOK_MAX_STEPS):
-            rise = 1.0 if float(obs["proprio"][2]) < LOOK_HEIGHT else 0.0
-            obs, _, _, _, info = super().step(np.array([0.0, 0.0, rise, 1.0], dtype=np.float32))
+            action = rise_action(obs)
+            obs, _, _, _, info = self.env_step(action)
             if info.get("physics_fault"):
                 return obs, False, info
             now = self.perceive(obs)
             still = still + 1 if self._settled(now) else 0
             self._previous = now
-            if rise == 0.0 and still >= LOOK_STILL_FRAMES:
+            if action[2] == 0.0 and still >= LOOK_STILL_FRAMES:
                 break
         assert self._previous is not None
         return obs, self._achieved(self._previous, obs), info
@@ -273,7 +267,8 @@ class PerceivedKitchenWorld(KitchenWorld):
         raise ValueError(f"no perceived success check for skill {call.skill!r}")
 
 
-def perceived_world(env: HouseholdEnv, estimator: SceneEstimator, record: bool = False) -> PerceivedKitchenWorld:
+def perceived_world(env: HouseholdEnv, estimator: SceneEstimator, record: bool = False, look_again: bool = True
+                    ) -> PerceivedKitchenWorld:
     """A perceived world, checking that the env's cameras match the estimator's image size."""
     spaces = env.observation_space.spaces
     sizes = tuple(spaces[f"rgb_{camera}"].shape[0] if f"rgb_{camera}" in spaces else None
@@ -282,10 +277,10 @@ def perceived_world(env: HouseholdEnv, estimator: SceneEstimator, record: bool =
     if sizes != expected:
         raise InputError(f"the estimator expects rgbd_touch observations with front and wrist images of "
                          f"{expected[0]}px and {expected[1]}px, the env gives {sizes[0]}px and {sizes[1]}px")
-    return PerceivedKitchenWorld(env, estimator, record=record)
+    return PerceivedKitchenWorld(env, estimator, record=record, look_again=look_again)
 
 
-def open_perceived_world(estimator_path: str | None, record: bool = False
+def open_perceived_world(estimator_path: str | None, record: bool = False, look_again: bool = True
                          ) -> tuple[HouseholdEnv, PerceivedKitchenWorld]:
     """An rgbd_touch kitchen at the estimator's image size and its perceived `SkillWorld` view."""
     from pathlib import Path
@@ -295,4 +290,4 @@ def open_perceived_world(estimator_path: str | None, record: bool = False
     env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=estimator.config.image_size,
                        front_image_size=estimator.config.front_size,
                        render_mode="rgb_array" if record else None)
-    return env, perceived_world(env, estimator, record=record)
+    return env, perceived_world(env, estimator, record=record, look_again=look_again)

@@ -120,7 +120,7 @@ class RecordingWorld(KitchenWorld):
     """A `KitchenWorld` that keeps every k-th observation with the oracle's labels and visibility."""
 
     def __init__(self, env: HouseholdEnv, every: int) -> None:
-        super().__init__(env)
+        super().__init__(env, look_again=False)  # frames as the datasets on record were collected
         self.every = every
         self.frames: dict[str, list[np.ndarray]] = {}
         self.episode = -1
