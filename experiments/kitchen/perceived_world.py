@@ -29,7 +29,7 @@ from envs.scene import SPECS
 from envs.tasks import DIRECTIONS, PUSH_MIN_DISTANCE
 from experiments.common.errors import InputError
 from experiments.common.media import facts_panel
-from experiments.kitchen.world import LOOK_MAX_STEPS, LOOK_STILL_FRAMES, KitchenWorld, rise_action
+from experiments.kitchen.world import LOOK_MAX_STEPS, LOOK_OPEN_STEPS, LOOK_STILL_FRAMES, KitchenWorld, rise_action
 from perception.scene_estimator import HELD, SENSES, SHIPPED_WEIGHTS, UNKNOWN, SceneEstimate, SceneEstimator
 
 CONFIRM_STEPS = 2
@@ -201,21 +201,21 @@ class PerceivedKitchenWorld(KitchenWorld):
                     ) -> tuple[dict[str, np.ndarray], bool, dict[str, Any]]:
         """Raise the open hand, let the placed object come to rest, and judge the place again from what is seen.
 
-        The hand rises straight up to `world.LOOK_HEIGHT` (it no longer hides the target from the front camera, and
-        nothing is held), then holds still until the object's perceived position has not moved for
-        `LOOK_STILL_FRAMES` frames, or `LOOK_MAX_STEPS` have passed. Returns the last observation, whether the
-        place still looks done, and the last step's info.
+        The open hand stays put for `world.LOOK_OPEN_STEPS`, then rises straight up to `world.LOOK_HEIGHT` (it no
+        longer hides the target from the front camera), then holds still until the object's perceived position
+        has not moved for `LOOK_STILL_FRAMES` frames, or `LOOK_MAX_STEPS` have passed. Returns the last
+        observation, whether the place still looks done, and the last step's info.
         """
         still = 0
-        for _ in range(LOOK_MAX_STEPS):
-            action = rise_action(obs)
+        for step in range(LOOK_MAX_STEPS):
+            action = rise_action(obs, step)
             obs, _, _, _, info = self.env_step(action)
             if info.get("physics_fault"):
                 return obs, False, info
             now = self.perceive(obs)
             still = still + 1 if self._settled(now) else 0
             self._previous = now
-            if action[2] == 0.0 and still >= LOOK_STILL_FRAMES:
+            if step >= LOOK_OPEN_STEPS and action[2] == 0.0 and still >= LOOK_STILL_FRAMES:
                 break
         assert self._previous is not None
         return obs, self._achieved(self._previous, obs), info

@@ -21,19 +21,25 @@ from experiments.common.errors import InputError
 from experiments.common.media import caption_frame
 
 PLACE_TASKS = ("place_in", "place_on")
+LOOK_OPEN_STEPS = 5
+"""Control steps the hand first stays where it let go, open (the experts' own "release" phase lasts 5): rising at
+once, a finger that still touches the object could drag it along."""
 LOOK_HEIGHT = 0.25
 """After a place judged done, the open hand rises to this grasp-point height (m) before the place is judged again."""
 LOOK_STILL_FRAMES = 3
 """Consecutive control steps on which the placed object must be at rest before the second judgement."""
-LOOK_MAX_STEPS = 20
+LOOK_MAX_STEPS = 25
 """Control steps the second look may take (rise and wait) before it judges what it sees."""
 STILL_SPEED = 0.02
 """m/s: a placed object slower than this counts as at rest (the oracle's look)."""
 
 
-def rise_action(obs: dict[str, np.ndarray]) -> np.ndarray:
-    """Open hand, straight up to `LOOK_HEIGHT`, then still (the grasp point's height is proprio[2])."""
-    rise = 1.0 if float(obs["proprio"][2]) < LOOK_HEIGHT else 0.0
+def rise_action(obs: dict[str, np.ndarray], step: int) -> np.ndarray:
+    """Step `step` of a second look: the hand open and still, then straight up, then still again.
+
+    Still for `LOOK_OPEN_STEPS`, then up to `LOOK_HEIGHT` (the grasp point's height is proprio[2]).
+    """
+    rise = 1.0 if step >= LOOK_OPEN_STEPS and float(obs["proprio"][2]) < LOOK_HEIGHT else 0.0
     return np.array([0.0, 0.0, rise, 1.0], dtype=np.float32)
 
 
@@ -142,15 +148,15 @@ class KitchenWorld:
 
         task = self.env.task
         name, still = task.args[0], 0
-        for _ in range(LOOK_MAX_STEPS):
-            action = rise_action(obs)
+        for step in range(LOOK_MAX_STEPS):
+            action = rise_action(obs, step)
             obs, _, _, _, info = self.env_step(action)
             if info.get("physics_fault"):
                 return obs, info, False
             state = self.env.scene_state()
             speed = float(np.linalg.norm(state.velocities[state.names.index(name)]))
             still = still + 1 if speed < STILL_SPEED else 0
-            if action[2] == 0.0 and still >= LOOK_STILL_FRAMES:
+            if step >= LOOK_OPEN_STEPS and action[2] == 0.0 and still >= LOOK_STILL_FRAMES:
                 break
         return obs, info, check_success(task, self._skill_start, self.env.scene_state())
 
