@@ -72,6 +72,20 @@ def is_free(state: SceneState, name: str) -> bool:
     return name not in state.finger_contacts[0] and name not in state.finger_contacts[1]
 
 
+REST_SPEED = 0.02
+"""m/s: an object slower than this is at rest. A block let go 1.2 cm above its support lands at about 0.5 m/s."""
+
+
+def at_rest(state: SceneState, name: str) -> bool:
+    """The object has come to rest (its linear speed is below `REST_SPEED`).
+
+    A place's geometric test alone also holds while the let-go object falls through its support's height band or
+    bounces on it; judged then, a block dropped from 20 cm "was stacked" and slid off a moment later.
+    """
+    velocity = state.velocities[state.names.index(name)]
+    return math.sqrt(float(velocity.dot(velocity))) < REST_SPEED
+
+
 def in_bowl(state: SceneState, name: str) -> bool:
     """Inside the bowl's rim (with 1 cm to spare) and at most 6 cm above its origin."""
     offset = state.position(name) - state.position("bowl")

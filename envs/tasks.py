@@ -95,7 +95,11 @@ def preconditions(spec: TaskSpec, rng: np.random.Generator) -> dict[str, float]:
 
 
 def check_success(spec: TaskSpec, start: SceneState, end: SceneState) -> bool:
-    """The oracle: did the change from `start` to `end` accomplish the task?"""
+    """The oracle: did the change from `start` to `end` accomplish the task?
+
+    A place counts once the object rests where it should, let go (`predicates.at_rest`), not while it is still
+    falling or bouncing there (which rewarded letting go from high up; RESULTS.md, 2026-12-07 seventh session).
+    """
     name, args = spec.name, spec.args
     if name == "reach":
         return pred.near(end, args[0])
@@ -103,7 +107,7 @@ def check_success(spec: TaskSpec, start: SceneState, end: SceneState) -> bool:
         return pred.is_holding(end, args[0]) and end.position(args[0])[2] > start.position(args[0])[2] + 0.05
     if name == "place_in":
         inside = pred.in_bowl if args[1] == "bowl" else pred.in_drawer
-        return inside(end, args[0]) and pred.is_free(end, args[0])
+        return inside(end, args[0]) and pred.is_free(end, args[0]) and pred.at_rest(end, args[0])
     if name == "place_on":
         if args[1] == "table":
             moved = float(np.linalg.norm((end.position(args[0]) - start.position(args[0]))[:2]))
@@ -114,7 +118,7 @@ def check_success(spec: TaskSpec, start: SceneState, end: SceneState) -> bool:
             placed = pred.on_plate(end, args[0])
         else:
             placed = pred.on_block(end, args[0], args[1])
-        return placed and pred.is_free(end, args[0])
+        return placed and pred.is_free(end, args[0]) and pred.at_rest(end, args[0])
     if name == "push":
         along, lateral = push_progress(start, end, args[0], args[1])
         return along >= PUSH_MIN_DISTANCE and lateral <= max(0.03, 0.6 * along) and pred.is_free(end, args[0]) \

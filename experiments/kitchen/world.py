@@ -15,6 +15,7 @@ from agent.errors import UnrunnableCallError
 from agent.skills import CONTAINERS, SkillCall
 from envs.experts import ScriptedExpert, make_expert
 from envs.household import HouseholdEnv
+from envs.predicates import REST_SPEED
 from envs.state import OBJECT_IDS
 from envs.tasks import TaskSpec
 from experiments.common.errors import InputError
@@ -30,7 +31,7 @@ LOOK_STILL_FRAMES = 3
 """Consecutive control steps on which the placed object must be at rest before the second judgement."""
 LOOK_MAX_STEPS = 25
 """Control steps the second look may take (rise and wait) before it judges what it sees."""
-STILL_SPEED = 0.02
+STILL_SPEED = REST_SPEED
 """m/s: a placed object slower than this counts as at rest (the oracle's look)."""
 
 
