@@ -417,3 +417,26 @@ def test_the_low_release_labeller_alone_still_places(place_env: SkillEnv, args: 
     episode = rollout(place_env, seed=12, args=args, labeller="lowrelease")
     assert episode.success, args
     assert any(label[3] > 0 for label in episode.labels)
+
+
+def test_eval_skill_can_rewrite_a_cards_rate_and_keeps_the_one_it_replaces(tmp_path: Path) -> None:
+    """`eval-skill --update-card`: the new measurement replaces the card's entry; the old one is kept."""
+    import json
+    import shutil
+
+    from agent.policy import read_card
+    from experiments.commands.eval_skill import card_key, update_card
+
+    for name in ("place_on.json", "place_on.safetensors"):
+        shutil.copy(Path("agent/skill_policies") / name, tmp_path / name)
+    card_path = tmp_path / "place_on.json"
+    old = json.loads(card_path.read_text())["eval"]
+    result = {"start": "chain", "prefix": "scripted", "episodes": 4, "successes": 1, "rate": 0.25,
+              "ci95": [0.05, 0.7], "by_argument": {}}
+    assert (card_key("chain", "scripted"), card_key("chain", "learned"), card_key("reset", "scripted")) == (
+        "eval", "eval_learned_prefix", "eval_reset")
+    update_card(card_path, "eval", result, "embodia eval-skill ...")
+    meta = json.loads(card_path.read_text())
+    assert meta["eval"]["rate"] == 0.25 and meta["eval"]["source"] == "embodia eval-skill ..."
+    assert meta["superseded"] == [{"key": "eval", "value": old}]
+    assert read_card(card_path).success_rate == 0.25  # what `--skills auto` trusts now

@@ -24,7 +24,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "learned skills: the starts --skills learned produces) or mixed")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--out", type=args_types.output_file, default=None, help="write the result as JSON here")
+    parser.add_argument("--update-card", action="store_true",
+                        help="write the result into the card (`eval`, `eval_learned_prefix` or `eval_reset`, by "
+                             "--start and --prefix), keeping the value it replaces under `superseded`: for "
+                             "re-measuring a shipped card after the env's success test changed")
     parser.set_defaults(func=run)
+
+
+def card_key(start: str, prefix: str) -> str:
+    """The card entry an evaluation from these starts fills (as `embodia dagger` names them)."""
+    if start == "reset":
+        return "eval_reset"
+    return {"scripted": "eval", "learned": "eval_learned_prefix"}.get(prefix, f"eval_{prefix}_prefix")
+
+
+def update_card(path: Path, key: str, result: dict, command: str) -> None:
+    """Replace the card's `key` entry by `result`, moving the old one to the card's `superseded` list."""
+    import json
+
+    meta = json.loads(path.read_text())
+    old = meta.get(key)
+    if old is not None:
+        meta.setdefault("superseded", []).append({"key": key, "value": old})
+    meta[key] = {"source": command, **result}
+    write_json(path, meta, indent=1)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,4 +77,10 @@ def run(args: argparse.Namespace) -> int:
           f"({result['rate']:.0%}) [{low:.2f}, {high:.2f}]")
     if args.out:
         write_json(args.out, {"card": str(args.card), **result}, indent=1)
+    if args.update_card:
+        key = card_key(args.start, args.prefix)
+        command = (f"embodia eval-skill --card {args.card} --start {args.start} --prefix {args.prefix} "
+                   f"--episodes {args.episodes} --update-card")
+        update_card(args.card, key, result, command)
+        print(f"card updated: {args.card} ({key})")
     return 0
