@@ -64,8 +64,8 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skills", choices=SKILL_MODES, default="auto",
                         help="skill policies: auto (the default): the shipped learned policy where its evaluation "
                              "from chain starts reached 80%%, the scripted expert otherwise and for calls the learned "
-                             "policy failed in the episode (200 chains: 4.69; experts alone 4.76 on 100); learned: "
-                             "every shipped learned policy; scripted: the experts only")
+                             "policy failed in the episode (100 chains, places judged at rest: 4.87; experts alone "
+                             "4.80); learned: every shipped learned policy; scripted: the experts only")
     parser.add_argument("--skill-obs", choices=SKILL_OBSERVATIONS, default=None,
                         help="which shipped learned skills act (with --skills learned/auto): state policies "
                              "(agent/skill_policies) or visuomotor ones that see only the cameras, touch and "
