@@ -430,7 +430,8 @@ def test_eval_skill_can_rewrite_a_cards_rate_and_keeps_the_one_it_replaces(tmp_p
     for name in ("place_on.json", "place_on.safetensors"):
         shutil.copy(Path("agent/skill_policies") / name, tmp_path / name)
     card_path = tmp_path / "place_on.json"
-    old = json.loads(card_path.read_text())["eval"]
+    before = json.loads(card_path.read_text())
+    old, history = before["eval"], before.get("superseded", [])
     result = {"start": "chain", "prefix": "scripted", "episodes": 4, "successes": 1, "rate": 0.25,
               "ci95": [0.05, 0.7], "by_argument": {}}
     assert (card_key("chain", "scripted"), card_key("chain", "learned"), card_key("reset", "scripted")) == (
@@ -438,5 +439,5 @@ def test_eval_skill_can_rewrite_a_cards_rate_and_keeps_the_one_it_replaces(tmp_p
     update_card(card_path, "eval", result, "embodia eval-skill ...")
     meta = json.loads(card_path.read_text())
     assert meta["eval"]["rate"] == 0.25 and meta["eval"]["source"] == "embodia eval-skill ..."
-    assert meta["superseded"] == [{"key": "eval", "value": old}]
+    assert meta["superseded"] == [*history, {"key": "eval", "value": old}]
     assert read_card(card_path).success_rate == 0.25  # what `--skills auto` trusts now
