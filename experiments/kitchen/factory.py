@@ -81,9 +81,9 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
                              "estimator reading cameras and touch (the oracle then only scores the report)")
     parser.add_argument("--estimator", default=None,
                         help="scene-estimator weights for --perception learned (default: the shipped one)")
-    parser.add_argument("--judge-places-at-impact", dest="look_again", action="store_false",
-                        help="judge a place the moment its test first holds (the protocol before 2026-12-07), not "
-                             "once the hand has risen and the object has come to rest (the default)")
+    parser.add_argument("--no-look-again", dest="look_again", action="store_false",
+                        help="end a place when its test first holds (the object at rest where it should be), "
+                             "without the second look after the hand has risen (the default looks again)")
 
 
 @dataclass(frozen=True)

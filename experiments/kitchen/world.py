@@ -59,11 +59,10 @@ class KitchenWorld:
     """The `SkillWorld` view of a `HouseholdEnv` (built with task="none").
 
     With `look_again` (the default), a place the oracle judges done is judged a second time once the open hand
-    has risen out of the way and the object has come to rest (`LOOK_*`): the oracle's place test holds the
-    moment a block let go from high lands on its target, and measured on the learned place students, such a
-    block often bounces or slides off a moment later. Judged at impact, the chain counted an instruction whose
-    effect the next instruction no longer found. `look_again=False` keeps the judgement at impact (the protocol
-    of the RESULTS.md figures before 2026-12-07, seventh session).
+    has stayed still, risen out of the way, and the object has rested a few steps (`LOOK_*`). The oracle's test
+    (`envs.tasks.check_success`) needs the object at rest, but a block let go from high can pause on its target
+    and then tip off, and the hand leaving can disturb it; the instruction is done only if the place survives
+    that. `look_again=False` skips the second look (`--no-look-again`); the env's test still waits for rest.
     """
 
     def __init__(self, env: HouseholdEnv, record: bool = False, look_again: bool = True) -> None:
