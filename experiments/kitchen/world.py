@@ -31,8 +31,6 @@ LOOK_STILL_FRAMES = 3
 """Consecutive control steps on which the placed object must be at rest before the second judgement."""
 LOOK_MAX_STEPS = 25
 """Control steps the second look may take (rise and wait) before it judges what it sees."""
-STILL_SPEED = REST_SPEED
-"""m/s: a placed object slower than this counts as at rest (the oracle's look)."""
 
 
 def rise_action(obs: dict[str, np.ndarray], step: int) -> np.ndarray:
@@ -155,7 +153,7 @@ class KitchenWorld:
                 return obs, info, False
             state = self.env.scene_state()
             speed = float(np.linalg.norm(state.velocities[state.names.index(name)]))
-            still = still + 1 if speed < STILL_SPEED else 0
+            still = still + 1 if speed < REST_SPEED else 0
             if step >= LOOK_OPEN_STEPS and action[2] == 0.0 and still >= LOOK_STILL_FRAMES:
                 break
         return obs, info, check_success(task, self._skill_start, self.env.scene_state())
