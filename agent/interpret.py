@@ -186,8 +186,8 @@ class Interpreter:
             return "reach"
         if skill == "reach" and roles.subject_is_object and roles.dests:
             return "place"  # "the block goes in the bowl"
-        if skill == "push" and nps and all(self._is_drawer(np) for np in nps):
-            return "open" if clause.verb in ("pull", "drag") else "close"
+        if skill == "push" and nps and all(self._is_drawer(np) for np in nps):  # "slide the drawer out": open
+            return "open" if clause.verb in ("pull", "drag") or "out" in roles.particles else "close"
         if skill == "push" and roles.dests and not roles.directions:
             return "place"
         return skill

@@ -69,3 +69,36 @@ def test_minilm_accuracy_on_instruction_sets(minilm_planner: GroundedPlanner, na
     report = evaluate(minilm_planner, load_cases(DATA / f"{name}.jsonl"))
     assert report.accuracy >= 0.95, report.summary() + "\n" + "\n".join(
         f"{f.instruction!r}: got {f.got}, expected {f.expected}" for f in report.failures)
+
+
+def _chain_template_cases() -> list[tuple[str, str]]:
+    """Every template the evaluation chains draw instructions from, each phrase of its objects and directions."""
+    from envs.instructions import DIRECTION_PHRASES, OBJECT_PHRASES, TEMPLATES
+
+    cases = []
+    for task, templates in TEMPLATES.items():
+        for template in templates:
+            if task in ("open", "close"):
+                cases.append((template, "open(drawer)" if task == "open" else "closed(drawer)"))
+            elif task == "push":
+                cases += [(template.format(x=x, d=d), f"pushed(red_block, {direction})")
+                          for direction, phrases in DIRECTION_PHRASES.items() for d in phrases
+                          for x in OBJECT_PHRASES["red_block"]]
+            elif task in ("place_in", "place_on"):
+                targets = ("bowl", "drawer") if task == "place_in" else ("plate", "table", "blue_block")
+                relation = "in" if task == "place_in" else "on"
+                cases += [(template.format(x=x, y=y), f"{relation}(mug, {target})") for target in targets
+                          for y in OBJECT_PHRASES[target] for x in OBJECT_PHRASES["mug"]]
+    return cases
+
+
+def test_every_chain_template_grounds_to_the_task_it_was_drawn_for(minilm_planner: GroundedPlanner) -> None:
+    """The chains score the agent on these sentences; "slide the drawer out" once grounded as closing it, and with
+    the drawer closed the agent did nothing and called it done."""
+    wrong = []
+    for text, expected in _chain_template_cases():
+        stages = minilm_planner.goal_stages(text)
+        got = [f"{p.predicate}({', '.join(p.args)})" for stage in stages for p in stage]
+        if got != [expected]:
+            wrong.append((text, got, expected))
+    assert wrong == []
