@@ -42,3 +42,27 @@ def test_ray_chains_match_serial_chains_exactly() -> None:
     assert [r.completed for r in parallel] == [r.completed for r in serial]
     assert _strip_timing([r.records for r in parallel]) == _strip_timing([r.records for r in serial])
     assert summarise(parallel, 2) == summarise(serial, 2)
+
+
+def test_the_oracle_referees_the_task_drawn_not_the_goal_the_agent_read() -> None:
+    """An agent that does nothing and reports success (as one that misread "slide the drawer out" as "close it" did,
+    with the drawer shut) goes on down the chain, but the referee accepts none of its instructions."""
+    from envs.household import HouseholdEnv
+    from experiments.kitchen.chains import run_chain
+    from experiments.kitchen.world import KitchenWorld
+
+    class Boaster:
+        def run(self, world, instruction):
+            record = {"instruction": instruction, "success": True, "steps": []}
+            return type("Record", (), {"to_json": lambda self: record})()
+
+    env = HouseholdEnv(task="none")
+    try:
+        result = run_chain(Boaster(), KitchenWorld(env), seed=3, length=3)  # type: ignore[arg-type]
+    finally:
+        env.close()
+    assert result.successes == [True, True, True] and result.believed == 3
+    assert result.verified == [False, False, False] and result.completed == 0
+    summary = summarise([result], 3)
+    assert summary["average_completed_length"] == 0 and summary["agent_completed_length"] == 3
+    assert summary["agent_verdicts"]["false_success"] == 3

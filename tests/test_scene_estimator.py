@@ -376,22 +376,25 @@ def test_place_after_a_perceived_pick_places_what_perception_says_is_held() -> N
         env.close()
 
 
-def test_chain_summary_scores_perceived_chains_with_the_oracle() -> None:
+def test_chain_summary_scores_chains_with_the_oracle_referee() -> None:
     from experiments.kitchen.chains import ChainResult, summarise
 
     def chain(seed: int, verdicts: list[tuple[bool, bool]]) -> ChainResult:
         result = ChainResult(seed)
-        for perceived, true in verdicts:
+        for believed, true in verdicts:
             result.tasks.append(type("Task", (), {"task": "open"})())
-            result.successes.append(perceived)
-            result.records.append({"success": perceived, "oracle_success": true})
+            result.successes.append(believed)
+            result.verified.append(true)
+            result.records.append({"success": believed, "oracle_success": true})
         return result
 
     summary = summarise([chain(0, [(True, True), (True, False), (True, True)]), chain(1, [(False, True)])], 3)
-    assert summary["average_completed_length"] == 1.5  # what perception believed
-    assert summary["oracle_completed_length"] == 1.0  # the result: the oracle accepts 1 in a row in each chain
-    assert [row["success_rate"] for row in summary["oracle_positions"]] == [1.0, 0.0, 0.0]
-    assert summary["perception_verdicts"] == {"instructions": 4, "agree": 2, "false_success": 1, "false_failure": 1}
+    assert summary["agent_completed_length"] == 1.5  # what the agent believed
+    assert summary["average_completed_length"] == 1.0  # the result: the oracle accepts 1 in a row in each chain
+    assert [row["success_rate"] for row in summary["positions"]] == [1.0, 0.0, 0.0]
+    assert [row["success_rate"] for row in summary["agent_positions"]] == [0.5, 0.5, 0.5]
+    assert summary["agent_verdicts"] == {"instructions": 4, "agree": 2, "false_success": 1, "false_failure": 1}
+    assert summary["per_task"]["open"] == {"successes": 3, "attempts": 4, "rate": 0.75}
 
 
 def test_a_place_is_judged_only_once_the_object_has_come_to_rest() -> None:

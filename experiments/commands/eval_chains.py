@@ -82,24 +82,17 @@ def run(args: argparse.Namespace) -> int:
     write_json(args.out / "summary.json", summary)
     write_json(args.out / "chains.json", chains, indent=1)
     print(f"skills: {args.skills}   chains: {summary['chains']}   length: {args.length}")
-    if "oracle_positions" in summary:  # perception judged the chain; the oracle's score is the result
-        print("scored by the oracle (the result):")
-        for row in summary["oracle_positions"]:
-            low, high = row["ci95"]
-            print(f"  {row['position']}/{args.length} instructions in a row: {row['success_rate']:.0%}  "
-                  f"[{low:.2f}, {high:.2f}]")
-        print(f"average completed length (oracle): {summary['oracle_completed_length']:.2f}")
-        print("as perception judged it (what the agent believed):")
+    print("scored by the oracle on the tasks drawn (the result):")
     for row in summary["positions"]:
         low, high = row["ci95"]
-        rate = row["success_rate"]
-        print(f"  {row['position']}/{args.length} instructions in a row: {rate:.0%}  [{low:.2f}, {high:.2f}]")
+        print(f"  {row['position']}/{args.length} instructions in a row: {row['success_rate']:.0%}  "
+              f"[{low:.2f}, {high:.2f}]")
     print(f"average completed length: {summary['average_completed_length']:.2f}")
-    if "perception_verdicts" in summary:
-        v = summary["perception_verdicts"]
-        print(f"perceived success checks: {v['agree']}/{v['instructions']} agree with the oracle; "
-              f"false success {v['false_success']}, false failure {v['false_failure']}; "
-              f"average completed length as perceived: {summary['average_completed_length']:.2f}")
+    v = summary["agent_verdicts"]
+    judge = "perception" if args.perception == "learned" else "oracle facts, against the goal it read"
+    print(f"the agent's own verdicts ({judge}): {v['agree']}/{v['instructions']} agree with the referee; "
+          f"false success {v['false_success']}, false failure {v['false_failure']}; "
+          f"average completed length as the agent judged it: {summary['agent_completed_length']:.2f}")
     for task, row in sorted(summary["per_task"].items()):
         print(f"  {task:9s} {row['successes']}/{row['attempts']} ({row['rate']:.0%})")
     print(f"details: {args.out}/summary.json, {args.out}/chains.json")

@@ -3,7 +3,9 @@
 Each next instruction is drawn from those whose goal is not yet true and that are feasible in the scene
 as it is *now* (after the previous instructions ran), so chains stay meaningful whatever happened
 before; with the seed fixed, the simulator and the draw are both deterministic. A chain stops at its
-first failed instruction, as in CALVIN.
+first failed instruction, as in CALVIN: failed as the agent judges it (it cannot know better), while the oracle
+referees the task the chain drew, and the result counts the instructions it accepts in a row. The agent's own
+verdict can be wrong both ways: perception misreads, and a misread sentence makes the agent pursue another goal.
 """
 
 from __future__ import annotations
@@ -67,23 +69,38 @@ def draw_task(facts: list[list[str]], push_ok: PushCheck, rng: np.random.Generat
     return ChainTask(task, args, sample_instruction(task, args, rng))
 
 
+def _in_a_row(verdicts: list[bool]) -> int:
+    count = 0
+    for ok in verdicts:
+        if not ok:
+            break
+        count += 1
+    return count
+
+
 @dataclass
 class ChainResult:
-    """One seeded chain of tasks in one scene: the tasks drawn, whether each succeeded, and their records."""
+    """One seeded chain of tasks in one scene: the tasks drawn, the verdicts on each, and their records.
+
+    `successes` are the agent's own verdicts (what it judged from its facts: the oracle's or perception's,
+    against the goal it read from the sentence); the chain goes on while the agent believes it succeeded.
+    `verified` are the referee's: the oracle's test of the task the chain drew. The result is `completed`.
+    """
     seed: int
     tasks: list[ChainTask] = field(default_factory=list)
     successes: list[bool] = field(default_factory=list)
+    verified: list[bool] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def completed(self) -> int:
-        """How many tasks succeeded in a row from the start of the chain (a chain ends at its first failure)."""
-        count = 0
-        for ok in self.successes:
-            if not ok:
-                break
-            count += 1
-        return count
+        """How many drawn tasks the referee accepts in a row from the start of the chain."""
+        return _in_a_row(self.verified)
+
+    @property
+    def believed(self) -> int:
+        """How many tasks the agent believed done in a row (the chain ends at its first believed failure)."""
+        return _in_a_row(self.successes)
 
 
 def run_chain(agent: EmbodiedAgent, world: KitchenWorld, seed: int, length: int) -> ChainResult:
@@ -100,62 +117,54 @@ def run_chain(agent: EmbodiedAgent, world: KitchenWorld, seed: int, length: int)
         return push_path_clear(layout, name, direction)
 
     for _ in range(length):
-        task = draw_task(getattr(world, "true_facts", world.facts)(), push_ok, rng)  # the harness draws from truth
+        task = draw_task(world.true_facts(), push_ok, rng)  # the harness draws from truth
         trace_start = len(getattr(world, "trace", ()))
         try:
             record = agent.run(world, task.instruction).to_json()
         except PlanningError as error:  # a refused instruction fails this link of the chain
             record = {"instruction": task.instruction, "success": False, "error": f"refused: {error}"}
-        if hasattr(world, "oracle_verdict"):  # perceived success checks: the oracle scores them for the report
-            record["oracle_success"] = world.oracle_verdict(task.task, task.args)
+        # the referee: the oracle scores the task drawn, whatever goal the agent read or perceived as met
+        record["oracle_success"] = world.oracle_verdict(task.task, task.args)
+        if hasattr(world, "trace"):
             record["perception"] = world.trace[trace_start:]  # perceived vs true facts at every plan and check
         result.tasks.append(task)
         result.successes.append(bool(record["success"]))
+        result.verified.append(bool(record["oracle_success"]))
         result.records.append(record)
         if not record["success"]:
             break
     return result
 
 
-def summarise(results: list[ChainResult], length: int) -> dict[str, Any]:
-    """Success rate at each chain position (with Wilson intervals) and the average completed length."""
-    n = len(results)
-    positions = []
+def _positions(counts: list[int], length: int) -> list[dict[str, Any]]:
+    n = len(counts)
+    rows = []
     for k in range(1, length + 1):
-        wins = sum(r.completed >= k for r in results)
+        wins = sum(count >= k for count in counts)
         low, high = wilson_interval(wins, n)
-        positions.append({"position": k, "success_rate": wins / n, "ci95": [low, high]})
+        rows.append({"position": k, "success_rate": wins / n, "ci95": [low, high]})
+    return rows
+
+
+def summarise(results: list[ChainResult], length: int) -> dict[str, Any]:
+    """The referee's success rate at each chain position (Wilson intervals) and average completed length.
+
+    Also per-task rates, and the agent's own verdicts against the referee's (false successes and failures).
+    """
+    n = len(results)
     per_task: dict[str, list[int]] = {}
     for result in results:
-        for task, ok in zip(result.tasks, result.successes, strict=False):
+        for task, ok in zip(result.tasks, result.verified, strict=True):
             per_task.setdefault(task.task, [0, 0])
             per_task[task.task][0] += int(ok)
             per_task[task.task][1] += 1
-    summary = {"chains": n, "length": length, "positions": positions,
-               "average_completed_length": sum(r.completed for r in results) / n,
-               "per_task": {t: {"successes": s, "attempts": a, "rate": s / a} for t, (s, a) in per_task.items()}}
-    verdicts = [(bool(r["success"]), bool(r["oracle_success"])) for res in results for r in res.records
-                if "oracle_success" in r]
-    if verdicts:  # perceived success checks, scored by the oracle
-        summary["perception_verdicts"] = {
-            "instructions": len(verdicts), "agree": sum(a == b for a, b in verdicts),
-            "false_success": sum(a and not b for a, b in verdicts),
-            "false_failure": sum(b and not a for a, b in verdicts)}
-        leading = [_leading(r.records) for r in results]
-        summary["oracle_completed_length"] = sum(leading) / n
-        summary["oracle_positions"] = []
-        for k in range(1, length + 1):
-            wins = sum(count >= k for count in leading)
-            low, high = wilson_interval(wins, n)
-            summary["oracle_positions"].append({"position": k, "success_rate": wins / n, "ci95": [low, high]})
-    return summary
-
-
-def _leading(records: list[dict[str, Any]]) -> int:
-    """Instructions in a row the oracle accepts (the chain itself stops where perception saw a failure)."""
-    count = 0
-    for record in records:
-        if not record.get("oracle_success"):
-            break
-        count += 1
-    return count
+    verdicts = [(mine, true) for r in results for mine, true in zip(r.successes, r.verified, strict=True)]
+    return {"chains": n, "length": length,
+            "positions": _positions([r.completed for r in results], length),
+            "average_completed_length": sum(r.completed for r in results) / n,
+            "per_task": {t: {"successes": s, "attempts": a, "rate": s / a} for t, (s, a) in per_task.items()},
+            "agent_verdicts": {"instructions": len(verdicts), "agree": sum(a == b for a, b in verdicts),
+                               "false_success": sum(a and not b for a, b in verdicts),
+                               "false_failure": sum(b and not a for a, b in verdicts)},
+            "agent_positions": _positions([r.believed for r in results], length),
+            "agent_completed_length": sum(r.believed for r in results) / n}

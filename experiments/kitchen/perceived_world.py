@@ -68,8 +68,6 @@ class PerceivedKitchenWorld(KitchenWorld):
         self._start: SceneEstimate | None = None
         self._previous: SceneEstimate | None = None
         self._streak = 0
-        self.oracle_steps: dict[tuple[str, ...], bool] = {}
-        """The oracle's verdict at the last step of each skill call (report only)."""
         self.last_seen: dict[str, list[str]] = {}
         """Where each object was last perceived (its fact): object permanence for the objects perception
         cannot see now, e.g. the block the agent put in the drawer before closing it."""
@@ -78,19 +76,6 @@ class PerceivedKitchenWorld(KitchenWorld):
         """A new scene: what was seen in the old one is forgotten."""
         self.last_seen = {}
         return super().reset(seed, variables)
-
-    def oracle_verdict(self, task: str, args: tuple[str, ...]) -> bool:
-        """Whether the oracle says an instruction (an env task) is accomplished now: for scoring the report."""
-        truth = {tuple(f) for f in self.true_facts()}
-        if task == "open":
-            return ("open", "drawer") in truth
-        if task == "close":
-            return ("closed", "drawer") in truth
-        if task in ("place_in", "place_on"):
-            return ("in" if task == "place_in" else "on", *args) in truth
-        if task == "push":
-            return self.oracle_steps.get(("push", *args), False)
-        raise ValueError(f"no oracle verdict for task {task!r}")
 
     def perceive(self, obs: dict[str, np.ndarray] | None = None) -> SceneEstimate:
         """The estimator's reading of `obs` (default: what the robot senses now)."""
@@ -156,10 +141,6 @@ class PerceivedKitchenWorld(KitchenWorld):
         shown = [[*fact, "(remembered)"] if fact in remembered.values() else fact for fact in believed]
         panel = facts_panel(shown, self.true_facts(), [obs["rgb_front"], obs["rgb_wrist"]], frame.shape[0])
         return np.concatenate([frame[:, :, :3], panel], axis=1)
-
-    def true_facts(self) -> list[list[str]]:
-        """The oracle's facts (for scoring and for drawing the next instruction of an evaluation chain)."""
-        return self.env.facts()
 
     def held_object(self) -> str | None:
         """What perception says the gripper holds (the place that follows a pick places it), not the oracle's."""

@@ -69,7 +69,10 @@ class KitchenWorld:
         self.look_again = look_again
         self._last_picked: str | None = None
         self._skill_start: Any = None
+        self._call_key: tuple[str, ...] | None = None
         self.last_info: dict[str, Any] = {}
+        self.oracle_steps: dict[tuple[str, ...], bool] = {}
+        """The oracle's verdict at the last step of each skill call, by (skill, *args): the referee's push test."""
 
     def reset(self, seed: int, variables: dict[str, float] | None = None) -> dict[str, Any]:
         """A new seeded scene, with physical `variables` (e.g. ``{"red_block.mass": 10.0}``) set by do()."""
@@ -78,6 +81,7 @@ class KitchenWorld:
             options["variables"] = dict(variables)
         _, info = self.env.reset(seed=seed, options=options)
         self._last_picked = None
+        self.oracle_steps = {}
         self.last_info = info
         return info
 
@@ -88,6 +92,27 @@ class KitchenWorld:
     def facts(self) -> list[list[str]]:
         """The scene's symbolic facts now (e.g. ``["on", "red_block", "table"]``), what the planner plans from."""
         return self.env.facts()
+
+    def true_facts(self) -> list[list[str]]:
+        """The oracle's facts (for scoring and for drawing the next instruction of an evaluation chain)."""
+        return self.env.facts()
+
+    def oracle_verdict(self, task: str, args: tuple[str, ...]) -> bool:
+        """Whether the oracle says an instruction (an env task) is accomplished now: the evaluation's referee.
+
+        It scores the task the chain drew, not the goal the agent read from the sentence, so a misread
+        instruction ("slide the drawer out" grounded as closing it, an empty plan with the drawer shut) fails.
+        """
+        truth = {tuple(f) for f in self.true_facts()}
+        if task == "open":
+            return ("open", "drawer") in truth
+        if task == "close":
+            return ("closed", "drawer") in truth
+        if task in ("place_in", "place_on"):
+            return ("in" if task == "place_in" else "on", *args) in truth
+        if task == "push":
+            return self.oracle_steps.get(("push", *args), False)
+        raise ValueError(f"no oracle verdict for task {task!r}")
 
     def start_skill(self, call: SkillCall) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Set the env to the task that carries out `call` and return the first (obs, info) for its policy.
@@ -107,6 +132,7 @@ class KitchenWorld:
         if call.skill == "pick":
             self._last_picked = call.args[0]
         self._skill_start = state
+        self._call_key = (call.skill, *call.args)
         obs = self.env.observation()
         info = {"instruction": call.text, "task": str(spec), "scene_state": state, "is_success": False}
         self.last_info = info
@@ -130,7 +156,9 @@ class KitchenWorld:
                 info = {**info, "is_success": False,
                         "failure_reason": "the placed object did not stay once it came to rest"}
                 self.last_info = info
-                return obs, reward, False, True, info
+                terminated, truncated = False, True
+        if self._call_key is not None:
+            self.oracle_steps[self._call_key] = bool(terminated)
         return obs, reward, terminated, truncated, info
 
     def env_step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
