@@ -312,6 +312,45 @@ def test_an_unseen_object_is_believed_where_it_was_last_seen() -> None:
         env.close()
 
 
+class DrawerReadings:
+    """Perceives every object on the table and the drawer as given, (open, confidence) per call."""
+
+    def __init__(self, config: EstimatorConfig, readings: list[tuple[bool, float]]) -> None:
+        self.config, self.readings, self.calls = config, readings, 0
+
+    def estimate(self, obs: Mapping[str, np.ndarray]) -> SceneEstimate:
+        is_open, confidence = self.readings[min(self.calls, len(self.readings) - 1)]
+        self.calls += 1
+        objects = {name: ObjectEstimate(name, "table", 0.99, 0.99, (0.5, 0.0, 0.02), "table")
+                   for name in self.config.objects}
+        return SceneEstimate(objects, is_open, confidence, False, 0.99)
+
+
+def test_an_unsure_drawer_reading_gives_way_to_the_last_sure_one() -> None:
+    """A closed drawer read "open" at 0.7 stays believed closed; a sure reading wins; a new scene forgets."""
+    from envs.household import HouseholdEnv
+    from experiments.kitchen.perceived_world import DRAWER_SURE, PerceivedKitchenWorld
+    from experiments.scene_estimation.labels import LOCATIONS as VOCAB
+    from experiments.scene_estimation.labels import OBJECTS as NAMES
+
+    config = EstimatorConfig(objects=NAMES, locations=VOCAB, image_size=16, input_size=16)
+    readings = [(False, 0.99), (True, 0.7), (True, DRAWER_SURE), (False, 0.6), (True, 0.7)]
+    env = HouseholdEnv(task="none", obs_mode="rgbd_touch", image_size=16)
+    try:
+        world = PerceivedKitchenWorld(env, DrawerReadings(config, readings), score_with_oracle=False)  # type: ignore[arg-type]
+        world.reset(seed=0)
+        assert ["closed", "drawer"] in world.facts()
+        unsure = world.facts()
+        assert ["closed", "drawer"] in unsure and ["open", "drawer"] not in unsure
+        assert world.trace[-1]["remembered"] == {"drawer": ["closed", "drawer"]}
+        assert ["open", "drawer"] in world.facts()  # sure enough: believed, and remembered
+        assert ["open", "drawer"] in world.facts()  # unsure "closed" gives way to the remembered "open"
+        world.reset(seed=1)
+        assert ["open", "drawer"] in world.facts()  # nothing remembered in a new scene: the best guess
+    finally:
+        env.close()
+
+
 def test_an_unseen_unremembered_object_makes_the_plan_look_in_the_drawer() -> None:
     """Look before acting: an object nobody sees or remembers may be in the closed drawer, so open it first."""
     from agent.planner import GroundedPlanner
