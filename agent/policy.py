@@ -166,17 +166,31 @@ def load_card_policy(card: PolicyCard, device: str = "cpu", estimator: SceneEsti
     """The policy a card describes: its policy file, behind perceived object rows when the card says so.
 
     A card with a `perceived_state` entry (`agent.perceived_state`) ships a state policy that acts on what the
-    scene estimator sees; `estimator` lets several such skills share one loaded estimator.
+    scene estimator sees; `estimator` lets several such skills share one loaded estimator. A card with
+    `blind_yaw` true ships a state policy trained with every object's yaw read as 0, and it reads them so here.
     """
-    from agent.perceived_state import PERCEIVED_STATE_KEY, perceived_policy
+    from agent.perceived_state import BLIND_YAW_KEY, PERCEIVED_STATE_KEY, YawBlindPolicy, perceived_policy
 
     policy = load_sb3_policy(card.path, device)
+    if card.meta.get(BLIND_YAW_KEY):
+        policy = YawBlindPolicy(policy)  # trained on yaw-blind rows (perceived rows are yaw-blind already)
     spec = card.meta.get(PERCEIVED_STATE_KEY)
     if spec is None:
         return policy
     if not isinstance(spec, dict):
         raise InputError(f"{card.path}: {PERCEIVED_STATE_KEY!r} must be a JSON object, got {type(spec).__name__}")
+    measured = card.meta.get("state_policy_sha256")
+    if measured is not None and measured != _sha256(card.path):
+        # the card's rates (which `auto` trusts) were measured on other weights: re-measure, never guess
+        raise InputError(f"{card.path.name}: the state policy {card.path} changed since this card measured it "
+                         f"(sha256 {measured[:12]}...); re-card it with `embodia perceive-skill`")
     return perceived_policy(policy, spec, card.path.parent, estimator)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class LearnedSkillPolicy:

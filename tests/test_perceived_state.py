@@ -228,3 +228,114 @@ def test_a_perceived_success_counts_only_where_the_oracle_sees_the_effect() -> N
     push = SkillCall("push", ("red_block", "left"))
     assert not _oracle_agrees(world(None, [], verdicts={("push", "red_block", "left"): False}), push)
     assert _oracle_agrees(world(None, [], verdicts={("push", "red_block", "left"): True}), push)
+
+
+def test_a_held_object_rides_with_the_hand_where_the_card_gives_its_offset(estimator: SceneEstimator) -> None:
+    """While the estimator says an object is held, its row is the grasp point plus the measured offset in x and z
+    (y stays perceived); without held offsets (older cards) the perceived position stands."""
+    from agent.perceived_state import HELD_OFFSETS
+    from perception.scene_estimator import HELD
+
+    positions = {name: (0.4, 0.1 * i, 0.02) for i, name in enumerate(MOVABLE)}
+    positions["mug"] = (0.47, 0.05, 0.09)  # the jittery centre of what the fingers leave visible
+    estimate = scene(positions)
+    estimate.objects["mug"] = ObjectEstimate("mug", HELD, 0.99, 0.9, positions["mug"], HELD)
+    grasp = np.array([0.45, 0.04, 0.12])
+    riding = PerceivedObjectRows(estimator, RowGeometry(CABINET, held_offsets=HELD_OFFSETS))
+    row = riding.rows(estimate, grasp)[:56].reshape(7, 8)[ROWS.index("mug")]
+    dx, _, dz = HELD_OFFSETS["mug"]
+    assert np.allclose(row[:3], [0.45 + dx, 0.05, 0.12 + dz], atol=1e-6)
+    assert np.allclose(row[5:8], row[:3] - grasp, atol=1e-6)
+    assert dz < -0.02  # the mug hangs below the grasp point; a block's origin sits at it
+    plain = PerceivedObjectRows(estimator, RowGeometry(CABINET))
+    assert np.allclose(plain.rows(estimate, grasp)[:56].reshape(7, 8)[ROWS.index("mug"), :3], positions["mug"])
+    with pytest.raises(Exception, match="held_offsets must be 3 numbers"):
+        from agent.perceived_state import perceived_policy
+
+        perceived_policy(FakeStatePolicy(), {"estimator": "shipped", "cabinet_position": list(CABINET),
+                                             "open_opening": 0.13, "anchor_offsets": {},
+                                             "held_offsets": {"mug": [0.0, -0.03]}}, Path("."), estimator)
+
+
+def test_yaw_blind_rows_zero_every_yaw_and_nothing_else() -> None:
+    from agent.perceived_state import without_yaw
+
+    rng = np.random.default_rng(0)
+    batch = rng.normal(size=(3, 60)).astype(np.float32)
+    blind = without_yaw(batch)
+    rows = blind[:, :56].reshape(3, 7, 8)
+    assert np.all(rows[:, :, 3] == 0.0) and np.all(rows[:, :, 4] == 1.0)
+    keep = np.ones(60, bool)
+    keep[[r * 8 + 3 for r in range(7)] + [r * 8 + 4 for r in range(7)]] = False
+    assert np.array_equal(blind[:, keep], batch[:, keep]) and not np.array_equal(blind, batch)
+    assert np.array_equal(without_yaw(batch[0]), blind[0])
+
+
+def test_a_yaw_blind_card_is_loaded_to_read_rows_without_yaw(tmp_path, monkeypatch) -> None:
+    """A state policy trained with --blind-yaw must see yaw-blind rows wherever the agent runs it."""
+    import json
+    import shutil
+
+    import agent.policy as policy_module
+    from agent.policy import load_card_policy, read_card
+
+    meta = json.loads(Path("agent/skill_policies/reach.json").read_text())
+    meta["blind_yaw"] = True
+    (tmp_path / "reach.json").write_text(json.dumps(meta))
+    shutil.copy("agent/skill_policies/reach.safetensors", tmp_path / "reach.safetensors")
+    fake = FakeStatePolicy()
+    monkeypatch.setattr(policy_module, "load_sb3_policy", lambda path, device="cpu": fake)
+    policy = load_card_policy(read_card(tmp_path / "reach.json"))
+    objects = np.full(60, 0.5, np.float32)
+    policy.predict({"proprio": np.zeros(21, np.float32), "objects": objects, "goal": np.zeros(384, np.float32)})
+    seen = fake.seen[-1]["objects"][:56].reshape(7, 8)
+    assert np.all(seen[:, 3] == 0.0) and np.all(seen[:, 4] == 1.0) and np.all(seen[:, :3] == 0.5)
+    meta["blind_yaw"] = False
+    (tmp_path / "reach.json").write_text(json.dumps(meta))
+    assert load_card_policy(read_card(tmp_path / "reach.json")) is fake
+
+
+def test_a_perceived_card_whose_state_weights_changed_is_refused(tmp_path) -> None:
+    """The card's rates describe the weights it measured; other weights behind it must be re-carded, not trusted."""
+    import json
+    import shutil
+
+    from agent.policy import load_card_policy, read_card
+
+    meta = json.loads(Path("agent/skill_policies/rgbd_touch/reach.json").read_text())
+    meta["file"] = "reach.safetensors"
+    (tmp_path / "reach.json").write_text(json.dumps(meta))
+    shutil.copy("agent/skill_policies/pick.safetensors", tmp_path / "reach.safetensors")  # other weights
+    with pytest.raises(Exception, match="re-card it with `embodia perceive-skill`"):
+        load_card_policy(read_card(tmp_path / "reach.json"))
+
+
+def test_dagger_refuses_blind_yaw_without_state_rows() -> None:
+    from experiments.imitation.dagger import DaggerConfig
+
+    with pytest.raises(Exception, match="--blind-yaw hides the yaw"):
+        DaggerConfig(task="pick", obs_mode="rgbd_touch", blind_yaw=True)
+
+
+def test_a_yaw_blind_skill_env_shows_the_same_scene_without_yaw() -> None:
+    """`dagger --blind-yaw` records what the student reads: the env's rows with the yaw zeroed, nothing else."""
+    from experiments.imitation.rollout import SkillEnv
+    from experiments.training.language import EmbeddingTable, all_texts
+    from perception.text import default_text_encoder
+
+    table = EmbeddingTable.build(default_text_encoder("hashing"), all_texts("pick"), source="hashing")
+    seen, blind = (SkillEnv("pick", "state", "reset", table, blind_yaw=flag) for flag in (False, True))
+    try:
+        plain_obs, _ = seen.reset(3)
+        blind_obs, _ = blind.reset(3)
+        rows, blind_rows = plain_obs["objects"][:56].reshape(7, 8), blind_obs["objects"][:56].reshape(7, 8)
+        assert not np.allclose(rows[:, 3], 0.0)  # the scene's objects do have yaw
+        assert np.all(blind_rows[:, 3] == 0.0) and np.all(blind_rows[:, 4] == 1.0)
+        assert np.array_equal(np.delete(rows, [3, 4], axis=1), np.delete(blind_rows, [3, 4], axis=1))
+        step = np.zeros(4, np.float32)
+        assert np.all(blind.step(step)[0]["objects"][:56].reshape(7, 8)[:, 4] == 1.0)
+    finally:
+        seen.close()
+        blind.close()
+    with pytest.raises(Exception, match="blind yaw hides the yaw"):
+        SkillEnv("pick", "rgbd_touch", "reset", table, blind_yaw=True)

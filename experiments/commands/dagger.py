@@ -57,6 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu or cuda")
     parser.add_argument("--encoder", default="minilm", help="text encoder: minilm or hashing (tests)")
     parser.add_argument("--init", default=None, help="start the student from this shipped policy card")
+    parser.add_argument("--blind-yaw", action="store_true",
+                        help="state mode: the student reads every object's yaw as 0, as the scene estimator's rows "
+                             "give it, so it acts alike on the simulator's rows and on perceived ones")
     parser.add_argument("--pretrained-encoders", default="", metavar="PERCEPTION_PT",
                         help="a fresh rgbd_touch student's camera/touch encoders start from this "
                              "`embodia pretrain-perception` checkpoint")
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
                        beta0=args.beta0, seed=args.seed, encoder=args.encoder, device=args.device,
                        bc_epochs=args.bc_epochs, init=args.init, pretrained_encoders=args.pretrained_encoders,
                        refit=args.refit, bc_lr_schedule=args.bc_lr_schedule,
-                       labeller=args.labeller, prefix=args.prefix,
+                       labeller=args.labeller, prefix=args.prefix, blind_yaw=args.blind_yaw,
                        training_overrides=parse_assignments(args.assignments))
     cfg.train_config()  # a bad --set fails here, before any episode is recorded
     if args.eval_episodes < 1 or args.reset_eval_episodes < 1:
@@ -105,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     if cfg.prefix != "scripted":
         plan.insert(1, ("chain_learned_prefix", "chain", "learned", args.eval_episodes))
     for key, start, prefix, episodes in plan:
-        evaluations[key] = evaluate_policy(policy, cfg.task, cfg.obs_mode, start, table, episodes, prefix=prefix)
+        evaluations[key] = evaluate_policy(policy, cfg.task, cfg.obs_mode, start, table, episodes, prefix=prefix,
+                                           blind_yaw=cfg.blind_yaw)
         row = evaluations[key]
         where = f"{prefix}-prefix chain" if start == "chain" else start
         print(f"eval from {where} starts: {row['successes']}/{row['episodes']} "
@@ -120,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             "seed": cfg.seed, "train_samples": summary["samples"], "train_minutes": round(summary["seconds"] / 60, 2),
             "device": summary["device"], "init": cfg.init, "refit": cfg.refit,
             "bc_lr_schedule": cfg.bc_lr_schedule, "labeller": cfg.labeller,
-            "training_overrides": cfg.training_overrides,
+            "training_overrides": cfg.training_overrides, **({"blind_yaw": True} if cfg.blind_yaw else {}),
             "eval": {"source": "embodia dagger", "start": "chain", "episodes": chain["episodes"],
                      "successes": chain["successes"], "rate": chain["rate"], "ci95": chain["ci95"],
                      "by_argument": {**evaluations["reset"]["by_argument"], **chain["by_argument"]}},

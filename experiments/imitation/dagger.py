@@ -81,6 +81,9 @@ class DaggerConfig:
     prefix: str = "scripted"
     """Who runs the chain starts' sub-chains: the scripted experts, the shipped learned skills (the starts a learned
     skill meets in `--skills learned`), or "mixed" (each on half the episodes); see `learned_prefix`."""
+    blind_yaw: bool = False
+    """The student reads every object's yaw as 0 (state mode): what perceived rows give it, so that the same
+    student acts alike on the simulator's rows and on the scene estimator's (`agent.perceived_state`)."""
     training_overrides: dict[str, Any] = field(default_factory=dict)
     """`--set KEY=VALUE` changes to the task's training config (e.g. `net_arch`, `token_dim`), for the student's
     network size and cloning hyper-parameters; keys this config sets itself are refused."""
@@ -107,6 +110,8 @@ class DaggerConfig:
         if self.init and shaped:
             raise InputError(f"--set {', '.join(shaped)} shapes a new network, but --init starts the student from "
                              f"{self.init}'s; drop one")
+        if self.blind_yaw and self.obs_mode != "state":
+            raise InputError(f"--blind-yaw hides the yaw of the state rows; --obs-mode {self.obs_mode} has none")
         if self.init and self.pretrained_encoders:
             raise InputError("--init and --pretrained-encoders both set a student's starting weights; choose one")
 
@@ -166,13 +171,17 @@ def new_student(config: TrainConfig, env: SkillEnv, data: tuple[dict[str, np.nda
     return policy, report
 
 
-def _initial_policy(card_path: str, env: SkillEnv, device: str) -> Any:
-    """The policy of a shipped card, checked to read the same observation keys as this run's env."""
+def _initial_policy(card_path: str, env: SkillEnv, device: str, blind_yaw: bool = False) -> Any:
+    """The policy of a shipped card, checked to read the same observation keys (and yaw view) as this run's env."""
+    from agent.perceived_state import BLIND_YAW_KEY
     from agent.policy import load_sb3_policy, read_card
 
     card = read_card(card_path)
     if card.task != env.task:
         raise InputError(f"--init {card_path} is a {card.task} policy; this run trains {env.task}")
+    if bool(card.meta.get(BLIND_YAW_KEY)) != blind_yaw:
+        raise InputError(f"--init {card_path} was trained with blind_yaw {bool(card.meta.get(BLIND_YAW_KEY))}; "
+                         f"this run has blind_yaw {blind_yaw} (add or drop --blind-yaw)")
     policy = load_sb3_policy(card.path, device)
     if set(policy.observation_space.spaces) != set(env.observation_space.spaces):
         raise InputError(f"--init {card_path} reads {sorted(policy.observation_space.spaces)}; this run's observations "
@@ -210,7 +219,8 @@ def run_dagger(cfg: DaggerConfig, out: Path, table: EmbeddingTable | None = None
     device = resolve_device(cfg.device)
     torch.set_num_threads(config.torch_threads)
     table = table or EmbeddingTable.build(default_text_encoder(cfg.encoder), all_texts(cfg.task), source=cfg.encoder)
-    env = SkillEnv(cfg.task, cfg.obs_mode, cfg.start, table, cfg.skill_text_fraction, config.image_size, cfg.prefix)
+    env = SkillEnv(cfg.task, cfg.obs_mode, cfg.start, table, cfg.skill_text_fraction, config.image_size, cfg.prefix,
+                   blind_yaw=cfg.blind_yaw)
     data_root = out / "data"
     names: list[str] = []
     rounds: list[dict[str, Any]] = []
@@ -234,7 +244,7 @@ def run_dagger(cfg: DaggerConfig, out: Path, table: EmbeddingTable | None = None
             if cfg.refit == "fresh":
                 policy = None
             if policy is None and cfg.init is not None:
-                policy = _initial_policy(cfg.init, env, device)
+                policy = _initial_policy(cfg.init, env, device, cfg.blind_yaw)
             grounding = None
             if policy is None:
                 first_round = [load_dataset(data_root, names[0])]

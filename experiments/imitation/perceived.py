@@ -16,7 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.perceived_state import ANCHOR_OFFSETS, PERCEIVED_STATE_KEY, PerceivedStatePolicy, perceived_policy
+from agent.perceived_state import (
+    ANCHOR_OFFSETS,
+    HELD_OFFSETS,
+    PERCEIVED_STATE_KEY,
+    PerceivedStatePolicy,
+    perceived_policy,
+)
 from agent.policy import PERCEIVED_EVAL_KEY, PolicyCard, load_sb3_policy, read_card
 from envs.scene import CABINET_POSITION
 from experiments.common.errors import InputError
@@ -41,7 +47,8 @@ def perceived_spec(estimator: str | Path | None, card_dir: Path) -> dict[str, An
     named = "shipped" if estimator is None or Path(estimator).resolve() == SHIPPED_WEIGHTS else \
         os.path.relpath(Path(estimator).resolve(), card_dir.resolve())
     return {"estimator": named, "cabinet_position": list(CABINET_POSITION), "open_opening": OPEN_OPENING,
-            "anchor_offsets": {name: list(offset) for name, offset in ANCHOR_OFFSETS.items()}}
+            "anchor_offsets": {name: list(offset) for name, offset in ANCHOR_OFFSETS.items()},
+            "held_offsets": {name: list(offset) for name, offset in HELD_OFFSETS.items()}}
 
 
 def check_state_card(path: Path) -> PolicyCard:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from agent.perceived_state import without_yaw
 from envs.chain_starts import run_skill
 from envs.experts import LowReleaseExpert, ScriptedExpert, StatePlaceExpert, make_expert
 from envs.tasks import TaskSpec, valid_arguments
@@ -41,16 +42,20 @@ class SkillEnv:
         prefix: who runs a chain start's sub-chain (`experiments.imitation.learned_prefix.PREFIXES`): the
             scripted experts, the shipped learned skills, or "mixed" (even seeds scripted, odd seeds learned).
         front_image_size: the front camera's side when it differs from `image_size` (the scene estimator's).
+        blind_yaw: read every object's yaw as 0 in the `objects` rows (state mode), as perceived rows have it.
     """
 
     def __init__(self, task: str, obs_mode: str, start: str, table: EmbeddingTable,
                  skill_text_fraction: float = 0.5, image_size: int = 64, prefix: str = "scripted",
-                 front_image_size: int | None = None) -> None:
+                 front_image_size: int | None = None, blind_yaw: bool = False) -> None:
         from envs.household import HouseholdEnv
 
         if obs_mode not in OBS_SETS:
             raise InputError(f"unknown observation set {obs_mode!r}; expected one of: {', '.join(OBS_SETS)}")
+        if blind_yaw and obs_mode != "state":
+            raise InputError(f"blind yaw hides the yaw of the state rows; the {obs_mode!r} observations have none")
         check_prefix(prefix, start)
+        self.blind_yaw = blind_yaw
         self.task = task
         self.env = HouseholdEnv(task=task, obs_mode=obs_mode, start=start, image_size=image_size,
                                 front_image_size=front_image_size)
@@ -78,12 +83,18 @@ class SkillEnv:
         variant = rows[-1] if rng.random() < self.skill_text_fraction else rows[int(rng.integers(len(rows) - 1))]
         self._goal = self.table.encode([variant.text])[0].astype(np.float32)
         info = {**info, "instruction": variant.text, "argument_index": self.arguments.index(spec_args)}
-        return {**obs, GOAL_KEY: self._goal}, info
+        return self._view(obs), info
 
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         """Step the env; the observation carries the episode's `goal` embedding."""
         obs, reward, terminated, truncated, info = self.env.step(action)
-        return {**obs, GOAL_KEY: self._goal}, reward, terminated, truncated, info
+        return self._view(obs), reward, terminated, truncated, info
+
+    def _view(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """What the student reads: the env's observation (yaw-blind rows if asked) and the episode's goal."""
+        if self.blind_yaw:
+            obs = {**obs, "objects": without_yaw(obs["objects"])}
+        return {**obs, GOAL_KEY: self._goal}
 
     def close(self) -> None:
         """Close the env's PyBullet client."""
