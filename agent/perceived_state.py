@@ -19,7 +19,10 @@ What the estimator cannot give, and what stands in for it:
   by the object's offset from the hand kept correcting and never let go (the mug onto the plate: 8 of 61 calls
   fully from the senses). A held object moves with the hand, so while the estimator says it is held its row is
   the grasp point plus `HELD_OFFSETS` in x and z (y, along the fingers' closing axis, where the grasp point
-  varies by +-1.5 cm, stays the perceived one).
+  varies by +-1.5 cm, stays the perceived one), where the card opts in (`embodia perceive-skill --held-prior`).
+  It is off in the shipped cards: it made the held mug's row right to 1-2 mm, yet the shipped place_on placed no
+  better with it (77/100 from chain starts, 81 without); the state student leans on the objects' yaw, which
+  perceived rows lack, and that, not the held row, is what left the mug over the plate.
 - the bowl and the plate stand still while the arm works over them and hides part of them (which drags their
   median by 2-4 cm): each keeps the position from the frame in which the front camera saw most of it, unless a
   new frame shows it nearly as fully (`ANCHOR_KEEP`: then it is taken, so a bumped bowl is followed).

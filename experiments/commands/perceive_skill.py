@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--episodes", type=int, default=100, help="evaluation episodes from chain starts")
     parser.add_argument("--reset-episodes", type=int, default=30, help="evaluation episodes from plain resets")
     parser.add_argument("--prefix", default="scripted", help="who runs the chain starts' sub-chains")
+    parser.add_argument("--held-prior", action="store_true",
+                        help="a held object's row rides with the hand (the measured offset from the grasp point) "
+                             "instead of its perceived centre")
     parser.add_argument("--out", type=args_types.output_file, required=True,
                         help="the card to write (e.g. agent/skill_policies/rgbd_touch/pick.json)")
     parser.set_defaults(func=run)
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
             bar.set_postfix(successes=wins)
 
-        card = compose(args.card, args.out, args.estimator, args.episodes, args.reset_episodes, args.prefix, progress)
+        card = compose(args.card, args.out, args.estimator, args.episodes, args.reset_episodes, args.prefix, progress,
+                       args.held_prior)
     write_json(args.out, card, indent=1)
     read_card(args.out)  # the written card must load as the agent loads it
     chain = card["eval"]
