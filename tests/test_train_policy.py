@@ -253,3 +253,14 @@ def test_paired_grounding_refuses_misaligned_goals() -> None:
     assert len(report["paired_accuracy_after"]) == 2
     assert report["paired_accuracy_after"][1] > report["paired_accuracy_before"][1] or \
         report["paired_accuracy_before"][1] == 1.0
+
+
+def test_auto_trusts_the_lower_end_of_a_cards_interval_not_its_point_rate(tmp_path: Path) -> None:
+    """82/100 [0.73, 0.88] is not evidence of 80%: `auto` runs the expert (that student cost the default 0.16)."""
+    call = SkillCall("reach", ("mug",))
+    _card(tmp_path, eval={"rate": 0.82, "episodes": 100, "ci95": [0.7333, 0.883]})
+    unsure = LearnedSkillProvider(lambda c: "scripted", "auto", tmp_path, threshold=0.8)
+    assert unsure.choice(call)[0] is None and "95% interval from 73% < threshold 80%" in unsure.explain(call)
+    _card(tmp_path, eval={"rate": 0.94, "episodes": 100, "ci95": [0.8752, 0.9722]})
+    sure = LearnedSkillProvider(lambda c: "scripted", "auto", tmp_path, threshold=0.8)
+    assert sure.choice(call)[0] is not None and "from 88%" in sure.explain(call)
