@@ -339,3 +339,14 @@ def test_a_yaw_blind_skill_env_shows_the_same_scene_without_yaw() -> None:
         blind.close()
     with pytest.raises(Exception, match="blind yaw hides the yaw"):
         SkillEnv("pick", "rgbd_touch", "reset", table, blind_yaw=True)
+
+
+def test_every_shipped_perceived_card_measured_the_weights_it_points_at(estimator: SceneEstimator) -> None:
+    """A shipped perceived-state card loads only if its state weights are the ones its rates were measured on."""
+    from agent.policy import find_cards, load_card_policy
+
+    perceived = [card for card in find_cards("agent/skill_policies/rgbd_touch").values()
+                 if "perceived_state" in card.meta]
+    assert {card.task for card in perceived} >= {"reach", "pick", "push", "place_in", "place_on"}
+    for card in perceived:
+        assert isinstance(load_card_policy(card, estimator=estimator), PerceivedStatePolicy), card.task
