@@ -151,13 +151,43 @@ class PerceivedObjectRows:
         return self._last.get(name, np.zeros(3))
 
 
-class PerceivedStatePolicy:
-    """A stable-baselines3 state policy behind perceived object rows: it reads `rgbd_touch` observations.
+class RewrittenObservationPolicy:
+    """Stands in for a stable-baselines3 policy whose observations are rewritten before it reads them.
 
     It answers the calls the agent and the evaluators make of an SB3 policy (`predict`, `obs_to_tensor`,
     `predict_values`, `observation_space`, `action_space`, `log_std`), so it drops in wherever a policy file
-    would. Its observation space is the estimator's senses plus the goal: the privileged `objects` key is never
-    read from the observation, only built from the estimate.
+    would; a subclass says how an observation is rewritten (`rewrite`).
+    """
+
+    policy: Any
+
+    def rewrite(self, obs: Mapping[str, Any]) -> dict[str, Any]:
+        """What the inner policy reads for `obs`."""
+        raise NotImplementedError
+
+    @property
+    def log_std(self) -> Any:
+        """The inner policy's action noise (a learned skill's retries sample with it)."""
+        return self.policy.log_std
+
+    def predict(self, obs: Mapping[str, Any], deterministic: bool = True) -> tuple[np.ndarray, None]:
+        """The inner policy's action on the rewritten observation."""
+        return self.policy.predict(self.rewrite(obs), deterministic=deterministic)
+
+    def obs_to_tensor(self, obs: Mapping[str, Any]) -> tuple[Any, bool]:
+        """The inner policy's tensors for the rewritten observation (for `predict_values`)."""
+        return self.policy.obs_to_tensor(self.rewrite(obs))
+
+    def predict_values(self, obs_tensor: Any) -> Any:
+        """The inner policy's critic."""
+        return self.policy.predict_values(obs_tensor)
+
+
+class PerceivedStatePolicy(RewrittenObservationPolicy):
+    """A stable-baselines3 state policy behind perceived object rows: it reads `rgbd_touch` observations.
+
+    Its observation space is the estimator's senses plus the goal: the privileged `objects` key is never read from
+    the observation, only built from the estimate.
 
     Args:
         policy: the state policy (reads proprio, objects and goal).
@@ -174,32 +204,15 @@ class PerceivedStatePolicy:
         self.observation_space = spaces.Dict({**senses, GOAL_KEY: inner[GOAL_KEY]})
         self._goal_key = GOAL_KEY
 
-    @property
-    def log_std(self) -> Any:
-        """The state policy's action noise (a learned skill's retries sample with it)."""
-        return self.policy.log_std
-
     def new_episode(self) -> None:
         """Forget remembered positions: a new scene."""
         self.rows.reset()
 
-    def state_observation(self, obs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    def rewrite(self, obs: Mapping[str, Any]) -> dict[str, Any]:
         """What the state policy reads: proprio and goal from `obs`, the object rows from the estimate."""
         proprio = np.asarray(obs["proprio"], dtype=np.float32)
         objects = self.rows(obs)  # the estimator answers a repeated observation from its memo
         return {"proprio": proprio, "objects": objects, self._goal_key: np.asarray(obs[self._goal_key])}
-
-    def predict(self, obs: Mapping[str, Any], deterministic: bool = True) -> tuple[np.ndarray, None]:
-        """The state policy's action on the perceived rows."""
-        return self.policy.predict(self.state_observation(obs), deterministic=deterministic)
-
-    def obs_to_tensor(self, obs: Mapping[str, Any]) -> tuple[Any, bool]:
-        """The state policy's tensors for the perceived rows (for `predict_values`)."""
-        return self.policy.obs_to_tensor(self.state_observation(obs))
-
-    def predict_values(self, obs_tensor: Any) -> Any:
-        """The state policy's critic."""
-        return self.policy.predict_values(obs_tensor)
 
 
 BLIND_YAW_KEY = "blind_yaw"
@@ -221,11 +234,10 @@ def without_yaw(objects: np.ndarray) -> np.ndarray:
     return out
 
 
-class YawBlindPolicy:
-    """A state policy trained without yaw: wherever it acts, its object rows' yaw is read as 0 first.
+class YawBlindPolicy(RewrittenObservationPolicy):
+    """A state policy trained without yaw: its object rows' yaw is read as 0 wherever it acts.
 
-    It answers the SB3 calls the agent and the evaluators make (`predict`, `obs_to_tensor`, `predict_values`,
-    the spaces, `log_std`), like `PerceivedStatePolicy`, so the policy sees in the loop what it saw in training.
+    So it sees in the loop what it saw in training (`embodia dagger --blind-yaw`).
     """
 
     def __init__(self, policy: Any) -> None:
@@ -233,27 +245,9 @@ class YawBlindPolicy:
         self.action_space = policy.action_space
         self.observation_space = policy.observation_space
 
-    @property
-    def log_std(self) -> Any:
-        """The inner policy's action noise."""
-        return self.policy.log_std
-
-    @staticmethod
-    def blind(obs: Mapping[str, Any]) -> dict[str, Any]:
+    def rewrite(self, obs: Mapping[str, Any]) -> dict[str, Any]:
         """`obs` with its `objects` rows' yaw read as 0."""
         return {**obs, "objects": without_yaw(np.asarray(obs["objects"]))} if "objects" in obs else dict(obs)
-
-    def predict(self, obs: Mapping[str, Any], deterministic: bool = True) -> tuple[np.ndarray, None]:
-        """The inner policy's action on the yaw-blind rows."""
-        return self.policy.predict(self.blind(obs), deterministic=deterministic)
-
-    def obs_to_tensor(self, obs: Mapping[str, Any]) -> tuple[Any, bool]:
-        """The inner policy's tensors for the yaw-blind rows."""
-        return self.policy.obs_to_tensor(self.blind(obs))
-
-    def predict_values(self, obs_tensor: Any) -> Any:
-        """The inner policy's critic."""
-        return self.policy.predict_values(obs_tensor)
 
 
 PERCEIVED_STATE_KEY = "perceived_state"
