@@ -8,7 +8,10 @@ things are, and the state policy acts on those estimates instead of on the simul
 privileged reaches either network.
 
 What the estimator cannot give, and what stands in for it:
-- yaw: it reports positions only, so every yaw reads 0 (sin 0, cos 1). The grasp never turns (control "ee").
+- yaw: the estimator reports positions, and a heading only for the objects its heading head reads (the mug: its
+  handle's side, `perception.heading`). Where a card opts in (`headings`, `embodia perceive-skill --headings`),
+  the mug's row carries the perceived heading (the last one seen in the episode while no camera sees it); every
+  other yaw reads 0 (sin 0, cos 1). The grasp never turns (control "ee").
 - the drawer's opening: it says open or closed, so an open drawer reads `open_opening` metres out (the open
   skills leave it 0.12-0.15 m out) and a closed one 0.
 - the bowl's and the plate's body origins: their rows take the median of their pixels (the estimator's anchor
@@ -81,12 +84,14 @@ class RowGeometry:
         anchor_offsets: added to each anchor's pixel median to give its body origin.
         held_offsets: a held object's body origin minus the grasp point (x and z used); an object missing here
             keeps its perceived position while held (cards written before the held prior have none).
+        headings: rows carry the estimator's headings (sin, cos of yaw) where it reads them; off: yaw reads 0.
     """
 
     cabinet_position: tuple[float, float, float]
     open_opening: float = 0.13
     anchor_offsets: Mapping[str, tuple[float, float, float]] = field(default_factory=lambda: dict(ANCHOR_OFFSETS))
     held_offsets: Mapping[str, tuple[float, float, float]] = field(default_factory=dict)
+    headings: bool = False
 
 
 class PerceivedObjectRows:
@@ -104,14 +109,20 @@ class PerceivedObjectRows:
         if estimator.config.arch != "segment":
             raise InputError(f"perceived object rows need an arch 'segment' estimator (it gives the bowl's and the "
                              f"plate's positions), got arch {estimator.config.arch!r}")
+        if geometry.headings and not estimator.config.heading_objects:
+            raise InputError("the card asks for perceived headings, but this scene estimator reads none "
+                             "(its config has no heading_objects); re-card it without headings or give an estimator "
+                             "trained with `embodia train-heading`")
         self.estimator, self.geometry = estimator, geometry
         self._last: dict[str, np.ndarray] = {}
+        self._last_heading: dict[str, tuple[float, float]] = {}
         self._best_pixels: dict[str, float] = {}
         self.last_estimate: SceneEstimate | None = None
 
     def reset(self) -> None:
         """Forget the positions seen so far (a new episode)."""
         self._last.clear()
+        self._last_heading.clear()
         self._best_pixels.clear()
         self.last_estimate = None
 
@@ -127,11 +138,20 @@ class PerceivedObjectRows:
         values: list[float] = []
         for name in ROWS:
             position = self._position(name, estimate, grasp)
-            values += [*position.tolist(), 0.0, 1.0, *(position - grasp).tolist()]
+            values += [*position.tolist(), *self._heading(name, estimate), *(position - grasp).tolist()]
         opening = self.geometry.open_opening if estimate.drawer_open else 0.0
         x, y, z = self.geometry.cabinet_position
         values += [opening, x - opening, y, z]
         return np.asarray(values, dtype=np.float32)
+
+    def _heading(self, name: str, estimate: SceneEstimate) -> tuple[float, float]:
+        """(sin, cos) of the object's yaw: the perceived heading where the card uses them and one was seen."""
+        if not self.geometry.headings:
+            return 0.0, 1.0
+        if name in estimate.headings:
+            yaw = estimate.headings[name][0]
+            self._last_heading[name] = (float(np.sin(yaw)), float(np.cos(yaw)))
+        return self._last_heading.get(name, (0.0, 1.0))
 
     def _position(self, name: str, estimate: SceneEstimate, grasp: np.ndarray) -> np.ndarray:
         if name in estimate.objects:
@@ -262,17 +282,20 @@ def perceived_policy(policy: Any, spec: Mapping[str, Any], card_dir: Path,
         policy: the loaded state policy.
         spec: ``{"estimator": "shipped" or a path (relative to the card), "cabinet_position": [x, y, z],
             "open_opening": m, "anchor_offsets": {"bowl": [dx, dy, dz], ...}}``, optionally
-            ``"held_offsets": {"mug": [dx, dy, dz], ...}`` (absent: held objects keep their perceived positions).
+            ``"held_offsets": {"mug": [dx, dy, dz], ...}`` (absent: held objects keep their perceived positions) and
+            ``"headings": true`` (the rows carry the estimator's headings; absent: every yaw reads 0).
         card_dir: the card's folder.
         estimator: an estimator already loaded (shared between skills); None loads the one the card names.
     """
+    headings = _flag(spec.get("headings", False), "headings")
     try:
         geometry = RowGeometry(tuple(float(v) for v in spec["cabinet_position"]),  # type: ignore[arg-type]
                                float(spec["open_opening"]),
                                {str(k): tuple(float(v) for v in offset)  # type: ignore[misc]
                                 for k, offset in spec["anchor_offsets"].items()},
                                {str(k): tuple(float(v) for v in offset)  # type: ignore[misc]
-                                for k, offset in spec.get("held_offsets", {}).items()})
+                                for k, offset in spec.get("held_offsets", {}).items()},
+                               headings)
         named = str(spec["estimator"])
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise InputError(f"a card's {PERCEIVED_STATE_KEY!r} entry needs estimator, cabinet_position (3 numbers), "
@@ -283,6 +306,13 @@ def perceived_policy(policy: Any, spec: Mapping[str, Any], card_dir: Path,
     if short:
         raise InputError(f"held_offsets must be 3 numbers per object, got {short}")
     return PerceivedStatePolicy(policy, PerceivedObjectRows(estimator or load_estimator(named, card_dir), geometry))
+
+
+def _flag(value: Any, key: str) -> bool:
+    """A card's boolean entry; anything but true or false is refused (a string "false" would read as true)."""
+    if not isinstance(value, bool):
+        raise InputError(f"a card's {PERCEIVED_STATE_KEY!r} entry {key!r} must be true or false, got {value!r}")
+    return value
 
 
 def load_estimator(named: str, card_dir: Path) -> SceneEstimator:

@@ -48,6 +48,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pretrain_perception",
     "collect_scenes",
     "train_estimator",
+    "train_heading",
     "ask",
     "embed",
     "causal",

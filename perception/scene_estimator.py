@@ -31,6 +31,8 @@ from torch.nn import functional as F
 
 from perception.atomic import atomic_write
 from perception.errors import InputError
+from perception.heading import HeadingHead, heading_features
+from perception.heading import seen as heading_seen
 from perception.segmentation import (
     PinholeCamera,
     SegmenterNet,
@@ -91,6 +93,9 @@ class EstimatorConfig:
             wrist camera. Empty (the first checkpoints): front-camera centres only.
         wrist_fallback_pixels: below this many front pixels (counted at the wrist camera's resolution) a class
             takes the wrist camera's centre, if the wrist camera sees at least as many of its pixels.
+        heading_objects: objects whose heading (yaw) the estimator reads from the shape of their pixels (arch
+            "segment"; `perception.heading`: the mug's handle). Empty (the first checkpoints): no headings.
+        heading_bins, heading_radius: the heading features' histogram cells per axis and half-width (metres).
     """
 
     objects: tuple[str, ...]
@@ -116,6 +121,9 @@ class EstimatorConfig:
     relation_dropout: float = 0.0
     wrist_camera: tuple[float, ...] = ()
     wrist_fallback_pixels: float = 4.0
+    heading_objects: tuple[str, ...] = ()
+    heading_bins: int = 8
+    heading_radius: float = 0.08
 
     def __post_init__(self) -> None:
         if not self.objects or not self.locations:
@@ -136,6 +144,9 @@ class EstimatorConfig:
             if self.wrist_camera and len(self.wrist_camera) != 7:
                 raise InputError(f"wrist_camera is eye offset (3), target offset (3), fov: 7 numbers (or none), got "
                                  f"{len(self.wrist_camera)}")
+        if self.heading_objects and (self.arch != "segment" or not set(self.heading_objects) <= set(self.objects)):
+            raise InputError(f"heading_objects must be objects of an arch 'segment' estimator; got "
+                             f"{list(self.heading_objects)} with arch {self.arch!r} and objects {list(self.objects)}")
         if self.image_size % self.input_size or self.front_size % self.input_size or self.input_size < 16:
             raise InputError(f"input_size must divide image_size and front_image_size and be >= 16, got "
                              f"{self.input_size} / {self.image_size}, {self.front_size}")
@@ -256,6 +267,9 @@ class SceneEstimatorNet(nn.Module):
         self.relations = nn.Sequential(  # dropout layers only when asked: checkpoints without them keep loading
             nn.Linear(size, 128), nn.GELU(), *([nn.Dropout(drop)] if drop else []),
             nn.Linear(128, 128), nn.GELU(), *([nn.Dropout(drop)] if drop else []), nn.Linear(128, k + 4))
+        self.heading_classes = [classes.index(name) for name in config.heading_objects]
+        if config.heading_objects:  # only then: checkpoints without a heading head keep loading
+            self.heading = HeadingHead(config.heading_bins)
 
     def _image(self, rgb: torch.Tensor, depth: torch.Tensor, pool: int) -> torch.Tensor:
         """(B, H, W, 3) uint8 and (B, H, W, 1) metres into a normalised (B, 4, H / pool, W / pool) tensor."""
@@ -267,7 +281,10 @@ class SceneEstimatorNet(nn.Module):
         """Logits and normalised positions for a batch of observations (keys as in `SENSES`)."""
         if self.config.arch == "segment":
             perceived = self.perceive(batch)
-            return {**self.relate(perceived["features"], perceived["centres"]), **perceived}
+            out = {**self.relate(perceived["features"], perceived["centres"]), **perceived}
+            if "heading_features" in perceived:
+                out["heading"] = self.heading(perceived["heading_features"])
+            return out
         touch = batch["touch"].float()
         body = torch.cat([torch.sign(touch) * torch.log1p(touch.abs()), batch["proprio"].float()], dim=-1)
         features = torch.cat([self.front(self._image(batch["rgb_front"], batch["depth_front"], self.front_pool)),
@@ -302,7 +319,7 @@ class SceneEstimatorNet(nn.Module):
         flags = self._flags(batch)
         with torch.no_grad():
             counts, centres = class_statistics(segment_front, points)
-            present = None
+            present, wrist_points = None, None
             if self.config.wrist_camera:
                 eye, rays = wrist_rays(batch["proprio"].float(), self.config.wrist_camera, self.config.image_size)
                 wrist_points = eye[:, None, None] + batch["depth_wrist"].float() * rays
@@ -319,7 +336,14 @@ class SceneEstimatorNet(nn.Module):
                                          torch.sigmoid(flags[:, 0]), torch.sigmoid(flags[:, 1]), present)
             anchors_seen = (counts >= 1.0) if present is None else present
             front_share = counts * (self.config.image_size / self.config.front_size) ** 2
-        return {"segment_front": segment_front, "segment_wrist": segment_wrist, "drawer": flags[:, 0],
+            extra = {}
+            if self.heading_classes:
+                wrist = None if wrist_points is None else \
+                    (segment_wrist.argmax(1).flatten(1), wrist_points.flatten(1, 2))
+                extra["heading_features"] = heading_features(
+                    (segment_front.argmax(1).flatten(1), points.flatten(1, 2)), wrist, self.heading_classes,
+                    self.config.heading_bins, self.config.heading_radius)
+        return {**extra, "segment_front": segment_front, "segment_wrist": segment_wrist, "drawer": flags[:, 0],
                 "holding": flags[:, 1], "features": features, "centres": centres[:, self.object_classes],
                 "anchor_centres": centres[:, self.anchor_classes], "anchor_seen": anchors_seen[:, self.anchor_classes],
                 "anchor_pixels": front_share[:, self.anchor_classes]}
@@ -387,6 +411,9 @@ class SceneEstimate:
     anchor_pixels: dict[str, float] = field(default_factory=dict)
     """How many front-camera pixels (at the wrist camera's resolution) each anchor showed: the more, the better
     its median (the arm over the bowl hides part of it and drags its median)."""
+    headings: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """(yaw in radians, confidence in [0, 1]) of each object whose heading the estimator reads and sees (the mug's
+    handle side; `EstimatorConfig.heading_objects`); an object no camera sees has none."""
 
     @property
     def unknown(self) -> list[str]:
@@ -434,7 +461,9 @@ class SceneEstimate:
         return {"objects": {name: e.to_json() for name, e in self.objects.items()},
                 "drawer": {"open": self.drawer_open, "confidence": round(self.drawer_confidence, 4)},
                 "holding": {"holding": self.holding, "confidence": round(self.holding_confidence, 4)},
-                "unknown": self.unknown, "facts": self.facts(), "seconds": round(self.seconds, 5)}
+                "unknown": self.unknown, "facts": self.facts(), "seconds": round(self.seconds, 5),
+                **({"headings": {name: {"yaw": round(yaw, 4), "confidence": round(confidence, 4)}
+                                 for name, (yaw, confidence) in self.headings.items()}} if self.headings else {})}
 
 
 def check_observation(obs: Mapping[str, Any], config: EstimatorConfig) -> None:
@@ -493,7 +522,9 @@ class SceneEstimator:
                 "drawer": torch.sigmoid(outputs["drawer"]).numpy(),
                 "holding": torch.sigmoid(outputs["holding"]).numpy(),
                 **({"anchors": outputs["anchor_centres"].numpy(), "anchor_seen": outputs["anchor_seen"].numpy(),
-                    "anchor_pixels": outputs["anchor_pixels"].numpy()} if "anchor_centres" in outputs else {})}
+                    "anchor_pixels": outputs["anchor_pixels"].numpy()} if "anchor_centres" in outputs else {}),
+                **({"heading": outputs["heading"].numpy(),
+                    "heading_seen": heading_seen(outputs["heading_features"]).numpy()} if "heading" in outputs else {})}
 
     def estimate(self, obs: Mapping[str, Any]) -> SceneEstimate:
         """What one observation shows (the observation must not carry a batch dimension).
@@ -558,8 +589,14 @@ class SceneEstimator:
                 seen = bool(probs["anchor_seen"][i])
                 anchors[name] = tuple(float(v) for v in probs["anchors"][i]) if seen else None  # type: ignore[assignment]
                 pixels[name] = float(probs["anchor_pixels"][i])
+        headings: dict[str, tuple[float, float]] = {}
+        for i, name in enumerate(config.heading_objects if "heading" in probs else ()):
+            if bool(probs["heading_seen"][i]):
+                sin, cos = (float(v) for v in probs["heading"][i])
+                headings[name] = (float(np.arctan2(sin, cos)), min(1.0, float(np.hypot(sin, cos))))
         return SceneEstimate(objects, drawer_p >= 0.5, max(drawer_p, 1 - drawer_p), holding,
-                             max(holding_p, 1 - holding_p), config.containers, anchors=anchors, anchor_pixels=pixels)
+                             max(holding_p, 1 - holding_p), config.containers, anchors=anchors, anchor_pixels=pixels,
+                             headings=headings)
 
     # -------------------------------------------------------------------------------- checkpoints
     def save(self, path: str | Path, card: Mapping[str, Any] | None = None) -> Path:

@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--held-prior", action="store_true",
                         help="a held object's row rides with the hand (the measured offset from the grasp point) "
                              "instead of its perceived centre")
+    parser.add_argument("--headings", action="store_true",
+                        help="the rows carry the estimator's headings (the mug's handle side) instead of yaw 0; the "
+                             "estimator must read them (`embodia train-heading`)")
     parser.add_argument("--out", type=args_types.output_file, required=True,
                         help="the card to write (e.g. agent/skill_policies/rgbd_touch/pick.json)")
     parser.set_defaults(func=run)
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             bar.set_postfix(successes=wins)
 
         card = compose(args.card, args.out, args.estimator, args.episodes, args.reset_episodes, args.prefix, progress,
-                       args.held_prior)
+                       args.held_prior, args.headings)
     write_json(args.out, card, indent=1)
     read_card(args.out)  # the written card must load as the agent loads it
     chain = card["eval"]

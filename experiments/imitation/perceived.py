@@ -42,17 +42,20 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def perceived_spec(estimator: str | Path | None, card_dir: Path, held_prior: bool = False) -> dict[str, Any]:
+def perceived_spec(estimator: str | Path | None, card_dir: Path, held_prior: bool = False,
+                   headings: bool = False) -> dict[str, Any]:
     """The card's `perceived_state` entry: the estimator (relative to the card's folder) and the row geometry.
 
     `held_prior`: a held object's row rides with the hand (`HELD_OFFSETS`); off by default, because on the shipped
-    place_on it measured no better (77/100 from chain starts against 81/100 without).
+    place_on it measured no better (77/100 from chain starts against 81/100 without). `headings`: the rows carry
+    the estimator's headings (the mug's handle side), which the estimator must read.
     """
     named = "shipped" if estimator is None or Path(estimator).resolve() == SHIPPED_WEIGHTS else \
         os.path.relpath(Path(estimator).resolve(), card_dir.resolve())
     return {"estimator": named, "cabinet_position": list(CABINET_POSITION), "open_opening": OPEN_OPENING,
             "anchor_offsets": {name: list(offset) for name, offset in ANCHOR_OFFSETS.items()},
-            **({"held_offsets": {name: list(offset) for name, offset in HELD_OFFSETS.items()}} if held_prior else {})}
+            **({"held_offsets": {name: list(offset) for name, offset in HELD_OFFSETS.items()}} if held_prior else {}),
+            **({"headings": True} if headings else {})}
 
 
 def check_state_card(path: Path) -> PolicyCard:
@@ -66,11 +69,11 @@ def check_state_card(path: Path) -> PolicyCard:
 
 def compose(state_card: Path, out_card: Path, estimator: str | Path | None, episodes: int, reset_episodes: int,
             prefix: str = "scripted", progress: Callable[[int, int], None] | None = None,
-            held_prior: bool = False) -> dict[str, Any]:
+            held_prior: bool = False, headings: bool = False) -> dict[str, Any]:
     """Evaluate the perceived-state version of `state_card`'s policy and return its card (not yet written)."""
     card = check_state_card(state_card)
     card_dir = out_card.parent
-    spec = perceived_spec(estimator, card_dir, held_prior)
+    spec = perceived_spec(estimator, card_dir, held_prior, headings)
     weights = Path(estimator) if estimator is not None else SHIPPED_WEIGHTS
     policy: PerceivedStatePolicy = perceived_policy(load_sb3_policy(card.path), spec, card_dir,
                                                     SceneEstimator.load(weights))
@@ -88,7 +91,7 @@ def compose(state_card: Path, out_card: Path, estimator: str | Path | None, epis
     command = (f"embodia perceive-skill --card {state_card} --episodes {episodes} --reset-episodes {reset_episodes}"
                f"{f' --prefix {prefix}' if prefix != 'scripted' else ''}"
                f"{f' --estimator {estimator}' if estimator is not None else ''}"
-               f"{' --held-prior' if held_prior else ''} --out {out_card}")
+               f"{' --held-prior' if held_prior else ''}{' --headings' if headings else ''} --out {out_card}")
     keep = {key: card.meta[key] for key in ("format", "task", "skill", "encoder", "goal_dim", "architecture",
                                             "shaping") if key in card.meta}
     return {**keep, "file": os.path.relpath(card.path.resolve(), card_dir.resolve()), "obs_mode": "rgbd_touch",
