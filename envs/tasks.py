@@ -24,6 +24,8 @@ DIRECTIONS: dict[str, np.ndarray] = {
     "forward": np.array([1.0, 0.0]),
     "backward": np.array([-1.0, 0.0]),
 }
+PICK_LIFT = 0.05
+"""A pick counts once the object is held this many metres above where it lay (not merely grasped)."""
 PUSH_MIN_DISTANCE = 0.05
 PUSH_GOAL_DISTANCE = 0.08
 HORIZONS = {"reach": 50, "pick": 60, "place_in": 120, "place_on": 120, "push": 80, "open": 80, "close": 60}
@@ -104,7 +106,7 @@ def check_success(spec: TaskSpec, start: SceneState, end: SceneState) -> bool:
     if name == "reach":
         return pred.near(end, args[0])
     if name == "pick":
-        return pred.is_holding(end, args[0]) and end.position(args[0])[2] > start.position(args[0])[2] + 0.05
+        return pred.is_holding(end, args[0]) and end.position(args[0])[2] > start.position(args[0])[2] + PICK_LIFT
     if name == "place_in":
         inside = pred.in_bowl if args[1] == "bowl" else pred.in_drawer
         return inside(end, args[0]) and pred.is_free(end, args[0]) and pred.at_rest(end, args[0])

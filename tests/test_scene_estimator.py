@@ -608,3 +608,28 @@ def test_the_oracle_world_judges_a_place_again_once_the_object_rests(monkeypatch
         assert obs["proprio"][2] >= LOOK_HEIGHT - 0.01  # the hand rose before the second judgement
     else:
         assert terminated and "failure_reason" not in info
+
+
+def test_a_perceived_pick_counts_once_the_object_is_lifted_as_the_oracles_does() -> None:
+    """Held is not enough: the hand (proprioception) must have raised the object `PICK_LIFT` above where it lay,
+    as the env's pick asks; a pick that ended at the grasp handed the place students a block on the table."""
+    from agent.skills import SkillCall
+    from envs.tasks import PICK_LIFT
+    from experiments.kitchen.perceived_world import PerceivedKitchenWorld
+    from experiments.scene_estimation.labels import OBJECTS as NAMES
+
+    def estimate(location: str, z: float, holding: bool) -> SceneEstimate:
+        objects = {name: ObjectEstimate(name, location if name in ("red_block", "mug") else "table", 0.99, 0.99,
+                                        (0.5, 0.0, z), "table") for name in NAMES}
+        return SceneEstimate(objects, False, 0.99, holding, 0.99)
+
+    world = object.__new__(PerceivedKitchenWorld)
+    for name, lying, grasp_height in (("red_block", 0.02, 0.0), ("mug", 0.0, 0.032)):
+        world._call = SkillCall("pick", (name,))
+        world._start = estimate("table", lying, False)
+        held = estimate("held", lying + 0.01, True)
+        for lift, expected in ((0.0, False), (PICK_LIFT - 0.01, False), (PICK_LIFT + 0.01, True)):
+            obs = {"proprio": np.array([0.5, 0.0, lying + grasp_height + lift], np.float32)}
+            assert world._achieved(held, obs) is expected, (name, lift)
+        obs = {"proprio": np.array([0.5, 0.0, 0.4], np.float32)}
+        assert not world._achieved(estimate("table", lying, False), obs)  # lifted hand, nothing held

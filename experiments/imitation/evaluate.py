@@ -127,8 +127,8 @@ def _oracle_agrees(world: Any, call: Any) -> bool:
     """Whether the oracle sees the effect perception just confirmed.
 
     Pick and place are checked on the oracle's facts (the object held; in or on its target), which is what the
-    agent's next step and its goal check rely on: the oracle's pick task also wants the object lifted a few
-    centimetres, which perception, seeing it held, need not wait for. The other skills take the oracle's verdict.
+    agent's next step and its goal check rely on (perception's pick, like the oracle's task, also waits for the
+    object to be lifted `envs.tasks.PICK_LIFT`). The other skills take the oracle's verdict.
     """
     from agent.skills import place_relation
 

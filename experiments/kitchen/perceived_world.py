@@ -26,7 +26,7 @@ import numpy as np
 from agent.skills import CONTAINERS, SkillCall
 from envs.household import HouseholdEnv
 from envs.scene import SPECS
-from envs.tasks import DIRECTIONS, PUSH_MIN_DISTANCE
+from envs.tasks import DIRECTIONS, PICK_LIFT, PUSH_MIN_DISTANCE
 from experiments.common.errors import InputError
 from experiments.common.media import facts_panel
 from experiments.kitchen.world import LOOK_MAX_STEPS, LOOK_OPEN_STEPS, LOOK_STILL_FRAMES, KitchenWorld, rise_action
@@ -240,6 +240,18 @@ class PerceivedKitchenWorld(KitchenWorld):
         moved = np.asarray(now.objects[name].position) - np.asarray(previous.objects[name].position)
         return float(np.linalg.norm(moved)) < SETTLE_DISTANCE
 
+    def _lifted(self, name: str, obs: dict[str, np.ndarray]) -> bool:
+        """Whether the held object is up `PICK_LIFT` above where perception saw it lie, as the oracle's pick asks.
+
+        The height comes from proprioception: a held object's centre sits `grasp_height` below the grasp point.
+        Without it a pick ended the moment the fingers closed, on the table; the place students learned from
+        starts where the pick had lifted the object, and in the perceiving chains their picks ended 10 steps
+        earlier (median 16 steps against 26 with the oracle) and their stacks failed far more often.
+        """
+        assert self._start is not None
+        lying = float(self._start.objects[name].position[2])
+        return float(obs["proprio"][2]) - SPECS[name].grasp_height - lying > PICK_LIFT
+
     def _achieved(self, now: SceneEstimate, obs: dict[str, np.ndarray]) -> bool:
         """Whether perception sees the current skill's effect."""
         call = self._call
@@ -249,7 +261,7 @@ class PerceivedKitchenWorld(KitchenWorld):
         if call.skill == "close":
             return not now.drawer_open
         if call.skill == "pick":
-            return now.holding and now.objects[call.args[0]].location == HELD
+            return now.holding and now.objects[call.args[0]].location == HELD and self._lifted(call.args[0], obs)
         if call.skill == "place":
             item, target = self._spec_args
             location = now.objects[item].location
