@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from agent.perceived_state import ROWS
+from experiments.common.errors import InputError
 from experiments.common.stats import wilson_interval
 from perception.heading import seen
 from perception.scene_estimator import SceneEstimator, SceneEstimatorNet
@@ -38,7 +39,7 @@ def with_heading_head(estimator: SceneEstimator, objects: tuple[str, ...] = (OBJ
     missing, unexpected = net.load_state_dict(estimator.net.state_dict(), strict=False)
     stray = [key for key in missing if not key.startswith("heading.")]
     if stray or unexpected:
-        raise ValueError(f"the estimator's weights do not fit its heading copy: missing {stray}, "
+        raise InputError(f"the estimator's weights do not fit its heading copy: missing {stray}, "
                          f"unexpected {unexpected}")
     copy = SceneEstimator(config, net)
     copy.card = dict(estimator.card)
