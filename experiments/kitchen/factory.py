@@ -65,7 +65,7 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skill policies: auto (the default): the shipped learned policy where its evaluation "
                              "from chain starts reached 80%% (the lower end of its 95%% interval), the scripted expert "
                              "otherwise and for calls the learned policy failed in the episode (100 chains, places "
-                             "judged at rest: 4.88; experts alone 4.80); learned: every shipped learned policy; "
+                             "judged at rest: 4.89; experts alone 4.80); learned: every shipped learned policy; "
                              "scripted: the experts only")
     parser.add_argument("--skill-obs", choices=SKILL_OBSERVATIONS, default=None,
                         help="which shipped learned skills act (with --skills learned/auto): state policies "
