@@ -153,12 +153,14 @@ class KnowledgeStore:
         Writing into a damaged B-tree can spread the damage (SQLite may reuse a bad page), so every
         write path calls this first. The result is cached: the check reads every page once (measured
         ~0.1 s for a 5 MB store of 20,000 facts), which a connection pays once, not per write (~5 ms).
+        Reads run it too (see `read`).
         """
         with self._lock:
             if self._checked:
                 return
             result = schema.quick_check(self.conn)
             if result != "ok":
+                self._damaged = True  # `close` must not save vectors into it either
                 raise schema.corrupt_store(self.path, result)
             self._checked = True
 
@@ -184,8 +186,13 @@ class KnowledgeStore:
 
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
-        """A consistent snapshot for several read statements; a damaged page raises `StoreCorruptError`."""
+        """A consistent snapshot for several read statements; a damaged page raises `StoreCorruptError`.
+
+        The first read on a connection runs the integrity check as writes do: a query reads only the pages its
+        indexes lead to, so without it whether a damaged store is noticed would depend on where the damage fell.
+        """
         with self._lock:
+            self.check_integrity()
             conn = self.conn
             conn.execute("BEGIN")
             try:

@@ -187,3 +187,37 @@ def test_failed_migration_leaves_the_v1_store_intact(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
     assert conn.execute("SELECT count(*) FROM facts").fetchone()[0] == 5
     conn.close()
+
+
+def _damage_one_page_of(path: Path, table: str) -> None:
+    """Overwrite the cells of one leaf page of `table` (an index or table), leaving every other page intact."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    pages = [row[0] for row in conn.execute(
+        "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno", (table,))]
+    conn.close()
+    assert pages, f"{table} has no leaf page"
+    data = bytearray(path.read_bytes())
+    start = (pages[-1] - 1) * page_size
+    data[start + 8:start + page_size - 96] = b"\x5a" * (page_size - 104)
+    path.write_bytes(bytes(data))
+
+
+def test_a_query_refuses_a_damaged_store_even_when_its_own_pages_are_intact(tmp_path: Path) -> None:
+    # Facts get random uids, so where damage falls relative to a query's pages varied from run to run (a CI run
+    # once answered a query on a damaged store). Damage one page of the facts' uid index, which a retrieval never reads.
+    from memory.schema import StoreCorruptError
+    from perception.text import HashingTextEncoder
+
+    path = tmp_path / "s.db"
+    with KnowledgeStore(path, HashingTextEncoder(dim=16)) as store:
+        store.add_facts([(f"obj{i}", "located_in", f"place{i % 7}") for i in range(1500)], source="user")
+    before = path.read_bytes()
+    _damage_one_page_of(path, "sqlite_autoindex_facts_1")
+    assert path.read_bytes() != before
+    damaged = path.read_bytes()
+    with KnowledgeStore(path, HashingTextEncoder(dim=16), create=False) as store:
+        with pytest.raises(StoreCorruptError, match=r"s\.db is corrupt"):
+            store.retrieve("where is obj3", k=3)
+    assert path.read_bytes() == damaged  # nothing was written into it, closing included
