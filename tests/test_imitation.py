@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from envs.experts import make_expert
+from envs.state import SceneState
+from envs.tasks import TaskSpec
 from experiments.imitation.dataset import load_dataset, transitions, write_dataset
 from experiments.imitation.rollout import SkillEnv, labelling_expert, rollout
 from experiments.training.language import EmbeddingTable, all_texts
@@ -451,7 +453,6 @@ def test_the_tight_release_labeller_says_go_down_where_the_low_release_one_lets_
     """Held 3 cm over its drop goal on a block, well centred: a drop that height bounces off at rest about a third
     of the time, so `tightrelease` labels "go down, closed" where `lowrelease` (6 cm ceiling) labels "let go"."""
     from envs.state import BLOCK_HALF
-    from envs.tasks import TaskSpec
 
     own = make_expert(TaskSpec("place_on", ("red_block", "blue_block")))
     seen: list = []
@@ -480,3 +481,36 @@ def test_the_tight_release_labeller_says_go_down_where_the_low_release_one_lets_
         if labeller == "tightrelease":
             assert all(label[2] < 0 for label in low[-10:])
     assert len(opened["lowrelease"]) >= 5 and opened["tightrelease"] == []
+
+
+def _kitchen(positions: dict[str, tuple[float, float, float]]) -> SceneState:
+    """A still scene with the objects at `positions` (the mug in the closed hand)."""
+    names = tuple(positions)
+    n = len(names)
+    return SceneState(names=names, positions=np.array([positions[k] for k in names], float),
+                      orientations=np.tile([0.0, 0.0, 0.0, 1.0], (n, 1)), velocities=np.zeros((n, 3)),
+                      drawer_opening=0.0, drawer_position=np.array([0.7, 0.2, 0.1]),
+                      ee_position=np.array([0.5, -0.1, 0.2]), ee_yaw=0.0, gripper_width=0.05,
+                      finger_contacts=(frozenset({"mug"}), frozenset({"mug"})))
+
+
+def test_the_local_labeller_drops_on_an_empty_plate_at_its_centre_whatever_stands_elsewhere() -> None:
+    from envs.experts import StatePlaceExpert
+
+    spec = TaskSpec("place_on", ("mug", "plate"))
+    scene = {"red_block": (0.35, 0.05, 0.022), "green_block": (0.62, 0.0, 0.022), "mug": (0.5, -0.1, 0.17),
+             "plate": (0.5, -0.1, 0.0)}
+    kitchen_wide, local = [], []
+    for bowl in ((0.35, -0.3, 0.0), (0.62, -0.3, 0.0), (0.45, 0.05, 0.0)):
+        state = _kitchen({**scene, "bowl": bowl})
+        kitchen_wide.append(StatePlaceExpert(spec).goal(state))
+        local.append(StatePlaceExpert(spec, local_spots=True).goal(state))
+    for goal in local:
+        np.testing.assert_allclose(goal[:2], [0.5, -0.1], atol=1e-9)
+    # the state labeller's spot moves with the bowl 20 cm away (what a student cannot clone)
+    assert max(np.linalg.norm(g[:2] - kitchen_wide[0][:2]) for g in kitchen_wide) > 0.02
+    # a block on the plate: the local spot is the ring point across from it
+    crowded = _kitchen({**scene, "green_block": (0.53, -0.1, 0.03), "bowl": (0.35, -0.3, 0.0)})
+    goal = StatePlaceExpert(spec, local_spots=True).goal(crowded)
+    np.testing.assert_allclose(goal[:2], [0.47, -0.1], atol=1e-9)
+    assert isinstance(labelling_expert(spec, "local"), StatePlaceExpert)
