@@ -237,27 +237,33 @@ def _free_spot(name: str, base: Callable[[SceneState], np.ndarray], offsets: np.
     return target
 
 
-def _local_spot(name: str, container: str, offsets: np.ndarray, height: float) -> Target:
+def _within_footprint(container: str) -> Callable[[SceneState, str], bool]:
+    """Whether an object stands within `container`'s footprint (in the bowl, on the plate), in x-y."""
+    reach = SPECS[container].footprint
+    return lambda state, other: bool(np.linalg.norm((state.position(other) - state.position(container))[:2]) < reach)
+
+
+def _local_spot(name: str, container: str, base: Callable[[SceneState], np.ndarray], offsets: np.ndarray,
+                height: float, holds: Callable[[SceneState, str], bool]) -> Target:
     """The drop point in `container` judged from what stands in it alone, recomputed every step.
 
     `_free_spot` takes the candidate farthest from every other object in the kitchen, once: the bowl 20 cm away
     decides which side of an empty plate a block goes to, a choice a student reading the scene cannot clone
     (traced: the state place_on student hovered over the plate's centre while that labeller pulled it 3 cm aside,
     7 of its 18 failures from the card's chain starts). Here an empty container's drop point is its centre, and
-    one with something in it the candidate farthest from what is in it; objects elsewhere do not count.
+    one with something in it the candidate farthest from what is in it (`holds`); objects elsewhere do not count.
     """
 
     def target(state: SceneState) -> np.ndarray:
-        base = state.position(container)
-        reach = SPECS[container].footprint
-        inside = [state.positions[i][:2] for i, other in enumerate(state.names)
-                  if other not in (name, container) and np.linalg.norm(state.positions[i][:2] - base[:2]) < reach]
+        origin = base(state)
+        inside = [state.position(other)[:2] for other in state.names
+                  if other not in (name, container) and holds(state, other)]
         offset = offsets[0]
         if inside:
-            candidates = base[:2] + offsets[:, :2]
+            candidates = origin[:2] + offsets[:, :2]
             clearance = [min(float(np.linalg.norm(c - o)) for o in inside) for c in candidates]
             offset = offsets[int(np.argmax(clearance))]
-        return base + offset + np.array([0.0, 0.0, height])
+        return origin + offset + np.array([0.0, 0.0, height])
 
     return target
 
@@ -274,13 +280,14 @@ def _drop_goal(spec: TaskSpec, nearest_table_spot: bool = False, local_spots: bo
     On the table, the plain expert picks the free point farthest from everything once; with `nearest_table_spot`
     (the patient labeller) it is the free point nearest to the object, recomputed each step, so that the label
     depends on the student's state only and is local enough to be cloned. `local_spots` does the same for the
-    bowl and the plate (`_local_spot`).
+    bowl, the plate and the drawer (`_local_spot`).
     """
     name, target = spec.args
-    if local_spots and target == "bowl":
-        return _local_spot(name, "bowl", _RING, 0.085)
-    if local_spots and target == "plate":
-        return _local_spot(name, "plate", _RING, 0.012 + BLOCK_HALF + 0.015)
+    if local_spots and target == "drawer":
+        return _local_spot(name, "drawer", lambda s: s.drawer_position, _DRAWER_SPOTS, 0.09, pred.in_drawer)
+    if local_spots and target in ("bowl", "plate"):
+        height = 0.085 if target == "bowl" else 0.012 + BLOCK_HALF + 0.015
+        return _local_spot(name, target, lambda s: s.position(target), _RING, height, _within_footprint(target))
     if target == "drawer":
         return _free_spot(name, lambda s: s.drawer_position, _DRAWER_SPOTS, 0.09)
     if target == "bowl":
@@ -371,7 +378,7 @@ class StatePlaceExpert:
     """A place labeller whose action is a function of the scene state: no phase, no clock.
 
     (The drop point in a container is chosen once per episode, among a few spots, as the phase expert does, or
-    with `local_spots` from what stands in the bowl or on the plate alone, every step; on the table it is the free
+    with `local_spots` from what stands in the container alone, every step; on the table it is the free
     point nearest to the object, recomputed every step.)
 
     The phase-list experts label by their hidden phase: a student hovering over the bowl is told "rise to carry

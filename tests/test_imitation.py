@@ -514,3 +514,6 @@ def test_the_local_labeller_drops_on_an_empty_plate_at_its_centre_whatever_stand
     goal = StatePlaceExpert(spec, local_spots=True).goal(crowded)
     np.testing.assert_allclose(goal[:2], [0.47, -0.1], atol=1e-9)
     assert isinstance(labelling_expert(spec, "local"), StatePlaceExpert)
+    # an empty drawer: its first spot, whatever stands on the table
+    into_drawer = StatePlaceExpert(TaskSpec("place_in", ("mug", "drawer")), local_spots=True)
+    np.testing.assert_allclose(into_drawer.goal(crowded), [0.7 - 0.075, 0.2, 0.1 + 0.09], atol=1e-9)
