@@ -63,7 +63,7 @@ def add_agent_arguments(parser: argparse.ArgumentParser) -> None:
     add_planner_arguments(parser)
     parser.add_argument("--skills", choices=SKILL_MODES, default="auto",
                         help="skill policies: auto (the default): the shipped learned policy where its evaluation "
-                             "from chain starts reached 80%% (the lower end of its 95%% interval), the scripted expert "
+                             "from chain starts reached 85%% (the lower end of its 95%% interval), the scripted expert "
                              "otherwise and for calls the learned policy failed in the episode (100 chains, places "
                              "judged at rest: 4.89; experts alone 4.80); learned: every shipped learned policy; "
                              "scripted: the experts only")
