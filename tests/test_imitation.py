@@ -517,3 +517,42 @@ def test_the_local_labeller_drops_on_an_empty_plate_at_its_centre_whatever_stand
     # an empty drawer: its first spot, whatever stands on the table
     into_drawer = StatePlaceExpert(TaskSpec("place_in", ("mug", "drawer")), local_spots=True)
     np.testing.assert_allclose(into_drawer.goal(crowded), [0.7 - 0.075, 0.2, 0.1 + 0.09], atol=1e-9)
+
+
+def test_focused_arguments_ask_the_named_targets_on_their_share_of_seeds(place_env: SkillEnv) -> None:
+    from experiments.imitation.dagger import focused_arguments, relabel_round
+
+    choose = focused_arguments("place_on", ("table", "plate"), 0.5)
+    drawn = [choose(seed) for seed in range(400)]
+    focused = [args for args in drawn if args is not None]
+    assert 150 < len(focused) < 250  # about half
+    assert {args[-1] for args in focused} == {"table", "plate"}
+    assert drawn == [choose(seed) for seed in range(400)]  # the seed decides
+    assert all(focused_arguments("place_on", ("table",), 0.0)(seed) is None for seed in range(50))
+    seeds = [seed for seed, args in enumerate(drawn) if args is not None][:2]
+    episodes = relabel_round(place_env, seeds, None, 1.0, "local", choose)
+    for seed, episode in zip(seeds, episodes, strict=True):  # the chain start was built for the focused arguments
+        assert place_env.arguments[episode.argument_index] == drawn[seed]
+
+
+@pytest.mark.parametrize(("targets", "fraction", "message"), [
+    (("sofa",), 0.5, r"--focus-targets sofa: not a target of place_on; expected some of: .*plate.*table"),
+    (("table",), 0.0, "go together"),
+    ((), 0.3, "go together"),
+    (("table",), 1.5, r"focus fraction must be in \[0, 1\], got 1.5"),
+])
+def test_dagger_refuses_a_bad_focus(targets: tuple[str, ...], fraction: float, message: str) -> None:
+    from experiments.common.errors import InputError
+    from experiments.imitation.dagger import DaggerConfig
+
+    with pytest.raises(InputError, match=message):
+        DaggerConfig(task="place_on", focus_targets=targets, focus_fraction=fraction)
+
+
+def test_dagger_cli_refuses_an_unknown_focus_target_with_exit_2(tmp_path: Path, capsys) -> None:
+    from experiments.cli import main
+
+    code = main(["dagger", "--skill", "place_on", "--focus-targets", "sofa", "--focus-fraction", "0.5",
+                 "--encoder", "hashing", "--out", str(tmp_path / "run")])
+    assert code == 2 and "not a target of place_on" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

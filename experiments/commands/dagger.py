@@ -54,6 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="override a training-config key for the student, e.g. --set net_arch=[256,256] "
                              "(repeatable)")
+    parser.add_argument("--focus-targets", default="", metavar="T1,T2",
+                        help="ask --focus-fraction of the episodes for these targets (the task's last argument, e.g. "
+                             "table,plate), chain starts built for them; the rest as evaluation draws them")
+    parser.add_argument("--focus-fraction", type=float, default=0.0, help="share of episodes --focus-targets asks for")
     parser.add_argument("--seed", type=args_types.seed, default=0)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu or cuda")
     parser.add_argument("--encoder", default="minilm", help="text encoder: minilm or hashing (tests)")
@@ -91,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
                        bc_epochs=args.bc_epochs, init=args.init, pretrained_encoders=args.pretrained_encoders,
                        refit=args.refit, bc_lr_schedule=args.bc_lr_schedule,
                        labeller=args.labeller, prefix=args.prefix, blind_yaw=args.blind_yaw,
+                       focus_targets=tuple(t for t in args.focus_targets.split(",") if t),
+                       focus_fraction=args.focus_fraction,
                        training_overrides=parse_assignments(args.assignments))
     cfg.train_config()  # a bad --set fails here, before any episode is recorded
     if args.eval_episodes < 1 or args.reset_eval_episodes < 1:
