@@ -556,3 +556,30 @@ def test_dagger_cli_refuses_an_unknown_focus_target_with_exit_2(tmp_path: Path, 
                  "--encoder", "hashing", "--out", str(tmp_path / "run")])
     assert code == 2 and "not a target of place_on" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_extra_data_adds_an_earlier_runs_datasets_to_every_fit(tmp_path: Path, monkeypatch) -> None:
+    from experiments.common.errors import InputError
+    from experiments.imitation import dagger
+
+    first = dagger.DaggerConfig(task="open", rounds=0, expert_episodes=2, bc_epochs=1, encoder="hashing")
+    dagger.run_dagger(first, tmp_path / "first")
+    fitted: list[int] = []
+    real_fit = dagger.fit
+
+    def counting_fit(policy, root, names, config, extra=None):  # noqa: ANN001, ANN202
+        fitted.append(len(names) + len(extra or []))
+        return real_fit(policy, root, names, config, extra)
+
+    monkeypatch.setattr(dagger, "fit", counting_fit)
+    second = dagger.DaggerConfig(task="open", rounds=0, expert_episodes=1, bc_epochs=1, encoder="hashing",
+                                 extra_data=(str(tmp_path / "first"),))
+    _, summary = dagger.run_dagger(second, tmp_path / "second")
+    assert fitted == [2]  # its own round-0 dataset and the first run's
+    assert summary["rounds"][0]["bc"]["samples"] > summary["rounds"][0]["steps"]
+    with pytest.raises(InputError, match="not an `embodia dagger` output folder"):
+        dagger.DaggerConfig(task="open", extra_data=(str(tmp_path / "nowhere"),))
+    with pytest.raises(InputError, match="no pick state DAgger datasets"):
+        dagger.run_dagger(dagger.DaggerConfig(task="pick", rounds=0, expert_episodes=1, bc_epochs=1,
+                                              encoder="hashing", extra_data=(str(tmp_path / "first"),)),
+                          tmp_path / "third")

@@ -89,6 +89,10 @@ class DaggerConfig:
     the arguments are drawn among the task's with such a target, and the chain start is built for them (its prefix
     redrawn until they are feasible). The rest draw their arguments where the prefix ends, as evaluation does."""
     focus_fraction: float = 0.0
+    extra_data: tuple[str, ...] = ()
+    """Earlier `embodia dagger` runs (their `--out` folders) of the same skill and observation set whose datasets
+    every fit of this run also clones: DAgger's aggregation across runs. Continuing a student (`init`) on new data
+    alone let it drift from what it had learned (RESULTS.md, eleventh session)."""
     training_overrides: dict[str, Any] = field(default_factory=dict)
     """`--set KEY=VALUE` changes to the task's training config (e.g. `net_arch`, `token_dim`), for the student's
     network size and cloning hyper-parameters; keys this config sets itself are refused."""
@@ -117,11 +121,14 @@ class DaggerConfig:
                              f"{self.init}'s; drop one")
         if self.blind_yaw and self.obs_mode != "state":
             raise InputError(f"--blind-yaw hides the yaw of the state rows; --obs-mode {self.obs_mode} has none")
-        self._check_focus()
+        self._check_episode_options()
         if self.init and self.pretrained_encoders:
             raise InputError("--init and --pretrained-encoders both set a student's starting weights; choose one")
 
-    def _check_focus(self) -> None:
+    def _check_episode_options(self) -> None:
+        for run in self.extra_data:
+            if not (Path(run) / "data" / "embodia").is_dir():
+                raise InputError(f"--extra-data {run}: not an `embodia dagger` output folder (no data/embodia in it)")
         if not 0.0 <= self.focus_fraction <= 1.0:
             raise InputError(f"focus fraction must be in [0, 1], got {self.focus_fraction}")
         if bool(self.focus_targets) != (self.focus_fraction > 0):
@@ -241,9 +248,27 @@ def focused_arguments(task: str, targets: tuple[str, ...], fraction: float) -> C
     return choose
 
 
-def fit(policy: Any, root: Path, names: list[str], config: TrainConfig) -> dict[str, Any]:
-    """Behaviour cloning on every round's Minari dataset so far (read back with `minari.load_dataset`)."""
-    datasets = [load_dataset(root, name) for name in names]
+def earlier_datasets(runs: tuple[str, ...], task: str, obs_mode: str, observation_space: Any) -> list[tuple[Path, str]]:
+    """(data root, dataset name) of every dataset of `task`/`obs_mode` in the given `embodia dagger` output folders."""
+    found: list[tuple[Path, str]] = []
+    for run in runs:
+        root = Path(run) / "data"
+        names = sorted(p.name.removesuffix("-v0") for p in (root / "embodia").glob(f"{task}-{obs_mode}-*-v0")
+                       if p.is_dir()) if (root / "embodia").is_dir() else []
+        if not names:
+            raise InputError(f"--extra-data {run}: no {task} {obs_mode} DAgger datasets under {root / 'embodia'}")
+        for name in names:
+            stored = load_dataset(root, name).observation_space
+            if stored != observation_space:
+                raise InputError(f"--extra-data {run}: dataset {name} observes {stored}, this run {observation_space}")
+            found.append((root, name))
+    return found
+
+
+def fit(policy: Any, root: Path, names: list[str], config: TrainConfig,
+        extra: list[tuple[Path, str]] | None = None) -> dict[str, Any]:
+    """Behaviour cloning on every round's Minari dataset so far (read back with `minari.load_dataset`), and `extra`."""
+    datasets = [load_dataset(root, name) for name in names] + [load_dataset(r, n) for r, n in extra or []]
     observations, labels, returns, episodes, successes = transitions(datasets, config.gamma)
     data = ExpertData(observations, labels, returns, episodes, successes)
     result = pretrain(SimpleNamespace(policy=policy), data, config)
@@ -263,6 +288,7 @@ def run_dagger(cfg: DaggerConfig, out: Path, table: EmbeddingTable | None = None
     env = SkillEnv(cfg.task, cfg.obs_mode, cfg.start, table, cfg.skill_text_fraction, config.image_size, cfg.prefix,
                    blind_yaw=cfg.blind_yaw)
     data_root = out / "data"
+    extra = earlier_datasets(cfg.extra_data, cfg.task, cfg.obs_mode, env.observation_space)
     names: list[str] = []
     rounds: list[dict[str, Any]] = []
     policy = None
@@ -293,7 +319,7 @@ def run_dagger(cfg: DaggerConfig, out: Path, table: EmbeddingTable | None = None
                 first = transitions(first_round, config.gamma)
                 policy, grounding = new_student(config, env, (first[0], first[1]), table, device,
                                                 argument_indices(first_round))
-            fitted = fit(policy, data_root, names, config)
+            fitted = fit(policy, data_root, names, config, extra)
             row = {"round": index, "beta": beta, "episodes": count, "steps": sum(len(e) for e in episodes),
                    "rollout_successes": sum(e.success for e in episodes), "collect_s": round(collect_s, 1),
                    "fit_s": round(fitted["seconds"], 1), "bc": fitted, "dataset": name}
