@@ -17,7 +17,14 @@ from envs import predicates as pred
 from envs.robots import EE_STEP
 from envs.scene import SPECS
 from envs.state import BLOCK_HALF, SceneState
-from envs.tasks import DIRECTIONS, TaskSpec, free_table_spot, handle_position, nearest_free_table_spot
+from envs.tasks import (
+    DIRECTIONS,
+    TaskSpec,
+    free_table_spot,
+    handle_position,
+    nearest_free_table_spot,
+    radial_free_table_spot,
+)
 
 Target = Callable[[SceneState], np.ndarray]
 CARRY_HEIGHT = 0.20
@@ -274,13 +281,15 @@ _DRAWER_SPOTS = np.array([[-0.075, 0.0, 0.0], [-0.075, 0.05, 0.0], [-0.075, -0.0
                           [-0.045, 0.05, 0.0], [-0.045, -0.05, 0.0]])
 
 
-def _drop_goal(spec: TaskSpec, nearest_table_spot: bool = False, local_spots: bool = False) -> Target:
+def _drop_goal(spec: TaskSpec, nearest_table_spot: bool = False, local_spots: bool = False,
+               radial_table_spot: bool = False) -> Target:
     """Where the held object's centre should end, just above its support.
 
     On the table, the plain expert picks the free point farthest from everything once; with `nearest_table_spot`
     (the patient labeller) it is the free point nearest to the object, recomputed each step, so that the label
     depends on the student's state only and is local enough to be cloned. `local_spots` does the same for the
-    bowl, the plate and the drawer (`_local_spot`).
+    bowl, the plate and the drawer (`_local_spot`); `radial_table_spot` puts it down on the table straight away from
+    what it is over (`envs.tasks.radial_free_table_spot`).
     """
     name, target = spec.args
     if local_spots and target == "drawer":
@@ -292,6 +301,8 @@ def _drop_goal(spec: TaskSpec, nearest_table_spot: bool = False, local_spots: bo
         return _free_spot(name, lambda s: s.drawer_position, _DRAWER_SPOTS, 0.09)
     if target == "bowl":
         return _free_spot(name, lambda s: s.position("bowl"), _RING, 0.085, container="bowl")
+    if target == "table" and radial_table_spot:
+        return lambda s: radial_free_table_spot(s, name) + np.array([0.0, 0.0, BLOCK_HALF + 0.015])
     if target == "table" and nearest_table_spot:
         return lambda s: nearest_free_table_spot(s, name) + np.array([0.0, 0.0, BLOCK_HALF + 0.015])
     if target == "table":
@@ -401,10 +412,11 @@ class StatePlaceExpert:
     STILL_SPEED = 0.02
     NEAR_GOAL = 0.03
 
-    def __init__(self, spec: TaskSpec, local_spots: bool = False) -> None:
+    def __init__(self, spec: TaskSpec, local_spots: bool = False, radial_table_spot: bool = False) -> None:
         self.spec = spec
         self.name = spec.args[0]
-        self.goal = _drop_goal(spec, nearest_table_spot=True, local_spots=local_spots)
+        self.goal = _drop_goal(spec, nearest_table_spot=True, local_spots=local_spots,
+                               radial_table_spot=radial_table_spot)
         self._grasp: ScriptedExpert | None = None
 
     def act(self, state: SceneState) -> np.ndarray:

@@ -219,6 +219,35 @@ def nearest_free_table_spot(state: SceneState, name: str) -> np.ndarray:
     return np.array([best[0], best[1], SPECS[name].origin_height])
 
 
+def radial_free_table_spot(state: SceneState, name: str) -> np.ndarray:
+    """Where `name` stands clear on the table, reached by moving straight away from what it is over.
+
+    `nearest_free_table_spot` jumps from one side of an obstacle to the other as the object crosses it (traced: the
+    label over a block carried above the bowl turned from +y to -y within 8 steps, and the student let go in the
+    bowl). Here an object already clear goes straight down; one inside another object's room goes radially out of
+    the room it is deepest in, a direction that stays put as it moves out. Where that point is not clear (another
+    room, off the table) it falls back to the nearest free point.
+    """
+    from envs.scene import LAYOUT_X, LAYOUT_Y, SPECS
+
+    here = state.position(name)[:2]
+    rooms = [(state.position(o)[:2], SPECS[name].footprint + SPECS[o].footprint + 0.012)
+             for o in state.objects if o != name]
+    depth = [room - float(np.linalg.norm(here - centre)) for centre, room in rooms]
+    if not rooms or max(depth) <= 0:
+        return np.array([here[0], here[1], SPECS[name].origin_height])
+    centre, room = rooms[int(np.argmax(depth))]
+    away = here - centre
+    norm = float(np.linalg.norm(away))
+    point = centre + (room + 0.005) * (away / norm if norm > 1e-6 else np.array([-1.0, 0.0]))
+    clear = all(np.linalg.norm(point - c) >= r for c, r in rooms)
+    inside = (LAYOUT_X[0] + 0.04 <= point[0] <= LAYOUT_X[1] - 0.04
+              and LAYOUT_Y[0] + 0.04 <= point[1] <= LAYOUT_Y[1] - 0.04)
+    if clear and inside:
+        return np.array([point[0], point[1], SPECS[name].origin_height])
+    return nearest_free_table_spot(state, name)
+
+
 def sample_task(name: str, rng: np.random.Generator) -> TaskSpec:
     """A task with uniformly random valid arguments."""
     options = valid_arguments(name)

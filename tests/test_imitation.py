@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from envs.experts import make_expert
+from envs.experts import StatePlaceExpert, make_expert
 from envs.state import SceneState
 from envs.tasks import TaskSpec
 from experiments.imitation.dataset import load_dataset, transitions, write_dataset
@@ -567,7 +568,7 @@ def test_extra_data_adds_an_earlier_runs_datasets_to_every_fit(tmp_path: Path, m
     fitted: list[int] = []
     real_fit = dagger.fit
 
-    def counting_fit(policy, root, names, config, extra=None):  # noqa: ANN001, ANN202
+    def counting_fit(policy: Any, root: Path, names: list[str], config: Any, extra: Any = None) -> Any:
         fitted.append(len(names) + len(extra or []))
         return real_fit(policy, root, names, config, extra)
 
@@ -583,3 +584,21 @@ def test_extra_data_adds_an_earlier_runs_datasets_to_every_fit(tmp_path: Path, m
         dagger.run_dagger(dagger.DaggerConfig(task="pick", rounds=0, expert_episodes=1, bc_epochs=1,
                                               encoder="hashing", extra_data=(str(tmp_path / "first"),)),
                           tmp_path / "third")
+
+
+def test_the_radial_table_spot_goes_straight_down_when_clear_and_straight_out_of_what_it_is_over() -> None:
+    from envs.scene import SPECS
+    from envs.tasks import radial_free_table_spot
+
+    scene = {"red_block": (0.35, 0.05, 0.022), "green_block": (0.62, 0.0, 0.022), "plate": (0.55, -0.25, 0.0),
+             "bowl": (0.55, -0.12, 0.0)}
+    clear = _kitchen({**scene, "mug": (0.36, -0.3, 0.15)})
+    np.testing.assert_allclose(radial_free_table_spot(clear, "mug")[:2], [0.36, -0.3], atol=1e-9)
+    room = SPECS["mug"].footprint + SPECS["bowl"].footprint + 0.012
+    spots = []
+    for reach in (0.01, 0.04, 0.08):  # carried out of the bowl's room along one ray: the spot does not move
+        over = _kitchen({**scene, "mug": (0.55 - reach, -0.12, 0.15)})
+        spots.append(radial_free_table_spot(over, "mug")[:2])
+    for spot in spots:
+        np.testing.assert_allclose(spot, [0.55 - room - 0.005, -0.12], atol=1e-9)
+    assert isinstance(labelling_expert(TaskSpec("place_on", ("mug", "table")), "radial"), StatePlaceExpert)

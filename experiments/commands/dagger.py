@@ -48,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "the table at the free point nearest to it), patient (as nearest, and leaves a phase only "
                         "when the state says so, never because the student was slow), state (places: an action "
                         "that depends on the state alone; other skills: recovering), local (as state, with the bowl's "
-                        "and the plate's drop point judged from what stands in them alone) or lowrelease (places: "
+                        "and the plate's drop point judged from what stands in them alone), radial (as local, and "
+                        "on the table straight away from what the object is over) or lowrelease (places: "
                         "recovering, but never 'let go' with the object held over 6 cm above its drop goal) or "
                         "tightrelease (as lowrelease, 1 cm)")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",

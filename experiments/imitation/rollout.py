@@ -101,14 +101,16 @@ class SkillEnv:
         self.env.close()
 
 
-LABELLERS = ("plain", "recovering", "careful", "nearest", "patient", "state", "local", "lowrelease", "tightrelease")
+LABELLERS = ("plain", "recovering", "careful", "nearest", "patient", "state", "local", "radial", "lowrelease",
+             "tightrelease")
 """The expert that labels: the plain scripted expert; one that re-grasps an object the student dropped; one that
 also re-grasps and never lets go far above the drop point (its "lower" phase ends on the state, not the clock);
 one that re-grasps and puts an object down on the table at the free point nearest to it (not the farthest one, an
 argmax over the whole table); one that does that and leaves every phase only on the state, never on the clock alone
 (`envs.experts.ScriptedExpert`); or, for the places, one whose action depends on the state alone
 (`envs.experts.StatePlaceExpert`; other skills get the recovering expert), or that one with its bowl and plate
-drop points judged from what stands in the container alone (`local`); or, for the places, the recovering
+drop points judged from what stands in the container alone (`local`), and that one putting an object down on the table
+straight away from what it is over (`radial`); or, for the places, the recovering
 expert that never labels "let go" with the object held more than 6 cm above its drop goal
 (`envs.experts.LowReleaseExpert`), or 1 cm (`tightrelease`)."""
 
@@ -122,13 +124,14 @@ def check_labeller(labeller: str) -> None:
 def labelling_expert(task: TaskSpec, labeller: str) -> ScriptedExpert | StatePlaceExpert | LowReleaseExpert:
     """The scripted expert that labels a student's states, as `labeller` names it."""
     check_labeller(labeller)
-    if labeller in ("state", "local") and task.name in ("place_in", "place_on"):
-        return StatePlaceExpert(task, local_spots=labeller == "local")
+    if labeller in ("state", "local", "radial") and task.name in ("place_in", "place_on"):
+        return StatePlaceExpert(task, local_spots=labeller in ("local", "radial"),
+                                radial_table_spot=labeller == "radial")
     if labeller == "lowrelease" and task.name in ("place_in", "place_on"):
         return LowReleaseExpert(task)
     if labeller == "tightrelease" and task.name in ("place_in", "place_on"):
         return LowReleaseExpert(task, high=LowReleaseExpert.TIGHT_HIGH)
-    if labeller in ("state", "local", "lowrelease", "tightrelease"):
+    if labeller in ("state", "local", "radial", "lowrelease", "tightrelease"):
         return make_expert(task, recover=True)
     return make_expert(task, recover=labeller in ("recovering", "careful", "nearest", "patient"),
                        patient=labeller == "patient", nearest_table_spot=labeller in ("nearest", "patient"),
