@@ -108,31 +108,46 @@ def test_actors_refuse_what_their_workers_cannot_do() -> None:
 
 
 def test_a_crash_inside_an_actor_rollout_names_the_worker(tmp_path) -> None:
-    """CartPole workers acting with an MLP policy; worker 1 raises on its 3rd step."""
+    """Pendulum workers (a Dict observation, the project's policy kind: workers rebuild it from JSON, never a
+    pickle); worker 1 raises on its 3rd step."""
+    from agent.policy_features import StandardizedExtractor
 
     def make(rank: int):
         def build() -> gym.Env:
-            env = gym.make("CartPole-v1")
-            if rank == 1:
-                calls = {"n": 0}
+            env = gym.make("Pendulum-v1")
+            box = env.observation_space
+            calls = {"n": 0}
 
-                def observe(obs):
-                    calls["n"] += 1
-                    if calls["n"] >= 3:
-                        raise FloatingPointError("simulated physics blow-up")
-                    return obs
+            def observe(obs):
+                calls["n"] += 1
+                if rank == 1 and calls["n"] >= 3:
+                    raise FloatingPointError("simulated physics blow-up")
+                return {"proprio": obs}
 
-                env = gym.wrappers.TransformObservation(env, observe, env.observation_space)
+            env = gym.wrappers.TransformObservation(env, observe, gym.spaces.Dict({"proprio": box}))
             return CrashNoteWrapper(env, crash_note_path(tmp_path, rank))
 
         return build
 
     venv = ActorWorkers([make(0), make(1)], note_dir=tmp_path, timeout=30)
     try:
-        model = ActorPPO("MlpPolicy", venv, n_steps=16, batch_size=16, seed=0, device="cpu")
+        model = ActorPPO("MultiInputPolicy", venv, n_steps=16, batch_size=16, seed=0, device="cpu",
+                         policy_kwargs={"features_extractor_class": StandardizedExtractor})
         started = time.monotonic()
         with pytest.raises(EnvWorkerError, match=r"worker 1 .*simulated physics blow-up"):
             model.learn(64)
         assert time.monotonic() - started < 20
+    finally:
+        venv.close()
+
+
+def test_actor_workers_refuse_a_policy_they_cannot_rebuild_without_pickle(tmp_path) -> None:
+    from agent.errors import InputError
+
+    venv = ActorWorkers([lambda: gym.make("Pendulum-v1")], note_dir=tmp_path, timeout=30)
+    try:
+        model = ActorPPO("MlpPolicy", venv, n_steps=16, batch_size=16, seed=0, device="cpu")
+        with pytest.raises(InputError, match="features extractor FlattenExtractor is not one a policy file may name"):
+            model.learn(16)
     finally:
         venv.close()

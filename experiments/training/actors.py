@@ -17,7 +17,7 @@ resumable at checkpoints, independent of timing, but not bit-identical to a `spl
 from __future__ import annotations
 
 import io
-import pickle
+import json
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +32,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import CloudpickleWrapper, VecEnvObs
 
+from agent.policy_io import architecture, build_policy
 from experiments.common.errors import InputError
 from experiments.training.vec import CheckedSubprocVecEnv, _IdleWorkPipe, find_layer, run_worker, vec_env_step
 
@@ -97,7 +98,7 @@ class _ActorPipe(_IdleWorkPipe):
             self.obs = message[0]
         super().send(message)
 
-    def _rollout(self, blob: tuple[str, bytes], n_steps: int, seed: int) -> None:
+    def _rollout(self, blob: tuple[str, bytes, bytes], n_steps: int, seed: int) -> None:
         """Act, step and stream `n_steps` records in chunks of `RECORDS_PER_MESSAGE`."""
         if self.obs is None:
             raise RuntimeError("actor worker asked for a rollout before its env was reset")
@@ -119,19 +120,18 @@ def _actor_worker(pipe: Any, parent_pipe: Any, env_fn_wrapper: CloudpickleWrappe
     run_worker(_ActorPipe(pipe, spare_worlds), parent_pipe, env_fn_wrapper)
 
 
-def _load_policy(policy: Any, blob: tuple[str, bytes]) -> Any:
-    """The worker's policy: unpickled whole the first time, then only its weights each rollout.
+def _load_policy(policy: Any, blob: tuple[str, bytes, bytes]) -> Any:
+    """The worker's policy: built from its architecture (JSON) the first time, then given the weights each rollout.
 
-    The pickle travels over the pipe from the learner that started this worker (the same trust as SB3's
-    `SubprocVecEnv`, which pickles envs the same way); no file a user may receive is ever unpickled here.
+    Nothing is unpickled: the architecture is the shipped policy files' JSON (`agent.policy_io`) and the weights a
+    `weights_only` state dict, so a worker runs no code it is sent.
     """
-    kind, payload = blob
+    kind, arch, weights = blob
     if kind == "policy":
-        policy = pickle.loads(payload)
-    else:
-        if policy is None:
-            raise RuntimeError("actor worker got weights before a policy")
-        policy.load_state_dict(torch.load(io.BytesIO(payload), weights_only=True))
+        policy = build_policy(json.loads(arch))
+    elif policy is None:
+        raise RuntimeError("actor worker got weights before a policy")
+    policy.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
     policy.set_training_mode(False)
     return policy
 
@@ -165,13 +165,13 @@ class ActorWorkers(CheckedSubprocVecEnv):
         seeds = [rollout_seed(seed, step, self.first_rank + rank) for rank in range(len(self.remotes))]
         weights = io.BytesIO()
         torch.save(policy.state_dict(), weights)
-        whole: bytes | None = None
+        arch: bytes | None = None
         for rank, seed in enumerate(seeds):
             if self._has_policy[rank]:
-                blob = ("weights", weights.getvalue())
+                blob = ("weights", b"", weights.getvalue())
             else:
-                whole = whole if whole is not None else pickle.dumps(policy)
-                blob = ("policy", whole)
+                arch = arch if arch is not None else json.dumps(architecture(policy)).encode()
+                blob = ("policy", arch, weights.getvalue())
             self._send(rank, ("rollout", (blob, n_steps, seed)), "rollout")
             self._has_policy[rank] = True
             self._outstanding[rank] = n_steps
