@@ -21,6 +21,13 @@ to success, the expert's end or the task's horizon, whichever comes first. As in
 ends at its first failed instruction; the scene that failure left is kept (a retry starts from it) unless
 it makes the requested task infeasible.
 
+`crowd` (a reset option): when the task is a place into the bowl or the drawer or onto the plate, the start has
+another object there already: after the prefix, if the target holds nothing, a free object is put there (open +
+pick + place, by the same runner). Chains meet this often (a second block into the bowl, the mug onto a plate that
+holds a block), the natural mix asks it rarely, and a student that never learned to put an object beside another
+drops it on top (traced mid-chain: the yellow block left on the green one in the bowl, three tries out of three).
+Without named arguments, a crowded start draws them among the feasible ones with such a target.
+
 An attempt whose final state does not make the requested task feasible (a physics fault, a failed pick,
 the named object now in the drawer, ...) is discarded: the world is restored to the plain reset and a new
 prefix drawn, up to `attempts` times; if all fail, the episode starts from the plain reset plus setup
@@ -75,6 +82,8 @@ ATTEMPTS = 6
 SETTLE_STEPS = 3
 """Control steps after an expert finishes before the next skill starts (the agent loop also lets go)."""
 PLACE_TASKS = ("place_in", "place_on")
+CROWDABLE = ("bowl", "drawer", "plate")
+"""Place targets that can hold several objects side by side (a `crowd` start puts one there first)."""
 
 
 @dataclass
@@ -87,11 +96,13 @@ class ChainStart:
     fallback: bool = False
     steps: int = 0
     """Control steps simulated to build the start (the reset's cost)."""
+    crowded_with: str | None = None
+    """The object a `crowd` start put in the target before the task (None: none was needed, or not asked)."""
 
     def to_json(self) -> dict[str, Any]:
         """What built this start, as recorded in `info["chain_start"]`."""
         return {"prefix": list(self.prefix), "attempts": self.attempts, "fallback": self.fallback,
-                "steps": self.steps}
+                "steps": self.steps, "crowded_with": self.crowded_with}
 
 
 def check_start(start: str) -> str:
@@ -226,6 +237,34 @@ def _setup(spec: TaskSpec, state: SceneState) -> list[TaskSpec]:
     return []
 
 
+def crowdable(spec: TaskSpec) -> bool:
+    """Whether a `crowd` start applies to `spec`: a place into the bowl or the drawer, or onto the plate."""
+    return spec.name in PLACE_TASKS and spec.args[-1] in CROWDABLE
+
+
+def _occupants(target: str, facts: set[tuple[str, ...]], besides: str) -> list[str]:
+    """Objects other than `besides` in (bowl, drawer) or on (plate) `target` now."""
+    return [f[1] for f in facts if len(f) == 3 and f[0] in ("in", "on") and f[2] == target and f[1] != besides]
+
+
+def _crowding(spec: TaskSpec, state: SceneState, rng: np.random.Generator) -> tuple[str | None, list[TaskSpec]]:
+    """(object, skills) that put another free object in `spec`'s target first; (None, []) when one is there already.
+
+    Raises LookupError when no free object other than the one to place can go there.
+    """
+    facts = _facts(state)
+    name, target = spec.args
+    if _occupants(target, facts, name):
+        return None, []
+    task = "place_on" if target == "plate" else "place_in"
+    others = [x for x in _free_objects(facts) if x != name and (task, x, target) in _place_targets(x, facts)]
+    if not others:
+        raise LookupError(f"no free object to put in the {target} first")
+    other = others[int(rng.integers(len(others)))]
+    setup = [TaskSpec("open", ("drawer",))] if target == "drawer" and ("closed", "drawer") in facts else []
+    return other, [*setup, TaskSpec("pick", (other,)), TaskSpec(task, (other, target))]
+
+
 PrefixRunner = Callable[[Any, TaskSpec], tuple[bool, int]]
 """Runs one prefix skill in the env from the scene as it is; returns (success, control steps). The default is the
 scripted expert (`run_skill`); the experiments layer can pass the shipped learned skills instead, so that starts
@@ -250,15 +289,18 @@ def _run_prefix(env: HouseholdEnv, instructions: int, rng: np.random.Generator, 
 
 def build_chain_start(env: HouseholdEnv, spec: TaskSpec, rng: np.random.Generator, args_fixed: bool,
                       max_prefix: int = MAX_PREFIX, attempts: int = ATTEMPTS,
-                      runner: PrefixRunner = run_skill) -> tuple[TaskSpec, ChainStart]:
+                      runner: PrefixRunner = run_skill, crowd: bool = False) -> tuple[TaskSpec, ChainStart]:
     """Drive `env` (just reset for `spec`) to a chain-like start for `spec`'s task; returns the task to run.
 
     `args_fixed`: the caller named the arguments, so they are kept (an attempt that makes them infeasible is
     redrawn); otherwise arguments are drawn among those feasible where the prefix ends. `runner` executes every
     skill before the task (the scripted experts by default), the setup included (open the drawer, pick the object to
     place): a place then starts from the grasp the runner's pick made. A failed setup makes the attempt infeasible,
-    and it is redrawn.
+    and it is redrawn. `crowd`: a place into a container starts with another object in it (see the module's
+    docstring); an attempt where that cannot be done is redrawn, and the fallback start is not crowded.
     """
+    if crowd and args_fixed and not crowdable(spec):
+        raise InputError(f"a crowded start needs a place into the bowl, the drawer or onto the plate; got {spec}")
     if max_prefix < 0 or attempts < 1:
         raise InputError(f"max_prefix must be >= 0 and attempts >= 1, got {max_prefix} and {attempts}")
     snapshot = env.save_state()
@@ -268,7 +310,7 @@ def build_chain_start(env: HouseholdEnv, spec: TaskSpec, rng: np.random.Generato
             fallback = attempt == attempts
             if attempt:
                 env.restore_state(snapshot)
-            record.prefix, record.attempts, record.fallback = [], attempt + 1, fallback
+            record.prefix, record.attempts, record.fallback, record.crowded_with = [], attempt + 1, fallback, None
             k = 0 if fallback else int(rng.integers(max_prefix + 1))
             _run_prefix(env, k, rng, record, runner)
             state = env.scene_state()
@@ -277,14 +319,38 @@ def build_chain_start(env: HouseholdEnv, spec: TaskSpec, rng: np.random.Generato
             chosen = spec
             if not args_fixed:
                 options = feasible_arguments(spec.name, state, after_setup=True)
+                if crowd and not fallback:
+                    options = [args for args in options if crowdable(TaskSpec(spec.name, args))]
                 if not options and not fallback:
                     continue
                 options = options or [spec.args]
                 chosen = TaskSpec(spec.name, options[int(rng.integers(len(options)))])
-            for skill in _setup(chosen, state):  # the last resort's setup is scripted: the precondition must hold
+            if crowd and not fallback and not _crowd(env, chosen, state, rng, record, runner):
+                continue
+            # the last resort's setup is scripted: the precondition must hold
+            for skill in _setup(chosen, env.scene_state()):
                 _run_logged(env, skill, record, run_skill if fallback else runner)
             if is_feasible(chosen, env.scene_state()) or fallback:
                 return chosen, record
         raise AssertionError("unreachable: the fallback attempt always returns")
     finally:
         env.sim.remove_state(snapshot.bullet_state)
+
+
+def _crowd(env: HouseholdEnv, spec: TaskSpec, state: SceneState, rng: np.random.Generator, record: ChainStart,
+           runner: PrefixRunner) -> bool:
+    """Put another object in `spec`'s target (when it holds none) with `runner`; whether the target now holds one."""
+    try:
+        other, skills = _crowding(spec, state, rng)
+    except LookupError:
+        return False
+    if other is not None and state.held is not None:
+        return False  # the prefix left the object to place in the hand: no second pick before the task
+    for skill in skills:
+        if not _run_logged(env, skill, record, runner):
+            return False
+    record.crowded_with = other
+    if other is None:
+        return True
+    after = env.scene_state()
+    return after.held is None and bool(_occupants(spec.args[-1], _facts(after), spec.args[0]))

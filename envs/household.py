@@ -178,15 +178,21 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start an episode (gymnasium API).
 
-        `options` may hold variables, task, args and instruction; any other key raises KeyError.
+        `options` may hold variables, task, args, instruction, start and crowd (chain starts only: a place into
+        the bowl, the drawer or onto the plate starts with another object there; `envs.chain_starts`); any other
+        key raises KeyError.
         """
         super().reset(seed=seed)
         options = dict(options or {})
-        unknown = set(options) - {"variables", "task", "args", "instruction", "start"}
+        unknown = set(options) - {"variables", "task", "args", "instruction", "start", "crowd"}
         if unknown:
             raise UnknownNameError(
-                f"unknown reset options {sorted(unknown)}; expected: variables, task, args, instruction, start")
+                f"unknown reset options {sorted(unknown)}; expected: variables, task, args, instruction, start, crowd")
         start_mode = check_start(options.get("start", self.start_mode))
+        crowd = options.get("crowd", False)
+        if not isinstance(crowd, bool) or (crowd and start_mode != "chain"):
+            raise InputError(f"reset option crowd must be true or false, and true only with chain starts; got "
+                             f"{crowd!r} with {start_mode!r} starts")
         overrides = self.scene.validate_variables(options.get("variables") or {})
         spec, layout = choose_task(options, self.task_name, self.scene, self.np_random)
         if spec is not None:
@@ -204,7 +210,7 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._last_obs = self._observe(state)
         if start_mode == "chain" and spec is not None:  # begin where a random scripted sub-chain ends
             spec, chain = build_chain_start(self, spec, self.np_random, "args" in options,
-                                             runner=self.prefix_runner)
+                                             runner=self.prefix_runner, crowd=crowd)
             self.set_task(spec.name, spec.args, options.get("instruction"))
             self._images = {}
             state, self._last_obs = self._start, self._observe(self._start)

@@ -97,3 +97,56 @@ def test_a_prefix_runner_runs_every_skill_before_the_task() -> None:
             assert any(c.startswith("pick(") for c in calls)
     finally:
         env.close()
+
+
+def _occupied(state, target: str, name: str) -> list[str]:
+    return [f[1] for f in pred.symbolic_facts(state)
+            if len(f) == 3 and f[0] in ("in", "on") and f[2] == target and f[1] != name]
+
+
+@pytest.mark.parametrize(("task", "args"), [("place_in", ["red_block", "bowl"]), ("place_on", ["mug", "plate"]),
+                                            ("place_in", ["green_block", "drawer"])])
+def test_a_crowded_start_puts_another_object_in_the_target_first_and_is_reproducible(task: str,
+                                                                                      args: list[str]) -> None:
+    one, two = HouseholdEnv(task=task, start="chain"), HouseholdEnv(task=task, start="chain")
+    try:
+        for seed in (2, 9):
+            obs_a, info_a = one.reset(seed=seed, options={"args": args, "crowd": True})
+            obs_b, info_b = two.reset(seed=seed, options={"args": args, "crowd": True})
+            assert _obs_equal(obs_a, obs_b) and info_a["chain_start"] == info_b["chain_start"]
+            state = info_a["scene_state"]
+            assert state.held == args[0] and not info_a["chain_start"]["fallback"]
+            assert _occupied(state, args[1], args[0])  # something is there before the task starts
+            crowded_with = info_a["chain_start"]["crowded_with"]
+            assert crowded_with is None or crowded_with in _occupied(state, args[1], args[0])
+            plain = one.reset(seed=seed, options={"args": args})[1]
+            assert plain["chain_start"]["crowded_with"] is None
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_crowded_start_without_arguments_draws_a_target_that_can_hold_two() -> None:
+    env = HouseholdEnv(task="place_on", start="chain")
+    try:
+        for seed in range(4):
+            _, info = env.reset(seed=seed, options={"crowd": True})
+            name, target = env.task.args
+            assert target == "plate" and _occupied(info["scene_state"], target, name)
+    finally:
+        env.close()
+
+
+def test_crowded_starts_are_refused_where_they_cannot_apply() -> None:
+    from envs.errors import InputError
+
+    env = HouseholdEnv(task="place_on", start="chain")
+    try:
+        with pytest.raises(InputError, match="a crowded start needs a place into the bowl, the drawer or onto the plate"):
+            env.reset(seed=0, options={"args": ["red_block", "table"], "crowd": True})
+        with pytest.raises(InputError, match="true only with chain starts; got True with 'reset' starts"):
+            env.reset(seed=0, options={"start": "reset", "crowd": True})
+        with pytest.raises(InputError, match="must be true or false"):
+            env.reset(seed=0, options={"crowd": "yes"})
+    finally:
+        env.close()

@@ -602,3 +602,42 @@ def test_the_radial_table_spot_goes_straight_down_when_clear_and_straight_out_of
     for spot in spots:
         np.testing.assert_allclose(spot, [0.55 - room - 0.005, -0.12], atol=1e-9)
     assert isinstance(labelling_expert(TaskSpec("place_on", ("mug", "table")), "radial"), StatePlaceExpert)
+
+
+def test_crowded_starts_take_their_share_of_seeds_and_reach_the_rollouts(place_env: SkillEnv) -> None:
+    from experiments.imitation.dagger import crowded_starts, focused_arguments, relabel_round
+
+    crowd = crowded_starts(0.3)
+    drawn = [crowd(seed) for seed in range(400)]
+    assert 80 < sum(drawn) < 160 and drawn == [crowd(seed) for seed in range(400)]
+    assert not any(crowded_starts(0.0)(seed) for seed in range(50))
+    seeds = [seed for seed, crowded in enumerate(drawn) if crowded][:2]
+    to_plate = focused_arguments("place_on", ("plate",), 1.0)
+    episodes = relabel_round(place_env, seeds, None, 1.0, "local", to_plate, crowd)
+    for episode in episodes:
+        assert place_env.arguments[episode.argument_index][-1] == "plate"
+    # a table target is never crowded (the env would refuse it): the round runs, the starts are plain
+    to_table = focused_arguments("place_on", ("table",), 1.0)
+    assert len(relabel_round(place_env, seeds[:1], None, 1.0, "local", to_table, crowd)) == 1
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"task": "place_on", "crowd_fraction": 1.5}, r"crowd fraction must be in \[0, 1\], got 1.5"),
+    ({"task": "pick", "crowd_fraction": 0.5}, "needs --start chain and a place skill"),
+    ({"task": "place_in", "start": "reset", "crowd_fraction": 0.5}, "needs --start chain"),
+])
+def test_dagger_refuses_a_bad_crowd_fraction(options: dict[str, Any], message: str) -> None:
+    from experiments.common.errors import InputError
+    from experiments.imitation.dagger import DaggerConfig
+
+    with pytest.raises(InputError, match=message):
+        DaggerConfig(**options)
+
+
+def test_dagger_cli_refuses_crowding_a_skill_that_places_nothing_with_exit_2(tmp_path: Path, capsys) -> None:
+    from experiments.cli import main
+
+    code = main(["dagger", "--skill", "push", "--crowd-fraction", "0.5", "--encoder", "hashing",
+                 "--out", str(tmp_path / "run")])
+    assert code == 2 and "needs --start chain and a place skill" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -59,6 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="ask --focus-fraction of the episodes for these targets (the task's last argument, e.g. "
                              "table,plate), chain starts built for them; the rest as evaluation draws them")
     parser.add_argument("--focus-fraction", type=float, default=0.0, help="share of episodes --focus-targets asks for")
+    parser.add_argument("--crowd-fraction", type=float, default=0.0,
+                        help="places: share of episodes whose chain start puts another object in the target first "
+                             "(the bowl, the drawer or the plate already holding one), rare in the natural mix")
     parser.add_argument("--extra-data", action="append", default=[], metavar="DAGGER_OUT",
                         help="an earlier dagger run's --out folder (same skill and observation set) whose datasets "
                              "every fit also clones; repeatable")
@@ -100,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
                        refit=args.refit, bc_lr_schedule=args.bc_lr_schedule,
                        labeller=args.labeller, prefix=args.prefix, blind_yaw=args.blind_yaw,
                        focus_targets=tuple(t for t in args.focus_targets.split(",") if t),
-                       focus_fraction=args.focus_fraction, extra_data=tuple(args.extra_data),
+                       focus_fraction=args.focus_fraction, crowd_fraction=args.crowd_fraction,
+                       extra_data=tuple(args.extra_data),
                        training_overrides=parse_assignments(args.assignments))
     cfg.train_config()  # a bad --set fails here, before any episode is recorded
     if args.eval_episodes < 1 or args.reset_eval_episodes < 1:

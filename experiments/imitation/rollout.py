@@ -70,9 +70,15 @@ class SkillEnv:
         self.action_space = self.env.action_space
         self._goal = np.zeros(table.dim, np.float32)
 
-    def reset(self, seed: int, args: tuple[str, ...] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Reset the env (optionally with the task's arguments) and draw and embed this episode's sentence."""
-        options = {"args": list(args)} if args is not None else {}
+    def reset(self, seed: int, args: tuple[str, ...] | None = None,
+              crowd: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Reset the env and draw and embed this episode's sentence.
+
+        `args` names the task's arguments; `crowd` asks for a crowded chain start (`envs.chain_starts`).
+        """
+        options: dict[str, Any] = {"args": list(args)} if args is not None else {}
+        if crowd:
+            options["crowd"] = True
         if self._learned_prefix is not None:
             learned = self.prefix == "learned" or seed % 2 == 1
             self.env.prefix_runner = self._learned_prefix if learned else run_skill
@@ -139,7 +145,7 @@ def labelling_expert(task: TaskSpec, labeller: str) -> ScriptedExpert | StatePla
 
 
 def rollout(env: SkillEnv, seed: int, student: Predict | None = None, beta: float = 1.0,
-            args: tuple[str, ...] | None = None, labeller: str = "plain") -> Episode:
+            args: tuple[str, ...] | None = None, labeller: str = "plain", crowd: bool = False) -> Episode:
     """One episode; the expert labels every visited state, whoever acts.
 
     At each step the expert's action (computed from the privileged scene state) is the label; the executed action
@@ -148,12 +154,13 @@ def rollout(env: SkillEnv, seed: int, student: Predict | None = None, beta: floa
     "recovering" (`envs.experts.ScriptedExpert(recover=True)`) a student's dropped object is labelled with a
     re-grasp; with "patient" the expert also never moves on from a phase because the student was slow (the plain
     expert's step budgets labelled "let go" over a student hovering high above its target; RESULTS.md); with
-    "state" the places are labelled by `envs.experts.StatePlaceExpert`, which has no phases at all.
+    "state" the places are labelled by `envs.experts.StatePlaceExpert`, which has no phases at all. `crowd`: the
+    chain start puts another object in the place's target first (`envs.chain_starts`).
     """
     if not 0.0 <= beta <= 1.0:
         raise InputError(f"beta must be in [0, 1], got {beta}")
     check_labeller(labeller)  # before the env is reset
-    obs, info = env.reset(seed, args)
+    obs, info = env.reset(seed, args, crowd)
     expert = labelling_expert(env.env.task, labeller)
     rng = np.random.default_rng([seed, 0xDA66E2])
     episode = Episode(seed=seed, argument_index=int(info["argument_index"]), task=str(info["task"]),
