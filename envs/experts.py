@@ -275,6 +275,31 @@ def _local_spot(name: str, container: str, base: Callable[[SceneState], np.ndarr
     return target
 
 
+def _away_spot(name: str, container: str, height: float, holds: Callable[[SceneState, str], bool],
+               radius: float = 0.03) -> Target:
+    """The drop point in `container` straight away from what stands in it, `radius` from its centre; every step.
+
+    `_local_spot` takes the best of eight ring points: as an object in the container moves a little, the chosen
+    point can jump by 45 degrees, and a student cloned from labels on both sides of the jump aims between them. Here
+    the point turns continuously with the occupants' centroid (across from a single occupant it is the same point as
+    the ring's best); an empty container's drop point is its centre.
+    """
+
+    def target(state: SceneState) -> np.ndarray:
+        origin = state.position(container)
+        inside = [state.position(other)[:2] for other in state.names
+                  if other not in (name, container) and holds(state, other)]
+        offset = np.zeros(3)
+        if inside:
+            away = origin[:2] - np.mean(inside, axis=0)
+            norm = float(np.linalg.norm(away))
+            direction = away / norm if norm > 1e-6 else np.array([1.0, 0.0])
+            offset[:2] = radius * direction
+        return origin + offset + np.array([0.0, 0.0, height])
+
+    return target
+
+
 _RING = np.array([[0.0, 0.0, 0.0]] + [[0.03 * np.cos(a), 0.03 * np.sin(a), 0.0]
                                       for a in np.linspace(0, 2 * np.pi, 8, endpoint=False)])
 _DRAWER_SPOTS = np.array([[-0.075, 0.0, 0.0], [-0.075, 0.05, 0.0], [-0.075, -0.05, 0.0],
@@ -282,16 +307,20 @@ _DRAWER_SPOTS = np.array([[-0.075, 0.0, 0.0], [-0.075, 0.05, 0.0], [-0.075, -0.0
 
 
 def _drop_goal(spec: TaskSpec, nearest_table_spot: bool = False, local_spots: bool = False,
-               radial_table_spot: bool = False) -> Target:
+               radial_table_spot: bool = False, away_spots: bool = False) -> Target:
     """Where the held object's centre should end, just above its support.
 
     On the table, the plain expert picks the free point farthest from everything once; with `nearest_table_spot`
     (the patient labeller) it is the free point nearest to the object, recomputed each step, so that the label
     depends on the student's state only and is local enough to be cloned. `local_spots` does the same for the
     bowl, the plate and the drawer (`_local_spot`); `radial_table_spot` puts it down on the table straight away from
-    what it is over (`envs.tasks.radial_free_table_spot`).
+    what it is over (`envs.tasks.radial_free_table_spot`); `away_spots` puts it in the bowl and on the plate straight
+    away from what stands there (`_away_spot`).
     """
     name, target = spec.args
+    if away_spots and target in ("bowl", "plate"):
+        height = 0.085 if target == "bowl" else 0.012 + BLOCK_HALF + 0.015
+        return _away_spot(name, target, height, _within_footprint(target))
     if local_spots and target == "drawer":
         return _local_spot(name, "drawer", lambda s: s.drawer_position, _DRAWER_SPOTS, 0.09, pred.in_drawer)
     if local_spots and target in ("bowl", "plate"):
@@ -412,11 +441,12 @@ class StatePlaceExpert:
     STILL_SPEED = 0.02
     NEAR_GOAL = 0.03
 
-    def __init__(self, spec: TaskSpec, local_spots: bool = False, radial_table_spot: bool = False) -> None:
+    def __init__(self, spec: TaskSpec, local_spots: bool = False, radial_table_spot: bool = False,
+                 away_spots: bool = False) -> None:
         self.spec = spec
         self.name = spec.args[0]
         self.goal = _drop_goal(spec, nearest_table_spot=True, local_spots=local_spots,
-                               radial_table_spot=radial_table_spot)
+                               radial_table_spot=radial_table_spot, away_spots=away_spots)
         self._grasp: ScriptedExpert | None = None
 
     def act(self, state: SceneState) -> np.ndarray:

@@ -641,3 +641,24 @@ def test_dagger_cli_refuses_crowding_a_skill_that_places_nothing_with_exit_2(tmp
                  "--out", str(tmp_path / "run")])
     assert code == 2 and "needs --start chain and a place skill" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_away_labeller_turns_its_drop_point_continuously_away_from_what_is_on_the_plate() -> None:
+    from envs.experts import StatePlaceExpert
+
+    spec = TaskSpec("place_on", ("mug", "plate"))
+    scene = {"red_block": (0.35, 0.05, 0.022), "mug": (0.5, -0.1, 0.17), "plate": (0.5, -0.1, 0.0),
+             "bowl": (0.35, -0.3, 0.0)}
+    away = StatePlaceExpert(spec, local_spots=True, away_spots=True)
+    np.testing.assert_allclose(away.goal(_kitchen(scene))[:2], [0.5, -0.1], atol=1e-9)  # empty: the centre
+    goals, ring = [], []
+    for angle in np.linspace(0.0, 0.6, 7):  # a block on the plate swings 0.6 rad around its centre
+        block = (0.5 + 0.03 * np.cos(angle), -0.1 + 0.03 * np.sin(angle), 0.03)
+        crowded = _kitchen({**scene, "green_block": block})
+        goals.append(away.goal(crowded)[:2])
+        ring.append(StatePlaceExpert(spec, local_spots=True).goal(crowded)[:2])
+    for goal, angle in zip(goals, np.linspace(0.0, 0.6, 7), strict=True):  # straight across, 3 cm out
+        np.testing.assert_allclose(goal, [0.5 - 0.03 * np.cos(angle), -0.1 - 0.03 * np.sin(angle)], atol=1e-9)
+    steps = [float(np.linalg.norm(b - a)) for a, b in zip(goals, goals[1:], strict=False)]
+    ring_steps = [float(np.linalg.norm(b - a)) for a, b in zip(ring, ring[1:], strict=False)]
+    assert max(steps) < 0.004 and max(ring_steps) > 0.015  # the ring's best point jumps, this one turns

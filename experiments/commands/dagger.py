@@ -49,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "when the state says so, never because the student was slow), state (places: an action "
                         "that depends on the state alone; other skills: recovering), local (as state, with the bowl's "
                         "and the plate's drop point judged from what stands in them alone), radial (as local, and "
-                        "on the table straight away from what the object is over) or lowrelease (places: "
+                        "on the table straight away from what the object is over), away (as local, with the bowl's "
+                        "and the plate's drop point turning continuously away from what stands in them) or "
+                        "lowrelease (places: "
                         "recovering, but never 'let go' with the object held over 6 cm above its drop goal) or "
                         "tightrelease (as lowrelease, 1 cm)")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",

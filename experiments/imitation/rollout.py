@@ -107,7 +107,7 @@ class SkillEnv:
         self.env.close()
 
 
-LABELLERS = ("plain", "recovering", "careful", "nearest", "patient", "state", "local", "radial", "lowrelease",
+LABELLERS = ("plain", "recovering", "careful", "nearest", "patient", "state", "local", "radial", "away", "lowrelease",
              "tightrelease")
 """The expert that labels: the plain scripted expert; one that re-grasps an object the student dropped; one that
 also re-grasps and never lets go far above the drop point (its "lower" phase ends on the state, not the clock);
@@ -116,7 +116,8 @@ argmax over the whole table); one that does that and leaves every phase only on 
 (`envs.experts.ScriptedExpert`); or, for the places, one whose action depends on the state alone
 (`envs.experts.StatePlaceExpert`; other skills get the recovering expert), or that one with its bowl and plate
 drop points judged from what stands in the container alone (`local`), and that one putting an object down on the table
-straight away from what it is over (`radial`); or, for the places, the recovering
+straight away from what it is over (`radial`), or with the bowl's and the plate's drop point turning continuously
+away from what stands in them (`away`, `envs.experts._away_spot`); or, for the places, the recovering
 expert that never labels "let go" with the object held more than 6 cm above its drop goal
 (`envs.experts.LowReleaseExpert`), or 1 cm (`tightrelease`)."""
 
@@ -130,14 +131,14 @@ def check_labeller(labeller: str) -> None:
 def labelling_expert(task: TaskSpec, labeller: str) -> ScriptedExpert | StatePlaceExpert | LowReleaseExpert:
     """The scripted expert that labels a student's states, as `labeller` names it."""
     check_labeller(labeller)
-    if labeller in ("state", "local", "radial") and task.name in ("place_in", "place_on"):
-        return StatePlaceExpert(task, local_spots=labeller in ("local", "radial"),
-                                radial_table_spot=labeller == "radial")
+    if labeller in ("state", "local", "radial", "away") and task.name in ("place_in", "place_on"):
+        return StatePlaceExpert(task, local_spots=labeller in ("local", "radial", "away"),
+                                radial_table_spot=labeller == "radial", away_spots=labeller == "away")
     if labeller == "lowrelease" and task.name in ("place_in", "place_on"):
         return LowReleaseExpert(task)
     if labeller == "tightrelease" and task.name in ("place_in", "place_on"):
         return LowReleaseExpert(task, high=LowReleaseExpert.TIGHT_HIGH)
-    if labeller in ("state", "local", "radial", "lowrelease", "tightrelease"):
+    if labeller in ("state", "local", "radial", "away", "lowrelease", "tightrelease"):
         return make_expert(task, recover=True)
     return make_expert(task, recover=labeller in ("recovering", "careful", "nearest", "patient"),
                        patient=labeller == "patient", nearest_table_spot=labeller in ("nearest", "patient"),
