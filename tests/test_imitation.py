@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -314,6 +315,7 @@ def test_a_learned_prefix_needs_chain_starts() -> None:
     (["--prefix", "teacher"], "unknown prefix runner 'teacher'"),
     (["--prefix", "learned", "--start", "reset"], "a learned prefix builds chain starts; it needs start 'chain'"),
     (["--start", "middle"], "unknown start mode 'middle'"),
+    (["--crowd"], "--crowd crowds the target of a place's chain start; it needs --start chain and a place card"),
 ])
 def test_eval_skill_refuses_bad_starts_with_exit_2(capsys, argv: list[str], message: str) -> None:
     from experiments.cli import main
@@ -443,6 +445,8 @@ def test_eval_skill_can_rewrite_a_cards_rate_and_keeps_the_one_it_replaces(tmp_p
               "ci95": [0.05, 0.7], "by_argument": {}}
     assert (card_key("chain", "scripted"), card_key("chain", "learned"), card_key("reset", "scripted")) == (
         "eval", "eval_learned_prefix", "eval_reset")
+    assert (card_key("chain", "scripted", crowd=True), card_key("chain", "learned", crowd=True)) == (
+        "eval_crowded", "eval_crowded_learned_prefix")  # a stress test never replaces the card's rate
     update_card(card_path, "eval", result, "embodia eval-skill ...")
     meta = json.loads(card_path.read_text())
     assert meta["eval"]["rate"] == 0.25 and meta["eval"]["source"] == "embodia eval-skill ..."
@@ -659,6 +663,29 @@ def test_the_away_labeller_turns_its_drop_point_continuously_away_from_what_is_o
         ring.append(StatePlaceExpert(spec, local_spots=True).goal(crowded)[:2])
     for goal, angle in zip(goals, np.linspace(0.0, 0.6, 7), strict=True):  # straight across, 3 cm out
         np.testing.assert_allclose(goal, [0.5 - 0.03 * np.cos(angle), -0.1 - 0.03 * np.sin(angle)], atol=1e-9)
-    steps = [float(np.linalg.norm(b - a)) for a, b in zip(goals, goals[1:], strict=False)]
-    ring_steps = [float(np.linalg.norm(b - a)) for a, b in zip(ring, ring[1:], strict=False)]
+    steps = [float(np.linalg.norm(b - a)) for a, b in itertools.pairwise(goals)]
+    ring_steps = [float(np.linalg.norm(b - a)) for a, b in itertools.pairwise(ring)]
     assert max(steps) < 0.004 and max(ring_steps) > 0.015  # the ring's best point jumps, this one turns
+
+
+def test_a_crowded_evaluation_starts_every_place_with_the_target_occupied(monkeypatch) -> None:
+    from envs import predicates as pred
+    from experiments.imitation import evaluate
+
+    occupied: list[bool] = []
+    real_episode = evaluate._episode
+
+    def looking(env: SkillEnv, policy: Any, obs: dict) -> bool:
+        state = env.env.scene_state()
+        name, target = env.env.task.args
+        occupied.append(any(len(f) == 3 and f[0] in ("in", "on") and f[2] == target and f[1] != name
+                            for f in pred.symbolic_facts(state)))
+        return real_episode(env, policy, obs)
+
+    monkeypatch.setattr(evaluate, "_episode", looking)
+    from agent.policy import load_card_policy, read_card
+
+    card = read_card("agent/skill_policies/place_in.json")
+    table = EmbeddingTable.build(default_text_encoder("hashing"), all_texts("place_in"), source="hashing")
+    result = evaluate.evaluate_policy(load_card_policy(card), "place_in", "state", "chain", table, 2, crowd=True)
+    assert occupied == [True, True] and result["crowded"] is True and result["episodes"] == 2

@@ -23,18 +23,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="who runs a chain start's sub-chain: scripted (the experts), learned (the shipped "
                              "learned skills: the starts --skills learned produces) or mixed")
     parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--crowd", action="store_true",
+                        help="places from chain starts only: every start has another object in the target already "
+                             "(the bowl, the drawer or the plate), as chains often leave it")
     parser.add_argument("--out", type=args_types.output_file, default=None, help="write the result as JSON here")
     parser.add_argument("--update-card", action="store_true",
                         help="write the result into the card (`eval`, `eval_learned_prefix` or `eval_reset`, by "
-                             "--start and --prefix), keeping the value it replaces under `superseded`: for "
+                             "--start and --prefix; `eval_crowded` with --crowd), keeping the value it replaces under "
+                             "`superseded`: for "
                              "re-measuring a shipped card after the env's success test changed")
     parser.set_defaults(func=run)
 
 
-def card_key(start: str, prefix: str) -> str:
+def card_key(start: str, prefix: str, crowd: bool = False) -> str:
     """The card entry an evaluation from these starts fills (as `embodia dagger` names them)."""
     if start == "reset":
         return "eval_reset"
+    if crowd:
+        return "eval_crowded" if prefix == "scripted" else f"eval_crowded_{prefix}_prefix"
     return {"scripted": "eval", "learned": "eval_learned_prefix"}.get(prefix, f"eval_{prefix}_prefix")
 
 
@@ -53,6 +59,7 @@ def update_card(path: Path, key: str, result: dict, command: str) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate the card's policy on seeded episodes and print (and write) the rate with its interval."""
     from agent.policy import load_card_policy, read_card
+    from envs.chain_starts import PLACE_TASKS
     from experiments.imitation.dagger import START_MODES
     from experiments.imitation.evaluate import evaluate_policy
     from experiments.imitation.learned_prefix import check_prefix
@@ -65,22 +72,25 @@ def run(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         raise InputError(f"--episodes must be >= 1, got {args.episodes}")
     card = read_card(args.card)
+    if args.crowd and (args.start != "chain" or card.task not in PLACE_TASKS):
+        raise InputError(f"--crowd crowds the target of a place's chain start; it needs --start chain and a place "
+                         f"card ({', '.join(PLACE_TASKS)}), got --start {args.start} and a {card.task} card")
     policy = load_card_policy(card)
     table = EmbeddingTable.build(default_text_encoder(card.encoder), all_texts(card.task), source=card.encoder)
     rows = getattr(policy, "rows", None)  # a perceived-state policy: render the front camera as its estimator reads
     front = rows.estimator.config.front_size if rows is not None else None
     result = evaluate_policy(policy, card.task, card.meta["obs_mode"], args.start, table, args.episodes,
-                             prefix=args.prefix, front_image_size=front)
+                             prefix=args.prefix, front_image_size=front, crowd=args.crowd)
     low, high = result["ci95"]
-    where = f"{args.prefix}-prefix chain" if args.start == "chain" else args.start
+    where = f"{args.prefix}-prefix {'crowded ' if args.crowd else ''}chain" if args.start == "chain" else args.start
     print(f"{card.task} from {where} starts: {result['successes']}/{result['episodes']} "
           f"({result['rate']:.0%}) [{low:.2f}, {high:.2f}]")
     if args.out:
         write_json(args.out, {"card": str(args.card), **result}, indent=1)
     if args.update_card:
-        key = card_key(args.start, args.prefix)
+        key = card_key(args.start, args.prefix, args.crowd)
         command = (f"embodia eval-skill --card {args.card} --start {args.start} --prefix {args.prefix} "
-                   f"--episodes {args.episodes} --update-card")
+                   f"--episodes {args.episodes}{' --crowd' if args.crowd else ''} --update-card")
         update_card(args.card, key, result, command)
         print(f"card updated: {args.card} ({key})")
     return 0

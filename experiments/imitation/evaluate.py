@@ -25,7 +25,7 @@ EVAL_SEED = 1_000_000
 def evaluate_policy(policy: Any, task: str, obs_mode: str, start: str, table: EmbeddingTable, episodes: int,
                     first_seed: int = EVAL_SEED, progress: Callable[[int, int], None] | None = None,
                     prefix: str = "scripted", front_image_size: int | None = None,
-                    judge: Any = None, blind_yaw: bool = False) -> dict[str, Any]:
+                    judge: Any = None, blind_yaw: bool = False, crowd: bool = False) -> dict[str, Any]:
     """Success rate (with CI), per argument, and the critic's values at the episode starts.
 
     `prefix`: who runs the chain starts' sub-chains (see `experiments.imitation.learned_prefix`).
@@ -36,6 +36,8 @@ def evaluate_policy(policy: Any, task: str, obs_mode: str, start: str, table: Em
     episode counts only if the oracle agrees at that step. The oracle credits a block the moment it lands on its
     target, even one that bounces off; the perceiving loop does not, so a skill's rate differs between the two.
     `blind_yaw`: the state rows' yaw read as 0 (a raw policy trained so; a card's policy does it itself).
+    `crowd`: every chain start puts another object in the place's target first (`envs.chain_starts`): a stress test
+    of a place skill on what chains meet and the plain mix rarely asks.
 
     The policy acts with one torch thread, as in the agent's sessions: the thread count changes the network's
     float rounding, a different action changes the physics, and the same policy scored 94/100 on one thread and
@@ -45,14 +47,15 @@ def evaluate_policy(policy: Any, task: str, obs_mode: str, start: str, table: Em
     torch.set_num_threads(1)
     try:
         return _evaluate(policy, task, obs_mode, start, table, episodes, first_seed, progress, prefix,
-                         front_image_size, judge, blind_yaw)
+                         front_image_size, judge, blind_yaw, crowd)
     finally:
         torch.set_num_threads(threads)
 
 
 def _evaluate(policy: Any, task: str, obs_mode: str, start: str, table: EmbeddingTable, episodes: int,
               first_seed: int, progress: Callable[[int, int], None] | None, prefix: str,
-              front_image_size: int | None, judge: Any, blind_yaw: bool = False) -> dict[str, Any]:
+              front_image_size: int | None, judge: Any, blind_yaw: bool = False,
+              crowd: bool = False) -> dict[str, Any]:
     env = SkillEnv(task, obs_mode, start, table, skill_text_fraction=1.0, prefix=prefix,
                    front_image_size=front_image_size, blind_yaw=blind_yaw)
     world = None
@@ -67,7 +70,7 @@ def _evaluate(policy: Any, task: str, obs_mode: str, start: str, table: Embeddin
     try:
         for i in range(episodes):
             forced = arguments[i % len(arguments)] if start == "reset" else None
-            obs, info = env.reset(first_seed + i, forced)
+            obs, info = env.reset(first_seed + i, forced, crowd)
             if hasattr(policy, "new_episode"):
                 policy.new_episode()
             key = ", ".join(info["task_args"])
@@ -87,6 +90,8 @@ def _evaluate(policy: Any, task: str, obs_mode: str, start: str, table: Embeddin
     result: dict[str, Any] = {"start": start}
     if start == "chain":
         result["prefix"] = prefix
+    if crowd:
+        result["crowded"] = True
     return {**result, "episodes": episodes, "successes": wins, "rate": wins / episodes,
             "ci95": [round(low, 4), round(high, 4)],
             "by_argument": {k: round(s / n, 4) for k, (s, n) in sorted(by_argument.items())},
