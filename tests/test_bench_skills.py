@@ -43,6 +43,14 @@ def test_bench_skills_measures_both_side_by_side(tmp_path: Path, capsys: pytest.
     assert "learned/expert" in capsys.readouterr().out
 
 
+def test_bench_skills_crowds_both_the_experts_and_the_learned_policys_starts(tmp_path: Path) -> None:
+    out = tmp_path / "skills.json"
+    assert main(["bench", "skills", "--crowd", "--tasks", "place_in", "--episodes", "2", "--json-out", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    (row,) = figures["tasks"]
+    assert figures["crowd"] is True and row["expert"]["episodes"] == row["learned"]["episodes"] == 2
+
+
 def test_bench_skills_measures_a_perceived_state_skill(tmp_path: Path) -> None:
     """The rgbd_touch reach acts on the scene estimator's rows; the kitchen renders its 128-px front camera."""
     out = tmp_path / "skills.json"
@@ -58,6 +66,7 @@ def test_bench_skills_measures_a_perceived_state_skill(tmp_path: Path) -> None:
     (["--prefix", "teacher"], "teacher"),
     (["--episodes", "0"], "--episodes must be >= 1"),
     (["--obs-mode", "rgbd_touch", "--tasks", "fly"], "no shipped rgbd_touch policy for task 'fly'"),
+    (["--crowd", "--tasks", "place_in", "pick"], "--crowd crowds a place's target; it takes only place_in, place_on"),
 ])
 def test_bench_skills_refuses_bad_arguments_with_exit_2(argv: list[str], phrase: str,
                                                         capsys: pytest.CaptureFixture[str]) -> None:

@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--obs-mode", default="state", help="state or rgbd_touch: which shipped policies")
     parser.add_argument("--prefix", default="scripted",
                         help="who runs a chain start's sub-chain: scripted, learned or mixed")
+    parser.add_argument("--crowd", action="store_true",
+                        help="places only: every start has another object in the target already (the bowl, the "
+                             "drawer or the plate), for both the expert and the learned policy")
 
 
 def shipped_tasks(policy_dir: Path) -> list[str]:
@@ -42,7 +45,7 @@ def shipped_tasks(policy_dir: Path) -> list[str]:
 
 
 def expert_success(task: str, obs_mode: str, prefix: str, seeds: range,
-                   progress: Callable[[], None] | None = None) -> list[bool]:
+                   progress: Callable[[], None] | None = None, crowd: bool = False) -> list[bool]:
     """The scripted expert's outcome from each seed's chain-like start (`progress` is called after each)."""
     from experiments.imitation.rollout import SkillEnv, rollout
 
@@ -50,7 +53,7 @@ def expert_success(task: str, obs_mode: str, prefix: str, seeds: range,
     outcomes = []
     try:
         for seed in seeds:
-            outcomes.append(rollout(env, seed).success)
+            outcomes.append(rollout(env, seed, crowd=crowd).success)
             if progress is not None:
                 progress()
         return outcomes
@@ -78,7 +81,7 @@ def _row(name: str, outcomes: list[bool]) -> dict[str, Any]:
 
 
 def measure_task(task: str, card_path: Path, obs_mode: str, prefix: str, first_seed: int, episodes: int,
-                 progress: Callable[[], None] | None = None) -> dict[str, Any]:
+                 progress: Callable[[], None] | None = None, crowd: bool = False) -> dict[str, Any]:
     """Expert and learned policy from the same `episodes` chain starts of `task`, with their wall times.
 
     `progress` is called after every episode of either (2 x `episodes` calls).
@@ -96,13 +99,13 @@ def measure_task(task: str, card_path: Path, obs_mode: str, prefix: str, first_s
     front = rows.estimator.config.front_size if rows is not None else None
     seeds = range(first_seed, first_seed + episodes)
     started = time.perf_counter()
-    expert = _row("expert", expert_success(task, obs_mode, prefix, seeds, progress))
+    expert = _row("expert", expert_success(task, obs_mode, prefix, seeds, progress, crowd))
     expert["seconds"] = round(time.perf_counter() - started, 1)
     table = EmbeddingTable.build(default_text_encoder(card.encoder), all_texts(task), source=card.encoder)
     started = time.perf_counter()
     result = evaluate_policy(policy, task, obs_mode, "chain", table, episodes, first_seed=first_seed, prefix=prefix,
                              progress=None if progress is None else lambda done, wins: progress(),
-                             front_image_size=front)
+                             front_image_size=front, crowd=crowd)
     learned = {"who": "learned", **{k: result[k] for k in ("episodes", "successes", "rate", "ci95")},
                "seconds": round(time.perf_counter() - started, 1)}
     ratio = learned["rate"] / expert["rate"] if expert["rate"] else None
@@ -126,22 +129,30 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     policy_dir = DEFAULT_DIR / OBS_DIRS[args.obs_mode]
     available = shipped_tasks(policy_dir)
     tasks = args.tasks or available
+    if args.crowd:
+        from envs.chain_starts import PLACE_TASKS
+
+        tasks = args.tasks or [task for task in available if task in PLACE_TASKS]
+        if any(task not in PLACE_TASKS for task in tasks):
+            raise InputError(f"--crowd crowds a place's target; it takes only {', '.join(PLACE_TASKS)}, got "
+                             f"{', '.join(tasks)}")
     for task in tasks:
         if task not in available:
             raise UnknownNameError(f"no shipped {args.obs_mode} policy for task {task!r}; shipped: "
                                    f"{', '.join(available)}")
     rows = []
-    print(f"{args.obs_mode} skills from {args.prefix}-prefix chain starts, seeds {args.seed}.."
+    crowded = "crowded " if args.crowd else ""
+    print(f"{args.obs_mode} skills from {args.prefix}-prefix {crowded}chain starts, seeds {args.seed}.."
           f"{args.seed + args.episodes - 1} (the same starts for the expert and the learned policy)")
     print(f"{'task':9s} {'expert':>22s} {'learned':>22s} {'learned/expert':>15s}")
     for task in tasks:
         with tqdm(total=2 * args.episodes, desc=f"{task} (expert, then learned)", leave=False) as bar:
             row = measure_task(task, policy_dir / f"{task}.json", args.obs_mode, args.prefix, args.seed,
-                               args.episodes, progress=bar.update)
+                               args.episodes, progress=bar.update, crowd=args.crowd)
         rows.append(row)
         cells = [f"{r['successes']}/{r['episodes']} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
                  for r in (row["expert"], row["learned"])]
         ratio = "-" if row["learned_over_expert"] is None else f"{row['learned_over_expert']:.2f}"
         print(f"{task:9s} {cells[0]:>22s} {cells[1]:>22s} {ratio:>15s}", flush=True)
-    return {"obs_mode": args.obs_mode, "prefix": args.prefix, "first_seed": args.seed, "episodes": args.episodes,
-            "tasks": rows}
+    return {"obs_mode": args.obs_mode, "prefix": args.prefix, "crowd": args.crowd, "first_seed": args.seed,
+            "episodes": args.episodes, "tasks": rows}
