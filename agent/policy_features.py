@@ -49,15 +49,30 @@ class ObjectAttention(nn.Module):
         goal_dim: size of the (standardised) goal vector.
         token_dim: size of object tokens and of each output token.
         heads: independent queries (things the sentence can name).
+        neighbours: add, per head, a token of what stands near the object that head attends to (below).
+
+    Why neighbours: the goal's queries find the objects the sentence names (what to place, where), but not an
+    unnamed block already in the bowl the place is aimed at: that one is only in the flat `objects` token, and a
+    cloned place student dropped the new block onto it (RESULTS.md, twelfth session). The neighbour token pools every
+    object's row and its position relative to the attended object, weighted by a learned score of that offset.
     """
 
-    def __init__(self, goal_dim: int, token_dim: int, heads: int) -> None:
+    def __init__(self, goal_dim: int, token_dim: int, heads: int, neighbours: bool = False) -> None:
         super().__init__()
-        self.heads, self.token_dim = heads, token_dim
+        self.heads, self.token_dim, self.neighbours = heads, token_dim, neighbours
         self.rows = nn.Sequential(nn.Linear(OBJECT_FEATURES, token_dim), nn.ReLU(), nn.Linear(token_dim, token_dim))
         self.slots = nn.Parameter(torch.randn(N_OBJECTS, token_dim) * 0.1)
         self.queries = nn.Linear(goal_dim, heads * token_dim)
         self.out = nn.Sequential(nn.Linear(token_dim + OBJECT_FEATURES, token_dim), nn.ReLU())
+        if neighbours:
+            self.near_score = nn.Sequential(nn.Linear(3, token_dim), nn.ReLU(), nn.Linear(token_dim, 1))
+            self.near_value = nn.Sequential(nn.Linear(3 + OBJECT_FEATURES, token_dim), nn.ReLU(),
+                                            nn.Linear(token_dim, token_dim))
+
+    @property
+    def tokens_out(self) -> int:
+        """Tokens `forward` returns per sample."""
+        return self.heads * (2 if self.neighbours else 1)
 
     def weights(self, objects: torch.Tensor, goal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(attention (B, heads, N_OBJECTS), object tokens, raw object rows)."""
@@ -69,7 +84,15 @@ class ObjectAttention(nn.Module):
     def forward(self, objects: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """One token per head: each head's goal query attends over the object rows, (batch, heads, token_dim)."""
         weights, keys, rows = self.weights(objects, goal)
-        return self.out(torch.cat([weights @ keys, weights @ rows], dim=-1))
+        attended = weights @ rows  # (B, heads, features)
+        tokens = self.out(torch.cat([weights @ keys, attended], dim=-1))
+        if not self.neighbours:
+            return tokens
+        offsets = rows[:, None, :, :3] - attended[:, :, None, :3]  # (B, heads, N_OBJECTS, 3)
+        score = torch.softmax(self.near_score(offsets).squeeze(-1), dim=-1)  # (B, heads, N_OBJECTS)
+        values = self.near_value(torch.cat([offsets, rows[:, None].expand(-1, self.heads, -1, -1)], dim=-1))
+        near = (score[..., None] * values).sum(dim=2)  # (B, heads, token_dim)
+        return torch.cat([tokens, near], dim=1)
 
 
 class StandardizedExtractor(MultiModalExtractor):
@@ -81,10 +104,12 @@ class StandardizedExtractor(MultiModalExtractor):
         observation_space: the Dict observation space.
         object_heads: goal-driven attention heads over the `objects` rows (0: none; ignored without
             `objects` and `goal` keys).
+        neighbour_tokens: with object attention, one more token per head: what stands near the attended object.
         **kwargs: those of `MultiModalExtractor`.
     """
 
-    def __init__(self, observation_space: spaces.Dict, object_heads: int = 0, **kwargs) -> None:
+    def __init__(self, observation_space: spaces.Dict, object_heads: int = 0, neighbour_tokens: bool = False,
+                 **kwargs) -> None:
         super().__init__(observation_space, **kwargs)
         self.standardized: dict[str, str] = {}
         for key, space in observation_space.spaces.items():
@@ -100,8 +125,9 @@ class StandardizedExtractor(MultiModalExtractor):
                 raise ValueError(f"object attention needs {N_OBJECTS}x{OBJECT_FEATURES} object features, "
                                  f"got {spaces_[OBJECTS_KEY].shape}")
             token_dim = kwargs.get("token_dim", 128)
-            self.object_attention = ObjectAttention(spaces_[GOAL_KEY].shape[0], token_dim, object_heads)
-            n_tokens = len(self.layout.token_names) + object_heads
+            self.object_attention = ObjectAttention(spaces_[GOAL_KEY].shape[0], token_dim, object_heads,
+                                                    neighbours=neighbour_tokens)
+            n_tokens = len(self.layout.token_names) + self.object_attention.tokens_out
             query = self.layout.token_names.index("goal")
             self.fusion = make_fusion(self.fusion_mode, n_tokens, token_dim, query)
             self._features_dim = fused_dim(self.fusion_mode, n_tokens, token_dim)

@@ -22,7 +22,7 @@ import torch
 from experiments.imitation.dataset import load_dataset, transitions
 from experiments.imitation.evaluate import evaluate_policy
 from experiments.training.bc import ExpertData, pretrain
-from experiments.training.config import load_config
+from experiments.training.config import load_config, neighbour_kwargs
 from experiments.training.language import EmbeddingTable, all_texts
 
 
@@ -57,7 +57,7 @@ def train_multitask(runs: list[Path], episodes: int, seed: int = 0) -> dict[str,
                              "objects": spaces.Box(-np.inf, np.inf, observations["objects"].shape[1:], np.float32),
                              "goal": spaces.Box(-1.0, 1.0, (table.dim,), np.float32)})
     kwargs = standardized_policy_kwargs(token_dim=config.token_dim, fusion=config.fusion, cnn_width=config.cnn_width,
-                                        object_heads=config.object_heads)
+                                        object_heads=config.object_heads, **neighbour_kwargs(config))
     policy = MultiInputActorCriticPolicy(obs_space, spaces.Box(-1.0, 1.0, (4,), np.float32),
                                          lambda _: config.bc_learning_rate,
                                          net_arch={"pi": list(config.net_arch), "vf": list(config.net_arch)},

@@ -46,9 +46,10 @@ FORMAT = "embodia.train_checkpoint/2"
 PICKLED_FORMAT = "embodia.train_checkpoint/1"
 """The first format (pickled state and an SB3 model zip): refused, it can run code when read."""
 NAME = re.compile(r"step_(\d{10})\.ckpt")
-ARCHITECTURE = ("task", "obs_mode", "net_arch", "token_dim", "fusion", "cnn_width", "object_heads", "image_size",
-                "encoder",
-                "n_envs", "n_steps")
+ARCHITECTURE = ("task", "obs_mode", "net_arch", "token_dim", "fusion", "cnn_width", "object_heads", "neighbour_tokens",
+                "image_size", "encoder", "n_envs", "n_steps")
+ADDED_LATER = {"neighbour_tokens": False}
+"""Architecture keys newer than some checkpoints: a checkpoint without one was made with this value."""
 MEMBERS = ("meta.json", "model.pt", "state.json", "arrays.npz")
 COUNTERS = ("num_timesteps", "_episode_num", "_n_updates", "_current_progress_remaining")
 """The SB3 model attributes (besides weights and optimizer) that a resumed `learn` reads."""
@@ -312,7 +313,8 @@ def load_checkpoint(path: Path) -> Checkpoint:
 def check_compatible(checkpoint: Checkpoint, config: TrainConfig) -> None:
     """Refuse a checkpoint made with another task, observation mode or architecture."""
     wanted = {k: config.to_dict()[k] for k in ARCHITECTURE}
-    differs = {k: (checkpoint.meta.get(k), v) for k, v in wanted.items() if checkpoint.meta.get(k) != v}
+    found = {k: checkpoint.meta.get(k, ADDED_LATER.get(k)) for k in ARCHITECTURE}
+    differs = {k: (found[k], v) for k, v in wanted.items() if found[k] != v}
     if differs:
         listing = ", ".join(f"{k}: checkpoint {a!r} vs run {b!r}" for k, (a, b) in differs.items())
         raise InputError(f"checkpoint {checkpoint.path} is incompatible with this run ({listing})")

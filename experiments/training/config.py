@@ -92,6 +92,9 @@ class TrainConfig:
     cnn_width: int = 32
     object_heads: int = 2
     """Goal-driven attention heads over the per-object rows of `objects` (state mode; 0 disables)."""
+    neighbour_tokens: bool = False
+    """With object attention: one more token per head, what stands near the attended object
+    (`agent.policy_features.ObjectAttention`); a new network shape, so only for new students."""
     log_std_init: float = -0.5
     image_size: int = 64
     """Camera resolution in rgbd modes."""
@@ -274,6 +277,14 @@ def resolve_device(device: str) -> str:
     if device != "cpu" and not device.startswith("cuda"):
         raise InputError(f"device must be auto, cpu or cuda[:N], got {device!r}")
     return device
+
+
+def neighbour_kwargs(config: TrainConfig) -> dict[str, bool]:
+    """The extractor argument for neighbour tokens, only when they are on.
+
+    Why: the architecture (and so the card) of every network without them stays as it was written.
+    """
+    return {"neighbour_tokens": True} if config.neighbour_tokens else {}
 
 
 def _check(condition: bool, message: str) -> None:

@@ -38,6 +38,7 @@ from experiments.training.config import (
     TrainConfig,
     from_mapping,
     learning_rate,
+    neighbour_kwargs,
     read_yaml,
     resolve_device,
     resume_config,
@@ -120,7 +121,8 @@ def _ppo(config: TrainConfig, venv: Any, paths: RunPaths | None) -> Any:
     if config.pretrained_encoders:
         encoders = {"pretrained": config.pretrained_encoders, "freeze_pretrained": config.freeze_encoders}
     kwargs = standardized_policy_kwargs(token_dim=config.token_dim, fusion=config.fusion,
-                                        cnn_width=config.cnn_width, object_heads=config.object_heads, **encoders)
+                                        cnn_width=config.cnn_width, object_heads=config.object_heads,
+                                        **neighbour_kwargs(config), **encoders)
     kwargs.update(net_arch={"pi": list(config.net_arch), "vf": list(config.net_arch)},
                   log_std_init=config.log_std_init)
     model = ActorPPO("MultiInputPolicy", venv, learning_rate=learning_rate(config), n_steps=config.n_steps,
