@@ -114,3 +114,40 @@ def test_a_damaged_or_foreign_safetensors_file_is_a_clear_error(tmp_path: Path) 
         load_policy(tmp_path / "junk.safetensors")
     with pytest.raises(FileNotFoundError, match="no policy file"):
         load_policy(tmp_path / "missing.safetensors")
+
+
+def test_a_student_with_neighbour_tokens_round_trips_and_sees_an_unnamed_object_move(tmp_path: Path) -> None:
+    """The neighbour token pools what stands near the attended object; without the key, architectures are unchanged."""
+    from gymnasium import spaces
+    from stable_baselines3.common.policies import MultiInputActorCriticPolicy
+
+    from agent.policy_features import OBJECT_FEATURES, standardized_policy_kwargs
+
+    obs_space = spaces.Dict({"goal": spaces.Box(-1.0, 1.0, (16,), np.float32),
+                             "objects": spaces.Box(-np.inf, np.inf, (60,), np.float32),
+                             "proprio": spaces.Box(-np.inf, np.inf, (21,), np.float32)})
+    action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
+
+    def student(**extra) -> MultiInputActorCriticPolicy:
+        torch.manual_seed(0)
+        kwargs = standardized_policy_kwargs(token_dim=16, fusion="concat", cnn_width=8, object_heads=2, **extra)
+        return MultiInputActorCriticPolicy(obs_space, action_space, lambda _: 1e-3, net_arch=[32], **kwargs)
+
+    plain, near = student(), student(neighbour_tokens=True)
+    assert "neighbour_tokens" not in architecture(plain)["features_extractor_kwargs"]
+    assert architecture(near)["features_extractor_kwargs"]["neighbour_tokens"] is True
+    again = load_policy(save_policy(near, tmp_path / "near.safetensors"))
+    assert json.dumps(architecture(again)) == json.dumps(architecture(near))
+    rng = np.random.default_rng(0)
+    obs = {key: torch.as_tensor(rng.normal(size=(1, *space.shape)), dtype=torch.float32)
+           for key, space in obs_space.spaces.items()}
+    with torch.no_grad():
+        tokens = near.features_extractor.object_attention(obs["objects"], obs["goal"])
+        assert tokens.shape == (1, 4, 16)  # two attended objects, two neighbourhoods
+        weights, _, _ = near.features_extractor.object_attention.weights(obs["objects"], obs["goal"])
+        unattended = int(weights[0].sum(dim=0).argmin())  # the object the heads attend to least
+        moved = obs["objects"].clone()
+        moved[0, unattended * OBJECT_FEATURES] += 0.5
+        changed = near.features_extractor.object_attention(moved, obs["goal"])
+        assert float((changed[0, 2:] - tokens[0, 2:]).abs().max()) > 1e-4  # the neighbour tokens see it
+        np.testing.assert_allclose(again.predict_values(obs).numpy(), near.predict_values(obs).numpy(), atol=1e-6)

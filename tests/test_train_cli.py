@@ -183,3 +183,18 @@ def test_eval_on_ray_gives_exactly_the_serial_numbers(trained_run: Path) -> None
     serial, parallel = results
     assert parallel["episodes"] == serial["episodes"] and parallel["summary"] == serial["summary"]
     assert parallel["value_range"] == serial["value_range"]
+
+
+def test_a_checkpoint_written_before_neighbour_tokens_existed_is_read_as_without_them(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from experiments.common.errors import InputError
+    from experiments.training.checkpoint import ARCHITECTURE, Checkpoint, check_compatible
+    from experiments.training.config import load_config
+
+    config = load_config("reach", {}, {"obs_mode": "state"})
+    meta = {k: v for k, v in config.to_dict().items() if k in ARCHITECTURE and k != "neighbour_tokens"}
+    old = Checkpoint(tmp_path / "step_0000000001.ckpt", 1, meta, {}, {}, None, {})
+    check_compatible(old, config)  # the key is missing: made without neighbour tokens, as this run
+    with pytest.raises(InputError, match="neighbour_tokens: checkpoint False vs run True"):
+        check_compatible(old, replace(config, neighbour_tokens=True))
