@@ -250,6 +250,13 @@ def _within_footprint(container: str) -> Callable[[SceneState, str], bool]:
     return lambda state, other: bool(np.linalg.norm((state.position(other) - state.position(container))[:2]) < reach)
 
 
+def _occupant_positions(state: SceneState, name: str, container: str,
+                        holds: Callable[[SceneState, str], bool]) -> list[np.ndarray]:
+    """x-y positions of the objects other than `name` that `container` holds now."""
+    return [state.position(other)[:2] for other in state.names
+            if other not in (name, container) and holds(state, other)]
+
+
 def _local_spot(name: str, container: str, base: Callable[[SceneState], np.ndarray], offsets: np.ndarray,
                 height: float, holds: Callable[[SceneState, str], bool]) -> Target:
     """The drop point in `container` judged from what stands in it alone, recomputed every step.
@@ -263,8 +270,7 @@ def _local_spot(name: str, container: str, base: Callable[[SceneState], np.ndarr
 
     def target(state: SceneState) -> np.ndarray:
         origin = base(state)
-        inside = [state.position(other)[:2] for other in state.names
-                  if other not in (name, container) and holds(state, other)]
+        inside = _occupant_positions(state, name, container, holds)
         offset = offsets[0]
         if inside:
             candidates = origin[:2] + offsets[:, :2]
@@ -287,8 +293,7 @@ def _away_spot(name: str, container: str, height: float, holds: Callable[[SceneS
 
     def target(state: SceneState) -> np.ndarray:
         origin = state.position(container)
-        inside = [state.position(other)[:2] for other in state.names
-                  if other not in (name, container) and holds(state, other)]
+        inside = _occupant_positions(state, name, container, holds)
         offset = np.zeros(3)
         if inside:
             away = origin[:2] - np.mean(inside, axis=0)

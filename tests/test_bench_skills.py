@@ -43,12 +43,23 @@ def test_bench_skills_measures_both_side_by_side(tmp_path: Path, capsys: pytest.
     assert "learned/expert" in capsys.readouterr().out
 
 
-def test_bench_skills_crowds_both_the_experts_and_the_learned_policys_starts(tmp_path: Path) -> None:
+def test_bench_skills_crowds_both_the_experts_and_the_learned_policys_starts(tmp_path: Path, monkeypatch) -> None:
+    from experiments.imitation.rollout import SkillEnv
+
+    asked: list[bool] = []
+    real_reset = SkillEnv.reset
+
+    def recording(self, seed, args=None, crowd=False):
+        asked.append(crowd)
+        return real_reset(self, seed, args, crowd)
+
+    monkeypatch.setattr(SkillEnv, "reset", recording)
     out = tmp_path / "skills.json"
     assert main(["bench", "skills", "--crowd", "--tasks", "place_in", "--episodes", "2", "--json-out", str(out)]) == 0
     figures = json.loads(out.read_text())
     (row,) = figures["tasks"]
     assert figures["crowd"] is True and row["expert"]["episodes"] == row["learned"]["episodes"] == 2
+    assert asked == [True] * 4  # two crowded starts for the expert, the same two for the learned policy
 
 
 def test_bench_skills_measures_a_perceived_state_skill(tmp_path: Path) -> None:

@@ -253,8 +253,8 @@ def crowded_starts(fraction: float) -> Callable[[int], bool]:
     """Per seed: whether its chain start is crowded (probability `fraction`, drawn from the seed alone).
 
     Why: inside chains the learned place_in dropped a block onto the one already in the bowl (7 of 14 such starts
-    from the card's distribution, against 59 of 59 into an empty bowl; RESULTS.md), and the mug onto a plate that
-    holds a block failed most of place_on's plate starts; the natural mix asks for either about one time in ten.
+    from the card's distribution, against 59 of 59 into an empty bowl; RESULTS.md), and place_on put the mug onto a
+    plate that already holds a block 4 times in 15; the natural mix asks for either about one time in ten.
     """
 
     def crowd(seed: int) -> bool:
