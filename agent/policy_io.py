@@ -35,6 +35,16 @@ class UnsafePolicyFileError(InputError):
     """A policy file that could run code when loaded (a pickle), refused before anything is read from it."""
 
 
+def _policy_classes() -> dict[str, type]:
+    """The policy classes a policy file may name: SB3's Gaussian one and the binned head (imported lazily)."""
+    from stable_baselines3.common.policies import MultiInputActorCriticPolicy
+
+    from agent.policy_heads import BinnedActorCriticPolicy
+
+    return {"MultiInputActorCriticPolicy": MultiInputActorCriticPolicy,
+            "BinnedActorCriticPolicy": BinnedActorCriticPolicy}
+
+
 def _extractors() -> dict[str, type]:
     """The features extractors a policy file may name (imported lazily: torch-heavy)."""
     from agent.policy_features import StandardizedExtractor
@@ -103,7 +113,11 @@ def architecture(policy: Any) -> dict[str, Any]:
     if not all(isinstance(v, (int, float, str, bool)) or v is None for v in kwargs.values()):
         raise InputError(f"features_extractor_kwargs must be plain numbers and strings, got {kwargs!r}")
     net_arch = params["net_arch"]
-    return {"format": ARCHITECTURE_FORMAT, "policy": "MultiInputActorCriticPolicy",
+    kind = type(policy).__name__
+    if kind not in _policy_classes():
+        raise InputError(f"policy class {kind} is not one a policy file may name: {sorted(_policy_classes())}")
+    head = {"action_bins": int(params["action_bins"])} if "action_bins" in params else {}
+    return {"format": ARCHITECTURE_FORMAT, "policy": kind, **head,
             "observation_space": space_to_json(params["observation_space"]),
             "action_space": space_to_json(params["action_space"]),
             "net_arch": {k: list(v) for k, v in net_arch.items()} if isinstance(net_arch, dict) else list(net_arch),
@@ -114,8 +128,6 @@ def architecture(policy: Any) -> dict[str, Any]:
 
 def build_policy(arch: dict[str, Any], device: str = "cpu") -> Any:
     """A fresh SB3 policy with the described architecture (weights still random)."""
-    from stable_baselines3.common.policies import MultiInputActorCriticPolicy
-
     if not isinstance(arch, dict) or arch.get("format") != ARCHITECTURE_FORMAT:
         found = arch.get("format") if isinstance(arch, dict) else type(arch).__name__
         raise InputError(f"expected a policy architecture with format {ARCHITECTURE_FORMAT!r}, found {found!r}")
@@ -123,8 +135,15 @@ def build_policy(arch: dict[str, Any], device: str = "cpu") -> Any:
     if arch["features_extractor_class"] not in extractors or arch["activation_fn"] not in ACTIVATIONS:
         raise InputError(f"unknown features extractor {arch['features_extractor_class']!r} or activation "
                          f"{arch['activation_fn']!r}; allowed: {sorted(extractors)}, {sorted(ACTIVATIONS)}")
-    policy = MultiInputActorCriticPolicy(
-        space_from_json(arch["observation_space"]), space_from_json(arch["action_space"]), lambda _: 0.0,
+    classes = _policy_classes()
+    kind = arch.get("policy", "MultiInputActorCriticPolicy")
+    if kind not in classes:
+        raise InputError(f"unknown policy class {kind!r}; allowed: {sorted(classes)}")
+    head = {"action_bins": int(arch["action_bins"])} if "action_bins" in arch else {}
+    if kind == "BinnedActorCriticPolicy" and not head:
+        raise InputError("a BinnedActorCriticPolicy architecture must give action_bins")
+    policy = classes[kind](
+        space_from_json(arch["observation_space"]), space_from_json(arch["action_space"]), lambda _: 0.0, **head,
         net_arch=arch["net_arch"], activation_fn=ACTIVATIONS[arch["activation_fn"]],
         features_extractor_class=extractors[arch["features_extractor_class"]],
         features_extractor_kwargs=dict(arch.get("features_extractor_kwargs") or {}),

@@ -211,6 +211,25 @@ def test_dagger_set_sizes_a_fresh_students_network(tmp_path: Path) -> None:
     assert widths == [48, 40]
 
 
+def test_dagger_set_action_bins_gives_a_binned_student_that_acts_and_round_trips(tmp_path: Path) -> None:
+    """`--set action_bins=N` reaches the student: a categorical head per action dimension, cloned and saved safely."""
+    from agent.policy_heads import BinnedActorCriticPolicy
+    from agent.policy_io import load_policy, save_policy
+    from experiments.imitation import dagger
+
+    cfg = dagger.DaggerConfig(task="open", rounds=0, expert_episodes=1, bc_epochs=2, encoder="hashing",
+                              device="cpu", training_overrides={"net_arch": [32], "token_dim": 16,
+                                                                "action_bins": 11})
+    policy, summary = dagger.run_dagger(cfg, tmp_path)
+    assert isinstance(policy, BinnedActorCriticPolicy) and policy.action_net.out_features == 4 * 11
+    assert np.isfinite(summary["rounds"][0]["bc"]["final_nll"])
+    again = load_policy(save_policy(policy, tmp_path / "binned.safetensors"))
+    obs = {k: np.zeros(space.shape, space.dtype) for k, space in policy.observation_space.spaces.items()}
+    action = again.predict(obs, deterministic=True)[0]
+    assert action.shape == (4,) and np.all(np.abs(action) <= 1.0)
+    np.testing.assert_allclose(action, policy.predict(obs, deterministic=True)[0], atol=1e-6)
+
+
 @pytest.mark.parametrize("overrides, init, message", [
     ({"seed": 3}, None, "--set seed: set by embodia dagger's own flags"),
     ({"net_arch": [64]}, "agent/skill_policies/open.json", "--set net_arch shapes a new network, but --init"),

@@ -198,3 +198,17 @@ def test_a_checkpoint_written_before_neighbour_tokens_existed_is_read_as_without
     check_compatible(old, config)  # the key is missing: made without neighbour tokens, as this run
     with pytest.raises(InputError, match="neighbour_tokens: checkpoint False vs run True"):
         check_compatible(old, replace(config, neighbour_tokens=True))
+
+
+def test_ppo_trains_and_resumes_a_binned_head(tmp_path: Path) -> None:
+    """`--set action_bins=N` in `embodia train`: PPO runs on the categorical head, saves it, and a resume keeps it."""
+    from agent.policy_heads import BinnedActorCriticPolicy
+    from agent.policy_io import load_policy
+
+    assert _train(tmp_path, "binned", 32, "--set", "action_bins=7") == 0
+    policy = load_policy(tmp_path / "binned" / "policy.safetensors")
+    assert isinstance(policy, BinnedActorCriticPolicy) and policy.action_net.out_features == 4 * 7
+    assert cli.main(["train", "--resume", "--name", "binned", "--runs-dir", str(tmp_path), "--steps", "64",
+                     "--quiet"]) == 0
+    assert json.loads((tmp_path / "binned" / "metrics.json").read_text())["steps"] == 64
+    assert isinstance(load_policy(tmp_path / "binned" / "policy.safetensors"), BinnedActorCriticPolicy)

@@ -33,7 +33,15 @@ from experiments.imitation.dataset import Episode, argument_indices, load_datase
 from experiments.imitation.learned_prefix import check_prefix
 from experiments.imitation.rollout import OBS_SETS, SkillEnv, check_labeller, rollout
 from experiments.training.bc import ExpertData, pretrain
-from experiments.training.config import TrainConfig, config_path, load_config, neighbour_kwargs, resolve_device
+from experiments.training.config import (
+    TrainConfig,
+    config_path,
+    head_kwargs,
+    load_config,
+    neighbour_kwargs,
+    policy_class,
+    resolve_device,
+)
 from experiments.training.language import EmbeddingTable, all_texts
 
 logger = logging.getLogger(__name__)
@@ -41,7 +49,8 @@ START_MODES = ("reset", "chain")
 REFITS = ("continue", "fresh")
 DAGGER_OWNED_KEYS = ("task", "obs_mode", "start", "seed", "encoder", "device", "bc_epochs", "bc_lr_schedule",
                      "pretrained_encoders")
-NETWORK_SHAPE_KEYS = ("net_arch", "token_dim", "fusion", "cnn_width", "object_heads", "neighbour_tokens", "image_size")
+NETWORK_SHAPE_KEYS = ("net_arch", "token_dim", "fusion", "cnn_width", "object_heads", "neighbour_tokens", "action_bins",
+                      "image_size")
 TRAIN_SEED = 3_000_000
 """Training episodes use seeds from here (round r, episode i: TRAIN_SEED + 100_000 r + i), far from evaluation's."""
 
@@ -173,16 +182,14 @@ def new_student(config: TrainConfig, env: SkillEnv, data: tuple[dict[str, np.nda
     (sentence, scene) pairs (given `argument_index`, the task arguments' index of each recorded step) as well as
     random ones; returns the policy and that step's report (None without it).
     """
-    from stable_baselines3.common.policies import MultiInputActorCriticPolicy
-
     from agent.policy_features import standardized_policy_kwargs
 
     torch.manual_seed(config.seed)
     encoders = {"pretrained": config.pretrained_encoders} if config.pretrained_encoders else {}
     kwargs = standardized_policy_kwargs(token_dim=config.token_dim, fusion=config.fusion, cnn_width=config.cnn_width,
                                         object_heads=config.object_heads, **neighbour_kwargs(config), **encoders)
-    policy = MultiInputActorCriticPolicy(
-        env.observation_space, env.action_space, lambda _: config.bc_learning_rate,
+    policy = policy_class(config)(
+        env.observation_space, env.action_space, lambda _: config.bc_learning_rate, **head_kwargs(config),
         net_arch={"pi": list(config.net_arch), "vf": list(config.net_arch)}, log_std_init=config.log_std_init,
         **kwargs).to(device)
     observations, _ = data

@@ -47,8 +47,8 @@ PICKLED_FORMAT = "embodia.train_checkpoint/1"
 """The first format (pickled state and an SB3 model zip): refused, it can run code when read."""
 NAME = re.compile(r"step_(\d{10})\.ckpt")
 ARCHITECTURE = ("task", "obs_mode", "net_arch", "token_dim", "fusion", "cnn_width", "object_heads", "neighbour_tokens",
-                "image_size", "encoder", "n_envs", "n_steps")
-ADDED_LATER = {"neighbour_tokens": False}
+                "action_bins", "image_size", "encoder", "n_envs", "n_steps")
+ADDED_LATER = {"neighbour_tokens": False, "action_bins": 0}
 """Architecture keys newer than some checkpoints: a checkpoint without one was made with this value."""
 MEMBERS = ("meta.json", "model.pt", "state.json", "arrays.npz")
 COUNTERS = ("num_timesteps", "_episode_num", "_n_updates", "_current_progress_remaining")

@@ -95,6 +95,9 @@ class TrainConfig:
     neighbour_tokens: bool = False
     """With object attention: one more token per head, what stands near the attended object
     (`agent.policy_features.ObjectAttention`); a new network shape, so only for new students."""
+    action_bins: int = 0
+    """0: SB3's Gaussian action head. N >= 3: a categorical over N values per action dimension
+    (`agent.policy_heads`), whose mode picks one side where the labels jump instead of their average."""
     log_std_init: float = -0.5
     image_size: int = 64
     """Camera resolution in rgbd modes."""
@@ -205,6 +208,8 @@ class TrainConfig:
         for name in ("object_heads", "grounding_steps"):
             _check(isinstance(getattr(self, name), int) and getattr(self, name) >= 0,
                    f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
+        _check(self.action_bins == 0 or 3 <= self.action_bins <= 1024,
+               f"action_bins must be 0 (a Gaussian head) or between 3 and 1024, got {self.action_bins!r}")
         for name, limit in SIZE_LIMITS.items():
             _check(getattr(self, name) <= limit, f"{name} must be at most {limit:,}, got {getattr(self, name):,}")
         _check(all(width <= 16_384 for width in self.net_arch), f"net_arch layers must be <= 16384, got "
@@ -285,6 +290,23 @@ def neighbour_kwargs(config: TrainConfig) -> dict[str, bool]:
     Why: the architecture (and so the card) of every network without them stays as it was written.
     """
     return {"neighbour_tokens": True} if config.neighbour_tokens else {}
+
+
+def policy_class(config: TrainConfig) -> type:
+    """The SB3 policy class the config's action head needs (the stock Gaussian one unless `action_bins`)."""
+    from stable_baselines3.common.policies import MultiInputActorCriticPolicy
+
+    from agent.policy_heads import BinnedActorCriticPolicy
+
+    return BinnedActorCriticPolicy if config.action_bins else MultiInputActorCriticPolicy
+
+
+def head_kwargs(config: TrainConfig) -> dict[str, int]:
+    """The policy constructor's head argument, only for a binned head.
+
+    Why: every Gaussian architecture (and so every card) reads as it was written.
+    """
+    return {"action_bins": config.action_bins} if config.action_bins else {}
 
 
 def _check(condition: bool, message: str) -> None:

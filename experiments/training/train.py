@@ -37,8 +37,10 @@ from experiments.training.checkpoint import (
 from experiments.training.config import (
     TrainConfig,
     from_mapping,
+    head_kwargs,
     learning_rate,
     neighbour_kwargs,
+    policy_class,
     read_yaml,
     resolve_device,
     resume_config,
@@ -124,8 +126,8 @@ def _ppo(config: TrainConfig, venv: Any, paths: RunPaths | None) -> Any:
                                         cnn_width=config.cnn_width, object_heads=config.object_heads,
                                         **neighbour_kwargs(config), **encoders)
     kwargs.update(net_arch={"pi": list(config.net_arch), "vf": list(config.net_arch)},
-                  log_std_init=config.log_std_init)
-    model = ActorPPO("MultiInputPolicy", venv, learning_rate=learning_rate(config), n_steps=config.n_steps,
+                  log_std_init=config.log_std_init, **head_kwargs(config))
+    model = ActorPPO(policy_class(config), venv, learning_rate=learning_rate(config), n_steps=config.n_steps,
                     batch_size=config.batch_size, n_epochs=config.n_epochs, gamma=config.gamma,
                     gae_lambda=config.gae_lambda, clip_range=config.clip_range, ent_coef=config.ent_coef,
                     vf_coef=config.vf_coef, max_grad_norm=config.max_grad_norm, target_kl=config.target_kl,
