@@ -126,15 +126,54 @@ def test_a_crowded_start_puts_another_object_in_the_target_first_and_is_reproduc
         two.close()
 
 
-def test_a_crowded_start_without_arguments_draws_a_target_that_can_hold_two() -> None:
+def _over(state, name: str, support: str) -> bool:
+    from envs.scene import SPECS
+
+    return bool(np.linalg.norm((state.position(name) - state.position(support))[:2]) < SPECS[support].footprint)
+
+
+def test_a_crowded_start_without_arguments_draws_a_crowdable_target() -> None:
     env = HouseholdEnv(task="place_on", start="chain")
     try:
-        for seed in range(4):
+        targets = set()
+        for seed in range(6):
             _, info = env.reset(seed=seed, options={"crowd": True})
             name, target = env.task.args
-            assert target == "plate" and _occupied(info["scene_state"], target, name)
+            state, support = info["scene_state"], info["chain_start"]["crowded_with"]
+            targets.add(target)
+            assert target in ("plate", "table") and state.held == name
+            if target == "plate":
+                assert _occupied(state, target, name)
+            elif support is not None:
+                assert _over(state, name, support)  # taken off what the start stood it on
+        assert targets == {"plate", "table"}
     finally:
         env.close()
+
+
+def test_a_crowded_table_place_starts_with_the_object_taken_off_a_support_and_is_reproducible() -> None:
+    """The table's hard case: the object held over the bowl, the plate or a block it was just lifted from."""
+    one, two = HouseholdEnv(task="place_on", start="chain"), HouseholdEnv(task="place_on", start="chain")
+    try:
+        supports = []
+        for seed in (1, 4, 7):
+            args = ["yellow_block", "table"]
+            obs_a, info_a = one.reset(seed=seed, options={"args": args, "crowd": True})
+            obs_b, info_b = two.reset(seed=seed, options={"args": args, "crowd": True})
+            assert _obs_equal(obs_a, obs_b) and info_a["chain_start"] == info_b["chain_start"]
+            state, support = info_a["scene_state"], info_a["chain_start"]["crowded_with"]
+            assert state.held == "yellow_block" and not info_a["chain_start"]["fallback"]
+            if support is None:  # the prefix had already stood it on something: the pick before the task took it
+                assert any(line.startswith("pick(yellow_block)") for line in info_a["chain_start"]["prefix"])
+            else:
+                assert support in ("bowl", "plate", "red_block", "green_block", "blue_block")
+                assert info_a["chain_start"]["prefix"][-1] == "pick(yellow_block): ok"
+                assert _over(state, "yellow_block", support)
+                supports.append(support)
+        assert supports, "no start put the block on a support"
+    finally:
+        one.close()
+        two.close()
 
 
 def test_crowded_starts_are_refused_where_they_cannot_apply() -> None:
@@ -143,7 +182,7 @@ def test_crowded_starts_are_refused_where_they_cannot_apply() -> None:
     env = HouseholdEnv(task="place_on", start="chain")
     try:
         with pytest.raises(InputError, match="a crowded start needs a place into the bowl, the drawer or onto"):
-            env.reset(seed=0, options={"args": ["red_block", "table"], "crowd": True})
+            env.reset(seed=0, options={"args": ["red_block", "blue_block"], "crowd": True})
         with pytest.raises(InputError, match="true only with chain starts; got True with 'reset' starts"):
             env.reset(seed=0, options={"start": "reset", "crowd": True})
         with pytest.raises(InputError, match="must be true or false"):
