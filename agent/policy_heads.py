@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from gymnasium import spaces
 from stable_baselines3.common.distributions import Distribution
@@ -126,8 +127,6 @@ class BinnedActorCriticPolicy(MultiInputActorCriticPolicy):
 
     def _build(self, lr_schedule: Any) -> None:
         """SB3's `_build` with the binned head (the stock one refuses a distribution it does not know)."""
-        import numpy as np
-
         self.action_dist = self._binned
         self._build_mlp_extractor()
         self.action_net = self.action_dist.proba_distribution_net(self.mlp_extractor.latent_dim_pi)
