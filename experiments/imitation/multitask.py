@@ -22,7 +22,7 @@ import torch
 from experiments.imitation.dataset import load_dataset, transitions
 from experiments.imitation.evaluate import evaluate_policy
 from experiments.training.bc import ExpertData, pretrain
-from experiments.training.config import load_config, neighbour_kwargs
+from experiments.training.config import head_kwargs, load_config, neighbour_kwargs, policy_class
 from experiments.training.language import EmbeddingTable, all_texts
 
 
@@ -35,8 +35,6 @@ def _multitask_table(tasks: list[str], encoder: str) -> EmbeddingTable:
 
 def train_multitask(runs: list[Path], episodes: int, seed: int = 0) -> dict[str, Any]:
     """BC on every dataset of `runs` together; per-task evaluation from chain starts (`episodes` each)."""
-    from stable_baselines3.common.policies import MultiInputActorCriticPolicy
-
     from agent.policy_features import standardized_policy_kwargs
 
     summaries = [json.loads((run / "dagger.json").read_text()) for run in runs]
@@ -58,10 +56,10 @@ def train_multitask(runs: list[Path], episodes: int, seed: int = 0) -> dict[str,
                              "goal": spaces.Box(-1.0, 1.0, (table.dim,), np.float32)})
     kwargs = standardized_policy_kwargs(token_dim=config.token_dim, fusion=config.fusion, cnn_width=config.cnn_width,
                                         object_heads=config.object_heads, **neighbour_kwargs(config))
-    policy = MultiInputActorCriticPolicy(obs_space, spaces.Box(-1.0, 1.0, (4,), np.float32),
-                                         lambda _: config.bc_learning_rate,
-                                         net_arch={"pi": list(config.net_arch), "vf": list(config.net_arch)},
-                                         log_std_init=config.log_std_init, **kwargs)
+    policy = policy_class(config)(obs_space, spaces.Box(-1.0, 1.0, (4,), np.float32),
+                                  lambda _: config.bc_learning_rate, **head_kwargs(config),
+                                  net_arch={"pi": list(config.net_arch), "vf": list(config.net_arch)},
+                                  log_std_init=config.log_std_init, **kwargs)
     policy.features_extractor.set_statistics({"proprio": observations["proprio"], "objects": observations["objects"],
                                               "goal": table.encode(table.texts)})
     fit = pretrain(SimpleNamespace(policy=policy), data, config)
