@@ -116,3 +116,12 @@ def test_train_config_refuses_a_head_of_too_few_bins() -> None:
         TrainConfig(action_bins=2)
     assert policy_class(TrainConfig(action_bins=41)) is BinnedActorCriticPolicy
     assert policy_class(TrainConfig()).__name__ == "MultiInputActorCriticPolicy"
+
+
+def test_a_binned_head_refuses_an_action_space_it_does_not_cover() -> None:
+    from agent.policy_features import standardized_policy_kwargs
+
+    kwargs = standardized_policy_kwargs(token_dim=16, fusion="concat", cnn_width=8, object_heads=2)
+    with pytest.raises(InputError, match=r"covers \[-1, 1\]"):
+        BinnedActorCriticPolicy(OBS_SPACE, spaces.Box(-2.0, 2.0, (4,), np.float32), lambda _: 1e-3, net_arch=[32],
+                                **kwargs)
