@@ -30,7 +30,8 @@ Without named arguments, a crowded start draws them among the feasible ones with
 table the crowded case is the object standing on something else: it is taken out of the bowl, off the plate or off
 a block (put there first when it stands on the table), so that the place starts with it held over that support;
 traced, the state place_on student shipped at 9a5afee let go there in 8 of the 13 such starts among its card's
-100, against 1 of the 17 table places that started over free table.
+100, against 1 of the 17 table places that started over free table. A stack (a block onto another block) has the
+same crowded case, and the same failure was traced there: the block lifted off a support and let go over it.
 
 An attempt whose final state does not make the requested task feasible (a physics fault, a failed pick,
 the named object now in the drawer, ...) is discarded: the world is restored to the plain reset and a new
@@ -86,9 +87,11 @@ ATTEMPTS = 6
 SETTLE_STEPS = 3
 """Control steps after an expert finishes before the next skill starts (the agent loop also lets go)."""
 PLACE_TASKS = ("place_in", "place_on")
-CROWDABLE = ("bowl", "drawer", "plate", "table")
+LIFTED_TARGETS = ("table", *BLOCKS)
+"""Place targets whose crowded case is where the object starts: standing on a support and taken off it."""
+CROWDABLE = ("bowl", "drawer", "plate", *LIFTED_TARGETS)
 """Place targets with a crowded case: the containers that can hold several objects side by side (a `crowd` start
-puts one there first) and the table (the object starts on a support and is taken off it)."""
+puts one there first), the table and the blocks (the object starts on a support and is taken off it)."""
 
 
 @dataclass
@@ -244,7 +247,7 @@ def _setup(spec: TaskSpec, state: SceneState) -> list[TaskSpec]:
 
 
 def crowdable(spec: TaskSpec) -> bool:
-    """Whether a `crowd` start applies to `spec`: a place into the bowl or the drawer, onto the plate or the table."""
+    """Whether a `crowd` start applies to `spec`: a place into the bowl, the drawer, onto the plate, table, a block."""
     return spec.name in PLACE_TASKS and spec.args[-1] in CROWDABLE
 
 
@@ -257,9 +260,9 @@ def _support(name: str, facts: set[tuple[str, ...]]) -> str | None:
 
 
 def _crowded(spec: TaskSpec, facts: set[tuple[str, ...]]) -> bool:
-    """Whether `spec` is in its crowded case: its container holds another object, (table) its object stands on one."""
+    """Whether `spec` is crowded: its container holds another object, (table, block) its object stands on one."""
     name, target = spec.args
-    if target == "table":
+    if target in LIFTED_TARGETS:
         return _support(name, facts) is not None
     return bool(_occupants(target, facts, name))
 
@@ -272,7 +275,8 @@ def _occupants(target: str, facts: set[tuple[str, ...]], besides: str) -> list[s
 def _crowding(spec: TaskSpec, state: SceneState, rng: np.random.Generator) -> tuple[str | None, list[TaskSpec]]:
     """(object, skills) that put another free object in `spec`'s target first; (None, []) when one is there already.
 
-    For the table: (support, skills) that put the object to place on a support first (None when it stands on one).
+    For the table and a block: (support, skills) that put the object to place on a support first (None when it
+    stands on one); the support is neither the drawer nor the block it is to go on.
 
     Raises LookupError when no free object other than the one to place can go there.
     """
@@ -280,10 +284,10 @@ def _crowding(spec: TaskSpec, state: SceneState, rng: np.random.Generator) -> tu
     name, target = spec.args
     if _crowded(spec, facts):
         return None, []
-    if target == "table":
-        supports = [(task, on) for task, _, on in _place_targets(name, facts) if on != "drawer"]
+    if target in LIFTED_TARGETS:
+        supports = [(task, on) for task, _, on in _place_targets(name, facts) if on not in ("drawer", target)]
         if name not in _free_objects(facts) or not supports:
-            raise LookupError(f"nothing to stand {name} on before it goes to the table")
+            raise LookupError(f"nothing to stand {name} on before it goes to the {target}")
         task, support = supports[int(rng.integers(len(supports)))]
         return support, [TaskSpec("pick", (name,)), TaskSpec(task, (name, support))]
     task = "place_on" if target == "plate" else "place_in"
@@ -330,8 +334,8 @@ def build_chain_start(env: HouseholdEnv, spec: TaskSpec, rng: np.random.Generato
     docstring); an attempt where that cannot be done is redrawn, and the fallback start is not crowded.
     """
     if crowd and args_fixed and not crowdable(spec):
-        raise InputError(f"a crowded start needs a place into the bowl, the drawer or onto the plate or the "
-                         f"table; got {spec}")
+        raise InputError(f"a crowded start needs a place into the bowl, the drawer or onto the plate, the table "
+                         f"or a block; got {spec}")
     if max_prefix < 0 or attempts < 1:
         raise InputError(f"max_prefix must be >= 0 and attempts >= 1, got {max_prefix} and {attempts}")
     snapshot = env.save_state()
@@ -372,7 +376,8 @@ def _crowd(env: HouseholdEnv, spec: TaskSpec, state: SceneState, rng: np.random.
            runner: PrefixRunner) -> bool:
     """Crowd `spec`'s start with `runner`; whether it now is crowded.
 
-    Another object goes into the target when it holds none; for the table, the object goes onto a support first.
+    Another object goes into the target when it holds none; for the table or a block, the object goes onto a
+    support first.
     """
     try:
         other, skills = _crowding(spec, state, rng)

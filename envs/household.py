@@ -179,8 +179,8 @@ class HouseholdEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """Start an episode (gymnasium API).
 
         `options` may hold variables, task, args, instruction, start and crowd (chain starts only: a place into
-        the bowl, the drawer or onto the plate starts with another object there, a place on the table with the object
-        taken off a support; `envs.chain_starts`); any other
+        the bowl, the drawer or onto the plate starts with another object there, a place on the table or a block
+        with the object taken off a support; `envs.chain_starts`); any other
         key raises KeyError.
         """
         super().reset(seed=seed)

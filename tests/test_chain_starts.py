@@ -8,6 +8,7 @@ import pytest
 from envs import predicates as pred
 from envs.chain_starts import feasible_arguments
 from envs.household import HouseholdEnv
+from envs.state import BLOCKS
 
 
 def _obs_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
@@ -141,23 +142,28 @@ def test_a_crowded_start_without_arguments_draws_a_crowdable_target() -> None:
             name, target = env.task.args
             state, support = info["scene_state"], info["chain_start"]["crowded_with"]
             targets.add(target)
-            assert target in ("plate", "table") and state.held == name
+            assert state.held == name
             if target == "plate":
                 assert _occupied(state, target, name)
-            elif support is not None:
-                assert _over(state, name, support)  # taken off what the start stood it on
-        assert targets == {"plate", "table"}
+            else:
+                assert target in ("table", *BLOCKS)
+                if support is not None:
+                    assert support != target and _over(state, name, support)  # taken off what it was stood on
+        assert "plate" in targets and "table" in targets and targets & set(BLOCKS)
     finally:
         env.close()
 
 
-def test_a_crowded_table_place_starts_with_the_object_taken_off_a_support_and_is_reproducible() -> None:
-    """The table's hard case: the object held over the bowl, the plate or a block it was just lifted from."""
+@pytest.mark.parametrize("target", ["table", "red_block"])
+def test_a_crowded_table_or_stack_place_starts_with_the_object_taken_off_a_support_and_is_reproducible(
+        target: str) -> None:
+    """The hard case of the table and of a stack: the object held over the bowl, the plate or a block it was just
+    lifted from (never the block it is to go on)."""
     one, two = HouseholdEnv(task="place_on", start="chain"), HouseholdEnv(task="place_on", start="chain")
     try:
         supports = []
         for seed in (1, 4, 7):
-            args = ["yellow_block", "table"]
+            args = ["yellow_block", target]
             obs_a, info_a = one.reset(seed=seed, options={"args": args, "crowd": True})
             obs_b, info_b = two.reset(seed=seed, options={"args": args, "crowd": True})
             assert _obs_equal(obs_a, obs_b) and info_a["chain_start"] == info_b["chain_start"]
@@ -166,7 +172,7 @@ def test_a_crowded_table_place_starts_with_the_object_taken_off_a_support_and_is
             if support is None:  # the prefix had already stood it on something: the pick before the task took it
                 assert any(line.startswith("pick(yellow_block)") for line in info_a["chain_start"]["prefix"])
             else:
-                assert support in ("bowl", "plate", "red_block", "green_block", "blue_block")
+                assert support in ("bowl", "plate", "red_block", "green_block", "blue_block") and support != target
                 assert info_a["chain_start"]["prefix"][-1] == "pick(yellow_block): ok"
                 assert _over(state, "yellow_block", support)
                 supports.append(support)
@@ -181,8 +187,12 @@ def test_crowded_starts_are_refused_where_they_cannot_apply() -> None:
 
     env = HouseholdEnv(task="place_on", start="chain")
     try:
-        with pytest.raises(InputError, match="a crowded start needs a place into the bowl, the drawer or onto"):
-            env.reset(seed=0, options={"args": ["red_block", "blue_block"], "crowd": True})
+        pick = HouseholdEnv(task="pick", start="chain")
+        try:
+            with pytest.raises(InputError, match="a crowded start needs a place into the bowl, the drawer or onto"):
+                pick.reset(seed=0, options={"args": ["red_block"], "crowd": True})
+        finally:
+            pick.close()
         with pytest.raises(InputError, match="true only with chain starts; got True with 'reset' starts"):
             env.reset(seed=0, options={"start": "reset", "crowd": True})
         with pytest.raises(InputError, match="must be true or false"):

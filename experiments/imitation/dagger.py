@@ -101,7 +101,8 @@ class DaggerConfig:
     focus_fraction: float = 0.0
     crowd_fraction: float = 0.0
     """Share of episodes whose chain start puts another object in the place's target first (`envs.chain_starts`,
-    `crowd`): the bowl, the drawer or the plate already holding something, rare in the natural mix."""
+    `crowd`): the bowl, the drawer or the plate already holding something, or (table, a block) the object lifted off
+    a support; rare in the natural mix."""
     extra_data: tuple[str, ...] = ()
     """Earlier `embodia dagger` runs (their `--out` folders) of the same skill and observation set whose datasets
     every fit of this run also clones: DAgger's aggregation across runs. Continuing a student (`init`) on new data
@@ -243,8 +244,8 @@ def relabel_round(env: SkillEnv, seeds: list[int], student: Callable | None, bet
     """The episodes of one round: `student` (None: the expert) acts with the beta-mixture, the expert labels.
 
     `arguments(seed)` names an episode's task arguments (None: drawn where its chain start ends); `crowding(seed)`
-    whether its chain start puts another object in the place's target first (named arguments whose target cannot
-    hold two, such as the table, are never crowded).
+    whether its chain start is crowded (`envs.chain_starts.crowdable`: named arguments without a crowded case are
+    never crowded).
     """
     pick = arguments or (lambda seed: None)
     crowded = crowding or (lambda seed: False)
