@@ -553,6 +553,10 @@ def test_focused_arguments_ask_the_named_targets_on_their_share_of_seeds(place_e
     assert {args[-1] for args in focused} == {"table", "plate"}
     assert drawn == [choose(seed) for seed in range(400)]  # the seed decides
     assert all(focused_arguments("place_on", ("table",), 0.0)(seed) is None for seed in range(50))
+    mixed = focused_arguments("place_on", ("mug:plate", "table"), 1.0)
+    asked = {mixed(seed) for seed in range(200)}
+    assert ("mug", "plate") in asked and all(args == ("mug", "plate") or args[-1] == "table" for args in asked)
+    assert {focused_arguments("place_on", ("mug:plate",), 1.0)(seed) for seed in range(20)} == {("mug", "plate")}
     seeds = [seed for seed, args in enumerate(drawn) if args is not None][:2]
     episodes = relabel_round(place_env, seeds, None, 1.0, "local", choose)
     for seed, episode in zip(seeds, episodes, strict=True):  # the chain start was built for the focused arguments
@@ -560,7 +564,9 @@ def test_focused_arguments_ask_the_named_targets_on_their_share_of_seeds(place_e
 
 
 @pytest.mark.parametrize(("targets", "fraction", "message"), [
-    (("sofa",), 0.5, r"--focus-targets sofa: not a target of place_on; expected some of: .*plate.*table"),
+    (("sofa",), 0.5, r"--focus-targets sofa: not a target of place_on \(nor an object:target pair of its "
+                     r"arguments\); expected some of: .*plate.*table"),
+    (("mug:red_block",), 0.5, r"--focus-targets mug:red_block: not a target of place_on"),
     (("table",), 0.0, "go together"),
     ((), 0.3, "go together"),
     (("table",), 1.5, r"focus fraction must be in \[0, 1\], got 1.5"),

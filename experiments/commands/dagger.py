@@ -59,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(repeatable)")
     parser.add_argument("--focus-targets", default="", metavar="T1,T2",
                         help="ask --focus-fraction of the episodes for these targets (the task's last argument, e.g. "
-                             "table,plate), chain starts built for them; the rest as evaluation draws them")
+                             "table,plate) or object:target pairs (mug:plate), chain starts built for them; the rest "
+                             "as evaluation draws them")
     parser.add_argument("--focus-fraction", type=float, default=0.0, help="share of episodes --focus-targets asks for")
     parser.add_argument("--crowd-fraction", type=float, default=0.0,
                         help="places: share of episodes whose chain start puts another object in the target first "
