@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="who runs a chain start's sub-chain: scripted, learned or mixed")
     parser.add_argument("--crowd", action="store_true",
                         help="places only: every start has another object in the target already (the bowl, the "
-                             "drawer or the plate), for both the expert and the learned policy")
+                             "drawer or the plate) or, for the table or a block, the object lifted off a support; "
+                             "for both the expert and the learned policy")
 
 
 def shipped_tasks(policy_dir: Path) -> list[str]:

@@ -64,7 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--focus-fraction", type=float, default=0.0, help="share of episodes --focus-targets asks for")
     parser.add_argument("--crowd-fraction", type=float, default=0.0,
                         help="places: share of episodes whose chain start puts another object in the target first "
-                             "(the bowl, the drawer or the plate already holding one), rare in the natural mix")
+                             "(the bowl, the drawer or the plate already holding one; for the table or a block, the "
+                             "object lifted off a support), rare in the natural mix")
     parser.add_argument("--extra-data", action="append", default=[], metavar="DAGGER_OUT",
                         help="an earlier dagger run's --out folder (same skill and observation set) whose datasets "
                              "every fit also clones; repeatable")

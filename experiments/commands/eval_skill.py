@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--crowd", action="store_true",
                         help="places from chain starts only: every start has another object in the target already "
-                             "(the bowl, the drawer or the plate), as chains often leave it")
+                             "(the bowl, the drawer or the plate) or, for the table or a block, the object lifted "
+                             "off a support, as chains often leave it")
     parser.add_argument("--out", type=args_types.output_file, default=None, help="write the result as JSON here")
     parser.add_argument("--update-card", action="store_true",
                         help="write the result into the card (`eval`, `eval_learned_prefix` or `eval_reset`, by "
