@@ -66,7 +66,11 @@ def test_eval_run_refuses_a_planted_pickle_with_exit_2(tmp_path: Path, capsys) -
 
 
 def test_every_shipped_policy_loads_safely_and_acts_as_before_the_conversion() -> None:
-    """Reference actions were recorded from the SB3 pickles before they were converted (and deleted)."""
+    """Reference actions were recorded from the SB3 pickles before they were converted (and deleted).
+
+    Equal to float rounding, not bit for bit: the same weights and inputs give outputs 1e-7 apart on another CPU
+    (seen on one whose torch picks other matmul kernels), while a wrong or reordered weight moves them by far more.
+    """
     # A converted policy is checked where it is shipped or kept; one replaced and not kept has no reference left.
     cards = {}
     for folder in (CONVERTED_DIR, DEFAULT_DIR):
@@ -86,9 +90,8 @@ def test_every_shipped_policy_loads_safely_and_acts_as_before_the_conversion() -
         with torch.no_grad():
             mean = policy.get_distribution(tensor).distribution.mean.numpy()
             values = policy.predict_values(tensor).numpy().reshape(-1)
-        np.testing.assert_array_equal(actions, reference[f"{task}/action"], err_msg=task)
-        np.testing.assert_array_equal(mean, reference[f"{task}/mean"], err_msg=task)
-        np.testing.assert_array_equal(values, reference[f"{task}/value"], err_msg=task)
+        for got, key in ((actions, "action"), (mean, "mean"), (values, "value")):
+            np.testing.assert_allclose(got, reference[f"{task}/{key}"], rtol=1e-5, atol=1e-5, err_msg=task)
 
 
 def test_a_saved_policy_round_trips_with_its_architecture(tmp_path: Path) -> None:
