@@ -714,3 +714,29 @@ def test_a_crowded_evaluation_starts_every_place_with_the_target_occupied(monkey
     table = EmbeddingTable.build(default_text_encoder("hashing"), all_texts("place_in"), source="hashing")
     result = evaluate.evaluate_policy(load_card_policy(card), "place_in", "state", "chain", table, 2, crowd=True)
     assert occupied == [True, True] and result["crowded"] is True and result["episodes"] == 2
+
+
+def test_the_column_labeller_also_lets_go_under_the_drop_point_where_the_ball_labeller_lifts() -> None:
+    """The mug pressed onto the plate under its drop point and swinging: `local` says centre and lift, `column`
+    lets go; over the goal, high or off to the side, both keep the hand closed."""
+    from dataclasses import replace
+
+    from envs.experts import StatePlaceExpert
+
+    spec = TaskSpec("place_on", ("mug", "plate"))
+    scene = {"red_block": (0.35, 0.05, 0.022), "bowl": (0.35, -0.3, 0.0), "plate": (0.5, -0.1, 0.0)}
+    goal = StatePlaceExpert(spec, local_spots=True).goal(_kitchen({**scene, "mug": (0.5, -0.1, 0.1)}))
+
+    def labels(offset: tuple[float, float, float]) -> tuple[float, float]:
+        state = _kitchen({**scene, "mug": tuple(goal + np.array(offset))})
+        velocities = state.velocities.copy()
+        velocities[state.names.index("mug")] = (0.05, 0.0, 0.0)  # swinging in the grasp: not resting
+        state = replace(state, velocities=velocities)
+        assert state.held == "mug"
+        return (float(labelling_expert(spec, "local").act(state)[3]),
+                float(labelling_expert(spec, "column").act(state)[3]))
+
+    assert labels((0.011, 0.0, -0.018)) == (-1.0, 1.0)  # pressed under the drop point, 1.1 cm off centre
+    assert labels((0.005, 0.0, 0.005)) == (1.0, 1.0)  # at the drop point: both let go
+    assert labels((0.0, 0.0, 0.03)) == (-1.0, -1.0)  # 3 cm over it: both go down first
+    assert labels((0.025, 0.0, -0.018)) == (-1.0, -1.0)  # 2.5 cm off centre: both centre it first

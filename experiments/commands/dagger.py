@@ -53,7 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "and the plate's drop point turning continuously away from what stands in them) or "
                         "lowrelease (places: "
                         "recovering, but never 'let go' with the object held over 6 cm above its drop goal) or "
-                        "tightrelease (as lowrelease, 1 cm)")
+                        "tightrelease (as lowrelease, 1 cm) or column (as local, and also lets go in a column "
+                        "over and under the drop point)")
     parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                         help="override a training-config key for the student, e.g. --set net_arch=[256,256] "
                              "(repeatable)")

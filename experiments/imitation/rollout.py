@@ -108,7 +108,7 @@ class SkillEnv:
 
 
 LABELLERS = ("plain", "recovering", "careful", "nearest", "patient", "state", "local", "radial", "away", "lowrelease",
-             "tightrelease")
+             "tightrelease", "column")
 """The expert that labels: the plain scripted expert; one that re-grasps an object the student dropped; one that
 also re-grasps and never lets go far above the drop point (its "lower" phase ends on the state, not the clock);
 one that re-grasps and puts an object down on the table at the free point nearest to it (not the farthest one, an
@@ -119,7 +119,8 @@ drop points judged from what stands in the container alone (`local`), and that o
 straight away from what it is over (`radial`), or with the bowl's and the plate's drop point turning continuously
 away from what stands in them (`away`, `envs.experts._away_spot`); or, for the places, the recovering
 expert that never labels "let go" with the object held more than 6 cm above its drop goal
-(`envs.experts.LowReleaseExpert`), or 1 cm (`tightrelease`)."""
+(`envs.experts.LowReleaseExpert`), or 1 cm (`tightrelease`); or `local` letting go also in a column over and
+under the drop point (`column`: `StatePlaceExpert(column_release=True)`)."""
 
 
 def check_labeller(labeller: str) -> None:
@@ -131,14 +132,15 @@ def check_labeller(labeller: str) -> None:
 def labelling_expert(task: TaskSpec, labeller: str) -> ScriptedExpert | StatePlaceExpert | LowReleaseExpert:
     """The scripted expert that labels a student's states, as `labeller` names it."""
     check_labeller(labeller)
-    if labeller in ("state", "local", "radial", "away") and task.name in ("place_in", "place_on"):
-        return StatePlaceExpert(task, local_spots=labeller in ("local", "radial", "away"),
-                                radial_table_spot=labeller == "radial", away_spots=labeller == "away")
+    if labeller in ("state", "local", "radial", "away", "column") and task.name in ("place_in", "place_on"):
+        return StatePlaceExpert(task, local_spots=labeller in ("local", "radial", "away", "column"),
+                                radial_table_spot=labeller == "radial", away_spots=labeller == "away",
+                                column_release=labeller == "column")
     if labeller == "lowrelease" and task.name in ("place_in", "place_on"):
         return LowReleaseExpert(task)
     if labeller == "tightrelease" and task.name in ("place_in", "place_on"):
         return LowReleaseExpert(task, high=LowReleaseExpert.TIGHT_HIGH)
-    if labeller in ("state", "local", "radial", "away", "lowrelease", "tightrelease"):
+    if labeller in ("state", "local", "radial", "away", "lowrelease", "tightrelease", "column"):
         return make_expert(task, recover=True)
     return make_expert(task, recover=labeller in ("recovering", "careful", "nearest", "patient"),
                        patient=labeller == "patient", nearest_table_spot=labeller in ("nearest", "patient"),
