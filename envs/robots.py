@@ -24,6 +24,8 @@ EE_LINK = 11
 NEUTRAL = (0.0, 0.2, 0.0, -2.2, 0.0, 2.4, math.pi / 4)
 ARM_FORCES = (240.0,) * 7
 FINGER_FORCE = 60.0
+FINGER_COUPLING_FORCE = 50.0
+"""Force the gear between the two fingers may apply to keep them level (PyBullet's Panda example uses 50 N)."""
 GRIPPER_OPEN = 0.04
 EE_STEP = 0.05
 YAW_STEP = 0.15
@@ -65,6 +67,7 @@ class Panda:
         """(yaw, quaternion) of the last IK target orientation: the yaw only changes in `ee_yaw` mode."""
         for link in FINGER_LINKS:
             sim.set_dynamics("panda", link, lateral_friction=1.5, spinning_friction=0.003)
+        sim.couple_joints("panda", *FINGER_JOINTS, max_force=FINGER_COUPLING_FORCE)
         self.gripper_command = 1.0
         self.target_yaw = 0.0
 

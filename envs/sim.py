@@ -488,6 +488,20 @@ class PyBulletSim:
             **kwargs,
         )
 
+    def couple_joints(self, name: str, joint_a: int, joint_b: int, max_force: float) -> None:
+        """Make two joints of one body move as one (a gear of ratio 1 between their positions).
+
+        Why: the Franka Hand drives both fingers through one mechanism, so they open and close together. PyBullet
+        reads them from the URDF as independent joints, and two position-controlled fingers pressing on an object
+        from both sides leave the pair free to slide sideways together: a held mug was seen oscillating 1.3 cm along
+        the closing axis. PyBullet's own Panda grasp example couples them the same way.
+        """
+        body = self.body_id(name)
+        constraint = self._client.createConstraint(body, joint_a, body, joint_b, jointType=p.JOINT_GEAR,
+                                                   jointAxis=[1, 0, 0], parentFramePosition=[0, 0, 0],
+                                                   childFramePosition=[0, 0, 0])
+        self._client.changeConstraint(constraint, gearRatio=-1, erp=0.1, maxForce=max_force)
+
     def disable_motor(self, name: str, joint: int, friction_force: float) -> None:
         """Leave a joint passive, resisted by a constant friction force (a drawer slide, say)."""
         self._client.setJointMotorControl2(self.body_id(name), joint, p.VELOCITY_CONTROL, targetVelocity=0.0,
