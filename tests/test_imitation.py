@@ -740,3 +740,27 @@ def test_the_column_labeller_also_lets_go_under_the_drop_point_where_the_ball_la
     assert labels((0.005, 0.0, 0.005)) == (1.0, 1.0)  # at the drop point: both let go
     assert labels((0.0, 0.0, 0.03)) == (-1.0, -1.0)  # 3 cm over it: both go down first
     assert labels((0.025, 0.0, -0.018)) == (-1.0, -1.0)  # 2.5 cm off centre: both centre it first
+
+
+def test_the_place_labeller_lets_go_over_a_support_only_where_the_hand_pushes_the_object_up() -> None:
+    """A held object still 2.5 cm over its drop goal rests on something only if the fingers have slid down it (the
+    hand pushed it onto a support). Held still in the air, it is told to go down: with the fingers coupled a held
+    object can be still in the air, where a student holding it was once labelled "let go" 3.4 cm up."""
+    from dataclasses import replace
+
+    from envs.experts import StatePlaceExpert
+    from envs.scene import SPECS
+
+    spec = TaskSpec("place_on", ("mug", "plate"))
+    labeller = StatePlaceExpert(spec, local_spots=True)
+    scene = {"red_block": (0.35, 0.05, 0.022), "bowl": (0.35, -0.3, 0.0), "mug": (0.5, -0.1, 0.17),
+             "plate": (0.5, -0.1, 0.0)}
+    goal = labeller.goal(_kitchen(scene))
+    above = _kitchen({**scene, "mug": tuple(goal + np.array([0.0, 0.0, 0.025]))})
+    grasp_point = above.position("mug") + np.array([0.0, 0.0, SPECS["mug"].grasp_height])
+    hanging = replace(above, ee_position=grasp_point + np.array([0.0, 0.0, 0.001]))
+    pushed_up = replace(above, ee_position=grasp_point - np.array([0.0, 0.0, 0.012]))
+    assert hanging.held == pushed_up.held == "mug"
+    down = labeller.act(hanging)
+    assert down[2] < 0 and down[3] < 0, f"held still in the air over the goal: go down, closed (got {down})"
+    np.testing.assert_array_equal(labeller.act(pushed_up), [0.0, 0.0, 0.0, 1.0])
