@@ -155,17 +155,24 @@ def test_physics_blow_up_truncates_with_a_flag_and_finite_observations(state_env
     assert all(np.all(np.isfinite(v)) for v in obs.values())
 
 
-def test_touch_feels_a_grasped_block() -> None:
+def _run_expert(env: HouseholdEnv, info: dict) -> tuple[dict, dict]:
+    """Step the task's scripted expert from `info` until the episode ends; the last observation and info."""
     from envs.experts import make_expert
 
-    env = HouseholdEnv(task="pick", obs_mode="rgbd_touch", image_size=16)
-    obs, info = env.reset(seed=3, options={"task": "pick", "args": ["blue_block"]})
-    assert obs["touch"].sum() == 0.0, "nothing touches the open gripper at the start"
     expert = make_expert(env.task)
+    obs: dict = {}
     for _ in range(env.horizon):
         obs, _, terminated, truncated, info = env.step(expert.act(info["scene_state"]))
         if terminated or truncated:
             break
+    return obs, info
+
+
+def test_touch_feels_a_grasped_block() -> None:
+    env = HouseholdEnv(task="pick", obs_mode="rgbd_touch", image_size=16)
+    obs, info = env.reset(seed=3, options={"task": "pick", "args": ["blue_block"]})
+    assert obs["touch"].sum() == 0.0, "nothing touches the open gripper at the start"
+    obs, info = _run_expert(env, info)
     assert info["is_success"]
     touch = obs["touch"]
     assert touch[:16].sum() > 1.0 and touch[16:32].sum() > 1.0, "both finger pads should feel the block"
@@ -303,16 +310,11 @@ def test_embodia_experts_measures_chain_starts(tmp_path, capsys) -> None:
 def test_a_held_mug_stays_centred_between_the_coupled_fingers() -> None:
     """The Franka Hand's fingers move as one; two independent position-controlled fingers let a squeezed object
     slide sideways with the pair (a held mug was traced swinging 1.3 cm along the closing axis, every ~12 steps)."""
-    from envs.experts import make_expert
     from envs.robots import FINGER_JOINTS
 
     env = HouseholdEnv(task="pick")
     _, info = env.reset(seed=3, options={"task": "pick", "args": ["mug"]})
-    expert = make_expert(env.task)
-    for _ in range(env.horizon):
-        _, _, terminated, truncated, info = env.step(expert.act(info["scene_state"]))
-        if terminated or truncated:
-            break
+    _, info = _run_expert(env, info)
     assert info["is_success"]
     offsets, fingers = [], []
     for step in range(40):  # carry it about: sideways, back and up and down, as a place does
