@@ -489,12 +489,13 @@ class PyBulletSim:
         )
 
     def couple_joints(self, name: str, joint_a: int, joint_b: int, max_force: float) -> None:
-        """Make two joints of one body move as one (a gear of ratio 1 between their positions).
+        """Make two joints of one body move as one: a gear constraint that keeps their positions equal.
 
         Why: the Franka Hand drives both fingers through one mechanism, so they open and close together. PyBullet
         reads them from the URDF as independent joints, and two position-controlled fingers pressing on an object
         from both sides leave the pair free to slide sideways together: a held mug was seen oscillating 1.3 cm along
-        the closing axis. PyBullet's own Panda grasp example couples them the same way.
+        the closing axis. PyBullet's own Panda grasp example couples them the same way (its gear ratio -1 means
+        equal positions, measured: fingers set to 1 and 3 cm meet at 2 cm).
         """
         body = self.body_id(name)
         constraint = self._client.createConstraint(body, joint_a, body, joint_b, jointType=p.JOINT_GEAR,
