@@ -749,7 +749,7 @@ def test_the_place_labeller_lets_go_over_a_support_only_where_the_hand_pushes_th
     from dataclasses import replace
 
     from envs.experts import StatePlaceExpert
-    from envs.scene import SPECS
+    from envs.predicates import grasp_point as grasp_point_of
 
     spec = TaskSpec("place_on", ("mug", "plate"))
     labeller = StatePlaceExpert(spec, local_spots=True)
@@ -757,7 +757,7 @@ def test_the_place_labeller_lets_go_over_a_support_only_where_the_hand_pushes_th
              "plate": (0.5, -0.1, 0.0)}
     goal = labeller.goal(_kitchen(scene))
     above = _kitchen({**scene, "mug": tuple(goal + np.array([0.0, 0.0, 0.025]))})
-    grasp_point = above.position("mug") + np.array([0.0, 0.0, SPECS["mug"].grasp_height])
+    grasp_point = grasp_point_of(above, "mug")
     hanging = replace(above, ee_position=grasp_point + np.array([0.0, 0.0, 0.001]))
     pushed_up = replace(above, ee_position=grasp_point - np.array([0.0, 0.0, 0.012]))
     assert hanging.held == pushed_up.held == "mug"
